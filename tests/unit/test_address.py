@@ -1,0 +1,46 @@
+"""address.py: folding, +extension split, virtual(8) lookup order, refusal of control bytes."""
+import pytest
+
+from vdeliver import address
+from vdeliver.errors import BadRecipientAddress, BadSenderAddress
+
+
+@pytest.mark.parametrize("addr, delimiters, keys", [
+    pytest.param("bob@example.com", "+", ["bob@example.com", "@example.com"], id="plain"),
+    pytest.param("bob+tag@example.com", "+", ["bob+tag@example.com", "bob@example.com", "@example.com"], id="extension"),
+    pytest.param("bob+tag@example.com", "", ["bob+tag@example.com", "@example.com"], id="no delimiter set"),
+    pytest.param("bob-x+y@example.com", "+-", ["bob-x+y@example.com", "bob@example.com", "@example.com"], id="first of several delimiters"),
+    pytest.param("+foo@example.com", "+", ["+foo@example.com", "@example.com"], id="leading delimiter not split"),
+    pytest.param("u+@example.com", "+", ["u+@example.com", "u@example.com", "@example.com"], id="empty extension"),
+    pytest.param("mailer-daemon@example.com", "-", ["mailer-daemon@example.com", "@example.com"], id="mailer-daemon never split"),
+    pytest.param("postmaster+x@example.com", "+", ["postmaster+x@example.com", "postmaster@example.com", "@example.com"], id="postmaster with extension is split"),
+    pytest.param("a@b@example.com", "+", ["a@b@example.com", "@example.com"], id="split at last at"),
+    pytest.param("local", "+", ["local"], id="no domain"),
+])
+def test_lookup_keys(addr, delimiters, keys):
+    assert address.lookup_keys(addr, delimiters) == keys
+
+
+def test_fold_ascii_and_unicode():
+    assert address.fold("Bob@Example.COM") == "bob@example.com"
+    assert address.fold("STRASSE@ÉX.de") == "strasse@éx.de"
+
+
+@pytest.mark.parametrize("bad", ["a\r\nb@x", "a\nb@x", "a\0@x", "a\x1b@x", "", "x" * 1001 + "@x"])
+def test_recipient_with_control_characters_is_refused(bad):
+    with pytest.raises(BadRecipientAddress):
+        address.check_recipient(bad)
+
+
+def test_sender_with_newline_is_refused_but_empty_is_null_sender():
+    assert address.check_sender("") == ""
+    with pytest.raises(BadSenderAddress):
+        address.check_sender("a@b\nX-Evil: 1")
+
+
+def test_to_bytes_round_trips_8bit_argv():
+    raw = "jöe@exämple.com".encode("utf-8")
+    text = raw.decode("utf-8", "surrogateescape")
+    assert address.to_bytes(text) == raw
+    latin1 = b"j\xf6e@x"
+    assert address.to_bytes(latin1.decode("utf-8", "surrogateescape")) == latin1

@@ -1,0 +1,121 @@
+"""tables: texthash (postmap syntax), inline, static, regexp (regexp_table(5))."""
+import pytest
+
+from vdeliver.errors import ConfigError, TableError
+from vdeliver.tables import open_table
+from vdeliver.tables.regexp import parse_rules, RegexpTable
+from vdeliver.tables.textfile import parse_entries
+
+
+def test_postmap_syntax():
+    entries = parse_entries(
+        "# comment\n"
+        "Bob@Example.com   example.com/bob/\n"
+        "   \n"
+        "long@example.com  part1\n"
+        "  part2\n"
+        "# a comment does not end the logical line\n"
+        "  part3\n"
+        "novalue@example.com\n"
+        "dup@example.com first\n"
+        "DUP@example.com second\n"
+        '"quoted key"@example.com  q/\n'
+        "hash # not a comment\n")
+    assert entries["bob@example.com"] == "example.com/bob/"
+    assert entries["long@example.com"] == "part1  part2  part3"
+    assert "novalue@example.com" not in entries
+    assert entries["dup@example.com"] == "first"
+    assert entries['"quoted key"@example.com'] == "q/"
+    assert entries["hash"] == "# not a comment"
+
+
+def test_texthash_missing_file_is_a_table_error_not_a_miss(tmp_path):
+    with pytest.raises(TableError) as caught:
+        open_table(f"texthash:{tmp_path}/absent")
+    assert caught.value.exit_code == 75
+
+
+def test_texthash_lookup(tmp_path):
+    path = tmp_path / "t"
+    path.write_text("a@x.org a/\n")
+    table = open_table(f"texthash:{path}")
+    assert table.lookup("a@x.org") == "a/" and table.lookup("b@x.org") is None
+    assert table.fixed_keys
+
+
+def test_inline_and_static():
+    table = open_table("inline:{ A@x=a/, { b@x = b with, comma } }")
+    assert table.lookup("a@x") == "a/"
+    assert table.lookup("b@x") == "b with, comma"
+    assert open_table("static:{ same / }").lookup("anything") == "same /"
+    with pytest.raises(ConfigError):
+        open_table("inline:{ novalue }")
+
+
+@pytest.mark.parametrize("spec", ["nosuchtype:/x", "texthash", "hash"])
+def test_unknown_table_type_defers(spec):
+    with pytest.raises(ConfigError):
+        open_table(spec)
+
+
+def test_proxy_prefix_opens_directly():
+    assert open_table("proxy:static:x").lookup("k") == "x"
+
+
+REGEXP_TABLE = r"""
+# comment
+/^(.*)@re\.example$/        re/$1/
+/^postmaster@/              admin/
+if /@cond\.example$/
+/^a/                        cond-a/
+!/^a/                       cond-other/
+endif
+/^x(y)?z@opt\.example$/     opt/${1}end/
+/[[:digit:]]+@digits\.example$/ digits/
+/a\/b@slash\.example/       slash/
+/^CASE@/i                   sensitive/
+/money@/                    $$cost/
+!/@never\.example$/!/^q/    neg/
+"""
+
+
+@pytest.mark.parametrize("key, value", [
+    ("bob@re.example", "re/bob/"),
+    ("postmaster@any.example", "admin/"),
+    ("abc@cond.example", "cond-a/"),
+    ("zzz@cond.example", "cond-other/"),
+    ("xz@opt.example", "opt/end/"),
+    ("xyz@opt.example", "opt/yend/"),
+    ("someone@else.example", "neg/"),
+    ("q@else.example", None),
+    ("123@digits.example", "digits/"),
+    ("a/b@slash.example", "slash/"),
+    ("case@x", "neg/"),
+    ("CASE@x", "sensitive/"),
+    ("money@x", "$cost/"),
+])
+def test_regexp_rules(key, value):
+    table = RegexpTable("regexp:test", parse_rules(REGEXP_TABLE))
+    assert table.lookup(key) == value
+    assert not table.fixed_keys
+
+
+@pytest.mark.parametrize("rule", [
+    pytest.param("/(?i)x/ y", id="python-only group syntax"),
+    pytest.param("/a*?/ y", id="lazy quantifier"),
+    pytest.param("/a/x y", id="basic regexp flag"),
+    pytest.param("/a/q y", id="unknown flag"),
+    pytest.param("/a y", id="no closing delimiter"),
+    pytest.param("/(a)/ $2", id="group out of range"),
+    pytest.param("!/(a)/ $1", id="group in negative match"),
+    pytest.param("/[[:nosuch:]]/ y", id="unknown class"),
+    pytest.param("word y", id="unrecognized line"),
+])
+def test_regexp_refuses_what_it_cannot_match_faithfully(rule):
+    with pytest.raises(ConfigError):
+        parse_rules(rule + "\n")
+
+
+def test_regexp_missing_file(tmp_path):
+    with pytest.raises(TableError):
+        open_table(f"regexp:{tmp_path}/none")

@@ -1,0 +1,191 @@
+"""The pipe(8) front end: argv + stdin -> one delivery -> exit status.
+
+    vdeliver [-c config] [-o name=value]... [-f sender] [-a original_recipient]
+             [-n] [--] recipient
+
+This is the one place where a DeliveryError becomes an exit status and a
+status line: nothing on stdout on success; on failure exactly one line,
+`4.x.x reason` or `5.x.x reason`, which pipe(8) puts into the DSN (the code
+overrides the exit status). One log line per delivery (log.py).
+
+Never: exit with anything but 0, 75 (defer) or a bounce code for a fact about
+the recipient or message (67, 65); usage errors and unexpected exceptions
+defer 75, never 64 or 1 (Postfix bounces those). Never print a traceback on
+stdout. Never outlive time_limit. Imports stay minimal: paid per message.
+"""
+import _signal
+import posix
+import sys
+import time
+
+from vdeliver import log
+from vdeliver.errors import (ConfigError, DeliveryError, InternalError, Interrupted,
+                             TimeLimitExceeded, one_line)
+
+USAGE = ("usage: vdeliver [-c config] [-o name=value]... [-f sender]"
+         " [-a original_recipient] [-n] [--] recipient")
+VALUE_OPTIONS = {"c": "config", "o": "overrides", "f": "sender", "a": "original_recipient"}
+
+
+class Options:
+    def __init__(self):
+        from vdeliver.config import DEFAULT_CONFIG
+        self.config = DEFAULT_CONFIG
+        self.overrides = []
+        self.sender = ""
+        self.original_recipient = ""
+        self.dry_run = False
+        self.help = False
+        self.version = False
+        self.recipients = []
+        self.loaded_config = None
+
+
+def parse_args(argv):
+    """getopt-style parsing without getopt (it imports gettext: 6 ms per message)."""
+    options = Options()
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        index += 1
+        if arg == "--":
+            break
+        if arg in ("-h", "--help"):
+            options.help = True
+            continue
+        if arg in ("-V", "--version"):
+            options.version = True
+            continue
+        if not arg.startswith("-") or arg == "-":
+            index -= 1
+            break
+        letter = arg[1]
+        if letter == "n" and len(arg) == 2:
+            options.dry_run = True
+            continue
+        if letter not in VALUE_OPTIONS:
+            raise ConfigError(f"unknown option {arg}; {USAGE}")
+        if len(arg) > 2:
+            value = arg[2:]
+        elif index < len(argv):
+            value = argv[index]
+            index += 1
+        else:
+            raise ConfigError(f"option -{letter} needs a value; {USAGE}")
+        if letter == "o":
+            options.overrides.append(value)
+        else:
+            setattr(options, VALUE_OPTIONS[letter], value)
+    options.recipients = argv[index:]
+    return options
+
+
+def main(argv=None):
+    started = time.monotonic()
+    argv = sys.argv[1:] if argv is None else argv
+    config, options = None, None
+    try:
+        set_signal_handlers()
+        options = parse_args(argv)
+        if options.help or options.version:
+            from vdeliver import __version__
+            write_stdout(USAGE if options.help else f"vdeliver {__version__}")
+            return 0
+        return run(options, started)
+    except DeliveryError as error:
+        _signal.alarm(0)
+        return report_failure(error, options, started)
+    except BaseException as error:  # a bug must defer, never bounce (exit 1)
+        _signal.alarm(0)
+        return report_failure(internal_error(error), options, started)
+
+
+def run(options, started):
+    from vdeliver import config as config_module
+    config = config_module.load(options.config, options.overrides)
+    options.loaded_config = config
+    _signal.alarm(config.get_time("time_limit"))
+    if len(options.recipients) != 1:
+        raise ConfigError(
+            f"{len(options.recipients)} recipients given; vdeliver takes exactly one:"
+            " set vdeliver_destination_recipient_limit = 1 in main.cf",
+            reason="mail system configuration error")
+    from vdeliver import deliver, privileges
+    privileges.drop_root(deliver.mailbox_base(config))
+    if options.dry_run:
+        return dry_run(options, config)
+    envelope = deliver.Envelope(options.sender, options.recipients[0], options.original_recipient)
+    from vdeliver.message import read_stdin
+    delivery = deliver.deliver(envelope, config, read_stdin)
+    _signal.alarm(0)
+    log.log(config, log.delivery_line(
+        envelope.recipient, envelope.original_recipient, started, "2.0.0", "sent",
+        f"delivered to maildir {delivery.file}"))
+    return 0
+
+
+def dry_run(options, config):
+    """Resolve only: print what a delivery would do; exit with its status."""
+    from vdeliver import address, deliver, resolve
+    recipient = address.check_recipient(options.recipients[0])
+    folded = address.fold(recipient)
+    keys = address.lookup_keys(folded, config.get("recipient_delimiter"))
+    lines = [f"recipient: {recipient}", f"lookup keys: {', '.join(keys)}"]
+    try:
+        mailbox = resolve.resolve(recipient, config)
+    except DeliveryError:
+        write_stdout("\n".join(lines))
+        raise
+    base = deliver.mailbox_base(config)
+    lines += [f"table: {mailbox.table}", f"matched key: {mailbox.key}",
+              f"result: {mailbox.result}", f"mailbox: {base.rstrip('/')}/{mailbox.path}",
+              f"format: {mailbox.format}"]
+    write_stdout("\n".join(lines))
+    if mailbox.format != resolve.MAILDIR:
+        raise ConfigError("mbox delivery is not supported yet")
+    return 0
+
+
+def report_failure(error, options, started):
+    """Print the status line, log the attempt, return the exit status."""
+    write_stdout(error.status_line())
+    config = getattr(options, "loaded_config", None)
+    recipient = options.recipients[0] if options and len(options.recipients) == 1 else "?"
+    original = options.original_recipient if options else ""
+    outcome = "bounced" if error.is_bounce else "deferred"
+    log.log(config, log.delivery_line(one_line(recipient, 300), one_line(original, 300), started,
+                                      error.status, outcome, error.text()),
+            "info" if error.is_bounce else "warning")
+    return error.exit_code
+
+
+def internal_error(error):
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted("interrupted")
+    import traceback
+    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    place = f" at {where[0].filename.rsplit('/', 1)[-1]}:{where[0].lineno}" if where else ""
+    return InternalError(f"{type(error).__name__}{place}: {error}")
+
+
+def set_signal_handlers():
+    # _signal, not signal: the signal module imports enum (milliseconds per message).
+    _signal.signal(_signal.SIGALRM, on_alarm)
+    for number in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT):
+        _signal.signal(number, on_terminate)
+
+
+def on_alarm(signum, frame):
+    raise TimeLimitExceeded("time_limit reached")
+
+
+def on_terminate(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def write_stdout(text):
+    """pipe(8) gives a non-blocking pipe: one short write, errors ignored."""
+    try:
+        posix.write(1, (text + "\n").encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass

@@ -1,0 +1,222 @@
+"""vdeliver.cf: main.cf syntax, $name expansion, parameters and their defaults.
+
+Syntax as postconf(5): `name = value`; blank lines and lines whose first
+non-space character is `#` are ignored; a line that starts with whitespace
+continues the previous one; `$name`, `${name}`, `$(name)`, `${name?text}`,
+`${name:text}` and `$$` expand when a value is read. Lists split on commas and
+whitespace, keeping `{ ... }` groups whole (as `inline:{ a=b, c=d }`).
+
+Never: guess. A missing or unreadable file, a line without `=`, an unknown
+parameter name, an undefined `$name` or a bad value raises ConfigError, which
+defers the mail (4.3.5). Imports nothing beyond builtins: it runs on every
+message.
+"""
+from vdeliver.errors import ConfigError
+
+DEFAULT_CONFIG = "/etc/vdeliver/vdeliver.cf"
+
+# Postfix's names where Postfix has one.
+DEFAULTS = {
+    "virtual_mailbox_base": "",
+    "virtual_mailbox_maps": "",
+    "recipient_delimiter": "",
+    "enable_original_recipient": "yes",
+    "syslog_name": "vdeliver",
+    "syslog_facility": "mail",
+    "maillog_file": "",
+    "time_limit": "600s",
+}
+
+TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_EXPANSION_DEPTH = 20
+
+
+class Config:
+    """Parameters read from a file plus -o overrides; values expand on access."""
+
+    def __init__(self, raw, source):
+        self.raw = raw          # name -> unexpanded value
+        self.source = source    # file name, for error messages
+
+    def get(self, name):
+        if name not in self.raw:
+            raise ConfigError(f"unknown parameter {name}")
+        return expand(self.raw[name], self.raw, name)
+
+    def get_list(self, name):
+        return split_list(self.get(name))
+
+    def get_bool(self, name):
+        value = self.get(name).strip().lower()
+        if value in ("yes", "true", "1", "on"):
+            return True
+        if value in ("no", "false", "0", "off"):
+            return False
+        raise ConfigError(f"{name} = {value}: expected yes or no")
+
+    def get_time(self, name):
+        """A Postfix time value: a number with an optional unit s/m/h/d/w."""
+        value = self.get(name).strip()
+        unit = "s"
+        if value and value[-1].isalpha():
+            value, unit = value[:-1], value[-1].lower()
+        if not value.isdigit() or unit not in TIME_UNITS:
+            raise ConfigError(f"{name} = {self.get(name)}: expected a time like 600s or 10m")
+        return int(value) * TIME_UNITS[unit]
+
+
+def load(path=DEFAULT_CONFIG, overrides=()):
+    """Read the config file and apply `name=value` overrides (as postconf -o)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}") from None
+    return from_text(data, path, overrides)
+
+
+def from_text(data, source, overrides=()):
+    raw = dict(DEFAULTS)
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not valid UTF-8") from None
+    if "\0" in text:
+        raise ConfigError(f"{source}: contains a NUL byte")
+    for number, line in logical_lines(text):
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not is_parameter_name(name):
+            raise ConfigError(f"{source}, line {number}: expected 'name = value'")
+        set_parameter(raw, name, value.strip(), f"{source}, line {number}")
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not is_parameter_name(name):
+            raise ConfigError(f"-o {item}: expected name=value")
+        set_parameter(raw, name, value.strip(), f"-o {name}")
+    return Config(raw, source)
+
+
+def set_parameter(raw, name, value, where):
+    if name not in DEFAULTS:
+        raise ConfigError(f"{where}: unknown parameter {name}")
+    raw[name] = value
+
+
+def is_parameter_name(name):
+    return bool(name) and all(ch.isalnum() or ch == "_" for ch in name) and name.isascii()
+
+
+def logical_lines(text):
+    """Yield (line number, logical line): comments dropped, continuations joined.
+
+    As Postfix's readlline(): a line starting with whitespace continues the
+    previous logical line (newline dropped, indentation kept); comment and
+    blank lines are skipped without ending it.
+    """
+    current, start = None, 0
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.rstrip("\r")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if line[0] in " \t":
+            if current is None:
+                raise ConfigError(f"line {number}: continuation line without a parameter")
+            current += line
+            continue
+        if current is not None:
+            yield start, current
+        current, start = line, number
+    if current is not None:
+        yield start, current
+
+
+def expand(value, raw, name="", depth=0):
+    """Expand $name, ${name}, $(name), ${name?text}, ${name:text} and $$."""
+    if "$" not in value:
+        return value
+    if depth > MAX_EXPANSION_DEPTH:
+        raise ConfigError(f"{name}: $parameter expansion loops")
+    out, i, n = [], 0, len(value)
+    while i < n:
+        ch = value[i]
+        if ch != "$":
+            out.append(ch)
+            i += 1
+            continue
+        if i + 1 >= n:
+            raise ConfigError(f"{name}: '$' at end of value")
+        nxt = value[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+            continue
+        if nxt in "{(":
+            close = "}" if nxt == "{" else ")"
+            end = find_closing(value, i + 1, nxt, close)
+            if end < 0:
+                raise ConfigError(f"{name}: unbalanced {nxt} in value")
+            body = value[i + 2:end]
+            i = end + 1
+            out.append(expand_reference(body, raw, name, depth))
+            continue
+        j = i + 1
+        while j < n and (value[j].isalnum() or value[j] == "_"):
+            j += 1
+        if j == i + 1:
+            raise ConfigError(f"{name}: '$' not followed by a parameter name")
+        out.append(expand_reference(value[i + 1:j], raw, name, depth))
+        i = j
+    return "".join(out)
+
+
+def expand_reference(body, raw, name, depth):
+    ref, op, text = body, "", ""
+    for k, ch in enumerate(body):
+        if ch in "?:":
+            ref, op, text = body[:k], ch, body[k + 1:]
+            break
+    ref = ref.strip()
+    if ref not in raw:
+        raise ConfigError(f"{name}: undefined parameter ${ref}")
+    referenced = expand(raw[ref], raw, ref, depth + 1)
+    if op == "?":
+        return expand(text, raw, name, depth + 1) if referenced else ""
+    if op == ":":
+        return "" if referenced else expand(text, raw, name, depth + 1)
+    return referenced
+
+
+def find_closing(value, start, open_ch, close_ch):
+    level = 0
+    for k in range(start, len(value)):
+        if value[k] == open_ch:
+            level += 1
+        elif value[k] == close_ch:
+            level -= 1
+            if level == 0:
+                return k
+    return -1
+
+
+def split_list(value, separators=", \t\r\n"):
+    """Split a Postfix list on commas and whitespace, keeping {...} groups whole."""
+    items, current, level = [], [], 0
+    for ch in value:
+        if ch == "{":
+            level += 1
+        elif ch == "}" and level:
+            level -= 1
+        if ch in separators and level == 0:
+            if current:
+                items.append("".join(current))
+                current = []
+            continue
+        current.append(ch)
+    if level:
+        raise ConfigError(f"unbalanced {{ in list: {value}")
+    if current:
+        items.append("".join(current))
+    return items

@@ -1,0 +1,143 @@
+"""Every way a delivery can fail, as exceptions that carry what Postfix needs.
+
+Each class fixes an exit status for pipe(8), an RFC 3463 enhanced status code
+and a public reason (it reaches the sender's DSN, so it says little); the
+instance may add a detail for the log and the queue. The exit status and the
+status line come from the same object, so they never disagree. cli.main() and
+the LMTP front end are the only places that turn them into an exit status or
+a reply.
+
+Never: give a 5.x.x status to a fault the admin can fix (configuration,
+tables, permissions, disk, a bug). Those defer with 75 and 4.x.x.
+"""
+import errno as _errno
+
+# sysexits.h: the only codes pipe(8) defers on are 71 and 75 (sys_exits.c).
+EX_OK = 0
+EX_DATAERR = 65
+EX_NOUSER = 67
+EX_TEMPFAIL = 75
+
+
+class DeliveryError(Exception):
+    """A delivery that did not happen. Subclasses fix the code and reason."""
+    exit_code = EX_TEMPFAIL
+    status = "4.3.0"
+    reason = "temporary failure"
+
+    def __init__(self, detail="", status=None, reason=None):
+        super().__init__(detail or self.reason)
+        self.detail = detail
+        if status:
+            self.status = status
+        if reason:
+            self.reason = reason
+
+    @property
+    def is_bounce(self):
+        return self.status.startswith("5")
+
+    def text(self):
+        """`reason: detail`, on one printable line."""
+        return one_line(self.reason if not self.detail else f"{self.reason}: {self.detail}")
+
+    def status_line(self):
+        """`4.3.5 reason: detail` — one line, as pipe(8) reads it into the DSN."""
+        return f"{self.status} {self.text()}"
+
+
+# --- temporary: the admin (or time) can fix these; Postfix keeps the mail ---
+
+class TemporaryFailure(DeliveryError):
+    exit_code, status, reason = EX_TEMPFAIL, "4.3.0", "temporary failure"
+
+
+class ConfigError(TemporaryFailure):
+    status, reason = "4.3.5", "mail system configuration error"
+
+
+class TableError(TemporaryFailure):
+    status, reason = "4.3.0", "temporary lookup failure"
+
+
+class UnsafeMailboxPath(ConfigError):
+    reason = "unsafe mailbox path"
+
+
+class MailboxUnavailable(TemporaryFailure):
+    status, reason = "4.2.0", "mailbox temporarily unavailable"
+
+
+class MailSystemFull(TemporaryFailure):
+    status, reason = "4.3.1", "mail system full"
+
+
+class MailboxFullDeferred(TemporaryFailure):
+    status, reason = "4.2.2", "mailbox full"
+
+
+class InputError(TemporaryFailure):
+    status, reason = "4.3.0", "error reading the message"
+
+
+class TimeLimitExceeded(TemporaryFailure):
+    status, reason = "4.3.0", "delivery time limit exceeded"
+
+
+class Interrupted(TemporaryFailure):
+    status, reason = "4.3.0", "delivery interrupted"
+
+
+class InternalError(TemporaryFailure):
+    status, reason = "4.3.0", "internal software error"
+
+
+# --- permanent: facts about the recipient or the message itself ---
+
+class Bounce(DeliveryError):
+    exit_code, status, reason = EX_DATAERR, "5.3.0", "delivery failed"
+
+
+class UnknownUser(Bounce):
+    exit_code, status, reason = EX_NOUSER, "5.1.1", "user unknown"
+
+
+class BadRecipientAddress(Bounce):
+    exit_code, status, reason = EX_NOUSER, "5.1.3", "bad recipient address syntax"
+
+
+class BadSenderAddress(Bounce):
+    exit_code, status, reason = EX_DATAERR, "5.1.7", "bad sender address syntax"
+
+
+class MailLoop(Bounce):
+    exit_code, status, reason = EX_DATAERR, "5.4.6", "mail forwarding loop"
+
+
+# The table the man page's DIAGNOSTICS section documents (a test checks they agree).
+CATALOGUE = (
+    ConfigError, TableError, UnsafeMailboxPath, MailboxUnavailable, MailSystemFull,
+    MailboxFullDeferred, InputError, TimeLimitExceeded, Interrupted, InternalError,
+    TemporaryFailure, UnknownUser, BadRecipientAddress, BadSenderAddress, MailLoop,
+)
+
+
+def from_os_error(err, doing):
+    """Classify an OSError met while `doing` something to a mailbox (cf. mbox_dsn()).
+
+    ENOSPC: the disk is full (4.3.1). EDQUOT/EFBIG: the mailbox is full, which
+    defers until quota policy says otherwise. Everything else defers 4.2.0 with
+    the errno text, so the admin sees in the queue what to fix.
+    """
+    text = f"{doing}: {err.strerror or err}"
+    if err.errno == _errno.ENOSPC:
+        return MailSystemFull(text)
+    if err.errno in (_errno.EDQUOT, _errno.EFBIG):
+        return MailboxFullDeferred(text)
+    return MailboxUnavailable(text)
+
+
+def one_line(text, limit=400):
+    """Printable single line: pipe(8) keeps 4 KB and mangles control bytes anyway."""
+    out = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
+    return out if len(out) <= limit else out[:limit - 3] + "..."

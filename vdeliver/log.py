@@ -1,0 +1,78 @@
+"""One log line per delivery, in Postfix's style, to syslog or maillog_file.
+
+`to=<rcpt>, orig_to=<orig>, relay=vdeliver, delay=0.02, dsn=2.0.0,
+status=sent (delivered to maildir ...)`. The destination is syslog (facility
+syslog_facility, ident syslog_name), or the file named by maillog_file when
+set (appended in one write, as Postfix's postlogd does); also stderr when
+stderr is a terminal (an admin running vdeliver by hand).
+
+Never: raise. A log that cannot be written must not turn a delivery into a
+failure (the mail is already on disk); never write control characters.
+"""
+import posix
+import time
+
+from vdeliver.errors import one_line
+
+FACILITIES = ("mail", "daemon", "user", "local0", "local1", "local2", "local3",
+              "local4", "local5", "local6", "local7")
+PRIORITIES = {"info": 6, "warning": 4, "error": 3}
+
+
+def log(config, text, priority="info"):
+    ident = get(config, "syslog_name", "vdeliver")
+    text = one_line(text, 2000)
+    if posix.isatty(2):
+        write_quietly(2, f"{ident}: {text}\n")
+    maillog_file = get(config, "maillog_file", "")
+    if maillog_file:
+        stamp = time.strftime("%b %e %H:%M:%S")
+        host = posix.uname().nodename
+        line = f"{stamp} {host} {ident}[{posix.getpid()}]: {text}\n"
+        try:
+            fd = posix.open(maillog_file, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT
+                            | posix.O_CLOEXEC, 0o600)
+        except OSError:
+            return
+        write_quietly(fd, line)
+        posix.close(fd)
+        return
+    to_syslog(ident, get(config, "syslog_facility", "mail"), priority, text)
+
+
+def to_syslog(ident, facility, priority, text):
+    try:
+        import syslog
+        code = getattr(syslog, f"LOG_{facility.upper()}", syslog.LOG_MAIL)
+        syslog.openlog(ident, syslog.LOG_PID, code)
+        syslog.syslog(PRIORITIES.get(priority, 6), text)
+    except Exception:
+        pass
+
+
+def get(config, name, default):
+    if config is None:
+        return default
+    try:
+        return config.get(name)
+    except Exception:
+        return default
+
+
+def write_quietly(fd, text):
+    try:
+        posix.write(fd, text.encode("utf-8", "surrogateescape"))
+    except OSError:
+        pass
+
+
+def delivery_line(recipient, original_recipient, started, status, outcome, text):
+    """The Postfix-style summary line of one delivery attempt."""
+    fields = [f"to=<{recipient}>"]
+    if original_recipient and original_recipient != recipient:
+        fields.append(f"orig_to=<{original_recipient}>")
+    fields.append("relay=vdeliver")
+    fields.append(f"delay={max(time.monotonic() - started, 0):.2f}")
+    fields.append(f"dsn={status}")
+    fields.append(f"status={outcome} ({text})")
+    return ", ".join(fields)

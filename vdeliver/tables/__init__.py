@@ -1,0 +1,42 @@
+"""Postfix-style lookup tables: `type:name` -> an object with lookup(key).
+
+Each table type lives in its own module, imported only when a table of that
+type is opened (the pipe command pays for what it uses). A table object has:
+  spec        the `type:name` text, for logs
+  fixed_keys  True for tables that take derived keys (user@dom, @dom);
+              False for pattern tables (regexp:), which see the full address only
+  lookup(key) the value, or None when not found; raises TableError when it
+              cannot look (file missing, database down) — never returns "" .
+
+Never: treat "could not look" as "not found"; that would bounce mail.
+"""
+from vdeliver.errors import ConfigError
+
+# type -> module in this package; each module has open_table(name, spec).
+TYPES = {
+    "texthash": "texthash",
+    "inline": "inline",
+    "static": "static",
+    "regexp": "regexp",
+}
+
+
+def open_table(spec):
+    table_type, colon, name = spec.partition(":")
+    if not colon or not name:
+        raise ConfigError(f"table {spec!r}: expected type:name")
+    if table_type == "proxy":
+        return open_table(name)  # proxymap is Postfix-internal: open the table directly
+    module_name = TYPES.get(table_type)
+    if module_name is None:
+        raise ConfigError(f"table {spec}: unsupported table type {table_type}:")
+    module = __import__(f"vdeliver.tables.{module_name}", fromlist=["open_table"])
+    return module.open_table(name, spec)
+
+
+def strip_braces(name):
+    """`{ text }` -> `text`; the inline:/static: forms Postfix accepts."""
+    name = name.strip()
+    if name.startswith("{") and name.endswith("}"):
+        return name[1:-1].strip()
+    return name
