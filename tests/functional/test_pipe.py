@@ -1,0 +1,325 @@
+"""The installed vdeliver as pipe(8) runs it: bytes on disk, exit codes, status lines, logs."""
+import os
+import resource
+import signal
+import stat
+import subprocess
+import threading
+import time
+
+import pytest
+
+HEADERS = b"Return-Path: <sender@example.net>\nDelivered-To: bob@example.com\n"
+MESSAGE = b"From: sender@example.net\nSubject: hello\n\nbody line\n"
+
+
+def read(path):
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def test_delivers_exact_bytes_with_headers_and_logs(mail):
+    result = mail.run("-f", "sender@example.net", "-a", "Bob@Example.com", "--", "bob@example.com",
+                      stdin=MESSAGE)
+    assert (result.code, result.stdout) == (0, b"")
+    (path,) = mail.new_files("example.com/bob")
+    assert read(path) == (b"Return-Path: <sender@example.net>\nX-Original-To: Bob@Example.com\n"
+                          b"Delivered-To: bob@example.com\n" + MESSAGE)
+    assert path.endswith(f",S={os.path.getsize(path)}")
+    assert os.stat(path).st_uid == mail.user.pw_uid
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert mail.tmp_files("example.com/bob") == []
+    (line,) = mail.log_lines()
+    assert "vdeliver[" in line and "to=<bob@example.com>, orig_to=<Bob@Example.com>" in line
+    assert "dsn=2.0.0, status=sent (delivered to maildir example.com/bob/new/" in line
+
+
+def test_null_sender_and_no_original_recipient(mail):
+    assert mail.run("-f", "", "--", "bob@example.com", stdin=MESSAGE).code == 0
+    (path,) = mail.new_files("example.com/bob")
+    assert read(path) == b"Return-Path: <>\nDelivered-To: bob@example.com\n" + MESSAGE
+
+
+@pytest.mark.parametrize("message", [
+    pytest.param(b"Subject: \xe9t\xe9 \xff\n\n\x00binary\x80\r\nbare\rcr\n", id="8-bit NUL bare CR"),
+    pytest.param(b"Subject: crlf\r\n\r\nbody\r\n", id="CRLF"),
+    pytest.param(b"Subject: x\n\nno final newline", id="no final newline"),
+    pytest.param(b"", id="empty message"),
+    pytest.param(b"From someone Mon Jan 1\nSubject: x\n\n>From\n", id="leading From line"),
+])
+def test_message_bytes_preserved(mail, message):
+    assert mail.run("-f", "sender@example.net", "--", "bob@example.com", stdin=message).code == 0
+    (path,) = mail.new_files("example.com/bob")
+    data = read(path)
+    assert data.endswith(message)
+    assert data[:len(data) - len(message)].replace(b"\r\n", b"\n") == HEADERS
+
+
+@pytest.mark.parametrize("recipient, mailbox", [
+    pytest.param("bob+tag@example.com", "example.com/bob", id="plus extension"),
+    pytest.param("BOB@EXAMPLE.COM", "example.com/bob", id="case folded"),
+    pytest.param("anyone@catchall.example", "catchall", id="catch-all"),
+])
+def test_lookup_order(mail, recipient, mailbox):
+    assert mail.run("-f", "s@x", "--", recipient).code == 0
+    assert len(mail.new_files(mailbox)) == 1
+
+
+def test_unknown_user_bounces_5_1_1(mail):
+    result = mail.run("-f", "s@x", "--", "nobody@example.com")
+    assert result.code == 67
+    assert result.stdout == b"5.1.1 user unknown: nobody@example.com\n"
+    assert mail.all_files() == ["mailboxes", "maillog", "vdeliver.cf"]
+    assert "dsn=5.1.1, status=bounced (user unknown: nobody@example.com)" in mail.log_lines()[0]
+
+
+def test_mail_loop_bounces_5_4_6(mail):
+    message = b"Received: by x\nDelivered-To: Bob@Example.COM\nSubject: loop\n\nbody\n"
+    result = mail.run("-f", "s@x", "--", "bob@example.com", stdin=message)
+    assert result.code == 65
+    assert result.stdout == b"5.4.6 mail forwarding loop for bob@example.com\n"
+    assert mail.new_files("example.com/bob") == [] and mail.tmp_files("example.com/bob") == []
+
+
+def test_delivered_to_in_body_is_not_a_loop(mail):
+    message = b"Subject: x\n\nDelivered-To: bob@example.com\n"
+    assert mail.run("-f", "s@x", "--", "bob@example.com", stdin=message).code == 0
+
+
+def test_regexp_substitution_cannot_leave_the_base(mail):
+    rules = os.path.join(mail.top, "rules")
+    mail.write_table("/^(.*)@example\\.net$/ example.net/$1/\n", rules)
+    mail.write_config(maps=f"regexp:{rules}")
+    assert mail.run("-f", "s@x", "--", "joe@example.net").code == 0
+    assert len(mail.new_files("example.net/joe")) == 1
+    for evil in ("../../x@example.net", "..@example.net", "a/../../b@example.net"):
+        result = mail.run("-f", "s@x", "--", evil)
+        assert result.code == 75 and result.stdout.startswith(b"4.3.5 unsafe mailbox path")
+    assert sorted(os.listdir(mail.top)) == ["mail", "mailboxes", "maillog", "rules", "vdeliver.cf"]
+    assert os.listdir(mail.base) == ["example.net"]
+
+
+@pytest.mark.parametrize("recipient, reason", [
+    pytest.param("abs@example.com", b"4.3.5 unsafe mailbox path", id="absolute result"),
+    pytest.param("mbox@example.com", b"4.3.5 mail system configuration error", id="mbox not yet"),
+])
+def test_results_that_defer(mail, recipient, reason):
+    result = mail.run("-f", "s@x", "--", recipient)
+    assert result.code == 75 and result.stdout.startswith(reason)
+    assert os.listdir(mail.base) == []
+
+
+@pytest.mark.parametrize("config_text, expected", [
+    pytest.param(None, b"4.3.5 mail system configuration error: cannot read", id="missing config"),
+    pytest.param("this is not a config\n", b"4.3.5 mail system configuration error", id="garbled"),
+    pytest.param("virtual_mailbox_maps = nosuch:/x\n", b"4.3.5 mail system configuration error: table nosuch:/x: unsupported", id="unknown table type"),
+    pytest.param("virtual_mailbox_maps = texthash:/nonexistent\n", b"4.3.0 temporary lookup failure", id="missing table"),
+    pytest.param("virtual_mailbox_maps =\n", b"4.3.5 mail system configuration error: virtual_mailbox_maps is empty", id="no tables"),
+    pytest.param("virtual_mailbox_base = relative\n", b"4.3.5", id="relative base"),
+    pytest.param("time_limit = never\n", b"4.3.5", id="bad parameter value"),
+    pytest.param("virtual_mailbox_mpas = typo\n", b"4.3.5 mail system configuration error: ", id="unknown parameter"),
+])
+def test_config_problems_defer(mail, config_text, expected):
+    if config_text is None:
+        os.unlink(mail.config_path)
+    else:
+        with open(mail.config_path, "a") as fh:
+            fh.write(config_text)
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert result.code == 75, result
+    assert result.stdout.startswith(expected) and result.stdout.count(b"\n") == 1
+    assert mail.new_files("example.com/bob") == []
+
+
+def test_unreadable_table_defers(mail):
+    os.chmod(mail.table_path, 0o600)  # owned by root: vmail cannot read it
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert result.code == 75 and result.stdout.startswith(b"4.3.0 temporary lookup failure")
+    assert b"Permission denied" in result.stdout
+
+
+def test_more_than_one_recipient_defers_with_advice(mail):
+    result = mail.run("-f", "s@x", "--", "bob@example.com", "alice@example.com")
+    assert result.code == 75
+    assert result.stdout.startswith(b"4.3.5 ")
+    assert b"vdeliver_destination_recipient_limit = 1" in result.stdout
+    assert mail.new_files("example.com/bob") == []
+
+
+@pytest.mark.parametrize("args", [
+    pytest.param(["-x", "bob@example.com"], id="unknown option"),
+    pytest.param(["-f"], id="missing value"),
+    pytest.param([], id="no recipient"),
+])
+def test_usage_errors_defer_never_bounce(mail, args):
+    result = mail.run(*args)
+    assert result.code == 75 and result.stdout.startswith(b"4.3.5 ")
+
+
+@pytest.mark.parametrize("recipient", ["bob\n@example.com", "bob@example.com\rX", "b\x01b@example.com"])
+def test_recipient_with_control_characters_bounces_5_1_3(mail, recipient):
+    result = mail.run("-f", "s@x", "--", recipient)
+    assert result.code == 67 and result.stdout.startswith(b"5.1.3 ")
+    assert os.listdir(mail.base) == []
+
+
+def test_sender_with_newline_never_reaches_a_header(mail):
+    result = mail.run("-f", "s@x\nX-Injected: yes", "--", "bob@example.com")
+    assert result.code == 65 and result.stdout.startswith(b"5.1.7 ")
+    assert mail.new_files("example.com/bob") == []
+
+
+@pytest.mark.parametrize("link_at", ["example.com", "example.com/bob", "example.com/bob/new", "example.com/bob/tmp"])
+def test_symlink_in_mailbox_path_defers_and_writes_nothing(mail, link_at):
+    assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0
+    target = os.path.join(mail.top, "elsewhere")
+    os.mkdir(target)
+    os.chown(target, mail.user.pw_uid, mail.user.pw_gid)
+    os.rename(mail.path(link_at), os.path.join(mail.top, "moved"))
+    os.symlink(target, mail.path(link_at))
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert result.code == 75 and result.stdout.startswith(b"4.3.5 unsafe mailbox path")
+    assert link_at.encode() in result.stdout
+    assert os.listdir(target) == []
+
+
+def test_unwritable_new_directory_defers_naming_the_path(mail):
+    assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0
+    os.chmod(mail.path("example.com/bob/new"), 0o500)
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert result.code == 75
+    assert result.stdout.startswith(b"4.2.0 ") and b"example.com/bob/new" in result.stdout
+    assert b"Permission denied" in result.stdout
+    assert mail.tmp_files("example.com/bob") == []
+    assert len(mail.new_files("example.com/bob")) == 1
+
+
+def test_read_only_base_defers(mail):
+    os.chmod(mail.base, 0o500)
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert result.code == 75 and result.stdout.startswith(b"4.2.0 ")
+    assert mail.base.encode() in result.stdout
+
+
+def test_world_writable_base_defers(mail):
+    os.chmod(mail.base, 0o777)
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert result.code == 75 and b"world-writable" in result.stdout
+
+
+def test_forty_concurrent_deliveries_to_one_mailbox(mail):
+    procs = []
+    for number in range(40):
+        proc = mail.popen("-f", "s@x", "--", "bob@example.com")
+        procs.append((number, proc))
+    for number, proc in procs:
+        proc.communicate(b"Subject: %d\n\n" % number + b"x" * 5000 * number + b"\n", timeout=60)
+        assert proc.returncode == 0
+    files = mail.new_files("example.com/bob")
+    assert len(files) == 40 and len({os.path.basename(f) for f in files}) == 40
+    subjects = set()
+    for path in files:
+        data = read(path)
+        number = int(data.split(b"Subject: ")[1].split(b"\n")[0])
+        assert data.endswith(b"x" * 5000 * number + b"\n")
+        assert path.endswith(f",S={len(data)}")
+        subjects.add(number)
+    assert subjects == set(range(40))
+    assert mail.tmp_files("example.com/bob") == []
+
+
+def test_large_message_streams_in_bounded_memory(mail):
+    big = os.path.join(mail.top, "big")
+    line = b"0123456789" * 7 + b"\n"
+    with open(big, "wb") as fh:
+        fh.write(b"Subject: big\n\n")
+        for _ in range(60 * 1024 * 1024 // len(line) + 1):
+            fh.write(line)
+    size = os.path.getsize(big)
+    with open(big, "rb") as stdin:
+        proc = mail.popen("-f", "s@x", "--", "bob@example.com", stdin=stdin)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0
+    (path,) = mail.new_files("example.com/bob")
+    assert os.path.getsize(path) == size + len(HEADERS.replace(b"sender@example.net", b"s@x"))
+    peak_mb = usage.ru_maxrss / 1024
+    print(f"60 MB message: peak RSS {peak_mb:.1f} MB")
+    assert peak_mb < 48
+
+
+def test_as_root_it_writes_as_the_owner_of_the_base(mail):
+    result = mail.run("-f", "s@x", "--", "bob@example.com", as_root=True)
+    assert result.code == 0, result
+    (path,) = mail.new_files("example.com/bob")
+    for checked in (path, mail.path("example.com"), mail.path("example.com/bob/new")):
+        assert os.stat(checked).st_uid == mail.user.pw_uid
+
+
+def test_as_root_with_a_root_owned_base_defers(mail):
+    os.chown(mail.base, 0, 0)
+    result = mail.run("-f", "s@x", "--", "bob@example.com", as_root=True)
+    assert result.code == 75 and b"refusing to write mail as root" in result.stdout
+    assert os.listdir(mail.base) == []
+
+
+def test_time_limit_defers_and_cleans_up(mail):
+    mail.write_config("time_limit = 2s\n")
+    proc = mail.popen("-f", "s@x", "--", "bob@example.com")
+    proc.stdin.write(b"Subject: slow\n\npartial")
+    proc.stdin.flush()
+    started = time.monotonic()
+    out = proc.stdout.read()  # EOF when vdeliver exits; its stdin stays open
+    proc.wait(timeout=30)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 75
+    assert out.startswith(b"4.3.0 delivery time limit exceeded")
+    assert mail.tmp_files("example.com/bob") == [] and mail.new_files("example.com/bob") == []
+    proc.stdin.close()
+
+
+def test_sigterm_mid_delivery_defers_and_cleans_up(mail):
+    proc = mail.popen("-f", "s@x", "--", "bob@example.com")
+    proc.stdin.write(b"Subject: x\n\n" + b"y" * 100000)
+    proc.stdin.flush()
+    deadline = time.monotonic() + 10
+    while not mail.tmp_files("example.com/bob") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert mail.tmp_files("example.com/bob"), "delivery never started"
+    proc.send_signal(signal.SIGTERM)
+    out = proc.stdout.read()
+    proc.wait(timeout=10)
+    proc.stdin.close()
+    assert proc.returncode == 75 and out.startswith(b"4.3.0 delivery interrupted")
+    assert mail.tmp_files("example.com/bob") == [] and mail.new_files("example.com/bob") == []
+
+
+def test_dry_run_prints_resolution_and_writes_nothing(mail):
+    proc = mail.popen("-n", "Bob+Tag@example.com")  # stdin left open: it must not read it
+    out = proc.stdout.read()
+    proc.wait(timeout=10)
+    proc.stdin.close()
+    text = out.decode()
+    assert proc.returncode == 0
+    assert f"table: texthash:{mail.table_path}" in text
+    assert "matched key: bob@example.com" in text
+    assert "result: example.com/bob/" in text
+    assert f"mailbox: {mail.base}/example.com/bob/" in text
+    assert "format: maildir" in text
+    assert os.listdir(mail.base) == [] and mail.log_lines() == []
+
+
+@pytest.mark.parametrize("recipient, code, status", [
+    pytest.param("nobody@example.com", 67, "5.1.1", id="unknown"),
+    pytest.param("mbox@example.com", 75, "4.3.5", id="mbox"),
+])
+def test_dry_run_exits_as_delivery_would(mail, recipient, code, status):
+    result = mail.run("-n", recipient, stdin=b"")
+    assert result.code == code
+    assert result.status_line.splitlines()[-1].startswith(status)
+    assert os.listdir(mail.base) == []
+
+
+def test_help_and_version(mail):
+    assert mail.run("--version").stdout.startswith(b"vdeliver ")
+    assert b"usage: vdeliver" in mail.run("-h").stdout
