@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""pipe_startup.py: what one pipe(8)-style vdeliver process costs, beside its floors.
+
+    bench/pipe_startup.py [-n 300] [--vdeliver /opt/vdeliver/bin/vdeliver] [--size 4096]
+
+Runs each entry N times, interleaved round-robin, one fresh process per
+message (as pipe(8) does), as the delivery user when run as root, and prints
+a table: median / p90 wall ms from spawn to reap, and CPU ms per message.
+
+  python -I -S      /usr/bin/python3 -I -S -c pass: the interpreter alone
+  python fsync      python -I -S doing the delivery syscalls with posix only
+                    (tmp O_EXCL, write, fsync, link, fsync new/, unlink)
+  vdeliver -n       dry run: start-up + config + table lookup, no write
+  vdeliver          a real delivery (texthash table, Maildir)
+  in-process fsync  fsync of a 4 KiB file + its directory, no process: the disk floor
+
+Needs no peers installed. Figures move ±30 % between runs on a shared VM:
+compare within one run.
+"""
+import argparse
+import os
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+PY_FSYNC = r"""
+import posix, sys
+d = sys.argv[1]
+name = "%d.P%d" % (posix.getpid(), 1)
+fd = posix.open(d + "/tmp/" + name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL, 0o600)
+while True:
+    b = posix.read(0, 65536)
+    if not b:
+        break
+    posix.write(fd, b)
+posix.fsync(fd); posix.close(fd)
+posix.link(d + "/tmp/" + name, d + "/new/" + name)
+nd = posix.open(d + "/new", posix.O_RDONLY); posix.fsync(nd); posix.close(nd)
+posix.unlink(d + "/tmp/" + name)
+"""
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def run_once(argv, message_path, user):
+    with open(message_path, "rb") as stdin:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"},
+                                cwd="/", umask=0o077, **user)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} exited {proc.returncode}")
+    return elapsed * 1000, (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def fsync_probe(directory):
+    path = os.path.join(directory, "probe")
+    started = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"x" * 4096)
+    os.fsync(fd)
+    os.close(fd)
+    dfd = os.open(directory, os.O_RDONLY)
+    os.fsync(dfd)
+    os.close(dfd)
+    os.unlink(path)
+    return (time.perf_counter() - started) * 1000
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=300)
+    parser.add_argument("--vdeliver", default="/opt/vdeliver/bin/vdeliver")
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--user", default="vmail")
+    args = parser.parse_args()
+
+    top = tempfile.mkdtemp(prefix="vdeliver-bench-", dir="/var/tmp")
+    os.chmod(top, 0o755)
+    user, owner = {}, None
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam(args.user)
+        user = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
+    base = os.path.join(top, "mail")
+    for sub in ("", "py", "py/tmp", "py/new", "py/cur"):
+        os.mkdir(os.path.join(base, sub), 0o700)
+        if owner:
+            os.chown(os.path.join(base, sub), owner.pw_uid, owner.pw_gid)
+    with open(os.path.join(top, "vdeliver.cf"), "w") as fh:
+        fh.write(f"virtual_mailbox_base = {base}\nvirtual_mailbox_maps = texthash:{top}/mailboxes\n"
+                 "recipient_delimiter = +\n")
+    with open(os.path.join(top, "mailboxes"), "w") as fh:
+        fh.write("".join(f"user{i}@example.com example.com/user{i}/\n" for i in range(100)))
+        fh.write("bob@example.com example.com/bob/\n")
+    message = os.path.join(top, "message")
+    with open(message, "wb") as fh:
+        body = b"Subject: bench\nFrom: a@example.net\n\n"
+        fh.write(body + b"x" * (args.size - len(body) - 1) + b"\n")
+    for name in ("vdeliver.cf", "mailboxes", "message"):
+        os.chmod(os.path.join(top, name), 0o644)
+
+    cfg = os.path.join(top, "vdeliver.cf")
+    entries = [
+        ("python -I -S", ["/usr/bin/python3", "-I", "-S", "-c", "pass"]),
+        ("python fsync", ["/usr/bin/python3", "-I", "-S", "-c", PY_FSYNC, os.path.join(base, "py")]),
+        ("vdeliver -n", [args.vdeliver, "-c", cfg, "-n", "bob+x@example.com"]),
+        ("vdeliver", [args.vdeliver, "-c", cfg, "-f", "a@example.net", "--", "bob+x@example.com"]),
+    ]
+    samples = {name: ([], []) for name, _ in entries}
+    samples["in-process fsync"] = ([], [])
+    for _ in range(3):  # warm-up
+        for name, argv in entries:
+            run_once(argv, message, user)
+    for round_number in range(args.n):
+        order = entries[round_number % len(entries):] + entries[:round_number % len(entries)]
+        for name, argv in order:
+            wall, cpu = run_once(argv, message, user)
+            samples[name][0].append(wall)
+            samples[name][1].append(cpu)
+        samples["in-process fsync"][0].append(fsync_probe(top))
+    delivered = len(os.listdir(os.path.join(base, "example.com", "bob", "new")))
+
+    floor = statistics.median(samples["python -I -S"][0])
+    print(f"pipe_startup: n={args.n} per entry, {args.size}-byte message, "
+          f"run as {args.user if owner else 'self'}, python {sys.version.split()[0]}")
+    print(f"{'entry':18} {'med ms':>7} {'p90':>7} {'cpu ms':>7} {'x py-IS':>8}")
+    print("-" * 51)
+    for name, (walls, cpus) in samples.items():
+        median = statistics.median(walls)
+        cpu = f"{statistics.mean(cpus):7.2f}" if cpus else "      -"
+        print(f"{name:18} {median:7.2f} {percentile(walls, 0.9):7.2f} {cpu} {median / floor:8.2f}")
+    print(f"verify: vdeliver delivered {delivered} of {args.n + 3} messages")
+    shutil.rmtree(top)
+    if delivered != args.n + 3:
+        raise SystemExit("vdeliver did not deliver every message")
+
+
+if __name__ == "__main__":
+    main()
