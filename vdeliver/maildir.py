@@ -16,7 +16,6 @@ tmp/ or a partial file in new/ on any failure; report success before the
 fsyncs. Uses `posix` directly (what `os` wraps) to keep the pipe command's
 start-up small. Raises DeliveryError subclasses (errors.from_os_error).
 """
-import errno
 import posix
 import time
 
@@ -62,8 +61,8 @@ def open_subdir(parent_fd, name, shown_path, create=True):
     for attempt in (1, 2):
         try:
             return posix.open(name, DIR_FLAGS, dir_fd=parent_fd)
-        except OSError as err:
-            if err.errno == errno.ENOENT and create and attempt == 1:
+        except FileNotFoundError:
+            if create and attempt == 1:
                 try:
                     posix.mkdir(name, 0o700, dir_fd=parent_fd)
                 except FileExistsError:
@@ -71,6 +70,9 @@ def open_subdir(parent_fd, name, shown_path, create=True):
                 except OSError as mkdir_err:
                     raise from_os_error(mkdir_err, f"create {shown_path}") from None
                 continue
+            raise MailboxUnavailable(f"{shown_path} vanished while being created") from None
+        except OSError as err:
+            import errno  # only on failure (see errors.from_os_error)
             if err.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise UnsafeMailboxPath(f"{shown_path} is a symlink or not a directory") from None
             raise from_os_error(err, f"open {shown_path}") from None
