@@ -81,9 +81,16 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    try:
+        return main_unguarded(argv)
+    except BaseException:  # even reporting failed: still defer, never exit 1 (a bounce)
+        return 75
+
+
+def main_unguarded(argv):
     started = time.monotonic()
     argv = sys.argv[1:] if argv is None else argv
-    config, options = None, None
+    options = None
     try:
         set_signal_handlers()
         options = parse_args(argv)
@@ -117,7 +124,11 @@ def run(options, started):
     envelope = deliver.Envelope(options.sender, options.recipients[0], options.original_recipient)
     from vdeliver.message import read_stdin
     delivery = deliver.deliver(envelope, config, read_stdin)
+    # Delivered and durable: from here on no signal may turn this into a deferral
+    # (Postfix would deliver the message a second time).
     _signal.alarm(0)
+    for number in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT, _signal.SIGALRM):
+        _signal.signal(number, _signal.SIG_IGN)
     log.log(config, log.delivery_line(
         envelope.recipient, envelope.original_recipient, started, "2.0.0", "sent",
         f"delivered to maildir {delivery.file}"))

@@ -320,6 +320,15 @@ def test_dry_run_exits_as_delivery_would(mail, recipient, code, status):
     assert os.listdir(mail.base) == []
 
 
+def test_python_dash_m_is_the_same_command(mail):
+    python = os.path.join(os.path.dirname(mail.command()[0]), "python3")
+    proc = subprocess.run([python, "-m", "vdeliver", "-c", mail.config_path, "-f", "s@x", "--",
+                           "bob@example.com"], input=MESSAGE, capture_output=True, cwd="/",
+                          user=mail.user.pw_uid, group=mail.user.pw_gid, extra_groups=[])
+    assert (proc.returncode, proc.stdout) == (0, b"")
+    assert read(mail.new_files("example.com/bob")[0]).endswith(MESSAGE)
+
+
 def test_help_and_version(mail):
     assert mail.run("--version").stdout.startswith(b"vdeliver ")
     assert b"usage: vdeliver" in mail.run("-h").stdout
