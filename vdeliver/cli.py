@@ -131,7 +131,7 @@ def run(options, started):
         _signal.signal(number, _signal.SIG_IGN)
     log.log(config, log.delivery_line(
         envelope.recipient, envelope.original_recipient, started, "2.0.0", "sent",
-        f"delivered to maildir {delivery.file}"))
+        delivery.summary()))
     return 0
 
 
@@ -152,8 +152,6 @@ def dry_run(options, config):
               f"result: {mailbox.result}", f"mailbox: {base.rstrip('/')}/{mailbox.path}",
               f"format: {mailbox.format}"]
     write_stdout("\n".join(lines))
-    if mailbox.format != resolve.MAILDIR:
-        raise ConfigError("mbox delivery is not supported yet")
     return 0
 
 

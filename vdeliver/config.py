@@ -25,6 +25,19 @@ DEFAULTS = {
     "syslog_facility": "mail",
     "maillog_file": "",
     "time_limit": "600s",
+    # mbox delivery (mbox.py)
+    "virtual_mailbox_lock": "fcntl, dotlock",
+    "mbox_lock_timeout": "20s",
+    # +extension into Maildir++ folders (folders.py)
+    "extension_folder": "no",
+    "folder_name_encoding": "utf7",
+    # Maildir++ quota (quota.py, quotawarn.py)
+    "virtual_mailbox_quota_maps": "",
+    "virtual_mailbox_quota_default": "",
+    "quota_exceeded_action": "defer",
+    "quota_grace": "0",
+    "quota_warning_thresholds": "",
+    "quota_warning_template": "",
 }
 
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -53,6 +66,12 @@ class Config:
         if value in ("no", "false", "0", "off"):
             return False
         raise ConfigError(f"{name} = {value}: expected yes or no")
+
+    def get_choice(self, name, choices):
+        value = self.get(name).strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{name} = {value}: expected one of {', '.join(choices)}")
+        return value
 
     def get_time(self, name):
         """A Postfix time value: a number with an optional unit s/m/h/d/w."""

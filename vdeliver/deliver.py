@@ -1,15 +1,21 @@
 """The delivery core shared by the pipe front end (cli) and the LMTP front end.
 
 deliver(): check the envelope, resolve the recipient's mailbox, and write the
-message into it. Returns a Delivery; every failure is a DeliveryError.
+message into it: an mbox (mbox.py) for a result without a trailing `/`,
+otherwise the Maildir, or its Maildir++ folder for a +extension when
+extension_folder says so (folders.py), through the quota gate when a quota
+applies (quota.py), followed by a quota warning when one is due
+(quotawarn.py). Returns a Delivery; every failure is a DeliveryError.
 
-Never: print, exit or read sys.argv (front ends do); never write mail for a
-recipient that did not resolve; never deliver to an mbox yet (defer 4.3.5
-until mbox delivery exists, rather than create a file where a Maildir may
-have been meant).
+Never: print, exit or read sys.argv (front ends do); write mail for a
+recipient that did not resolve; let a quota warning or a folder problem fail
+a delivery. Modules for mbox, folders and quota are imported only when used:
+the pipe command pays for what is configured.
 """
-from vdeliver import address, maildir, message, resolve
-from vdeliver.errors import ConfigError
+import posix
+
+from vdeliver import address, maildir, message, resolve, safepath
+from vdeliver.errors import ConfigError, MailboxFull, MailboxFullDeferred
 
 
 class Envelope:
@@ -22,11 +28,16 @@ class Envelope:
 
 
 class Delivery:
-    __slots__ = ("mailbox", "file")
+    __slots__ = ("mailbox", "file", "notes")
 
-    def __init__(self, mailbox, file):
+    def __init__(self, mailbox, file, notes=()):
         self.mailbox = mailbox  # resolve.Mailbox
-        self.file = file        # path of the new file, relative to the base
+        self.file = file        # the delivered file, relative to the base
+        self.notes = list(notes)  # things the log should say (folder fallback, quota warning)
+
+    def summary(self):
+        kind = "mbox" if self.mailbox.format == resolve.MBOX else "maildir"
+        return "; ".join([f"delivered to {kind} {self.file}"] + self.notes)
 
 
 def mailbox_base(config):
@@ -42,12 +53,86 @@ def deliver(envelope, config, read_chunk, tables=None):
     """Resolve envelope.recipient and deliver the message read_chunk() yields."""
     base = mailbox_base(config)
     mailbox = resolve.resolve(envelope.recipient, config, tables)
-    if mailbox.format != resolve.MAILDIR:
-        raise ConfigError(f"{mailbox.table} result {mailbox.result!r} has no trailing '/':"
-                          " mbox delivery is not supported yet")
     original = envelope.original_recipient if config.get_bool("enable_original_recipient") else ""
+    try:
+        if mailbox.format == resolve.MBOX:
+            return deliver_mbox(base, mailbox, envelope, original, config, read_chunk)
+        return deliver_maildir(base, mailbox, envelope, original, config, read_chunk)
+    except MailboxFullDeferred as full:
+        # EDQUOT/EFBIG from the filesystem, or maildirsize: the same policy decides.
+        if config.get_choice("quota_exceeded_action", ("defer", "bounce")) == "bounce":
+            raise MailboxFull(full.detail) from None
+        raise
 
+
+def deliver_mbox(base, mailbox, envelope, original, config, read_chunk):
+    from vdeliver import mbox
+    methods = config.get_list("virtual_mailbox_lock")
+    unknown = set(methods) - {"fcntl", "flock", "dotlock"}
+    if unknown:
+        raise ConfigError(f"virtual_mailbox_lock: unknown method {', '.join(sorted(unknown))}")
+    path = mbox.deliver(base, mailbox.path, read_chunk, envelope.sender, envelope.recipient,
+                        original, methods, config.get_time("mbox_lock_timeout"))
+    return Delivery(mailbox, path)
+
+
+def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
     def write_message(fd):
         return message.copy_message(fd, read_chunk, envelope.sender, envelope.recipient, original)
 
-    return Delivery(mailbox, maildir.deliver(base, mailbox.path, write_message))
+    quota_wanted = (config.get("virtual_mailbox_quota_maps").strip()
+                    or config.get("virtual_mailbox_quota_default").strip())
+    folder_mode = config.get_choice("extension_folder", ("no", "existing", "create"))
+    notes = []
+    root_fd, shown = safepath.open_directory(base, mailbox.path)
+    box_fd, box_shown, relative = root_fd, shown, mailbox.path.rstrip("/")
+    try:
+        if folder_mode != "no":
+            box_fd, box_shown, relative = choose_folder(
+                root_fd, shown, relative, envelope.recipient, config, folder_mode, notes)
+        gate = None
+        if quota_wanted:
+            gate = quota_gate(root_fd, shown, envelope.recipient, config)
+        name = maildir.deliver(box_fd, box_shown, write_message, gate)
+        if gate is not None and config.get("quota_warning_thresholds").strip():
+            note = warn_if_due(root_fd, shown, gate, envelope.recipient, config)
+            if note:
+                notes.append(note)
+        return Delivery(mailbox, f"{relative}/new/{name}", notes)
+    finally:
+        if box_fd != root_fd:
+            posix.close(box_fd)
+        posix.close(root_fd)
+
+
+def choose_folder(root_fd, shown, relative, recipient, config, mode, notes):
+    from vdeliver import folders
+    local, _ = address.split_domain(recipient)
+    _, extension = address.split_extension(local, config.get("recipient_delimiter"))
+    encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
+    choice = folders.choose(root_fd, shown, extension, mode, encoding)
+    if choice.why:
+        notes.append(choice.why)
+    if choice.name is None:
+        return root_fd, shown, relative
+    return choice.fd, f"{shown}/{choice.name}", f"{relative}/{choice.name}"
+
+
+def quota_gate(root_fd, shown, recipient, config):
+    from vdeliver import quota
+    limit = quota.limit_for(recipient, config)
+    if limit is None:
+        return None
+    grace = quota.parse_grace(config.get("quota_grace"), limit)
+    bounce = config.get_choice("quota_exceeded_action", ("defer", "bounce")) == "bounce"
+    return quota.Gate(root_fd, shown, limit, grace, bounce)
+
+
+def warn_if_due(root_fd, shown, gate, recipient, config):
+    from vdeliver import quotawarn
+    try:
+        thresholds = [float(item.rstrip("%")) for item in config.get_list("quota_warning_thresholds")]
+    except ValueError:
+        return "quota_warning_thresholds is not a list of percentages: no warning"
+    return quotawarn.maybe_warn(root_fd, shown, gate, address.fold(recipient), thresholds,
+                                config.get("quota_warning_template"))

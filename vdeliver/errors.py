@@ -14,6 +14,7 @@ tables, permissions, disk, a bug). Those defer with 75 and 4.x.x.
 EX_OK = 0
 EX_DATAERR = 65
 EX_NOUSER = 67
+EX_UNAVAILABLE = 69
 EX_TEMPFAIL = 75
 
 
@@ -112,11 +113,16 @@ class MailLoop(Bounce):
     exit_code, status, reason = EX_DATAERR, "5.4.6", "mail forwarding loop"
 
 
+class MailboxFull(Bounce):
+    """Only when quota_exceeded_action = bounce; the default defers (4.2.2)."""
+    exit_code, status, reason = EX_UNAVAILABLE, "5.2.2", "mailbox full"
+
+
 # The table the man page's DIAGNOSTICS section documents (a test checks they agree).
 CATALOGUE = (
     ConfigError, TableError, UnsafeMailboxPath, MailboxUnavailable, MailSystemFull,
     MailboxFullDeferred, InputError, TimeLimitExceeded, Interrupted, InternalError,
-    TemporaryFailure, UnknownUser, BadRecipientAddress, BadSenderAddress, MailLoop,
+    TemporaryFailure, UnknownUser, BadRecipientAddress, BadSenderAddress, MailLoop, MailboxFull,
 )
 
 

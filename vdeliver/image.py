@@ -20,7 +20,8 @@ import sys
 MODULES = (
     "vdeliver.errors", "vdeliver.address", "vdeliver.config", "vdeliver.log",
     "vdeliver.tables", "vdeliver.tables.textfile", "vdeliver.tables.texthash",
-    "vdeliver.resolve", "vdeliver.message", "vdeliver.maildir", "vdeliver.privileges",
+    "vdeliver.resolve", "vdeliver.message", "vdeliver.safepath", "vdeliver.maildir",
+    "vdeliver.privileges",
     "vdeliver.deliver", "vdeliver.cli",
 )
 IMAGE_NAME = "_image.marshal"

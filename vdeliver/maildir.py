@@ -1,8 +1,7 @@
 """Atomic, durable delivery of one message into a Maildir (maildir(5)).
 
-Steps: walk from virtual_mailbox_base to the mailbox one component at a time
-through directory file descriptors (O_NOFOLLOW, created 0700 when missing);
-create tmp/NAME with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600; write; fsync;
+Steps, in a mailbox directory opened by safepath (no symlinks): make tmp/,
+new/ and cur/ (0700) when missing; create tmp/NAME with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600; write; fsync;
 close and check; link to new/NAME,S=<size> (a fresh name on EEXIST); fsync
 new/; unlink tmp/NAME. The message counts as delivered only after the fsync
 of new/ (marlam/mpop#8: an unlink may reach the disk before the link).
@@ -19,9 +18,9 @@ start-up small. Raises DeliveryError subclasses (errors.from_os_error).
 import posix
 import time
 
-from vdeliver.errors import MailboxUnavailable, UnsafeMailboxPath, from_os_error
+from vdeliver import safepath
+from vdeliver.errors import MailboxUnavailable, from_os_error
 
-DIR_FLAGS = posix.O_RDONLY | posix.O_DIRECTORY | posix.O_NOFOLLOW | posix.O_CLOEXEC
 FILE_FLAGS = posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW | posix.O_CLOEXEC
 NAME_ATTEMPTS = 5
 _deliveries = 0  # Q<n>: deliveries made by this process
@@ -41,60 +40,14 @@ def unique_name():
             f"R{posix.urandom(8).hex()}.{hostname()}")
 
 
-def open_base(base):
-    """The base itself may be a symlink (the admin chose it); nothing below it may."""
+def open_maildir_dirs(mailbox_fd, shown):
+    """Return (tmp fd, new fd) of the Maildir at mailbox_fd; tmp, new, cur made if missing."""
+    fds = []
     try:
-        fd = posix.open(base, posix.O_RDONLY | posix.O_DIRECTORY | posix.O_CLOEXEC)
-    except OSError as err:
-        raise from_os_error(err, f"virtual_mailbox_base {base}") from None
-    try:
-        if posix.fstat(fd).st_mode & 0o002:
-            raise MailboxUnavailable(f"virtual_mailbox_base {base} is world-writable")
-    except BaseException:
-        posix.close(fd)
-        raise
-    return fd
-
-
-def open_subdir(parent_fd, name, shown_path, create=True):
-    """Open (creating with mode 0700 if missing) one directory below parent_fd."""
-    for attempt in (1, 2):
-        try:
-            return posix.open(name, DIR_FLAGS, dir_fd=parent_fd)
-        except FileNotFoundError:
-            if create and attempt == 1:
-                try:
-                    posix.mkdir(name, 0o700, dir_fd=parent_fd)
-                except FileExistsError:
-                    pass  # a concurrent delivery made it
-                except OSError as mkdir_err:
-                    raise from_os_error(mkdir_err, f"create {shown_path}") from None
-                continue
-            raise MailboxUnavailable(f"{shown_path} vanished while being created") from None
-        except OSError as err:
-            import errno  # only on failure (see errors.from_os_error)
-            if err.errno in (errno.ELOOP, errno.ENOTDIR):
-                raise UnsafeMailboxPath(f"{shown_path} is a symlink or not a directory") from None
-            raise from_os_error(err, f"open {shown_path}") from None
-    raise MailboxUnavailable(f"cannot open {shown_path}")
-
-
-def open_maildir(base, relative_path):
-    """Return (mailbox fd, tmp fd, new fd) for base/relative_path, made if missing."""
-    fds = [open_base(base)]
-    try:
-        shown = base.rstrip("/")
-        for part in relative_path.split("/"):
-            if part in ("", "."):
-                continue
-            shown = f"{shown}/{part}"
-            fd = open_subdir(fds[-1], part, shown)
-            posix.close(fds.pop())
-            fds.append(fd)
         for sub in ("tmp", "new", "cur"):
-            fds.append(open_subdir(fds[0], sub, f"{shown}/{sub}"))
+            fds.append(safepath.open_subdir(mailbox_fd, sub, f"{shown}/{sub}"))
         posix.close(fds.pop())  # cur/: only made, never written by a delivery agent
-        return fds[0], fds[1], fds[2], shown
+        return fds[0], fds[1]
     except BaseException:
         for fd in fds:
             posix.close(fd)
@@ -127,25 +80,27 @@ def link_into_new(tmp_fd, new_fd, name, size, shown):
     raise MailboxUnavailable(f"no unique file name in {shown}/new")
 
 
-def deliver(base, relative_path, write_message):
-    """Deliver one message; write_message(fd) writes it and returns its size.
+def deliver(mailbox_fd, shown, write_message, gate=None):
+    """Deliver one message into the Maildir open at mailbox_fd (INBOX or a folder).
 
-    Returns the path of the new file relative to the base. On any exception
-    nothing is left in tmp/ or new/.
+    write_message(fd) writes the message and returns its size. gate, when
+    given, is called as gate(size) and returns a context manager held around
+    the link into new/ and its fsync (the quota check and update). Returns the
+    file's name in new/. On any exception nothing is left in tmp/ or new/.
     """
-    mailbox_fd, tmp_fd, new_fd, shown = open_maildir(base, relative_path)
+    tmp_fd, new_fd = open_maildir_dirs(mailbox_fd, shown)
     name = target = None
     try:
         name, fd = create_tmp_file(tmp_fd, shown)
         size = write_and_close(fd, write_message, f"{shown}/tmp/{name}")
-        target = link_into_new(tmp_fd, new_fd, name, size, shown)
-        try:
-            posix.fsync(new_fd)
-        except OSError as err:
-            raise from_os_error(err, f"fsync {shown}/new") from None
+        if gate is None:
+            target = link_and_sync(tmp_fd, new_fd, name, size, shown)
+        else:
+            with gate(size):
+                target = link_and_sync(tmp_fd, new_fd, name, size, shown)
+        delivered, target = target, None
         remove(tmp_fd, name)
-        name = None
-        return f"{relative_path.rstrip('/')}/new/{target}"
+        return delivered
     except BaseException:
         if target is not None:
             remove(new_fd, target)  # not durable: take it back, Postfix will retry
@@ -153,8 +108,18 @@ def deliver(base, relative_path, write_message):
             remove(tmp_fd, name)
         raise
     finally:
-        for fd in (mailbox_fd, tmp_fd, new_fd):
-            posix.close(fd)
+        posix.close(tmp_fd)
+        posix.close(new_fd)
+
+
+def link_and_sync(tmp_fd, new_fd, name, size, shown):
+    target = link_into_new(tmp_fd, new_fd, name, size, shown)
+    try:
+        posix.fsync(new_fd)
+    except OSError as err:
+        remove(new_fd, target)
+        raise from_os_error(err, f"fsync {shown}/new") from None
+    return target
 
 
 def write_and_close(fd, write_message, shown):

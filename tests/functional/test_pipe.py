@@ -101,7 +101,6 @@ def test_regexp_substitution_cannot_leave_the_base(mail):
 
 @pytest.mark.parametrize("recipient, reason", [
     pytest.param("abs@example.com", b"4.3.5 unsafe mailbox path", id="absolute result"),
-    pytest.param("mbox@example.com", b"4.3.5 mail system configuration error", id="mbox not yet"),
 ])
 def test_results_that_defer(mail, recipient, reason):
     result = mail.run("-f", "s@x", "--", recipient)
@@ -311,7 +310,7 @@ def test_dry_run_prints_resolution_and_writes_nothing(mail):
 
 @pytest.mark.parametrize("recipient, code, status", [
     pytest.param("nobody@example.com", 67, "5.1.1", id="unknown"),
-    pytest.param("mbox@example.com", 75, "4.3.5", id="mbox"),
+    pytest.param("abs@example.com", 75, "4.3.5", id="unsafe result"),
 ])
 def test_dry_run_exits_as_delivery_would(mail, recipient, code, status):
     result = mail.run("-n", recipient, stdin=b"")
@@ -327,6 +326,12 @@ def test_python_dash_m_is_the_same_command(mail):
                           user=mail.user.pw_uid, group=mail.user.pw_gid, extra_groups=[])
     assert (proc.returncode, proc.stdout) == (0, b"")
     assert read(mail.new_files("example.com/bob")[0]).endswith(MESSAGE)
+
+
+def test_dry_run_shows_mbox_format(mail):
+    result = mail.run("-n", "mbox@example.com", stdin=b"")
+    assert result.code == 0 and "format: mbox" in result.status_line
+    assert os.listdir(mail.base) == []
 
 
 def test_help_and_version(mail):

@@ -4,8 +4,17 @@ import stat
 
 import pytest
 
-from vdeliver import maildir
+from vdeliver import maildir, safepath
 from vdeliver.errors import MailLoop, MailboxUnavailable, UnsafeMailboxPath
+
+
+def deliver(base, relative, write):
+    """As deliver.py does: walk to the mailbox (safepath), then write into it."""
+    fd, shown = safepath.open_directory(base, relative)
+    try:
+        return f"{relative.rstrip('/')}/new/" + maildir.deliver(fd, shown, write)
+    finally:
+        os.close(fd)
 
 
 def writer(data):
@@ -17,7 +26,7 @@ def writer(data):
 
 def test_delivery_layout_name_and_modes(tmp_path):
     os.umask(0o022)
-    relative = maildir.deliver(str(tmp_path), "example.com/bob/", writer(b"hello\n"))
+    relative = deliver(str(tmp_path), "example.com/bob/", writer(b"hello\n"))
     box = tmp_path / "example.com" / "bob"
     assert sorted(os.listdir(box)) == ["cur", "new", "tmp"]
     assert os.listdir(box / "tmp") == []
@@ -52,7 +61,7 @@ def test_symlink_anywhere_below_base_is_refused(tmp_path, link_at):
     os.rename(target, tmp_path / "moved")
     os.symlink(tmp_path / "elsewhere", target)
     with pytest.raises(UnsafeMailboxPath):
-        maildir.deliver(str(tmp_path), "example.com/bob/", writer(b"x"))
+        deliver(str(tmp_path), "example.com/bob/", writer(b"x"))
     assert os.listdir(tmp_path / "elsewhere") == []
 
 
@@ -61,17 +70,17 @@ def test_failure_while_writing_leaves_nothing(tmp_path):
         os.write(fd, b"partial")
         raise MailLoop("loop")
     with pytest.raises(MailLoop):
-        maildir.deliver(str(tmp_path), "box/", failing)
+        deliver(str(tmp_path), "box/", failing)
     assert os.listdir(tmp_path / "box" / "tmp") == [] and os.listdir(tmp_path / "box" / "new") == []
 
 
 def test_world_writable_base_defers(tmp_path):
     os.chmod(tmp_path, 0o777)
     with pytest.raises(MailboxUnavailable, match="world-writable"):
-        maildir.deliver(str(tmp_path), "box/", writer(b"x"))
+        deliver(str(tmp_path), "box/", writer(b"x"))
 
 
 def test_missing_base_defers(tmp_path):
     with pytest.raises(MailboxUnavailable) as caught:
-        maildir.deliver(str(tmp_path / "nope"), "box/", writer(b"x"))
+        deliver(str(tmp_path / "nope"), "box/", writer(b"x"))
     assert caught.value.exit_code == 75

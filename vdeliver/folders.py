@@ -1,0 +1,142 @@
+"""Maildir++ folders for +extension delivery: bob+Lists@example.com -> .Lists/.
+
+extension_folder decides: `no` (INBOX, as virtual(8)), `existing` (the
+folder `.name` when it exists), `create` (also make it: tmp/, new/, cur/ and
+the empty `maildirfolder` marker Courier and Dovecot use). The name is the
+extension as given (case kept), validated, encoded as the IMAP server stores
+it (folder_name_encoding: `utf7`, IMAP modified UTF-7 of RFC 3501 5.1.3,
+Dovecot's default; or `utf8`), and matched against existing folders
+case-insensitively.
+
+Never: raise for a bad or unusable folder: everything unusable (no `/`, no
+leading `.`, no `..`, no control characters, undecodable bytes, a folder that
+cannot be made) falls back to INBOX, and the caller logs why.
+"""
+import binascii
+import posix
+
+from vdeliver import safepath
+
+
+class Choice:
+    __slots__ = ("name", "fd", "why")
+
+    def __init__(self, name=None, fd=None, why=""):
+        self.name, self.fd, self.why = name, fd, why  # name None: INBOX
+
+
+def choose(root_fd, shown, extension, mode, encoding):
+    """Return a Choice: an open folder, or INBOX with the reason."""
+    if mode == "no" or extension is None:
+        return Choice()
+    problem = check_name(extension)
+    if problem:
+        return Choice(why=f"extension {extension!r} {problem}: delivered to INBOX")
+    try:
+        encoded = encode_name(extension, encoding)
+    except UnicodeError:
+        return Choice(why=f"extension {extension!r} is not valid UTF-8: delivered to INBOX")
+    directory = find_existing(root_fd, extension, encoding) or "." + encoded
+    try:
+        fd = safepath.open_subdir(root_fd, directory, f"{shown}/{directory}", create=False)
+    except FileNotFoundError:
+        if mode != "create":
+            return Choice(why=f"no folder {directory}: delivered to INBOX")
+        try:
+            fd = create_folder(root_fd, directory, shown)
+        except Exception as error:
+            return Choice(why=f"cannot create folder {directory} ({error}): delivered to INBOX")
+    except Exception as error:
+        return Choice(why=f"folder {directory} unusable ({error}): delivered to INBOX")
+    return Choice(directory, fd)
+
+
+def check_name(name):
+    if not name:
+        return "is empty"
+    if "/" in name:
+        return "contains '/'"
+    if name.startswith("."):
+        return "starts with '.'"
+    if ".." in name:
+        return "contains '..'"
+    if any(ch < " " or ch == "\x7f" for ch in name):
+        return "contains a control character"
+    return ""
+
+
+def create_folder(root_fd, directory, shown):
+    fd = safepath.open_subdir(root_fd, directory, f"{shown}/{directory}", create=True)
+    try:
+        for sub in ("tmp", "new", "cur"):
+            posix.close(safepath.open_subdir(fd, sub, f"{shown}/{directory}/{sub}"))
+        marker = posix.open("maildirfolder", posix.O_WRONLY | posix.O_CREAT | posix.O_NOFOLLOW
+                            | posix.O_CLOEXEC, 0o600, dir_fd=fd)
+        posix.close(marker)
+    except BaseException:
+        posix.close(fd)
+        raise
+    return fd
+
+
+def find_existing(root_fd, name, encoding):
+    """The directory of an existing folder whose name equals `name` ignoring case."""
+    wanted = name.casefold()
+    for entry in posix.listdir(root_fd):
+        if not entry.startswith(".") or entry in (".", ".."):
+            continue
+        try:
+            if decode_name(entry[1:], encoding).casefold() == wanted:
+                return entry
+        except (UnicodeError, ValueError, binascii.Error):
+            continue
+    return None
+
+
+def encode_name(name, encoding):
+    name.encode("utf-8")  # raises for surrogate-escaped (invalid UTF-8) bytes
+    return name if encoding == "utf8" else encode_mutf7(name)
+
+
+def decode_name(name, encoding):
+    return name if encoding == "utf8" else decode_mutf7(name)
+
+
+def encode_mutf7(text):
+    """IMAP modified UTF-7 (RFC 3501 5.1.3): printable ASCII as is, '&' as '&-'."""
+    out, pending = [], []
+
+    def flush():
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append("&" + binascii.b2a_base64(raw, newline=False).decode()
+                       .rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for ch in text:
+        if " " <= ch <= "~":
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            pending.append(ch)
+    flush()
+    return "".join(out)
+
+
+def decode_mutf7(text):
+    out, index = [], 0
+    while index < len(text):
+        ch = text[index]
+        if ch != "&":
+            out.append(ch)
+            index += 1
+            continue
+        end = text.index("-", index)
+        chunk = text[index + 1:end]
+        if not chunk:
+            out.append("&")
+        else:
+            padded = chunk.replace(",", "/") + "=" * (-len(chunk) % 4)
+            out.append(binascii.a2b_base64(padded).decode("utf-16-be"))
+        index = end + 1
+    return "".join(out)

@@ -1,0 +1,189 @@
+"""Locked, truncate-on-failure delivery of one message to an mbox file.
+
+As Postfix's virtual(8) for a result without a trailing `/`: the file is
+opened below a safepath-walked directory with O_APPEND|O_CREAT|O_NOFOLLOW,
+mode 0600; locked as virtual_mailbox_lock says (default `fcntl, dotlock`,
+Linux's Postfix default: a `NAME.lock` dotlock that Dovecot and mutt honour,
+then an fcntl lock on the file itself), each with a bounded wait
+(mbox_lock_timeout; then defer 4.2.0); then a `From sender date` line, the
+delivery headers, the message with mboxrd `>From ` quoting, a final newline
+if missing and a blank separator line are appended; fsync. On any failure
+the file is truncated back to its size before the delivery.
+
+Never: create an mbox where a Maildir (a directory) exists, or deliver to a
+file that is not a regular file owned by us; leave a partial message; lock
+the mbox with filelock (it may truncate what it locks); hold the lock past
+the delivery. Raises DeliveryError subclasses.
+"""
+import posix
+import time
+
+from vdeliver import safepath
+from vdeliver.errors import MailboxUnavailable, UnsafeMailboxPath, from_os_error
+from vdeliver.message import HeaderScanner, delivery_headers, write_all
+
+FILE_FLAGS = (posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_NOFOLLOW
+              | posix.O_CLOEXEC)
+STALE_DOTLOCK_SECONDS = 500  # Postfix's dot_lockfile.c
+RETRY_SECONDS = 0.2
+
+
+def deliver(base, relative_path, read_chunk, sender, recipient, original_recipient,
+            lock_methods=("fcntl", "dotlock"), lock_timeout=20):
+    """Append one message to base/relative_path; return the mbox path relative to the base."""
+    parent, name = safepath.split_parent(relative_path)
+    dir_fd, shown_dir = safepath.open_directory(base, parent)
+    shown = f"{shown_dir}/{name}"
+    dotlock = None
+    try:
+        deadline = time.monotonic() + lock_timeout
+        if "dotlock" in lock_methods:
+            dotlock = acquire_dotlock(dir_fd, name, shown, deadline)
+        fd = open_mbox(dir_fd, name, shown)
+        try:
+            if "fcntl" in lock_methods or "flock" in lock_methods:
+                acquire_kernel_lock(fd, lock_methods, shown, deadline)
+            append(fd, shown, read_chunk, sender, recipient, original_recipient)
+        finally:
+            posix.close(fd)  # also releases the fcntl/flock lock
+    finally:
+        if dotlock is not None:
+            release_dotlock(dir_fd, dotlock)
+        posix.close(dir_fd)
+    return relative_path
+
+
+def open_mbox(dir_fd, name, shown):
+    try:
+        fd = posix.open(name, FILE_FLAGS, 0o600, dir_fd=dir_fd)
+    except IsADirectoryError:
+        raise UnsafeMailboxPath(f"{shown} is a directory (a Maildir?), not an mbox file") from None
+    except OSError as err:
+        import errno
+        if err.errno == errno.ELOOP:
+            raise UnsafeMailboxPath(f"{shown} is a symlink") from None
+        raise from_os_error(err, f"open {shown}") from None
+    st = posix.fstat(fd)
+    if (st.st_mode & 0o170000) != 0o100000:
+        posix.close(fd)
+        raise UnsafeMailboxPath(f"{shown} is not a regular file")
+    if st.st_uid != posix.geteuid():
+        posix.close(fd)
+        raise MailboxUnavailable(f"{shown} is owned by uid {st.st_uid}, not by the delivery user")
+    return fd
+
+
+def acquire_dotlock(dir_fd, name, shown, deadline):
+    """Create NAME.lock with O_EXCL (dot_lockfile.c); remove one older than 500 s."""
+    lock_name = f"{name}.lock"
+    while True:
+        try:
+            fd = posix.open(lock_name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
+                            | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+            posix.write(fd, f"{posix.getpid()}\n".encode())
+            posix.close(fd)
+            return lock_name
+        except FileExistsError:
+            try:
+                age = time.time() - posix.stat(lock_name, dir_fd=dir_fd,
+                                               follow_symlinks=False).st_mtime
+                if age > STALE_DOTLOCK_SECONDS:
+                    posix.unlink(lock_name, dir_fd=dir_fd)
+                    continue
+            except FileNotFoundError:
+                continue
+        except OSError as err:
+            raise from_os_error(err, f"create {shown}.lock") from None
+        if time.monotonic() >= deadline:
+            raise MailboxUnavailable(f"{shown} is locked ({shown}.lock)")
+        time.sleep(RETRY_SECONDS)
+
+
+def release_dotlock(dir_fd, lock_name):
+    try:
+        posix.unlink(lock_name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def acquire_kernel_lock(fd, lock_methods, shown, deadline):
+    import fcntl
+    while True:
+        try:
+            if "fcntl" in lock_methods:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if "flock" in lock_methods:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except (BlockingIOError, PermissionError):
+            if time.monotonic() >= deadline:
+                raise MailboxUnavailable(f"{shown} is locked by another process") from None
+            time.sleep(RETRY_SECONDS)
+
+
+def from_line(sender):
+    """`From sender  asctime` as Postfix writes it; the null sender is MAILER-DAEMON."""
+    return b"From " + (sender or "MAILER-DAEMON").encode("utf-8", "surrogateescape") + \
+        b" " + time.asctime().encode() + b"\n"
+
+
+def append(fd, shown, read_chunk, sender, recipient, original_recipient):
+    original_size = posix.fstat(fd).st_size
+    try:
+        write_message(fd, read_chunk, sender, recipient, original_recipient)
+        posix.fsync(fd)
+    except BaseException as error:
+        try:
+            posix.ftruncate(fd, original_size)
+            posix.fsync(fd)
+        except OSError:
+            pass
+        if isinstance(error, OSError):
+            raise from_os_error(error, f"write {shown}") from None
+        raise
+
+
+def write_message(fd, read_chunk, sender, recipient, original_recipient):
+    """From_ line, headers (LF: mbox lines end in LF), mboxrd-quoted message, blank line."""
+    write_all(fd, from_line(sender) + delivery_headers(sender, recipient, original_recipient))
+    scanner = HeaderScanner(recipient)
+    scanning = True
+    carry = b""            # the incomplete last line, not yet written
+    carry_is_line_start = True
+    last_byte = b"\n"
+    chunk = read_chunk()
+    while chunk:
+        if scanning:
+            scanning = scanner.feed(chunk)
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            write_all(fd, quote_from_lines(data[:cut], carry_is_line_start))
+            last_byte, carry, carry_is_line_start = b"\n", data[cut:], True
+        else:
+            carry = data
+        if len(carry) > 65536:  # bounded memory: write the start of a very long line now
+            write_all(fd, quote_from_lines(carry, carry_is_line_start))
+            last_byte, carry, carry_is_line_start = carry[-1:], b"", False
+        chunk = read_chunk()
+    if scanning:
+        scanner.finish()
+    if carry:
+        write_all(fd, quote_from_lines(carry, carry_is_line_start))
+        last_byte = carry[-1:]
+    write_all(fd, b"\n\n" if last_byte != b"\n" else b"\n")
+
+
+def quote_from_lines(data, starts_line=True):
+    """mboxrd: a line matching ^>*From gets one more '>'.
+
+    starts_line is False when data continues a line already written: its first
+    piece is not the start of a line.
+    """
+    if b"From " not in data:
+        return data
+    lines = data.split(b"\n")
+    for index in range(0 if starts_line else 1, len(lines)):
+        if lines[index].lstrip(b">").startswith(b"From "):
+            lines[index] = b">" + lines[index]
+    return b"\n".join(lines)
