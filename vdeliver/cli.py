@@ -1,7 +1,7 @@
 """The pipe(8) front end: argv + stdin -> one delivery -> exit status.
 
     vdeliver [-c config] [-o name=value]... [-f sender] [-a original_recipient]
-             [-n] [--] recipient
+             [-i queue_id] [-n] [--] recipient
 
 This is the one place where a DeliveryError becomes an exit status and a
 status line: nothing on stdout on success; on failure exactly one line,
@@ -23,8 +23,9 @@ from vdeliver.errors import (ConfigError, DeliveryError, InternalError, Interrup
                              TimeLimitExceeded, one_line)
 
 USAGE = ("usage: vdeliver [-c config] [-o name=value]... [-f sender]"
-         " [-a original_recipient] [-n] [--] recipient")
-VALUE_OPTIONS = {"c": "config", "o": "overrides", "f": "sender", "a": "original_recipient"}
+         " [-a original_recipient] [-i queue_id] [-n] [--] recipient")
+VALUE_OPTIONS = {"c": "config", "o": "overrides", "f": "sender", "a": "original_recipient",
+                 "i": "queue_id"}
 
 
 class Options:
@@ -34,6 +35,7 @@ class Options:
         self.overrides = []
         self.sender = ""
         self.original_recipient = ""
+        self.queue_id = ""
         self.dry_run = False
         self.help = False
         self.version = False
@@ -131,7 +133,7 @@ def run(options, started):
         _signal.signal(number, _signal.SIG_IGN)
     log.log(config, log.delivery_line(
         envelope.recipient, envelope.original_recipient, started, "2.0.0", "sent",
-        delivery.summary()))
+        delivery.summary(), options.queue_id))
     return 0
 
 
@@ -145,13 +147,13 @@ def dry_run(options, config):
     try:
         mailbox = resolve.resolve(recipient, config)
     except DeliveryError:
-        write_stdout("\n".join(lines))
+        write_stdout("\n".join(lines) + "\n")
         raise
     base = deliver.mailbox_base(config)
     lines += [f"table: {mailbox.table}", f"matched key: {mailbox.key}",
               f"result: {mailbox.result}", f"mailbox: {base.rstrip('/')}/{mailbox.path}",
               f"format: {mailbox.format}"]
-    write_stdout("\n".join(lines))
+    write_stdout("\n".join(lines) + "\n")
     return 0
 
 
@@ -162,8 +164,9 @@ def report_failure(error, options, started):
     recipient = options.recipients[0] if options and len(options.recipients) == 1 else "?"
     original = options.original_recipient if options else ""
     outcome = "bounced" if error.is_bounce else "deferred"
+    queue_id = options.queue_id if options else ""
     log.log(config, log.delivery_line(one_line(recipient, 300), one_line(original, 300), started,
-                                      error.status, outcome, error.text()),
+                                      error.status, outcome, error.text(), queue_id),
             "info" if error.is_bounce else "warning")
     return error.exit_code
 
@@ -193,8 +196,14 @@ def on_terminate(signum, frame):
 
 
 def write_stdout(text):
-    """pipe(8) gives a non-blocking pipe: one short write, errors ignored."""
+    """pipe(8) gives a non-blocking pipe: one short write, errors ignored.
+
+    No final newline unless stdout is a terminal: pipe(8) turns it into a
+    trailing space in its log line and the DSN.
+    """
+    if posix.isatty(1):
+        text += "\n"
     try:
-        posix.write(1, (text + "\n").encode("utf-8", "surrogateescape"))
+        posix.write(1, text.encode("utf-8", "surrogateescape"))
     except OSError:
         pass

@@ -66,9 +66,10 @@ def write_quietly(fd, text):
         pass
 
 
-def delivery_line(recipient, original_recipient, started, status, outcome, text):
-    """The Postfix-style summary line of one delivery attempt."""
-    fields = [f"to=<{recipient}>"]
+def delivery_line(recipient, original_recipient, started, status, outcome, text, queue_id=""):
+    """The Postfix-style summary line of one delivery attempt (`QUEUEID: to=<...>, ...`)."""
+    queue_id = "".join(ch for ch in queue_id if ch.isalnum())[:40]
+    fields = [f"{queue_id + ': ' if queue_id else ''}to=<{recipient}>"]
     if original_recipient and original_recipient != recipient:
         fields.append(f"orig_to=<{original_recipient}>")
     fields.append("relay=vdeliver")

@@ -68,5 +68,5 @@ def test_snippet_has_no_D_R_O_flags_and_passes_the_contract_arguments():
              and not line.lstrip().startswith("#")]
     assert flags and not set("DRO") & set(flags[0])
     assert "null_sender=" in snippet
-    assert "-f ${sender} -a ${original_recipient} -- ${recipient}" in snippet
+    assert "-i ${queue_id} -f ${sender} -a ${original_recipient} -- ${recipient}" in snippet
     assert "vdeliver_destination_recipient_limit = 1" in snippet
