@@ -19,8 +19,8 @@ import sys
 import time
 
 from vdeliver import log
-from vdeliver.errors import (ConfigError, DeliveryError, InternalError, Interrupted,
-                             TimeLimitExceeded, one_line)
+from vdeliver.errors import (ConfigError, DeliveryError, Interrupted, TimeLimitExceeded,
+                             internal_error, one_line)
 
 USAGE = ("usage: vdeliver [-c config] [-o name=value]... [-f sender]"
          " [-a original_recipient] [-i queue_id] [-n] [--] recipient")
@@ -83,6 +83,10 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if "--lmtp" in argv:
+        from vdeliver import daemon
+        return daemon.main(argv)
     try:
         return main_unguarded(argv)
     except BaseException:  # even reporting failed: still defer, never exit 1 (a bounce)
@@ -169,15 +173,6 @@ def report_failure(error, options, started):
                                       error.status, outcome, error.text(), queue_id),
             "info" if error.is_bounce else "warning")
     return error.exit_code
-
-
-def internal_error(error):
-    if isinstance(error, KeyboardInterrupt):
-        return Interrupted("interrupted")
-    import traceback
-    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
-    place = f" at {where[0].filename.rsplit('/', 1)[-1]}:{where[0].lineno}" if where else ""
-    return InternalError(f"{type(error).__name__}{place}: {error}")
 
 
 def set_signal_handlers():

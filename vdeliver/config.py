@@ -38,6 +38,19 @@ DEFAULTS = {
     "quota_grace": "0",
     "quota_warning_thresholds": "",
     "quota_warning_template": "",
+    # the LMTP daemon (vdeliver --lmtp: daemon.py, lmtp.py)
+    "lmtp_listen": "unix:/var/spool/postfix/private/vdeliver-lmtp",
+    "lmtp_socket_owner": "postfix",
+    "lmtp_socket_mode": "0660",
+    "lmtp_user": "",
+    "lmtp_pid_file": "/run/vdeliver-lmtpd.pid",
+    "lmtp_max_connections": "50",
+    "lmtp_idle_timeout": "300s",
+    "lmtp_message_size_limit": "102400000",
+    "lmtp_recipient_limit": "1000",
+    "lmtp_delivery_threads": "8",
+    "lmtp_spool_directory": "",
+    "lmtp_shutdown_timeout": "60s",
 }
 
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -66,6 +79,12 @@ class Config:
         if value in ("no", "false", "0", "off"):
             return False
         raise ConfigError(f"{name} = {value}: expected yes or no")
+
+    def get_int(self, name):
+        value = self.get(name).strip()
+        if not value.isdigit():
+            raise ConfigError(f"{name} = {value}: expected a whole number")
+        return int(value)
 
     def get_choice(self, name, choices):
         value = self.get(name).strip().lower()

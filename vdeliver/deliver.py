@@ -49,10 +49,15 @@ def mailbox_base(config):
     return base
 
 
-def deliver(envelope, config, read_chunk, tables=None):
-    """Resolve envelope.recipient and deliver the message read_chunk() yields."""
+def deliver(envelope, config, read_chunk, tables=None, mailbox=None):
+    """Resolve envelope.recipient and deliver the message read_chunk() yields.
+
+    mailbox: the resolve.Mailbox when the front end resolved it already (LMTP
+    does at RCPT time); tables: already opened tables (the LMTP daemon keeps them).
+    """
     base = mailbox_base(config)
-    mailbox = resolve.resolve(envelope.recipient, config, tables)
+    if mailbox is None:
+        mailbox = resolve.resolve(envelope.recipient, config, tables)
     original = envelope.original_recipient if config.get_bool("enable_original_recipient") else ""
     try:
         if mailbox.format == resolve.MBOX:

@@ -142,6 +142,16 @@ def from_os_error(err, doing):
     return MailboxUnavailable(text)
 
 
+def internal_error(error):
+    """An unexpected exception (a bug) as a deferral: 4.3.0 with the place it happened."""
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted("interrupted")
+    import traceback
+    where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+    place = f" at {where[0].filename.rsplit('/', 1)[-1]}:{where[0].lineno}" if where else ""
+    return InternalError(f"{type(error).__name__}{place}: {error}")
+
+
 def one_line(text, limit=400):
     """Printable single line: pipe(8) keeps 4 KB and mangles control bytes anyway."""
     out = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)

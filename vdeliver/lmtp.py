@@ -1,0 +1,391 @@
+"""The LMTP front end (RFC 2033): sessions, one reply per recipient, errors -> replies.
+
+This is the other place (besides cli.main) where a DeliveryError becomes an
+answer for Postfix. A small asyncio server of our own rather than aiosmtpd:
+aiosmtpd's LMTP class sends one reply per DATA (RFC 2033 4.2 wants one per
+accepted RCPT, in order, each after that copy is safe), keeps the message in
+memory, and answers unexpected exceptions with a permanent 500; all three
+would have to be overridden, leaving little of the library.
+
+A transaction: LHLO; MAIL FROM (SIZE checked); RCPT TO, each resolved at
+once on the lookup thread (550 5.1.1 unknown user, 451 4.3.0 table error);
+DATA, spooled with dot-unstuffing and CRLF -> LF into an unnamed O_TMPFILE
+file (never visible, gone when closed); after the final dot, each accepted
+recipient is delivered through deliver.deliver() on the delivery thread pool
+(one slow fsync does not stall other sessions) and its reply is sent when
+its copy is durable: 250 2.0.0, 451/452 4.x.x, 552 5.2.2, 554 5.4.6.
+A duplicate RCPT is delivered once and gets the first one's reply.
+
+Never: send 250 before the copy is fsynced; answer 5xx for a fault the admin
+can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
+with the final dot (EOF, a timeout or shutdown mid-DATA delivers nothing and
+sends no reply); hold a message in memory.
+"""
+import asyncio
+import posix
+import time
+
+from vdeliver import address, deliver, log, resolve
+from vdeliver.errors import (BadRecipientAddress, BadSenderAddress, DeliveryError,
+                             internal_error, one_line)
+
+CHUNK_SIZE = 1 << 16
+MAX_COMMAND_LINE = 4096
+
+
+def reply_for(error):
+    """The LMTP reply for a DeliveryError (RFC 5321 4.2.3 codes, RFC 3463 status)."""
+    status = error.status
+    if error.is_bounce:
+        if status.startswith("5.1."):
+            code = 550
+        elif status in ("5.2.2", "5.2.3", "5.3.4"):
+            code = 552
+        else:
+            code = 554
+    else:
+        code = 452 if status in ("4.2.2", "4.3.1", "4.5.3") else 451
+    return f"{code} {status} {error.text()}"
+
+
+class Settings:
+    """What one transaction uses: config and open tables (replaced on SIGHUP)."""
+
+    def __init__(self, config, tables):
+        self.config = config
+        self.tables = tables
+        self.max_message_size = config.get_int("lmtp_message_size_limit")
+        self.max_recipients = config.get_int("lmtp_recipient_limit")
+        self.idle_timeout = config.get_time("lmtp_idle_timeout")
+
+
+class Server:
+    """State shared by all sessions; daemon.py creates it and owns the event loop."""
+
+    def __init__(self, settings, delivery_pool, lookup_pool, hostname, max_connections):
+        self.settings = settings
+        self.delivery_pool = delivery_pool
+        self.lookup_pool = lookup_pool    # one thread: table connections are not shared
+        self.hostname = hostname
+        self.max_connections = max_connections
+        self.sessions = {}                # Session -> its task
+        self.closing = False
+
+    async def handle(self, reader, writer):
+        session = Session(self, reader, writer)
+        self.sessions[session] = asyncio.current_task()
+        try:
+            await session.run()
+        finally:
+            self.sessions.pop(session, None)
+
+    def begin_shutdown(self):
+        """Stop sessions that are idle or receiving DATA; let deliveries finish."""
+        self.closing = True
+        for session, task in list(self.sessions.items()):
+            if session.phase != "delivering":
+                task.cancel()
+
+    async def wait_sessions(self, timeout):
+        tasks = list(self.sessions.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+
+class Session:
+    def __init__(self, server, reader, writer):
+        self.server, self.reader, self.writer = server, reader, writer
+        self.phase = "idle"   # idle | data | delivering
+        self.greeted = False
+        self.reset()
+
+    def reset(self):
+        self.settings = None
+        self.sender = None
+        self.recipients = []  # (recipient, original recipient, Mailbox)
+
+    async def send(self, *lines):
+        self.writer.write("".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape"))
+        await self.writer.drain()
+
+    async def run(self):
+        try:
+            if len(self.server.sessions) > self.server.max_connections:
+                await self.send("421 4.3.2 too many connections, try again later")
+                return
+            await self.send(f"220 {self.server.hostname} LMTP vdeliver ready")
+            while not self.server.closing:
+                line = await self.read_command()
+                if line is None:
+                    return
+                if not await self.dispatch(line):
+                    return
+            await self.send("421 4.3.2 shutting down")
+        except asyncio.CancelledError:
+            if self.phase == "idle":  # between commands: say goodbye
+                try:
+                    self.writer.write(b"421 4.3.2 shutting down\r\n")
+                except Exception:
+                    pass
+            # mid-DATA: close without a reply; nothing was delivered
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            self.writer.close()
+
+    async def read_command(self):
+        timeout = (self.settings or self.server.settings).idle_timeout
+        try:
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+        except asyncio.TimeoutError:
+            await self.send("421 4.4.2 idle timeout, closing connection")
+            return None
+        except ValueError:  # longer than the stream limit
+            await self.send("500 5.5.2 line too long")
+            return None
+        if not line:
+            return None
+        if len(line) > MAX_COMMAND_LINE:
+            await self.send("500 5.5.2 line too long")
+            return None
+        return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
+
+    async def dispatch(self, line):
+        verb, _, argument = line.partition(" ")
+        verb = verb.upper()
+        if verb == "LHLO":
+            return await self.lhlo(argument)
+        if verb in ("HELO", "EHLO"):
+            await self.send("500 5.5.1 this is an LMTP server: use LHLO")
+        elif verb == "MAIL":
+            await self.mail(argument)
+        elif verb == "RCPT":
+            await self.rcpt(argument)
+        elif verb == "DATA":
+            await self.data()
+        elif verb == "RSET":
+            self.reset()
+            await self.send("250 2.0.0 Ok")
+        elif verb == "NOOP":
+            await self.send("250 2.0.0 Ok")
+        elif verb == "VRFY":
+            await self.send("252 2.5.0 cannot verify, but will try to deliver")
+        elif verb == "QUIT":
+            await self.send("221 2.0.0 Bye")
+            return False
+        else:
+            await self.send("500 5.5.2 command not recognized")
+        return True
+
+    async def lhlo(self, argument):
+        if not argument.strip():
+            await self.send("501 5.5.4 LHLO needs a host name")
+            return True
+        self.greeted = True
+        self.reset()
+        size = self.server.settings.max_message_size
+        await self.send(f"250-{self.server.hostname}", "250-PIPELINING", "250-ENHANCEDSTATUSCODES",
+                        "250-8BITMIME", "250-SMTPUTF8", f"250 SIZE {size}")
+        return True
+
+    async def mail(self, argument):
+        if not self.greeted:
+            await self.send("503 5.5.1 send LHLO first")
+            return
+        if self.sender is not None:
+            await self.send("503 5.5.1 nested MAIL command")
+            return
+        path, params = parse_path(argument, "FROM:")
+        if path is None:
+            await self.send("501 5.5.4 syntax: MAIL FROM:<address>")
+            return
+        settings = self.server.settings
+        declared = params.get("SIZE", "0")
+        if declared.isdigit() and int(declared) > settings.max_message_size:
+            await self.send("552 5.3.4 message size exceeds fixed limit")
+            return
+        try:
+            address.check_sender(path)
+        except BadSenderAddress as error:
+            await self.send(f"501 {error.status} {error.text()}")
+            return
+        self.settings, self.sender = settings, path
+        await self.send("250 2.1.0 Ok")
+
+    async def rcpt(self, argument):
+        if self.sender is None:
+            await self.send("503 5.5.1 need MAIL before RCPT")
+            return
+        path, params = parse_path(argument, "TO:")
+        if not path:
+            await self.send("501 5.5.4 syntax: RCPT TO:<address>")
+            return
+        if len(self.recipients) >= self.settings.max_recipients:
+            await self.send("452 4.5.3 too many recipients")
+            return
+        original = decode_orcpt(params.get("ORCPT", ""))
+        try:
+            address.check_recipient(path)
+            if original:
+                address.check_recipient(original)
+            settings = self.settings
+            loop = asyncio.get_running_loop()
+            mailbox = await loop.run_in_executor(
+                self.server.lookup_pool, resolve.resolve, path, settings.config, settings.tables)
+        except BadRecipientAddress as error:
+            await self.send(f"550 {error.status} {error.text()}")
+            return
+        except DeliveryError as error:
+            log_failure(self.settings.config, path, original, time.monotonic(), error)
+            await self.send(reply_for(error))
+            return
+        except Exception as error:
+            await self.send(reply_for(internal_error(error)))
+            return
+        self.recipients.append((path, original, mailbox))
+        await self.send("250 2.1.5 Ok")
+
+    async def data(self):
+        if not self.recipients:
+            await self.send("503 5.5.1 no valid recipients")
+            return
+        spool_fd = open_spool(self.settings.config)
+        try:
+            await self.send("354 End data with <CR><LF>.<CR><LF>")
+            self.phase = "data"
+            size, too_big = await self.receive(spool_fd)
+            # The final dot was read: from here nothing cancels this transaction.
+            self.phase = "delivering"
+            if too_big:
+                await self.send(*["552 5.3.4 message size exceeds fixed limit"] * len(self.recipients))
+            else:
+                await self.deliver_all(spool_fd)
+            self.phase = "idle"  # only here: run() reads the phase a cancellation came in
+        finally:
+            posix.close(spool_fd)
+            self.reset()
+
+    async def receive(self, spool_fd):
+        """Read DATA up to the final dot into the spool; (size, too_big)."""
+        limit = self.settings.max_message_size
+        reader = self.reader
+        size, too_big, pending, pending_size = 0, False, [], 0
+        while True:
+            line = await asyncio.wait_for(reader.readline(), self.settings.idle_timeout)
+            if not line:
+                raise ConnectionError("connection closed during DATA")
+            if line == b".\r\n" or line == b".\n":
+                break
+            if line[:1] == b".":
+                line = line[1:]  # dot-unstuffing (RFC 5321 4.5.2)
+            if line[-2:] == b"\r\n":
+                line = line[:-2] + b"\n"
+            size += len(line)
+            if size > limit:
+                too_big = True
+                pending, pending_size = [], 0
+                continue
+            pending.append(line)
+            pending_size += len(line)
+            if pending_size >= CHUNK_SIZE:
+                write_all(spool_fd, b"".join(pending))
+                pending, pending_size = [], 0
+        if pending and not too_big:
+            write_all(spool_fd, b"".join(pending))
+        return size, too_big
+
+    async def deliver_all(self, spool_fd):
+        loop = asyncio.get_running_loop()
+        replies = {}
+        for recipient, original, mailbox in self.recipients:
+            key = address.fold(recipient)
+            if key not in replies:
+                future = loop.run_in_executor(self.server.delivery_pool, deliver_one, self.settings,
+                                              self.sender, recipient, original, mailbox, spool_fd)
+                replies[key] = await asyncio.shield(future)
+            await self.send(replies[key])
+
+
+def deliver_one(settings, sender, recipient, original, mailbox, spool_fd):
+    """Deliver one copy from the spool (a delivery thread); return its LMTP reply."""
+    started = time.monotonic()
+    offset = 0
+
+    def read_chunk(size=CHUNK_SIZE):
+        nonlocal offset
+        data = posix.pread(spool_fd, size, offset)
+        offset += len(data)
+        return data
+
+    config = settings.config
+    try:
+        envelope = deliver.Envelope(sender, recipient, original)
+        delivery = deliver.deliver(envelope, config, read_chunk, settings.tables, mailbox)
+    except DeliveryError as error:
+        log_failure(config, recipient, original, started, error)
+        return reply_for(error)
+    except Exception as error:
+        error = internal_error(error)
+        log_failure(config, recipient, original, started, error)
+        return reply_for(error)
+    log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent",
+                                      delivery.summary()))
+    return f"250 2.0.0 <{recipient}> delivered"
+
+
+def log_failure(config, recipient, original, started, error):
+    outcome = "bounced" if error.is_bounce else "deferred"
+    log.log(config, log.delivery_line(one_line(recipient, 300), one_line(original, 300), started,
+                                      error.status, outcome, error.text()),
+            "info" if error.is_bounce else "warning")
+
+
+def open_spool(config):
+    """An unnamed file (O_TMPFILE) under the spool directory: never visible, gone on close."""
+    directory = config.get("lmtp_spool_directory") or config.get("virtual_mailbox_base")
+    return posix.open(directory, posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC, 0o600)
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[posix.write(fd, view):]
+
+
+def parse_path(argument, keyword):
+    """'FROM:<a@b> SIZE=10' -> ('a@b', {'SIZE': '10'}); (None, {}) when malformed."""
+    if argument[:len(keyword)].upper() != keyword:
+        return None, {}
+    rest = argument[len(keyword):].strip()
+    if not rest.startswith("<"):
+        return None, {}
+    end = rest.find(">")
+    if end < 0:
+        return None, {}
+    path = rest[1:end]
+    if ":" in path and path.startswith("@"):  # a source route: drop it (RFC 5321 4.1.2)
+        path = path.split(":", 1)[1]
+    params = {}
+    for item in rest[end + 1:].split():
+        key, _, value = item.partition("=")
+        params[key.upper()] = value
+    return path, params
+
+
+def decode_orcpt(value):
+    """ORCPT=rfc822;addr (xtext, RFC 3461 4.2) -> addr; other types are ignored."""
+    kind, _, text = value.partition(";")
+    if kind.lower() != "rfc822" or not text:
+        return ""
+    out, index = [], 0
+    while index < len(text):
+        if text[index] == "+" and index + 2 < len(text) + 0 and len(text[index + 1:index + 3]) == 2:
+            try:
+                out.append(chr(int(text[index + 1:index + 3], 16)))
+                index += 3
+                continue
+            except ValueError:
+                pass
+        out.append(text[index])
+        index += 1
+    return "".join(out)
