@@ -31,6 +31,9 @@ from vdeliver.errors import (BadRecipientAddress, BadSenderAddress, DeliveryErro
 
 CHUNK_SIZE = 1 << 16
 MAX_COMMAND_LINE = 4096
+MAX_DATA_LINE = 1 << 20
+# Tables answered from memory: resolved on the event loop, without a thread hop.
+IN_MEMORY_TABLES = ("texthash", "inline", "static", "regexp", "pcre")
 
 
 def reply_for(error):
@@ -97,6 +100,8 @@ class Session:
         self.server, self.reader, self.writer = server, reader, writer
         self.phase = "idle"   # idle | data | delivering
         self.greeted = False
+        self.leftover = b""   # bytes read past the final dot (pipelined commands)
+        self.spool_fd = None  # one unnamed spool file per session, truncated per message
         self.reset()
 
     def reset(self):
@@ -130,13 +135,27 @@ class Session:
             # mid-DATA: close without a reply; nothing was delivered
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
+        except Exception as error:  # a bug: say so and close; Postfix retries the mail later
+            config = (self.settings or self.server.settings).config
+            log.log(config, f"LMTP session ended by {internal_error(error).text()}", "error")
+            try:
+                await self.send("421 4.3.0 internal software error, closing connection")
+            except Exception:
+                pass
         finally:
+            if self.spool_fd is not None:
+                posix.close(self.spool_fd)
             self.writer.close()
 
     async def read_command(self):
         timeout = (self.settings or self.server.settings).idle_timeout
         try:
-            line = await asyncio.wait_for(self.reader.readline(), timeout)
+            newline = self.leftover.find(b"\n")
+            if newline >= 0:
+                line, self.leftover = self.leftover[:newline + 1], self.leftover[newline + 1:]
+            else:
+                line = self.leftover + await asyncio.wait_for(self.reader.readline(), timeout)
+                self.leftover = b""
         except asyncio.TimeoutError:
             await self.send("421 4.4.2 idle timeout, closing connection")
             return None
@@ -229,9 +248,12 @@ class Session:
             if original:
                 address.check_recipient(original)
             settings = self.settings
-            loop = asyncio.get_running_loop()
-            mailbox = await loop.run_in_executor(
-                self.server.lookup_pool, resolve.resolve, path, settings.config, settings.tables)
+            if all(table.spec.split(":", 1)[0] in IN_MEMORY_TABLES for table in settings.tables):
+                mailbox = resolve.resolve(path, settings.config, settings.tables)
+            else:
+                loop = asyncio.get_running_loop()
+                mailbox = await loop.run_in_executor(
+                    self.server.lookup_pool, resolve.resolve, path, settings.config, settings.tables)
         except BadRecipientAddress as error:
             await self.send(f"550 {error.status} {error.text()}")
             return
@@ -249,7 +271,11 @@ class Session:
         if not self.recipients:
             await self.send("503 5.5.1 no valid recipients")
             return
-        spool_fd = open_spool(self.settings.config)
+        if self.spool_fd is None:
+            self.spool_fd = open_spool(self.settings.config)
+        spool_fd = self.spool_fd
+        posix.ftruncate(spool_fd, 0)
+        posix.lseek(spool_fd, 0, 0)  # SEEK_SET: truncate leaves the offset where it was
         try:
             await self.send("354 End data with <CR><LF>.<CR><LF>")
             self.phase = "data"
@@ -262,37 +288,43 @@ class Session:
                 await self.deliver_all(spool_fd)
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
         finally:
-            posix.close(spool_fd)
             self.reset()
 
     async def receive(self, spool_fd):
-        """Read DATA up to the final dot into the spool; (size, too_big)."""
+        """Read DATA up to the final dot into the spool; (size, too_big).
+
+        Chunk by chunk, not line by line: `pending` always starts at a line
+        boundary, written as the CRLF that ended the previous line (a dummy
+        one at first), so the end is the first CRLF.CRLF, dot-unstuffing is
+        replacing CRLF. by CRLF (RFC 5321 4.5.2), then CRLF becomes LF.
+        """
         limit = self.settings.max_message_size
-        reader = self.reader
-        size, too_big, pending, pending_size = 0, False, [], 0
+        timeout = self.settings.idle_timeout
+        pending, self.leftover = b"\r\n" + self.leftover, b""
+        size, too_big, first = 0, False, True
         while True:
-            line = await asyncio.wait_for(reader.readline(), self.settings.idle_timeout)
-            if not line:
+            end = pending.find(b"\r\n.\r\n")
+            if end >= 0:
+                body, self.leftover = pending[:end + 2], pending[end + 5:]
+            else:
+                cut = pending.rfind(b"\r\n")
+                body, pending = (pending[:cut], pending[cut:]) if cut > 0 else (b"", pending)
+                if len(pending) > MAX_DATA_LINE:
+                    raise ConnectionError("DATA line longer than 1 MiB")
+            if body:
+                text = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")
+                if first:
+                    text, first = text[1:], False  # the dummy line end
+                size += len(text)
+                too_big = too_big or size > limit
+                if not too_big:
+                    write_all(spool_fd, text)
+            if end >= 0:
+                return size, too_big
+            chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
+            if not chunk:
                 raise ConnectionError("connection closed during DATA")
-            if line == b".\r\n" or line == b".\n":
-                break
-            if line[:1] == b".":
-                line = line[1:]  # dot-unstuffing (RFC 5321 4.5.2)
-            if line[-2:] == b"\r\n":
-                line = line[:-2] + b"\n"
-            size += len(line)
-            if size > limit:
-                too_big = True
-                pending, pending_size = [], 0
-                continue
-            pending.append(line)
-            pending_size += len(line)
-            if pending_size >= CHUNK_SIZE:
-                write_all(spool_fd, b"".join(pending))
-                pending, pending_size = [], 0
-        if pending and not too_big:
-            write_all(spool_fd, b"".join(pending))
-        return size, too_big
+            pending += chunk
 
     async def deliver_all(self, spool_fd):
         loop = asyncio.get_running_loop()

@@ -264,3 +264,28 @@ def test_idle_timeout(mail, daemon):
             break
         data += chunk
     assert b"421 4.4.2" in data
+
+
+def test_commands_pipelined_after_the_final_dot(mail, daemon):
+    lmtpd = daemon()
+    client = socket.create_connection(("127.0.0.1", lmtpd.port), timeout=30)
+    client.sendall(b"LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    replies = b""
+    while not replies.rstrip().endswith(b"<CR><LF>.<CR><LF>"):
+        replies += client.recv(4096)
+    # The message, its end and two more transactions' commands in one packet.
+    client.sendall(b"Subject: one\r\n\r\n..x\r\n.\r\nMAIL FROM:<s@x>\r\nRCPT TO:<alice@example.com>\r\n"
+                   b"DATA\r\n")
+    replies = b""
+    while b"354" not in replies:
+        replies += client.recv(4096)
+    assert replies.split(b"\r\n")[:3] == [b"250 2.0.0 <bob@example.com> delivered", b"250 2.1.0 Ok",
+                                          b"250 2.1.5 Ok"]
+    client.sendall(b"Subject: two\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    replies = b""
+    while b"221" not in replies:
+        replies += client.recv(4096)
+    assert replies.startswith(b"250 2.0.0 <alice@example.com> delivered\r\n221 ")
+    client.close()
+    assert read(mail.new_files("example.com/bob")[0]).endswith(b"Subject: one\n\n.x\n")
+    assert read(mail.new_files("example.com/alice")[0]).endswith(b"Subject: two\n\nbody\n")
