@@ -19,11 +19,13 @@ import sys
 import time
 
 from vdeliver import log
-from vdeliver.errors import (ConfigError, DeliveryError, Interrupted, TimeLimitExceeded,
-                             internal_error, one_line)
+from vdeliver.errors import (ConfigError, DeliveryError, InputError, Interrupted,
+                             TimeLimitExceeded, internal_error, one_line)
 
 USAGE = ("usage: vdeliver [-c config] [-o name=value]... [-f sender]"
-         " [-a original_recipient] [-i queue_id] [-n] [--] recipient")
+         " [-a original_recipient] [-i queue_id] [-n] [--] recipient\n"
+         "       vdeliver -q KEY TYPE:NAME | vdeliver [-c config] -q ADDRESS\n"
+         "       vdeliver --lmtp [-c config] [-o name=value]... [--foreground]")
 VALUE_OPTIONS = {"c": "config", "o": "overrides", "f": "sender", "a": "original_recipient",
                  "i": "queue_id"}
 
@@ -84,9 +86,14 @@ def parse_args(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if "--lmtp" in argv:
+    options_part = argv[:argv.index("--")] if "--" in argv else argv
+    if "--lmtp" in options_part:
         from vdeliver import daemon
         return daemon.main(argv)
+    if "-q" in options_part:  # vdeliver -q KEY TYPE:NAME | vdeliver [-c cf] -q ADDRESS
+        from vdeliver import query
+        position = argv.index("-q")
+        return query.main(argv[:position] + argv[position + 1:])
     try:
         return main_unguarded(argv)
     except BaseException:  # even reporting failed: still defer, never exit 1 (a bounce)
@@ -114,6 +121,14 @@ def main_unguarded(argv):
 
 
 def run(options, started):
+    if not options.dry_run:
+        # fd 0 not open: the first file kept open (an sqlite: table) would become
+        # "stdin" and be delivered as the message. Defer before opening anything
+        # (tests/faults/test_fault_stdin.py).
+        try:
+            posix.fstat(0)
+        except OSError:
+            raise InputError("standard input is not open") from None
     from vdeliver import config as config_module
     config = config_module.load(options.config, options.overrides)
     options.loaded_config = config

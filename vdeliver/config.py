@@ -25,6 +25,7 @@ DEFAULTS = {
     "syslog_facility": "mail",
     "maillog_file": "",
     "time_limit": "600s",
+    "table_cache_directory": "/var/cache/vdeliver",
     # mbox delivery (mbox.py)
     "virtual_mailbox_lock": "fcntl, dotlock",
     "mbox_lock_timeout": "20s",

@@ -52,7 +52,6 @@ class PidFile:
             os.close(fd)
             raise ConfigError(f"already running (pid {running or '?'}, {self.path})") from None
         self.fd = fd
-        self.write()
 
     def write(self):
         os.ftruncate(self.fd, 0)
@@ -163,6 +162,8 @@ def main(argv):
         deliver.mailbox_base(config)
         pid_file = PidFile(config.get("lmtp_pid_file"))
         pid_file.acquire()
+        if options["foreground"]:
+            pid_file.write()
         sockets = bind_sockets(config)
         uid, gid = run_user(config) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     except (DeliveryError, OSError, KeyError) as error:

@@ -19,7 +19,7 @@ import sys
 # The pipe command's modules, each after the modules it imports.
 MODULES = (
     "vdeliver.errors", "vdeliver.address", "vdeliver.config", "vdeliver.log",
-    "vdeliver.tables", "vdeliver.tables.textfile", "vdeliver.tables.texthash",
+    "vdeliver.tables", "vdeliver.tables.textfile", "vdeliver.tables.cdb", "vdeliver.tables.texthash",
     "vdeliver.resolve", "vdeliver.message", "vdeliver.safepath", "vdeliver.maildir",
     "vdeliver.privileges",
     "vdeliver.deliver", "vdeliver.cli",

@@ -80,7 +80,14 @@ def acquire_dotlock(dir_fd, name, shown, deadline):
         try:
             fd = posix.open(lock_name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
                             | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-            posix.write(fd, f"{posix.getpid()}\n".encode())
+            try:
+                posix.write(fd, f"{posix.getpid()}\n".encode())
+            except BaseException:
+                # Made but not written (ENOSPC on a full disk): remove it, or it
+                # locks the mbox for STALE_DOTLOCK_SECONDS (tests/faults/test_fault_space.py).
+                posix.close(fd)
+                release_dotlock(dir_fd, lock_name)
+                raise
             posix.close(fd)
             return lock_name
         except FileExistsError:

@@ -12,7 +12,7 @@ raises UnknownUser (5.1.1).
 """
 from vdeliver import address
 from vdeliver.errors import ConfigError, TableError, UnknownUser, UnsafeMailboxPath
-from vdeliver.tables import open_table
+from vdeliver.tables import open_table, texthash
 
 MAILDIR, MBOX = "maildir", "mbox"
 
@@ -37,7 +37,13 @@ def open_tables(config):
     specs = config.get_list("virtual_mailbox_maps")
     if not specs:
         raise ConfigError("virtual_mailbox_maps is empty")
-    return [open_table(spec) for spec in specs]
+    texthash.CACHE_DIRECTORY = config.get("table_cache_directory").strip()
+    tables = [open_table(spec) for spec in specs]
+    for table in tables:
+        if getattr(table, "note", None):  # e.g. hash: answered through postmap -q
+            from vdeliver import log
+            log.log(config, f"{table.spec}: {table.note}", "warning")
+    return tables
 
 
 def resolve(recipient, config, tables=None):

@@ -342,6 +342,14 @@ def test_queue_id_in_the_log_line(mail):
     assert "]: 4F2A31C0D6: to=<nobody@example.com>, " in second
 
 
+def test_query_through_the_installed_command(mail):
+    result = mail.run("-q", "BOB@example.com", f"texthash:{mail.table_path}", config=False)
+    assert (result.code, result.stdout) == (0, b"example.com/bob/\n")
+    assert mail.run("-q", "nobody@example.com", f"texthash:{mail.table_path}", config=False).code == 1
+    trace = mail.run("-q", "bob+x@example.com")
+    assert trace.code == 0 and b"example.com/bob/" in trace.stdout
+
+
 def test_help_and_version(mail):
     assert mail.run("--version").stdout.startswith(b"vdeliver ")
     assert b"usage: vdeliver" in mail.run("-h").stdout

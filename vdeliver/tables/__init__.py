@@ -18,6 +18,18 @@ TYPES = {
     "inline": "inline",
     "static": "static",
     "regexp": "regexp",
+    "pcre": "pcre",
+    "hash": "berkeley",
+    "btree": "berkeley",
+    "cdb": "cdb",
+    "lmdb": "lmdbfile",
+    "sqlite": "sqlite",
+    "pgsql": "pgsql",
+    "mysql": "mysql",
+    "ldap": "ldap",
+    "unionmap": "combine",
+    "pipemap": "combine",
+    "fail": "fail",
 }
 
 

@@ -1,26 +1,185 @@
-"""texthash: a postmap source file read into memory at open (dict_thash.c).
+"""texthash: a postmap source file read at open (dict_thash.c), with a compiled cache.
 
-Never: return a value for a key it does not hold; a missing or unreadable file
-is a TableError (defer), not "not found".
+Parsing a 100,000-line file costs ~100 ms, and pipe(8) starts vdeliver once
+per message. So the parsed table is kept as a cdb file (cdb.py) in
+CACHE_DIRECTORY (default /var/cache/vdeliver, which the delivery user must
+own; "" turns the cache off), named after the table's path, and used only
+while its recorded identity -- path, device, inode, size and mtime in
+nanoseconds -- still matches the table file. Opening it and one lookup cost
+a few system calls, whatever the table's size.
+
+A miss parses the file and, when the file has not changed for
+HOT_SECONDS (dict_thash.c re-reads a file that is still being written),
+rebuilds the cache under a filelock on a separate `.lock` file: write a
+temporary file, rename it into place. A busy lock, an unwritable directory or
+any other trouble with the cache just means this delivery parses the file.
+
+As virtual(8) (which opens maps without DICT_FLAG_DUP_WARN), a duplicate key
+makes the table fail: every lookup is a TableError (postmap -q instead warns
+and keeps the first; query.py says so).
+
+Never: return a value for a key it does not hold; never trust a cache file
+that is not owned by the delivery user (or root), is group- or
+world-writable, or whose identity does not match; a missing or unreadable
+table file is a TableError (defer), not "not found".
 """
+import posix
+
 from vdeliver.errors import TableError
-from vdeliver.tables.textfile import read_entries
+from vdeliver.tables.textfile import parse
+
+CACHE_DIRECTORY = "/var/cache/vdeliver"
+HOT_SECONDS = 2
+LOCK_TIMEOUT = 0  # seconds: a busy lock means "parse this time", never "wait"
+IDENTITY_KEY = b"\0identity"  # real keys never hold a NUL
+ERROR_KEY = b"\0error"
 
 
 class TextHashTable:
     fixed_keys = True
+    note = None
 
-    def __init__(self, spec, entries):
+    def __init__(self, spec, entries, error=None):
         self.spec = spec
         self.entries = entries
+        self.error = error
 
     def lookup(self, key):
+        if self.error:
+            raise TableError(self.error)
         return self.entries.get(key)
+
+
+class CachedTextHashTable:
+    """The same answers as TextHashTable, from the compiled cdb cache."""
+    fixed_keys = True
+    note = None
+
+    def __init__(self, spec, cdb_file):
+        self.spec = spec
+        self.file = cdb_file
+
+    def lookup(self, key):
+        try:
+            data = key.encode("utf-8")
+        except UnicodeEncodeError:
+            return None  # such a key is never in the table (invalid lines are skipped)
+        try:
+            value = self.file.get(data)
+        except (OSError, ValueError) as err:
+            raise TableError(f"{self.spec}: cache {self.file.path}: {err}") from None
+        return None if value is None else value.decode("utf-8", "surrogateescape")
 
 
 def open_table(name, spec):
     try:
-        entries = read_entries(name)
+        fd = posix.open(name, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError as err:
         raise TableError(f"cannot open {spec}: {err.strerror}") from None
-    return TextHashTable(spec, entries)
+    try:
+        st = posix.fstat(fd)
+        identity = identity_of(name, st)
+        cache = cache_path(name) if CACHE_DIRECTORY else ""
+        if cache:
+            table = open_cache(spec, cache, identity)
+            if table is not None:
+                return table
+        data = read_all(fd, st.st_size)
+        after = posix.fstat(fd)
+    except OSError as err:
+        raise TableError(f"cannot read {spec}: {err.strerror}") from None
+    finally:
+        posix.close(fd)
+    entries, duplicate = parse(data.decode("utf-8", "surrogateescape"))
+    error = None
+    if duplicate is not None:
+        error = f"{spec}, line {duplicate[0]}: duplicate entry: \"{duplicate[1]}\""
+    if cache and identity_of(name, after) == identity and not is_hot(after):
+        write_cache(cache, identity, entries, error)
+    return TextHashTable(spec, entries, error)
+
+
+def read_all(fd, size):
+    chunks = []
+    while True:
+        chunk = posix.read(fd, max(size + 1, 65536))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def identity_of(name, st):
+    return f"{name}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}".encode(
+        "utf-8", "surrogateescape")
+
+
+def is_hot(st):
+    import time
+    return time.time_ns() - st.st_mtime_ns < HOT_SECONDS * 1_000_000_000 or \
+        st.st_mtime_ns > time.time_ns()
+
+
+def cache_path(name):
+    """The cache file of table file `name`: its path, escaped, under CACHE_DIRECTORY."""
+    escaped = name.replace("%", "%25").replace("/", "%2F")
+    if len(escaped) > 200:
+        from vdeliver.tables.cdb import djb_hash
+        escaped = f"{djb_hash(escaped.encode('utf-8', 'surrogateescape')):08x}{escaped[-100:]}"
+    return f"{CACHE_DIRECTORY}/texthash-{escaped}.cdb"
+
+
+def open_cache(spec, cache, identity):
+    """The cached table when `cache` is trustworthy and current, else None."""
+    from vdeliver.tables.cdb import CdbFile
+    try:
+        cdb_file = CdbFile(cache)
+    except OSError:
+        return None
+    try:
+        st = posix.fstat(cdb_file.fd)
+        if st.st_uid not in (0, posix.geteuid()) or st.st_mode & 0o022:
+            cdb_file.close()
+            return None
+        if cdb_file.get(IDENTITY_KEY) != identity:
+            cdb_file.close()
+            return None
+        error = cdb_file.get(ERROR_KEY)
+    except (OSError, ValueError):
+        cdb_file.close()
+        return None
+    if error is not None:
+        cdb_file.close()
+        return TextHashTable(spec, {}, error.decode("utf-8", "surrogateescape"))
+    return CachedTextHashTable(spec, cdb_file)
+
+
+def write_cache(cache, identity, entries, error):
+    """Best effort: any failure leaves the old cache (or none) and no temporary file."""
+    try:
+        posix.mkdir(CACHE_DIRECTORY, 0o700)
+    except OSError:
+        pass
+    # filelock costs ~30 ms to import: only when the cache can be written at all.
+    if not posix.access(CACHE_DIRECTORY, posix.W_OK | posix.X_OK, effective_ids=True):
+        return
+    try:
+        import filelock
+    except ImportError:
+        return
+    temporary = f"{cache}.{posix.getpid()}.tmp"
+    try:
+        with filelock.FileLock(cache + ".lock", timeout=LOCK_TIMEOUT):
+            items = [(IDENTITY_KEY, identity)]
+            if error:
+                items.append((ERROR_KEY, error.encode("utf-8", "surrogateescape")))
+            else:
+                items.extend((key.encode("utf-8"), value.encode("utf-8"))
+                             for key, value in entries.items())
+            from vdeliver.tables.cdb import write
+            write(temporary, items)
+            posix.rename(temporary, cache)
+    except Exception:  # filelock.Timeout, OSError, ValueError: parse next time again
+        try:
+            posix.unlink(temporary)
+        except OSError:
+            pass

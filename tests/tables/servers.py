@@ -1,0 +1,173 @@
+"""Private PostgreSQL and MariaDB servers for the table tests, never the system's.
+
+Each server gets its own data directory under /tmp (mkdtemp), listens on
+127.0.0.1 at a free port and on a unix socket inside that directory, runs as
+the packages' unprivileged user (postgres, mysql), is started in the
+foreground by us (so we hold its pid) and stopped by stop(): a fast
+shutdown, then SIGKILL after a few seconds, then the directory is removed.
+start() cleans up after itself when start-up fails.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+MARIADBD = "/usr/sbin/mariadbd"
+MARIADB_INSTALL_DB = "/usr/bin/mariadb-install-db"
+MARIADB = "/usr/bin/mariadb"
+USER, PASSWORD, DATABASE = "vtest", "vtest-Pa55", "vmail"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, process, seconds=30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode} during start-up")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"server did not listen on port {port} within {seconds}s")
+
+
+class Server:
+    kind = ""
+
+    def __init__(self):
+        self.directory = None
+        self.process = None
+        self.port = None
+        self.log = None
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            try:
+                self.process.send_signal(signal.SIGCONT)  # in case a test left it stopped
+                self.process.send_signal(self.stop_signal)
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        self.process = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        if self.directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    def pause(self):
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.process.send_signal(signal.SIGCONT)
+
+    def logged(self):
+        try:
+            with open(os.path.join(self.directory, "server.log"), errors="replace") as fh:
+                return fh.read()[-3000:]
+        except OSError:
+            return ""
+
+
+class PostgresServer(Server):
+    kind = "pgsql"
+    stop_signal = signal.SIGINT  # "fast" shutdown
+
+    def start(self):
+        try:
+            self.directory = tempfile.mkdtemp(prefix="vdeliver-test-pg-")
+            shutil.chown(self.directory, "postgres", "postgres")
+            data = os.path.join(self.directory, "data")
+            self.port = free_port()
+            self.run([f"{PG_BIN}/initdb", "-D", data, "-U", "postgres", "--auth-local=trust",
+                      "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "-N"])
+            self.log = open(os.path.join(self.directory, "server.log"), "wb")
+            self.process = subprocess.Popen(
+                [f"{PG_BIN}/postgres", "-D", data, "-p", str(self.port), "-h", "127.0.0.1",
+                 "-k", self.directory, "-c", "fsync=off", "-c", "full_page_writes=off"],
+                user="postgres", group="postgres", stdout=self.log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL)
+            wait_for_port(self.port, self.process)
+            self.sql(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'", database="postgres")
+            self.sql(f"CREATE DATABASE {DATABASE} OWNER {USER}", database="postgres")
+            return self
+        except BaseException:
+            log = self.logged()
+            self.stop()
+            raise RuntimeError(f"private PostgreSQL failed to start; log tail:\n{log}")
+
+    def run(self, argv):
+        subprocess.run(argv, user="postgres", group="postgres", check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.directory)
+
+    def sql(self, statements, database=DATABASE, user="postgres"):
+        subprocess.run([f"{PG_BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.directory,
+                        "-p", str(self.port), "-U", user, "-d", database],
+                       input=statements.encode(), user="postgres", group="postgres", check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=self.directory)
+
+    def hosts(self):
+        return f"inet:127.0.0.1:{self.port}"
+
+
+class MariadbServer(Server):
+    kind = "mysql"
+    stop_signal = signal.SIGTERM
+
+    def start(self):
+        try:
+            self.directory = tempfile.mkdtemp(prefix="vdeliver-test-mariadb-")
+            shutil.chown(self.directory, "mysql", "mysql")
+            os.chmod(self.directory, 0o755)
+            data = os.path.join(self.directory, "data")
+            self.port = free_port()
+            subprocess.run([MARIADB_INSTALL_DB, "--no-defaults", f"--datadir={data}", "--user=mysql",
+                            "--auth-root-authentication-method=socket", "--skip-test-db"],
+                           check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           cwd=self.directory)
+            self.log = open(os.path.join(self.directory, "server.log"), "wb")
+            self.process = subprocess.Popen(
+                [MARIADBD, "--no-defaults", f"--datadir={data}", "--user=mysql",
+                 f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
+                 f"--pid-file={self.directory}/mariadbd.pid", "--skip-log-bin",
+                 "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
+                 "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+                 "--skip-name-resolve"],
+                stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            wait_for_port(self.port, self.process)
+            self.sql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4;"
+                     f" CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}';"
+                     f" CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}';"
+                     f" GRANT ALL ON {DATABASE}.* TO '{USER}'@'127.0.0.1';"
+                     f" GRANT ALL ON {DATABASE}.* TO '{USER}'@'localhost';", database="")
+            return self
+        except BaseException:
+            log = self.logged()
+            self.stop()
+            raise RuntimeError(f"private MariaDB failed to start; log tail:\n{log}")
+
+    @property
+    def socket(self):
+        return os.path.join(self.directory, "mysqld.sock")
+
+    def sql(self, statements, database=DATABASE):
+        argv = [MARIADB, "--no-defaults", f"--socket={self.socket}", "-u", "root"]
+        if database:
+            argv.append(database)
+        subprocess.run(argv, input=statements.encode(), check=True,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def hosts(self):
+        return f"inet:127.0.0.1:{self.port}"

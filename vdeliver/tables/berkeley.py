@@ -1,0 +1,92 @@
+"""hash: and btree: -- the Berkeley DB files `postmap hash:file` writes (file.db).
+
+Read with the `berkeleydb` binding (the `bdb` extra: `pip install
+vdeliver[bdb]`, built against Debian's libdb5.3-dev), as dict_db.c does:
+open read-only with the table's own access method (a hash: name on a btree
+file is an error, as in Postfix), hold a shared flock() on the file while
+opening and during each lookup (postmap rewrites the file in place under an
+exclusive one), try the key with its trailing NUL (postmap on Linux stores
+one), then without; a value ends at its first NUL.
+
+Without the binding, lookups go to `/usr/sbin/postmap -q` (postmap.py); the
+table's `note` says so, for the caller to log once.
+
+Never: return a value for a key it does not hold; a missing or unreadable
+.db file is a TableError (defer); a value that is not valid UTF-8 is a
+TableError (dict_utf8.c).
+"""
+import posix
+
+from vdeliver.errors import TableError
+from vdeliver.tables.cdb import decode
+
+
+def load_binding():
+    """The berkeleydb C module, or None when the extra is not installed."""
+    from vdeliver.tables.extension import load
+    try:
+        return load("berkeleydb", "_berkeleydb")
+    except ImportError:
+        return None
+
+
+class BerkeleyTable:
+    fixed_keys = True
+    note = None
+
+    def __init__(self, spec, path, access_method, binding):
+        import fcntl
+        self.spec = spec
+        self.flock = fcntl.flock
+        self.shared, self.unlock = fcntl.LOCK_SH, fcntl.LOCK_UN
+        try:
+            self.lock_fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+        except OSError as err:
+            raise TableError(f"cannot open {spec}: open database {path}: {err.strerror}") from None
+        try:
+            self.flock(self.lock_fd, self.shared)
+            try:
+                self.db = binding.DB()
+                self.db.open(path, None, access_method, binding.DB_RDONLY)
+            finally:
+                self.flock(self.lock_fd, self.unlock)
+        except (OSError, binding.DBError) as err:
+            posix.close(self.lock_fd)
+            raise TableError(f"cannot open {spec}: open database {path}: {describe(err)}") from None
+        self.error = binding.DBError
+
+    def lookup(self, key):
+        try:
+            data = key.encode("utf-8")
+        except UnicodeEncodeError:
+            return None  # not UTF-8: Postfix skips the lookup (dict_utf8.c)
+        try:
+            self.flock(self.lock_fd, self.shared)
+            try:
+                value = self.db.get(data + b"\0")
+                if value is None:
+                    value = self.db.get(data)
+            finally:
+                self.flock(self.lock_fd, self.unlock)
+        except (OSError, self.error) as err:
+            raise TableError(f"{self.spec}: error reading database: {describe(err)}") from None
+        return None if value is None else decode(value, self.spec, key)
+
+
+def describe(err):
+    args = getattr(err, "args", ())
+    if len(args) == 2 and isinstance(args[1], str):
+        return args[1]
+    return getattr(err, "strerror", None) or str(err)
+
+
+def open_table(name, spec):
+    table_type = spec.partition(":")[0]
+    binding = load_binding()
+    if binding is None:
+        from vdeliver.tables.postmap import PostmapTable
+        return PostmapTable(spec, f"{table_type}:{name}", note=(
+            f"{spec}: the Berkeley DB module is not installed (pip install vdeliver[bdb]);"
+            " looking up with /usr/sbin/postmap -q"))
+    access_method = binding.DB_BTREE if table_type == "btree" else binding.DB_HASH
+    return BerkeleyTable(spec, name + ".db", access_method, binding)

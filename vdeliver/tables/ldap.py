@@ -1,0 +1,196 @@
+"""ldap: Postfix ldap_table(5) tables, through ldap3 (the `ldap` extra).
+
+Settings read from the config file (dbcommon.py): server_host (host names,
+host:port or ldap://, ldaps://, ldapi:// URLs; default localhost; tried in
+order), server_port (389), search_base (with %-codes, escaped as DN values
+per RFC 4514), query_filter (default `(mailacceptinggeneralid=%s)`, the
+codes escaped per RFC 4515), result_attribute (maildrop; several allowed),
+result_format, domain, scope (sub, one, base), bind (yes: simple bind with
+bind_dn / bind_pw, anonymous when empty; no: no bind), timeout (10 s, used
+for connecting and for the search), expansion_limit, size_limit, dereference
+(0-3), start_tls, tls_ca_cert_file, tls_ca_cert_dir, tls_cert, tls_key,
+tls_require_cert. Every value of every result attribute of every entry
+counts; the rest is db_common's rules (dbcommon.py). A search base with
+%-codes that does not exist means "not found", as Postfix.
+
+Differences from Postfix: LDAP version 3 is always used (ldap3 has no v2;
+Postfix's default is `version = 2`); special_result_attribute,
+terminal_result_attribute, leaf_result_attribute (recursion into DNs and
+URLs), SASL binds and chase_referrals are refused with a ConfigError rather
+than ignored.
+
+Never: put an unescaped key into a filter or a DN; a server that is down,
+slow, or answers with an error is a TableError (defer); a missing ldap3 is a
+ConfigError naming the extra (pip install vdeliver[ldap]).
+"""
+from vdeliver.errors import ConfigError, TableError
+from vdeliver.tables import dbcommon
+
+UNSUPPORTED = ("special_result_attribute", "terminal_result_attribute", "leaf_result_attribute",
+               "sasl_mechs", "sasl_realm", "sasl_authz_id")
+
+
+def load_driver(spec):
+    try:
+        import ldap3
+    except ImportError:
+        raise ConfigError(f"{spec}: the ldap3 module is not installed"
+                          " (pip install vdeliver[ldap])") from None
+    return ldap3
+
+
+def filter_escape(value):
+    """RFC 4515 section 3: * ( ) \\ and NUL as \\XX (the bytes of UTF-8 text)."""
+    out = []
+    for ch in value:
+        if ch in "*()\\\0":
+            out.append(f"\\{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def dn_escape(value):
+    """RFC 4514 value escaping, as Postfix's rfc2253_quote(): every space, tab,
+    \" # + , ; < > \\ as \\XX (more than required, never less)."""
+    out = []
+    for ch in value:
+        if ch in " \t\"#+,;<>\\=\0":
+            out.append(f"\\{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+class LdapTable:
+    fixed_keys = True
+    note = None
+
+    def __init__(self, spec, settings):
+        self.spec = spec
+        self.driver = load_driver(spec)
+        for name in UNSUPPORTED:
+            if settings.get(name):
+                raise ConfigError(f"{spec}: {name} is not supported by vdeliver")
+        if dbcommon.get_bool(settings, "chase_referrals", False, spec):
+            raise ConfigError(f"{spec}: chase_referrals is not supported by vdeliver")
+        bind = settings.get("bind", "yes").lower()
+        if bind in ("sasl",):
+            raise ConfigError(f"{spec}: bind = sasl is not supported by vdeliver")
+        self.bind = dbcommon.get_bool({"bind": bind}, "bind", True, spec)
+        self.bind_dn = settings.get("bind_dn", "")
+        self.bind_pw = settings.get("bind_pw", "")
+        self.search_base = settings.get("search_base", "")
+        self.query_filter = settings.get("query_filter") or "(mailacceptinggeneralid=%s)"
+        result_format = settings.get("result_format") or settings.get("result_filter") or "%s"
+        self.templates = dbcommon.Templates(self.search_base + self.query_filter, result_format,
+                                            spec, dbcommon.domain_list(settings, spec))
+        self.dynamic_base = any(code in self.search_base.replace("%%", "")
+                                for code in ("%s", "%u", "%d", "%S", "%U", "%D", "%1", "%2",
+                                             "%3", "%4", "%5", "%6", "%7", "%8", "%9"))
+        self.attributes = dbcommon.split_list(settings.get("result_attribute", "maildrop"))
+        scope = settings.get("scope", "sub").lower()
+        scopes = {"sub": "SUBTREE", "one": "LEVEL", "base": "BASE"}
+        self.scope = getattr(self.driver, scopes.get(scope, "SUBTREE"))
+        self.timeout = dbcommon.get_int(settings, "timeout", 10, spec, minimum=1)
+        self.expansion_limit = dbcommon.get_int(settings, "expansion_limit", 0, spec)
+        self.size_limit = dbcommon.get_int(settings, "size_limit", self.expansion_limit, spec)
+        dereference = dbcommon.get_int(settings, "dereference", 0, spec)
+        self.dereference = {0: "NEVER", 1: "SEARCH", 2: "FINDING_BASE", 3: "ALWAYS"}.get(dereference)
+        if self.dereference is None:
+            raise ConfigError(f"{spec}: dereference = {dereference}: expected 0 to 3")
+        self.start_tls = dbcommon.get_bool(settings, "start_tls", False, spec)
+        self.tls = None
+        if self.start_tls or any(settings.get(name) for name in (
+                "tls_ca_cert_file", "tls_ca_cert_dir", "tls_cert", "tls_key")):
+            import ssl
+            self.tls = self.driver.Tls(
+                local_private_key_file=settings.get("tls_key") or None,
+                local_certificate_file=settings.get("tls_cert") or None,
+                ca_certs_file=settings.get("tls_ca_cert_file") or None,
+                ca_certs_path=settings.get("tls_ca_cert_dir") or None,
+                validate=ssl.CERT_REQUIRED if dbcommon.get_bool(
+                    settings, "tls_require_cert", False, spec) else ssl.CERT_NONE)
+        port = dbcommon.get_int(settings, "server_port", 389, spec, minimum=1)
+        self.servers = [self.server(host, port)
+                        for host in dbcommon.split_list(settings.get("server_host", "localhost"))]
+        self.connection = None
+
+    def server(self, host, port):
+        ldap3 = self.driver
+        if "://" in host:
+            return ldap3.Server(host, connect_timeout=self.timeout, tls=self.tls,
+                                get_info=ldap3.NONE)
+        name, colon, number = host.rpartition(":")
+        if colon and number.isdigit():
+            host, port = name, int(number)
+        return ldap3.Server(host, port=port, connect_timeout=self.timeout, tls=self.tls,
+                            get_info=ldap3.NONE)
+
+    def connect(self):
+        if self.connection is not None:
+            return self.connection
+        ldap3 = self.driver
+        problems = []
+        for server in self.servers:
+            try:
+                connection = ldap3.Connection(
+                    server, user=self.bind_dn or None, password=self.bind_pw or None,
+                    authentication=ldap3.SIMPLE if self.bind_dn else ldap3.ANONYMOUS,
+                    receive_timeout=self.timeout, read_only=True, raise_exceptions=True,
+                    auto_referrals=False)
+                connection.open()
+                if self.start_tls:
+                    connection.start_tls()
+                if self.bind:
+                    connection.bind()
+                self.connection = connection
+                return connection
+            except ldap3.core.exceptions.LDAPException as err:
+                problems.append(f"{server.host}: {err}")
+        raise TableError(f"{self.spec}: no LDAP server answered: {'; '.join(problems)}")
+
+    def lookup(self, key):
+        if not dbcommon.valid_key(key) or not self.templates.check_domain(key):
+            return None
+        values = self.templates.query_values(key)
+        if values is None:
+            return None
+        base = dbcommon.substitute(self.search_base, escaped(values, dn_escape))
+        search_filter = dbcommon.substitute(self.query_filter, escaped(values, filter_escape))
+        ldap3 = self.driver
+        connection = self.connect()
+        results = dbcommon.Results(self.templates, key, self.expansion_limit, self.spec)
+        try:
+            connection.search(base, search_filter, search_scope=self.scope,
+                              dereference_aliases=getattr(ldap3, "DEREF_" + self.dereference),
+                              attributes=self.attributes, size_limit=self.size_limit,
+                              time_limit=self.timeout)
+        except ldap3.core.exceptions.LDAPNoSuchObjectResult:
+            if self.dynamic_base:
+                return None
+            raise TableError(f"{self.spec}: search base {base!r} does not exist") from None
+        except ldap3.core.exceptions.LDAPSizeLimitExceededResult:
+            raise TableError(f"{self.spec}: size limit exceeded for key {key!r}") from None
+        except ldap3.core.exceptions.LDAPException as err:
+            self.connection = None
+            raise TableError(f"{self.spec}: search failed: {err}") from None
+        for entry in connection.response or ():
+            if entry.get("type") != "searchResEntry":
+                continue
+            raw = entry.get("raw_attributes") or {}
+            for attribute in self.attributes:
+                for name, items in raw.items():
+                    if name.lower() != attribute.lower():
+                        continue
+                    for item in items:
+                        results.add(bytes(item).decode("utf-8", "surrogateescape"))
+        return results.value()
+
+
+def escaped(values, escape):
+    return {code: (text if code == "%" else escape(text)) for code, text in values.items()}
+
+
+def open_table(name, spec):
+    return LdapTable(spec, dbcommon.read_config(name, spec))

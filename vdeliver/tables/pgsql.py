@@ -1,0 +1,129 @@
+"""pgsql: Postfix pgsql_table(5) tables, through psycopg 3 (the `pgsql` extra).
+
+The config file (dbcommon.py) gives hosts, user, password, dbname, query
+(or select_function, or the old table / select_field / where_field /
+additional_conditions), result_format, domain and expansion_limit, plus
+vdeliver's own connect_timeout (default 5 s) and query_timeout (default 10
+s), both far below pipe(8)'s limits; Postfix ignores names it does not know.
+
+hosts, as dict_pgsql.c: `postgresql://...` URIs, `unix:/directory` or
+`/directory` (the socket directory), `inet:host:port` or `host[:port]`;
+default localhost. They are tried in the order given (Postfix picks at
+random) until one answers; one connection per process (pipe mode: per
+message). Every column of every row counts; the server's text form of each
+value is used (as PQgetvalue()); NULL and empty values are dropped. The key
+travels as a bind parameter (dbcommon.SqlQuery), UTF-8 encoded (Postfix 3.7
+sends it as LATIN1, so non-ASCII keys match differently there).
+
+Never: retry a query forever; a database that is down or slow, a failing
+query or all hosts refusing is a TableError (defer); a missing psycopg is a
+ConfigError naming the extra (pip install vdeliver[pgsql]).
+"""
+from vdeliver.errors import ConfigError, TableError
+from vdeliver.tables import dbcommon
+
+
+def load_driver(spec):
+    try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(f"{spec}: the psycopg module is not installed"
+                          " (pip install vdeliver[pgsql])") from None
+    return psycopg
+
+
+def host_arguments(host):
+    """One `hosts` entry -> psycopg.connect() keyword arguments."""
+    if host.startswith("postgresql:"):
+        return {"conninfo": host}
+    if host.startswith(("unix:", "inet:")):
+        host = host[5:]
+    if host and host[0] != "/":
+        name, colon, port = host.rpartition(":")
+        if colon and port.isdigit():
+            return {"host": name, "port": port}
+        return {"host": host}
+    return {"host": host}
+
+
+class PgsqlTable:
+    fixed_keys = True
+    note = None
+
+    def __init__(self, spec, settings):
+        self.spec = spec
+        self.driver = load_driver(spec)
+        query = settings.get("query")
+        if not query and settings.get("select_function"):
+            query = f"SELECT {settings['select_function']}('%s')"
+        query = query or dbcommon.legacy_query(settings, spec)
+        self.templates = dbcommon.Templates(query, settings.get("result_format") or "%s", spec,
+                                            dbcommon.domain_list(settings, spec))
+        self.query = dbcommon.SqlQuery(query, spec, "format")
+        self.expansion_limit = dbcommon.get_int(settings, "expansion_limit", 0, spec)
+        self.connect_timeout = dbcommon.get_int(settings, "connect_timeout", 5, spec, minimum=1)
+        self.query_timeout = dbcommon.get_int(settings, "query_timeout", 10, spec, minimum=1)
+        self.hosts = dbcommon.split_list(settings.get("hosts", "")) or ["localhost"]
+        self.login = {"dbname": settings.get("dbname", ""), "user": settings.get("user", ""),
+                      "password": settings.get("password", "")}
+        if not self.login["dbname"]:
+            raise ConfigError(f"{spec}: dbname is not set")
+        self.connection = None
+
+    def connect(self):
+        if self.connection is not None:
+            return self.connection
+        problems = []
+        for host in self.hosts:
+            arguments = host_arguments(host)
+            conninfo = arguments.pop("conninfo", "")
+            if not conninfo:
+                arguments.update((k, v) for k, v in self.login.items() if v)
+            try:
+                self.connection = self.driver.connect(
+                    conninfo, autocommit=True, connect_timeout=max(self.connect_timeout, 2),
+                    options=f"-c statement_timeout={self.query_timeout * 1000}",
+                    client_encoding="UTF8", **arguments)
+                return self.connection
+            except self.driver.Error as err:
+                problems.append(f"{host}: {one_line(err)}")
+        raise TableError(f"{self.spec}: no database server answered: {'; '.join(problems)}")
+
+    def lookup(self, key):
+        if not dbcommon.valid_key(key) or not self.templates.check_domain(key):
+            return None
+        values = self.templates.query_values(key)
+        if values is None:
+            return None
+        sql, params = self.query.build(values)
+        results = dbcommon.Results(self.templates, key, self.expansion_limit, self.spec)
+        connection = self.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params, prepare=False)
+                result = cursor.pgresult
+                if result is not None:
+                    for row in range(result.ntuples):
+                        for column in range(result.nfields):
+                            raw = result.get_value(row, column)
+                            results.add(None if raw is None else raw.decode("utf-8", "surrogateescape"))
+        except self.driver.Error as err:
+            self.close()
+            raise TableError(f"{self.spec}: query failed: {one_line(err)}") from None
+        return results.value()
+
+    def close(self):
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:
+                pass
+            self.connection = None
+
+
+def one_line(err):
+    return " ".join(str(err).split())
+
+
+def open_table(name, spec):
+    return PgsqlTable(spec, dbcommon.read_config(name, spec))
