@@ -396,6 +396,45 @@ class Results:
         return text or None
 
 
+def lookup_values(templates, key):
+    """The %-code values for key, or None when this key is not queried at all
+    (an invalid key, a domain outside `domain`, a code the key cannot fill)."""
+    if not valid_key(key) or not templates.check_domain(key):
+        return None
+    return templates.query_values(key)
+
+
+class SqlTable:
+    """What sqlite:, pgsql: and mysql: share.
+
+    A subclass sets spec, templates, query (SqlQuery), expansion_limit and
+    connection, and provides connect() and fetch(connection, sql, params):
+    the text of every value the query returned (None for NULL), raising
+    TableError when the query fails.
+    """
+    fixed_keys = True
+    note = None
+    connection = None
+
+    def lookup(self, key):
+        values = lookup_values(self.templates, key)
+        if values is None:
+            return None
+        sql, params = self.query.build(values)
+        results = Results(self.templates, key, self.expansion_limit, self.spec)
+        for value in self.fetch(self.connect(), sql, params):
+            results.add(value)
+        return results.value()
+
+    def close(self):
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:
+                pass
+            self.connection = None
+
+
 def valid_key(key):
     """Postfix (smtputf8_enable=yes) skips keys that are not valid UTF-8."""
     if key.isascii():

@@ -151,9 +151,7 @@ class LdapTable:
         raise TableError(f"{self.spec}: no LDAP server answered: {'; '.join(problems)}")
 
     def lookup(self, key):
-        if not dbcommon.valid_key(key) or not self.templates.check_domain(key):
-            return None
-        values = self.templates.query_values(key)
+        values = dbcommon.lookup_values(self.templates, key)
         if values is None:
             return None
         base = dbcommon.substitute(self.search_base, escaped(values, dn_escape))

@@ -19,7 +19,7 @@ Never: retry forever; a server that is down or slow, a failing query or all
 hosts refusing is a TableError (defer); a missing PyMySQL is a ConfigError
 naming the extra (pip install vdeliver[mysql]).
 """
-from vdeliver.errors import ConfigError, TableError
+from vdeliver.errors import ConfigError, TableError, one_line
 from vdeliver.tables import dbcommon
 
 DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
@@ -52,9 +52,7 @@ def host_arguments(host):
     return arguments
 
 
-class MysqlTable:
-    fixed_keys = True
-    note = None
+class MysqlTable(dbcommon.SqlTable):
 
     def __init__(self, spec, settings):
         self.spec = spec
@@ -100,42 +98,20 @@ class MysqlTable:
                     autocommit=True, conv={}, **arguments, **self.login)
                 return self.connection
             except (self.driver.Error, OSError) as err:
-                problems.append(f"{host}: {one_line(err)}")
+                problems.append(f"{host}: {one_line(str(err))}")
         raise TableError(f"{self.spec}: no database server answered: {'; '.join(problems)}")
 
-    def lookup(self, key):
-        if not dbcommon.valid_key(key) or not self.templates.check_domain(key):
-            return None
-        values = self.templates.query_values(key)
-        if values is None:
-            return None
-        sql, params = self.query.build(values)
-        results = dbcommon.Results(self.templates, key, self.expansion_limit, self.spec)
-        connection = self.connect()
+    def fetch(self, connection, sql, params):
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
-                for row in cursor.fetchall():
-                    for value in row:
-                        if isinstance(value, (bytes, bytearray)):
-                            value = bytes(value).decode("utf-8", "surrogateescape")
-                        results.add(None if value is None else str(value))
+                rows = cursor.fetchall()
         except (self.driver.Error, OSError) as err:
             self.close()
-            raise TableError(f"{self.spec}: query failed: {one_line(err)}") from None
-        return results.value()
-
-    def close(self):
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except Exception:
-                pass
-            self.connection = None
-
-
-def one_line(err):
-    return " ".join(str(err).split())
+            raise TableError(f"{self.spec}: query failed: {one_line(str(err))}") from None
+        return [None if value is None else
+                bytes(value).decode("utf-8", "surrogateescape") if isinstance(value, (bytes, bytearray))
+                else str(value) for row in rows for value in row]
 
 
 def open_table(name, spec):

@@ -19,7 +19,7 @@ Never: retry a query forever; a database that is down or slow, a failing
 query or all hosts refusing is a TableError (defer); a missing psycopg is a
 ConfigError naming the extra (pip install vdeliver[pgsql]).
 """
-from vdeliver.errors import ConfigError, TableError
+from vdeliver.errors import ConfigError, TableError, one_line
 from vdeliver.tables import dbcommon
 
 
@@ -46,9 +46,7 @@ def host_arguments(host):
     return {"host": host}
 
 
-class PgsqlTable:
-    fixed_keys = True
-    note = None
+class PgsqlTable(dbcommon.SqlTable):
 
     def __init__(self, spec, settings):
         self.spec = spec
@@ -86,43 +84,25 @@ class PgsqlTable:
                     client_encoding="UTF8", **arguments)
                 return self.connection
             except self.driver.Error as err:
-                problems.append(f"{host}: {one_line(err)}")
+                problems.append(f"{host}: {one_line(str(err))}")
         raise TableError(f"{self.spec}: no database server answered: {'; '.join(problems)}")
 
-    def lookup(self, key):
-        if not dbcommon.valid_key(key) or not self.templates.check_domain(key):
-            return None
-        values = self.templates.query_values(key)
-        if values is None:
-            return None
-        sql, params = self.query.build(values)
-        results = dbcommon.Results(self.templates, key, self.expansion_limit, self.spec)
-        connection = self.connect()
+    def fetch(self, connection, sql, params):
+        values = []
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params, prepare=False)
                 result = cursor.pgresult
-                if result is not None:
+                if result is not None:  # the server's text form of each value, as PQgetvalue()
                     for row in range(result.ntuples):
                         for column in range(result.nfields):
                             raw = result.get_value(row, column)
-                            results.add(None if raw is None else raw.decode("utf-8", "surrogateescape"))
+                            values.append(None if raw is None
+                                          else raw.decode("utf-8", "surrogateescape"))
         except self.driver.Error as err:
             self.close()
-            raise TableError(f"{self.spec}: query failed: {one_line(err)}") from None
-        return results.value()
-
-    def close(self):
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except Exception:
-                pass
-            self.connection = None
-
-
-def one_line(err):
-    return " ".join(str(err).split())
+            raise TableError(f"{self.spec}: query failed: {one_line(str(err))}") from None
+        return values
 
 
 def open_table(name, spec):

@@ -18,9 +18,7 @@ from vdeliver.errors import TableError
 from vdeliver.tables import dbcommon
 
 
-class SqliteTable:
-    fixed_keys = True
-    note = None
+class SqliteTable(dbcommon.SqlTable):
 
     def __init__(self, spec, settings):
         self.spec = spec
@@ -43,21 +41,12 @@ class SqliteTable:
                 raise TableError(f"{self.spec}: cannot open {self.dbpath}: {err}") from None
         return self.connection
 
-    def lookup(self, key):
-        if not dbcommon.valid_key(key) or not self.templates.check_domain(key):
-            return None
-        values = self.templates.query_values(key)
-        if values is None:
-            return None
-        sql, params = self.query.build(values)
-        results = dbcommon.Results(self.templates, key, self.expansion_limit, self.spec)
+    def fetch(self, connection, sql, params):
         try:
-            cursor = self.connect().execute(sql, params)
-            for row in cursor:
-                results.add(column_text(row[0]) if row else None)
+            return [column_text(row[0]) if row else None
+                    for row in connection.execute(sql, params)]
         except sqlite3.Error as err:
             raise TableError(f"{self.spec}: query failed: {err}") from None
-        return results.value()
 
 
 def column_text(value):
