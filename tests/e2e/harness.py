@@ -4,29 +4,47 @@
 Starts, under /tmp/vdeliver-e2e-<pid>/ (RUN):
   * a Postfix instance from Debian's postfix package, with its own config_directory
     (RUN/postfix/etc) and queue_directory (RUN/postfix/spool); smtpd on 127.0.0.1 at a
-    free high port only; nothing chrooted; logging to maillog_file RUN/maillog. Hosted
-    domains example.com and catchall.example go to vdeliver through master.cf.snippet,
-    appended to main.cf and master.cf exactly as written; bounces.example is delivered
-    by Postfix's own virtual(8), so tests can read the bounces sent to SENDER;
+    free high port only; logging to maillog_file RUN/maillog. Nothing is chrooted but
+    the `lmtp` service, whose master.cf line is Debian's stock one (chroot=y); an
+    unchrooted copy, `lmtp-nochroot`, serves NOCHROOT_RCPT through transport_maps.
+    Hosted domains example.com and catchall.example go to vdeliver in one of two MODES:
+      pipe  master.cf.snippet appended to main.cf and master.cf exactly as written;
+      lmtp  the same master.cf, and in main.cf, instead of the snippet's pipe lines, the
+            lines of its commented "LMTP instead of pipe" part (virtual_transport =
+            lmtp:unix:private/vdeliver-lmtp).
+    use_mode() rewrites main.cf and restarts Postfix (a reload would race: processes
+    of the old configuration finish what they hold). bounces.example is delivered by
+    Postfix's own virtual(8), so tests can read the bounces sent to SENDER;
   * /etc/vdeliver/vdeliver.cf (the path the snippet's command line implies), pointing
-    at a mailbox table and a virtual_mailbox_base (owned by vmail) inside RUN;
+    at a mailbox table and a virtual_mailbox_base (owned by vmail) inside RUN, with a
+    quota table (QUOTA_USER) and the snippet's lmtp_* lines, the socket moved into the
+    private queue_directory;
+  * vdeliver's LMTP daemon, `vdeliver --lmtp --foreground -c /etc/vdeliver/vdeliver.cf`,
+    serving RUN/postfix/spool/private/vdeliver-lmtp (owner postfix, as lmtp_user vmail,
+    pid file RUN/vdeliver-lmtpd.pid); it runs in both modes and is stopped with SIGTERM,
+    its exit statuses kept in Harness.lmtpd_exits (each must be 0);
   * a Dovecot IMAP server on 127.0.0.1 at a free high port (no SSL), whose users read
-    vdeliver's Maildirs as vmail.
+    vdeliver's Maildirs as vmail; QUOTA_USER has Dovecot's Maildir++ quota (maildir
+    backend, the same limit) on its Maildir, with Dovecot's control files in it.
 Everything started is stopped by Harness.stop(), which runs on every exit path
 (context manager, atexit; conftest.py adds the pytest finalizer).
 
 Never: touch the system's default Postfix or Dovecot (every Postfix command gets
 `-c RUN/postfix/etc`, Dovecot gets its own config, base_dir and state_dir); listen on
 or send to anything but 127.0.0.1 (default_transport and relay_transport are error:);
-overwrite a vdeliver.cf that lacks MARKER; wait without a time limit.
+overwrite a vdeliver.cf that lacks MARKER; wait without a time limit; signal a process
+it did not start (a stale run's daemon is killed only by the PID in that run's pid file,
+and only if it is that run's `vdeliver --lmtp`).
 
 Script use (as root, after scripts/setup-e2e and scripts/install):
   /usr/bin/python3 tests/e2e/harness.py demo    one message SMTP -> Postfix -> vdeliver
                                                 -> Maildir -> IMAP, each step shown
   /usr/bin/python3 tests/e2e/harness.py check   list missing prerequisites (exit 1 if any)
-  /usr/bin/python3 tests/e2e/harness.py start   start, print the ports, run until Ctrl-C
+  /usr/bin/python3 tests/e2e/harness.py start [pipe|lmtp]
+                                                start, print the ports, run until Ctrl-C
 With VDELIVER_E2E_KEEP=1 the stopped instance's RUN directory (logs, queue, Maildirs)
-is kept for inspection, until the next run removes it.
+is kept for inspection, until the next run removes it. bench/e2e_bench.py drives the
+same class with its own tables (Harness attributes) and without Dovecot.
 Raises HarnessError when the instance cannot be set up; TimeoutError from bounded waits.
 """
 from __future__ import annotations
@@ -65,17 +83,39 @@ VMAIL = "vmail"
 POSTFIX = "/usr/sbin/postfix"
 POSTQUEUE = "/usr/sbin/postqueue"
 POSTSUPER = "/usr/sbin/postsuper"
+POSTCONF = "/usr/sbin/postconf"
 DOVECOT = "/usr/sbin/dovecot"
 DOVECOT_IMAP = "/usr/lib/dovecot/imap"
 DOVEADM = "/usr/bin/doveadm"
 
 HOSTED = "example.com"
+MYHOSTNAME = "mx.e2e.test"       # the private Postfix's myhostname
 CATCHALL = "catchall.example"
 BOUNCES = "bounces.example"
 SENDER = f"sender@{BOUNCES}"
 UNKNOWN = f"ghost@{HOSTED}"      # known to Postfix's table, unknown to vdeliver's
 PASSWORD = "e2e-password"        # every IMAP user's (loopback only, throw-away)
 BURST_USERS = [f"burst{k}@{HOSTED}" for k in range(4)]
+QUOTA_USER = f"quinn@{HOSTED}"   # has a Maildir++ quota, in vdeliver and in Dovecot
+QUOTA = "1M,100C"                # vdeliver's value (virtual_mailbox_quota_maps) ...
+DOVECOT_QUOTA_RULE = "*:storage=1M:messages=100"   # ... and Dovecot's, the same limit
+# vdeliver's recalculation leaves .Trash out (vdeliver/quota.py); Dovecot counts every
+# mailbox but those whose rule says ignore: this makes both count the same.
+DOVECOT_QUOTA_RULE2 = "Trash:ignore"
+NOCHROOT_RCPT = f"bob+nochroot@{HOSTED}"  # routed to the unchrooted lmtp copy
+MODES = ("pipe", "lmtp")
+# Does a delivery get X-Original-To? pipe: `-a ${original_recipient}`. lmtp: only from
+# RCPT TO's ORCPT=, and Postfix's lmtp client sends ORCPT only to a server whose LHLO
+# reply announces DSN, which vdeliver's does not (vdeliver/lmtp.py lhlo()).
+WRITES_X_ORIGINAL_TO = {"pipe": True, "lmtp": False}
+# Are lines longer than 998 bytes broken ("\n " inserted)? pipe: no, the message is passed
+# as it is. lmtp: yes, by Postfix's lmtp client (lmtp_line_length_limit = 998, which the
+# snippet's LMTP lines leave at its default), not by vdeliver.
+FOLDS_LONG_LINES = {"pipe": False, "lmtp": True}
+X_ORIGINAL_TO_BUG = ("vdeliver bug: its LHLO reply lacks DSN, so Postfix's lmtp client sends no ORCPT "
+                     "and LMTP deliveries get no X-Original-To (pipe mode writes it)")
+LMTPD_PID_FILE = "vdeliver-lmtpd.pid"    # in RUN
+SYSTEM_QUEUE_DIRECTORY = "/var/spool/postfix"  # what the snippet's lmtp_listen names
 
 # vdeliver's table: key -> Maildir relative to its virtual_mailbox_base.
 VDELIVER_TABLE = {
@@ -86,6 +126,7 @@ VDELIVER_TABLE = {
     f"carol@{HOSTED}": f"{HOSTED}/carol/",
     f"carol+list@{HOSTED}": f"{HOSTED}/carol-list/",
     f"jörg@{HOSTED}": f"{HOSTED}/joerg/",
+    QUOTA_USER: f"{HOSTED}/quinn/",
     f"info@{CATCHALL}": f"{CATCHALL}/info/",
     f"@{CATCHALL}": f"{CATCHALL}/catchall/",
     **{u: f"{HOSTED}/{u.split('@')[0]}/" for u in BURST_USERS},
@@ -94,6 +135,10 @@ VDELIVER_TABLE = {
 POSTFIX_TABLE = {**VDELIVER_TABLE, UNKNOWN: f"{HOSTED}/ghost/", SENDER: f"{BOUNCES}/sender/"}
 # Postfix's virtual_alias_maps: cleanup rewrites these before vdeliver sees them.
 ALIASES = {f"postmaster@{HOSTED}": f"bob@{HOSTED}", f"team@{HOSTED}": f"bob@{HOSTED}, alice@{HOSTED}"}
+# Postfix's transport_maps ({socket} becomes the LMTP socket relative to the queue directory).
+TRANSPORTS = {BOUNCES: "virtual:", NOCHROOT_RCPT: "lmtp-nochroot:unix:{socket}"}
+# vdeliver's virtual_mailbox_quota_maps.
+QUOTAS = {QUOTA_USER: QUOTA}
 
 POSTFIX_SERVICES = """\
 pickup    unix  n       -       n       60      1       pickup
@@ -112,6 +157,10 @@ error     unix  -       -       n       -       -       error
 retry     unix  -       -       n       -       -       error
 discard   unix  -       -       n       -       -       discard
 virtual   unix  -       n       n       -       -       virtual
+# Debian's stock lmtp line (chrooted into the queue directory), and an unchrooted copy.
+lmtp      unix  -       -       y       -       -       lmtp
+lmtp-nochroot unix -    -       n       -       -       lmtp
+  -o syslog_name=postfix/lmtp-nochroot
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
@@ -179,6 +228,19 @@ def port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
+    except OSError:
+        return False
+
+
+def lmtp_greets(path: str) -> bool:
+    """Something on the unix socket `path` says 220 (then QUIT)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(2)
+            sock.connect(path)
+            greeting = sock.recv(512)
+            sock.sendall(b"QUIT\r\n")
+            return greeting.startswith(b"220 ")
     except OSError:
         return False
 
@@ -290,13 +352,56 @@ def snippet_command(path: str = SNIPPET) -> str:
     return match.group(1)
 
 
+def read_snippet_lmtp(path: str = SNIPPET) -> tuple[dict[str, str], list[str]]:
+    """The commented "LMTP instead of pipe" part: ({vdeliver.cf name: value}, main.cf lines).
+
+    Its `#   name = value` lines: lmtp_* go to vdeliver.cf, the others to main.cf
+    (in place of the pipe lines). The socket must be the one the transport names:
+    lmtp_listen = unix:QUEUE_DIRECTORY/X and virtual_transport = lmtp:unix:X.
+    """
+    settings: dict[str, str] = {}
+    main: list[str] = []
+    inside = False
+    with open(path, encoding="utf-8") as fh:
+        for line in fh.read().splitlines():
+            if re.fullmatch(r"#\s*---\s*LMTP instead of pipe\b.*", line.strip()):
+                inside = True
+                continue
+            match = re.fullmatch(r"#\s+(\w+)\s*=\s*(\S.*?)\s*", line) if inside else None
+            if not match:
+                continue
+            if match.group(1).startswith("lmtp_"):
+                settings[match.group(1)] = match.group(2)
+            else:
+                main.append(f"{match.group(1)} = {match.group(2)}")
+    transport = next((line.split("=", 1)[1].strip() for line in main
+                      if line.startswith("virtual_transport ")), "")
+    listen = settings.get("lmtp_listen", "")
+    if not transport.startswith("lmtp:unix:") or not listen.startswith(f"unix:{SYSTEM_QUEUE_DIRECTORY}/"):
+        raise HarnessError(f"{path}: expected '#   virtual_transport = lmtp:unix:...' and '#   lmtp_listen = "
+                           f"unix:{SYSTEM_QUEUE_DIRECTORY}/...' under '# --- LMTP instead of pipe'")
+    if listen[len(f"unix:{SYSTEM_QUEUE_DIRECTORY}/"):] != transport[len("lmtp:unix:"):]:
+        raise HarnessError(f"{path}: lmtp_listen = {listen} is not the socket of "
+                           f"virtual_transport = {transport}")
+    return settings, main
+
+
+def lmtp_socket_name(path: str = SNIPPET) -> str:
+    """The LMTP socket relative to the queue directory, as the snippet names it (private/...)."""
+    return read_snippet_lmtp(path)[0]["lmtp_listen"][len(f"unix:{SYSTEM_QUEUE_DIRECTORY}/"):]
+
+
 # --------------------------------------------------------------------------- the harness
 
 class Harness:
     """One private mail system; use as a context manager, or start() and stop()."""
 
-    def __init__(self, keep: bool = False):
+    def __init__(self, keep: bool = False, mode: str = "pipe", dovecot: bool = True):
+        if mode not in MODES:
+            raise HarnessError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
         self.keep = keep or bool(os.environ.get("VDELIVER_E2E_KEEP"))
+        self.mode = mode                                   # pipe | lmtp: how example.com reaches vdeliver
+        self.with_dovecot = dovecot
         self.root = f"{RUN_PREFIX}{os.getpid()}"
         self.etc = f"{self.root}/postfix/etc"
         self.spool = f"{self.root}/postfix/spool"
@@ -304,12 +409,28 @@ class Harness:
         self.mail_base = f"{self.root}/vmail"              # vdeliver's virtual_mailbox_base
         self.postfix_mail = f"{self.root}/postfix/mail"     # virtual(8)'s, for bounces.example
         self.table = f"{self.root}/vdeliver/mailboxes"
+        self.quota_table = f"{self.root}/vdeliver/quotas"
         self.dovecot_conf = f"{self.root}/dovecot/dovecot.conf"
         self.dovecot_log = f"{self.root}/dovecot/dovecot.log"
+        self.lmtp_socket_name = lmtp_socket_name()         # private/vdeliver-lmtp
+        self.lmtp_socket = f"{self.spool}/{self.lmtp_socket_name}"
+        self.lmtpd_pid_file = f"{self.root}/{LMTPD_PID_FILE}"
+        self.lmtpd_output = f"{self.root}/lmtpd.out"        # the daemon's stdout and stderr
+        # The tables, as {key: value}; a caller (bench/e2e_bench.py) may change them before start().
+        self.vdeliver_table = dict(VDELIVER_TABLE)
+        self.postfix_table = dict(POSTFIX_TABLE)
+        self.transports = {key: value.format(socket=self.lmtp_socket_name)
+                           for key, value in TRANSPORTS.items()}
+        self.quotas = dict(QUOTAS)
+        self.extra_domains: list[str] = []                  # more virtual_mailbox_domains
+        self.extra_main_cf = ""                             # more main.cf lines (before the snippet's)
+        self.extra_vdeliver_cf = ""                         # more vdeliver.cf lines (at the end)
         self.smtp_port = self.imap_port = 0
         self.lock_fd: int | None = None
         self.started: list[str] = []
         self.wrote_vdeliver_cf = False
+        self.lmtpd: subprocess.Popen | None = None
+        self.lmtpd_exits: list[int | None] = []             # one per stop: 0, else a failure
 
     def __enter__(self) -> "Harness":
         try:
@@ -333,8 +454,10 @@ class Harness:
         clean_stale_runs()
         self.smtp_port, self.imap_port = free_port(), free_port()
         self.write_files()
-        self.start_postfix()
-        self.start_dovecot()
+        self.start_postfix()      # first: it makes the queue directory's private/
+        self.start_lmtpd()
+        if self.with_dovecot:
+            self.start_dovecot()
 
     def stop(self) -> None:
         """Stop what was started, remove what was written; safe to call twice."""
@@ -342,6 +465,8 @@ class Harness:
             stop_dovecot(self.dovecot_conf)
         if "postfix" in self.started:
             stop_postfix(self.etc, self.spool)
+        if "lmtpd" in self.started:
+            self.stop_lmtpd()
         self.started.clear()
         if self.wrote_vdeliver_cf:
             remove_vdeliver_cf(self.root)
@@ -372,17 +497,87 @@ class Harness:
         make_dir(self.mail_base, 0o750, VMAIL)
         make_dir(self.postfix_mail, 0o750, VMAIL)
         write_file(self.maillog, "", 0o644, VMAIL)  # postlogd (root) and vdeliver (vmail) append
-        write_file(self.table, table_text(VDELIVER_TABLE))
+        write_file(self.table, table_text(self.vdeliver_table))
+        write_file(self.quota_table, table_text(self.quotas))
         write_postfix_config(self)
         write_vdeliver_cf(self)
         self.wrote_vdeliver_cf = True
-        write_dovecot_config(self)
+        if self.with_dovecot:
+            write_dovecot_config(self)
 
     def start_postfix(self) -> None:
         run([POSTFIX, "-c", self.etc, "check"])
-        self.started.append("postfix")
+        if "postfix" not in self.started:
+            self.started.append("postfix")
         run([POSTFIX, "-c", self.etc, "start"])
         wait_until(lambda: port_open(self.smtp_port), 20, f"Postfix smtpd on 127.0.0.1:{self.smtp_port}")
+
+    def use_mode(self, mode: str) -> None:
+        """Route example.com and catchall.example through pipe(8) or LMTP: main.cf, restart."""
+        if mode not in MODES:
+            raise HarnessError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        if mode == self.mode:
+            return
+        self.mode = mode
+        write_main_cf(self)
+        stop_postfix(self.etc, self.spool)
+        self.start_postfix()
+
+    # ------------------------------------------------------------ the LMTP daemon
+
+    def start_lmtpd(self) -> None:
+        """`vdeliver --lmtp --foreground -c VDELIVER_CF`; wait until its socket greets."""
+        if self.lmtpd is not None and self.lmtpd.poll() is None:
+            return
+        if "lmtpd" not in self.started:
+            self.started.append("lmtpd")
+        with open(self.lmtpd_output, "ab") as out:
+            # Its own session: a terminal's Ctrl-C is for pytest; the harness sends SIGTERM.
+            self.lmtpd = subprocess.Popen([snippet_command(), "--lmtp", "--foreground", "-c", VDELIVER_CF],
+                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                          cwd="/", start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+        proc = self.lmtpd
+        try:
+            wait_until(lambda: proc.poll() is not None or lmtp_greets(self.lmtp_socket), 20,
+                       f"the LMTP daemon on {self.lmtp_socket}")
+        except TimeoutError:
+            self.stop_lmtpd()
+            raise
+        if proc.poll() is not None:
+            raise HarnessError(f"the LMTP daemon exited {proc.returncode}: {self.lmtpd_text()[-2000:]}")
+
+    def stop_lmtpd(self, timeout: float = 30) -> int | None:
+        """SIGTERM, wait (bounded); return and record the exit status (None: it had to be killed)."""
+        proc, self.lmtpd = self.lmtpd, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            status = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+            status = None
+        self.lmtpd_exits.append(status)
+        return status
+
+    def lmtpd_pid(self) -> int | None:
+        return self.lmtpd.pid if self.lmtpd is not None and self.lmtpd.poll() is None else None
+
+    def reload_lmtpd(self) -> None:
+        """SIGHUP: the daemon re-reads vdeliver.cf and reopens its tables."""
+        pid = self.lmtpd_pid()
+        if pid is None:
+            raise HarnessError("the LMTP daemon is not running")
+        os.kill(pid, signal.SIGHUP)
+
+    def lmtpd_text(self) -> str:
+        try:
+            with open(self.lmtpd_output, encoding="utf-8", errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
 
     def start_dovecot(self) -> None:
         self.started.append("dovecot")
@@ -457,9 +652,22 @@ class Harness:
     def vdeliver_lines(self, recipient: str) -> list[str]:
         """vdeliver's own log lines (maillog_file in vdeliver.cf) for one recipient.
 
-        The snippet passes -i ${queue_id}, so each starts `vdeliver[PID]: QUEUEID: to=<`.
+        The snippet passes -i ${queue_id}, so in pipe mode each starts
+        `vdeliver[PID]: QUEUEID: to=<`; the LMTP daemon knows no queue id: `vdeliver[PID]: to=<`.
         """
-        return self.log_lines(rf"vdeliver\[\d+\]: [0-9A-Za-z]+: to=<{re.escape(recipient)}>")
+        return self.log_lines(rf"vdeliver\[\d+\]: (?:[0-9A-Za-z]+: )?to=<{re.escape(recipient)}>")
+
+    @property
+    def agent(self) -> str:
+        """The Postfix delivery agent that hands hosted mail to vdeliver in this mode."""
+        return "pipe" if self.mode == "pipe" else "lmtp"
+
+    @property
+    def relay(self) -> str:
+        """The relay= of Postfix's log lines for a delivery through vdeliver in this mode."""
+        if self.mode == "pipe":
+            return "vdeliver"
+        return f"{MYHOSTNAME}[{self.lmtp_socket_name}]"   # lmtp(8) names a unix socket so
 
     # ------------------------------------------------------------ Maildirs
 
@@ -503,6 +711,10 @@ class Harness:
         conn.login(user, PASSWORD)
         return conn
 
+    def doveadm(self, *args: str) -> str:
+        """`doveadm -c CONF ARGS...` against the private Dovecot; its output."""
+        return run([DOVEADM, "-c", self.dovecot_conf, *args], timeout=30).stdout
+
     def dovecot_log_text(self) -> str:
         try:
             with open(self.dovecot_log, encoding="utf-8", errors="replace") as fh:
@@ -512,7 +724,8 @@ class Harness:
 
 
 DELIVERY_LINE = re.compile(
-    r"postfix/(?P<agent>[\w-]+)\[\d+\]: (?P<queue_id>[0-9A-F]+): to=<(?P<to>[^>]*)>, "
+    r"(?P<tag>postfix(?:/[\w-]+)*)/(?P<agent>[\w-]+)\[(?P<pid>\d+)\]: (?P<queue_id>[0-9A-F]+): "
+    r"to=<(?P<to>[^>]*)>, "
     r"(?:orig_to=<(?P<orig_to>[^>]*)>, )?relay=(?P<relay>[^,]+), .*?dsn=(?P<dsn>[\d.]+), "
     r"status=(?P<status>\w+) \((?P<text>.*)\)$")
 
@@ -539,20 +752,35 @@ def submit(smtp: smtplib.SMTP, data: bytes, rcpts: list[str], sender: str,
 # --------------------------------------------------------------------------- Postfix
 
 def write_postfix_config(h: Harness) -> None:
-    """main.cf and master.cf of the private instance, then the snippet appended as written."""
-    snippet_main, snippet_master = read_snippet()
-    vmail = pwd.getpwnam(VMAIL)
-    write_file(f"{h.etc}/vmailbox", table_text(POSTFIX_TABLE))
-    write_file(f"{h.etc}/transport", f"{BOUNCES} virtual:\n")
+    """The tables, main.cf and master.cf of the private instance (the snippet appended as written)."""
+    _, snippet_master = read_snippet()
+    write_file(f"{h.etc}/vmailbox", table_text(h.postfix_table))
+    write_file(f"{h.etc}/transport", table_text(h.transports))
     write_file(f"{h.etc}/virtual_alias", table_text(ALIASES))
+    write_main_cf(h)
+    master = (f"# private master.cf of the vdeliver e2e harness: smtpd on 127.0.0.1 only; "
+              f"only lmtp chrooted\n"
+              f"127.0.0.1:{h.smtp_port} inet n - n - - smtpd\n{POSTFIX_SERVICES}"
+              f"# --- from {SNIPPET}, as written ---\n")
+    write_file(f"{h.etc}/master.cf", master + "\n".join(snippet_master) + "\n")
+
+
+def snippet_main_lines(mode: str) -> list[str]:
+    """What main.cf gets from the snippet: its pipe lines, or its LMTP lines instead."""
+    return read_snippet()[0] if mode == "pipe" else read_snippet_lmtp()[1]
+
+
+def write_main_cf(h: Harness) -> None:
+    vmail = pwd.getpwnam(VMAIL)
+    part = "as written" if h.mode == "pipe" else "its commented 'LMTP instead of pipe' lines"
     main = f"""\
-# private Postfix instance of the vdeliver e2e harness ({h.root})
+# private Postfix instance of the vdeliver e2e harness ({h.root}), mode {h.mode}
 compatibility_level = 3.6
 queue_directory = {h.spool}
 data_directory = {h.root}/postfix/data
 mail_owner = postfix
 setgid_group = postdrop
-myhostname = mx.e2e.test
+myhostname = {MYHOSTNAME}
 mydomain = e2e.test
 myorigin = $myhostname
 mydestination =
@@ -561,6 +789,7 @@ inet_protocols = ipv4
 mynetworks = 127.0.0.0/8
 smtpd_peername_lookup = no
 smtp_host_lookup = native
+lmtp_host_lookup = native
 # Nothing leaves this host: there is no smtp service, and these say why.
 default_transport = error:5.3.0 the vdeliver e2e harness delivers nothing off this host
 relay_transport = $default_transport
@@ -574,7 +803,7 @@ smtputf8_enable = yes
 recipient_delimiter = +
 maillog_file_prefixes = {h.root}
 maillog_file = {h.maillog}
-virtual_mailbox_domains = {HOSTED}, {CATCHALL}, {BOUNCES}
+virtual_mailbox_domains = {HOSTED}, {CATCHALL}, {BOUNCES}{"".join(", " + d for d in h.extra_domains)}
 # smtpd's recipient check; its values matter only to virtual(8) ({BOUNCES}).
 # It knows {UNKNOWN}, which vdeliver's own table does not.
 virtual_mailbox_maps = texthash:{h.etc}/vmailbox
@@ -583,14 +812,10 @@ virtual_uid_maps = static:{vmail.pw_uid}
 virtual_gid_maps = static:{vmail.pw_gid}
 transport_maps = texthash:{h.etc}/transport
 virtual_alias_maps = texthash:{h.etc}/virtual_alias
-
-# --- from {SNIPPET}, as written ---
+{h.extra_main_cf}
+# --- from {SNIPPET}, {part} ---
 """
-    write_file(f"{h.etc}/main.cf", main + "\n".join(snippet_main) + "\n")
-    master = (f"# private master.cf of the vdeliver e2e harness: smtpd on 127.0.0.1 only, nothing chrooted\n"
-              f"127.0.0.1:{h.smtp_port} inet n - n - - smtpd\n{POSTFIX_SERVICES}"
-              f"# --- from {SNIPPET}, as written ---\n")
-    write_file(f"{h.etc}/master.cf", master + "\n".join(snippet_master) + "\n")
+    write_file(f"{h.etc}/main.cf", main + "\n".join(snippet_main_lines(h.mode)) + "\n")
 
 
 def postfix_master_pid(spool: str) -> int | None:
@@ -630,12 +855,18 @@ def write_vdeliver_cf(h: Harness) -> None:
         raise HarnessError(f"{VDELIVER_CF} exists and was not written by the e2e harness "
                            f"(no '{MARKER}' line): move it away to run the e2e tests")
     make_dir(os.path.dirname(VDELIVER_CF))
+    lmtp, _ = read_snippet_lmtp()
+    lmtp["lmtp_listen"] = f"unix:{h.lmtp_socket}"   # the snippet's, in the private queue_directory
+    lmtp["lmtp_pid_file"] = h.lmtpd_pid_file
+    lmtp["lmtp_user"] = VMAIL
+    quota = f"virtual_mailbox_quota_maps = texthash:{h.quota_table}\n" if h.quotas else ""
     write_file(VDELIVER_CF, f"""{MARKER} ({h.root}); removed when the harness stops
 virtual_mailbox_base = {h.mail_base}
 virtual_mailbox_maps = texthash:{h.table}
 recipient_delimiter = +
 maillog_file = {h.maillog}
-""")
+{quota}# the LMTP daemon: master.cf.snippet's lines, the socket in the private queue directory
+{"".join(f"{name} = {value}" + chr(10) for name, value in lmtp.items())}{h.extra_vdeliver_cf}""")
 
 
 def written_by_harness(path: str) -> bool:
@@ -663,16 +894,29 @@ def write_dovecot_config(h: Harness) -> None:
     """IMAP on 127.0.0.1 only; users ivy@, bob@... read vdeliver's Maildirs as vmail.
 
     Dovecot's index and control files go to its own state directory, so that it adds
-    nothing to the Maildirs but its new/ -> cur/ renames.
+    nothing to the Maildirs but its new/ -> cur/ renames. Except for QUOTA_USER: the
+    maildir quota backend keeps maildirsize in the control directory, so that user's
+    control directory is the Maildir itself (where vdeliver writes maildirsize), and
+    its userdb entry gives Dovecot the same limit (DOVECOT_QUOTA_RULE) and leaves Trash out
+    of the count as vdeliver does (DOVECOT_QUOTA_RULE2).
     """
     droot = f"{h.root}/dovecot"
     make_dir(f"{droot}/run")
     make_dir(f"{droot}/state")
     make_dir(f"{droot}/mailstate", 0o750, VMAIL)
     write_file(h.dovecot_log, "", 0o600)
-    users = "".join(f"{key}:{{PLAIN}}{PASSWORD}\n" for key in VDELIVER_TABLE
-                    if key.endswith(f"@{HOSTED}") and key.isascii() and "+" not in key)
-    write_file(f"{droot}/users", users, 0o644)
+    users = []
+    for key in h.vdeliver_table:
+        if not (key.endswith(f"@{HOSTED}") and key.isascii() and "+" not in key):
+            continue
+        extra = ""
+        if key in h.quotas:
+            maildir = os.path.join(h.mail_base, h.vdeliver_table[key].rstrip("/"))
+            index = f"{droot}/mailstate/{key.split('@')[1]}/{key.split('@')[0]}"
+            extra = (f"userdb_mail=maildir:{maildir}:INDEX={index} userdb_quota_rule={DOVECOT_QUOTA_RULE} "
+                     f"userdb_quota_rule2={DOVECOT_QUOTA_RULE2}")
+        users.append(f"{key}:{{PLAIN}}{PASSWORD}::::::{extra}\n")
+    write_file(f"{droot}/users", "".join(users), 0o644)
     vmail = pwd.getpwnam(VMAIL)
     write_file(h.dovecot_conf, f"""\
 # private Dovecot of the vdeliver e2e harness ({h.root})
@@ -689,13 +933,23 @@ auth_mechanisms = plain login
 first_valid_uid = {vmail.pw_uid}
 last_valid_uid = {vmail.pw_uid}
 mail_location = maildir:{h.mail_base}/%d/%n:INDEX={droot}/mailstate/%d/%n:CONTROL={droot}/mailstate/%d/%n
+# Maildir++ quota, the file vdeliver writes; users without a quota_rule have no limit
+# (and Dovecot then writes no maildirsize).
+mail_plugins = $mail_plugins quota
+protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
+}}
+plugin {{
+  quota = maildir:User quota
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {droot}/users
 }}
 userdb {{
-  driver = static
-  args = uid={vmail.pw_uid} gid={vmail.pw_gid} home={droot}/mailstate/%d/%n
+  driver = passwd-file
+  args = username_format=%u {droot}/users
+  default_fields = uid={vmail.pw_uid} gid={vmail.pw_gid} home={droot}/mailstate/%d/%n
 }}
 service imap-login {{
   inet_listener imap {{
@@ -734,9 +988,33 @@ def clean_stale_runs() -> None:
             continue
         stop_dovecot(f"{root}/dovecot/dovecot.conf")
         stop_postfix(f"{root}/postfix/etc", f"{root}/postfix/spool")
+        stop_stale_lmtpd(root)
         remove_vdeliver_cf(root)
         restore_modes(f"{root}/vmail")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def stop_stale_lmtpd(root: str) -> None:
+    """SIGTERM (then SIGKILL) the daemon of a killed run: the PID in its pid file, if that
+    process is a `vdeliver --lmtp` still holding that run's pid file."""
+    pid_file = f"{root}/{LMTPD_PID_FILE}"
+    pid = live_pid(pid_file)
+    if pid is None:
+        return
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = fh.read().split(b"\0")
+        holds = any(os.path.realpath(f"/proc/{pid}/fd/{fd}") == pid_file
+                    for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return
+    if b"--lmtp" not in argv or not holds:
+        return
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_until(lambda: live_pid(pid_file) != pid, 20, f"the stale LMTP daemon {pid} to exit", 0.1)
+    except TimeoutError:
+        os.kill(pid, signal.SIGKILL)
 
 
 def restore_modes(top: str) -> None:
@@ -784,12 +1062,13 @@ def step(text: str) -> None:
     print(f"==> {text}", flush=True)
 
 
-def serve() -> int:
+def serve(mode: str = "pipe") -> int:
     """Start and wait for Ctrl-C / SIGTERM, for poking at the instance by hand."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with Harness() as h:
+    with Harness(mode=mode) as h:
         print(f"smtp 127.0.0.1:{h.smtp_port}  imap 127.0.0.1:{h.imap_port}  (users: bob@{HOSTED} etc., "
               f"password {PASSWORD})\npostfix -c {h.etc}  maillog {h.maillog}  mail {h.mail_base}\n"
+              f"mode {mode}; LMTP daemon pid {h.lmtpd_pid()} on {h.lmtp_socket}\n"
               "Ctrl-C stops everything.", flush=True)
         try:
             while True:
@@ -805,11 +1084,12 @@ def main(argv: list[str]) -> int:
         missing = missing_prerequisites()
         print("\n".join(missing) if missing else "all prerequisites present")
         return 1 if missing else 0
-    if command not in ("demo", "start"):
-        print(f"usage: {argv[0]} [demo|start|check]", file=sys.stderr)
+    mode = argv[2] if len(argv) > 2 else "pipe"
+    if command not in ("demo", "start") or mode not in MODES:
+        print(f"usage: {argv[0]} [demo|start [pipe|lmtp]|check]", file=sys.stderr)
         return 2
     try:
-        return demo() if command == "demo" else serve()
+        return demo() if command == "demo" else serve(mode)
     except (HarnessError, TimeoutError) as err:
         print(f"harness: {err}", file=sys.stderr)
         return 1

@@ -2,7 +2,8 @@
 
 Dovecot trusts the `,S=<size>` in a Maildir file name; a wrong one shows up as a wrong
 RFC822.SIZE, a cut BODY[], or a complaint in its log. Only ivy@'s Maildir is opened
-over IMAP (Dovecot moves files from new/ to cur/, which other tests must not see).
+over IMAP (Dovecot moves files from new/ to cur/, which other tests must not see);
+the test runs in pipe and LMTP mode, the second run adds to the first one's messages.
 Never: compare without converting the file's LF to the CRLF of the IMAP wire.
 """
 from __future__ import annotations
@@ -41,13 +42,15 @@ def fetch_all(conn) -> tuple[int, list[tuple[int, bytes]]]:
     return count, out
 
 
-def test_imap_sees_every_message_byte_for_byte(settled):
+def test_imap_sees_every_message_byte_for_byte(settled, mode):
     mail = settled
+    before = len(mail.messages(mail.maildir(IVY)))
     for n, body in enumerate(BODIES):
-        data, msgid = make_message(f"imap {n}", body, to=IVY)
-        mail.wait_status(mail.send(data, IVY, mail_options=("BODY=8BITMIME",)), "sent")
+        data, msgid = make_message(f"imap {n} {mode}", body, to=IVY)
+        sent = mail.wait_status(mail.send(data, IVY, mail_options=("BODY=8BITMIME",)), "sent")
+        assert sent[0]["agent"] == mail.agent, sent[0]["line"]
     files = mail.messages(mail.maildir(IVY))
-    assert len(files) == len(BODIES)
+    assert len(files) == before + len(BODIES)
 
     try:
         conn = mail.imap(IVY)
