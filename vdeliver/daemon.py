@@ -152,7 +152,33 @@ def run_user(config):
 
 def make_settings(options):
     config = config_module.load(options["config"], options["overrides"])
-    return Settings(config, resolve.open_tables(config))
+    settings = Settings(config, resolve.open_tables(config))
+    settings.files = table_files(config)
+    settings.identity = files_identity(settings.files)
+    return settings
+
+
+def table_files(config):
+    """The files behind virtual_mailbox_maps (with postmap's .db/.cdb/.lmdb suffixes)."""
+    paths = []
+    for spec in config.get_list("virtual_mailbox_maps"):
+        for piece in spec.replace("{", " ").replace("}", " ").replace(",", " ").split():
+            name = piece[piece.find("/"):] if "/" in piece else ""
+            for path in (name, name + ".db", name + ".cdb", name + ".lmdb") if name else ():
+                if os.path.exists(path):
+                    paths.append(path)
+    return paths
+
+
+def files_identity(paths):
+    identity = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            identity.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            identity.append(None)
+    return identity
 
 
 def main(argv):
@@ -199,6 +225,7 @@ async def serve(options, settings, sockets):
     lookup_pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
     server = Server(settings, delivery_pool, lookup_pool, os.uname().nodename,
                     config.get_int("lmtp_max_connections"))
+    server.refresh = lambda: reload_if_changed(server, options)
     listeners = []
     for sock in sockets:
         if sock.family == socket.AF_UNIX:
@@ -221,6 +248,20 @@ async def serve(options, settings, sockets):
     lookup_pool.shutdown(wait=True)
     log.log(server.settings.config, "LMTP daemon stopped")
     return 0
+
+
+def reload_if_changed(server, options):
+    """Before a transaction: reload when a table file changed (Postfix's daemons
+    restart for the same reason), so that a user added to the tables is not
+    refused until someone sends SIGHUP. At most one check a second."""
+    import time
+    settings = server.settings
+    now = time.monotonic()
+    if now - getattr(settings, "checked", 0) < 1:
+        return
+    settings.checked = now
+    if files_identity(settings.files) != settings.identity:
+        reload(server, options)
 
 
 def reload(server, options):

@@ -73,6 +73,7 @@ class Server:
         self.max_connections = max_connections
         self.sessions = {}                # Session -> its task
         self.closing = False
+        self.refresh = lambda: None       # daemon.py: reload when a table file changed
 
     async def handle(self, reader, writer):
         session = Session(self, reader, writer)
@@ -218,6 +219,7 @@ class Session:
         if path is None:
             await self.send("501 5.5.4 syntax: MAIL FROM:<address>")
             return
+        self.server.refresh()
         settings = self.server.settings
         declared = params.get("SIZE", "0")
         if declared.isdigit() and int(declared) > settings.max_message_size:
@@ -293,10 +295,13 @@ class Session:
     async def receive(self, spool_fd):
         """Read DATA up to the final dot into the spool; (size, too_big).
 
-        Chunk by chunk, not line by line: `pending` always starts at a line
-        boundary, written as the CRLF that ended the previous line (a dummy
-        one at first), so the end is the first CRLF.CRLF, dot-unstuffing is
-        replacing CRLF. by CRLF (RFC 5321 4.5.2), then CRLF becomes LF.
+        Chunk by chunk, not line by line. `pending` is unprocessed input; when
+        it starts at a line boundary it starts with the CRLF that ended the
+        previous line (a dummy one at first), so the end is the first
+        CRLF.CRLF and dot-unstuffing is replacing CRLF. by CRLF (RFC 5321
+        4.5.2), then CRLF becomes LF. A line longer than MAX_DATA_LINE is
+        written out as it comes, but for its last 4 bytes, which may begin
+        the final CRLF.CRLF: memory stays bounded, nothing is refused.
         """
         limit = self.settings.max_message_size
         timeout = self.settings.idle_timeout
@@ -308,9 +313,9 @@ class Session:
                 body, self.leftover = pending[:end + 2], pending[end + 5:]
             else:
                 cut = pending.rfind(b"\r\n")
+                if cut <= 0 and len(pending) > MAX_DATA_LINE:
+                    cut = len(pending) - 4  # inside a very long line
                 body, pending = (pending[:cut], pending[cut:]) if cut > 0 else (b"", pending)
-                if len(pending) > MAX_DATA_LINE:
-                    raise ConnectionError("DATA line longer than 1 MiB")
             if body:
                 text = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")
                 if first:

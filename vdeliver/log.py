@@ -17,17 +17,24 @@ from vdeliver.errors import one_line
 FACILITIES = ("mail", "daemon", "user", "local0", "local1", "local2", "local3",
               "local4", "local5", "local6", "local7")
 PRIORITIES = {"info": 6, "warning": 4, "error": 3}
+_process = {}  # facts that do not change in a process (the LMTP daemon logs many lines)
+
+
+def process_fact(name, compute):
+    if name not in _process:
+        _process[name] = compute()
+    return _process[name]
 
 
 def log(config, text, priority="info"):
     ident = get(config, "syslog_name", "vdeliver")
     text = one_line(text, 2000)
-    if posix.isatty(2):
+    if process_fact("stderr_is_tty", lambda: posix.isatty(2)):
         write_quietly(2, f"{ident}: {text}\n")
     maillog_file = get(config, "maillog_file", "")
     if maillog_file:
         stamp = time.strftime("%b %e %H:%M:%S")
-        host = posix.uname().nodename
+        host = process_fact("hostname", lambda: posix.uname().nodename)
         line = f"{stamp} {host} {ident}[{posix.getpid()}]: {text}\n"
         try:
             fd = posix.open(maillog_file, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT

@@ -199,9 +199,13 @@ def test_detaches_without_foreground(mail):
     result = subprocess.run([VDELIVER, "--lmtp", "-c", mail.config_path], capture_output=True, timeout=30)
     assert result.returncode == 0
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not os.path.getsize(pid_file) if os.path.exists(pid_file) else True:
-        time.sleep(0.05)
-    pid = int(open(pid_file).read())
+    pid = 0
+    while time.monotonic() < deadline and not pid:  # the detached child writes its pid
+        if os.path.exists(pid_file) and os.path.getsize(pid_file):
+            pid = int(open(pid_file).read())
+        else:
+            time.sleep(0.05)
+    assert pid, "the detached daemon wrote no pid"
     try:
         with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp:
             assert lmtp.docmd("LHLO", "x")[0] == 250
@@ -251,6 +255,20 @@ def test_sighup_reloads_tables(mail, daemon):
         time.sleep(0.05)
     assert lmtp.mail("s@x")[0] == 250
     assert lmtp.rcpt("carol@example.com")[0] == 250
+
+
+def test_a_changed_table_is_reloaded_without_sighup(mail, daemon):
+    lmtpd = daemon()
+    lmtp = lmtpd.client()
+    assert lmtp.mail("s@x")[0] == 250
+    assert lmtp.rcpt("dave@example.com")[0] == 550
+    lmtp.rset()
+    time.sleep(1.1)  # the daemon looks at most once a second
+    with open(mail.table_path, "a") as fh:
+        fh.write("dave@example.com example.com/dave/\n")
+    assert lmtp.mail("s@x")[0] == 250
+    assert lmtp.rcpt("dave@example.com")[0] == 250
+    assert any("reloaded" in line for line in mail.log_lines())
 
 
 def test_idle_timeout(mail, daemon):
