@@ -83,7 +83,8 @@ class Config:
 
     def get_int(self, name):
         value = self.get(name).strip()
-        if not value.isdigit():
+        # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
+        if not (value.isascii() and value.isdigit()):
             raise ConfigError(f"{name} = {value}: expected a whole number")
         return int(value)
 
@@ -99,7 +100,8 @@ class Config:
         unit = "s"
         if value and value[-1].isalpha():
             value, unit = value[:-1], value[-1].lower()
-        if not value.isdigit() or unit not in TIME_UNITS:
+        # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
+        if not (value.isascii() and value.isdigit()) or unit not in TIME_UNITS:
             raise ConfigError(f"{name} = {self.get(name)}: expected a time like 600s or 10m")
         return int(value) * TIME_UNITS[unit]
 

@@ -68,7 +68,8 @@ def parse_limit(text, where="quota"):
         unit = ""
         if item and item[-1].upper() in UNITS:
             unit, item = item[-1].upper(), item[:-1]
-        if not item.isdigit():
+        # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
+        if not (item.isascii() and item.isdigit()):
             raise ConfigError(f"{where}: bad quota {text!r} (expected e.g. 1G,10000C)")
         value = int(item) * UNITS[unit]
         if kind == "S":
@@ -82,7 +83,8 @@ def parse_grace(text, limit):
     """quota_grace: bytes (K/M/G) or a percentage of the byte limit."""
     text = text.strip()
     if text.endswith("%"):
-        if not text[:-1].isdigit():
+        # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
+        if not (text[:-1].isascii() and text[:-1].isdigit()):
             raise ConfigError(f"quota_grace = {text}: expected e.g. 10% or 1M")
         return limit.bytes * int(text[:-1]) // 100
     return parse_limit(text or "0", "quota_grace").bytes
@@ -163,7 +165,7 @@ def message_size(name, dir_fd):
     marker = name.find(",S=")
     if marker >= 0:
         digits = name[marker + 3:].split(",")[0].split(":")[0]
-        if digits.isdigit():
+        if digits.isascii() and digits.isdigit():  # a file named ',S=²' must not stop deliveries
             return int(digits)
     try:
         return posix.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size

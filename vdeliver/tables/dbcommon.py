@@ -63,7 +63,8 @@ def get_int(settings, name, default, spec, minimum=0):
     value = settings.get(name, "")
     if not value:
         return default
-    if not value.isdigit() or int(value) < minimum:
+    # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
+    if not (value.isascii() and value.isdigit()) or int(value) < minimum:
         raise ConfigError(f"{spec}: {name} = {value}: expected a number >= {minimum}")
     return int(value)
 

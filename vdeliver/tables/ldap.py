@@ -112,8 +112,12 @@ class LdapTable:
                 validate=ssl.CERT_REQUIRED if dbcommon.get_bool(
                     settings, "tls_require_cert", False, spec) else ssl.CERT_NONE)
         port = dbcommon.get_int(settings, "server_port", 389, spec, minimum=1)
-        self.servers = [self.server(host, port)
-                        for host in dbcommon.split_list(settings.get("server_host", "localhost"))]
+        try:
+            self.servers = [self.server(host, port)
+                            for host in dbcommon.split_list(settings.get("server_host", "localhost"))]
+        except self.driver.core.exceptions.LDAPException as err:
+            # ldap3 itself refuses a bad server_host URL: a config error, not a bug (tests/fuzz).
+            raise ConfigError(f"{spec}: server_host: {type(err).__name__} {err}") from None
         self.connection = None
 
     def server(self, host, port):
@@ -122,7 +126,8 @@ class LdapTable:
             return ldap3.Server(host, connect_timeout=self.timeout, tls=self.tls,
                                 get_info=ldap3.NONE)
         name, colon, number = host.rpartition(":")
-        if colon and number.isdigit():
+        # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
+        if colon and number.isascii() and number.isdigit():
             host, port = name, int(number)
         return ldap3.Server(host, port=port, connect_timeout=self.timeout, tls=self.tls,
                             get_info=ldap3.NONE)

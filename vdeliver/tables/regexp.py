@@ -230,7 +230,8 @@ def parse_result(result, where="regexp"):
             while j < n and (result[j].isalnum() or result[j] == "_"):
                 j += 1
             ref, i = result[i + 1:j], j
-        if not ref.isdigit() or int(ref) < 1:
+        # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
+        if not (ref.isascii() and ref.isdigit()) or int(ref) < 1:
             raise ConfigError(f"{where}: bad replacement ${ref}")
         if literal:
             parts.append(("text", "".join(literal)))
