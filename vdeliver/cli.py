@@ -130,6 +130,9 @@ def run(options, started):
         except OSError:
             raise InputError("standard input is not open") from None
     from vdeliver import config as config_module
+    # The default limit holds while the config itself is read (a file that blocks on
+    # open must not run into Postfix's command_time_limit, which bounces).
+    _signal.alarm(config_module.TIME_UNITS["s"] * 600)
     config = config_module.load(options.config, options.overrides)
     options.loaded_config = config
     _signal.alarm(config.get_time("time_limit"))

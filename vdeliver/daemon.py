@@ -86,7 +86,7 @@ def parse_listen(spec):
     if kind == "inet" and rest:
         host, _, port = rest.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
-        if port.isdigit():
+        if port.isascii() and port.isdigit():
             return (socket.AF_INET6 if ":" in host else socket.AF_INET), (host, int(port))
     raise ConfigError(f"lmtp_listen: {spec!r} is not unix:/path or inet:host:port")
 

@@ -92,6 +92,7 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
     root_fd, shown = safepath.open_directory(base, mailbox.path)
     box_fd, box_shown, relative = root_fd, shown, mailbox.path.rstrip("/")
     try:
+        safepath.check_mailbox_owner(root_fd, shown)
         if folder_mode != "no":
             box_fd, box_shown, relative = choose_folder(
                 root_fd, shown, relative, envelope.recipient, config, folder_mode, notes)

@@ -222,7 +222,7 @@ class Session:
         self.server.refresh()
         settings = self.server.settings
         declared = params.get("SIZE", "0")
-        if declared.isdigit() and int(declared) > settings.max_message_size:
+        if declared.isascii() and declared.isdigit() and int(declared) > settings.max_message_size:
             await self.send("552 5.3.4 message size exceeds fixed limit")
             return
         try:

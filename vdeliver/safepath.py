@@ -74,6 +74,16 @@ def open_directory(base, relative_path, create=True):
     return fd, shown
 
 
+def check_mailbox_owner(fd, shown):
+    """The mailbox directory must be the delivery user's and not writable by others:
+    otherwise another local user could read or plant mail (defer, naming the path)."""
+    st = posix.fstat(fd)
+    if st.st_uid != posix.geteuid():
+        raise MailboxUnavailable(f"{shown} is owned by uid {st.st_uid}, not by the delivery user")
+    if st.st_mode & 0o022:
+        raise MailboxUnavailable(f"{shown} is writable by group or others")
+
+
 def split_parent(relative_path):
     """'example.com/bob/mbox' -> ('example.com/bob', 'mbox')."""
     parent, _, name = relative_path.rstrip("/").rpartition("/")

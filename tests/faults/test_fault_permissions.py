@@ -38,11 +38,11 @@ def breaks(mail, case):
     if case == "mailbox owned by root, 0755":
         make_maildir(mail, "example.com/bob", mode=0o755)
         chown_tree(mail.path("example.com/bob"), ROOT, ROOT)
-        return "bob@example.com", "4.2.0", [f"{base}/example.com/bob/tmp/", "Permission denied"]
+        return "bob@example.com", "4.2.0", [f"{base}/example.com/bob ", "owned by uid 0"]
     if case == "mailbox owned by another user":
         make_maildir(mail, "example.com/bob", mode=0o755)
         chown_tree(mail.path("example.com/bob"), 65534, 65534)  # nobody
-        return "bob@example.com", "4.2.0", [f"{base}/example.com/bob/tmp/", "Permission denied"]
+        return "bob@example.com", "4.2.0", [f"{base}/example.com/bob ", "owned by uid 65534"]
     if case == "domain directory owned by root":
         make_maildir(mail, "example.com/bob", mode=0o755)
         os.chown(mail.path("example.com"), ROOT, ROOT)

@@ -5,6 +5,10 @@ root to the brim. Every delivery must defer (75) with the status README
 gives: 4.3.1 for a full disk, 4.2.2 for a full mailbox; leave no file in
 tmp/, nothing new in new/, an mbox exactly as it was; and the first delivery
 after space returns must succeed with the exact bytes.
+
+Found here: on a full disk the mbox dotlock was created but its pid could
+not be written, and the lock file was left behind, locking the mbox for
+500 s; mbox.acquire_dotlock now removes it.
 """
 import mailbox
 import os

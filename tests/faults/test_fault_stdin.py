@@ -15,6 +15,10 @@ What can be detected and what cannot:
   (tests/functional/test_pipe.py::test_time_limit_defers_and_cleans_up).
 - A directory on stdin never reaches vdeliver: the interpreter refuses to
   start (exit 1, a bounce); pipe(8) always gives a pipe.
+
+Found here: with fd 0 closed, the first file vdeliver kept open took fd 0
+and was read as the message: with an sqlite: table an empty message was
+delivered, exit 0. cli.run now defers first ("standard input is not open").
 """
 import os
 import pty

@@ -193,6 +193,20 @@ def test_unwritable_new_directory_defers_naming_the_path(mail):
     assert len(mail.new_files("example.com/bob")) == 1
 
 
+@pytest.mark.parametrize("mode", [0o777, 0o755])
+def test_a_mailbox_owned_by_another_user_defers_even_if_writable(mail, mode):
+    os.makedirs(mail.path("example.com/bob/new"))
+    os.chown(mail.path("example.com"), mail.user.pw_uid, mail.user.pw_gid)
+    for sub in ("new", "tmp", "cur", ""):
+        os.makedirs(mail.path(f"example.com/bob/{sub}"), exist_ok=True)
+        os.chmod(mail.path(f"example.com/bob/{sub}"), 0o777)
+    os.chmod(mail.path("example.com/bob"), mode)
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert result.code == 75 and result.stdout.startswith(b"4.2.0 ")
+    assert b"example.com/bob" in result.stdout and b"owned by uid 0" in result.stdout
+    assert mail.new_files("example.com/bob") == []
+
+
 def test_read_only_base_defers(mail):
     os.chmod(mail.base, 0o500)
     result = mail.run("-f", "s@x", "--", "bob@example.com")

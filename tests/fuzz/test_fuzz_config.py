@@ -1,13 +1,19 @@
 """Random and truncated configuration and table files.
 
 In-process (cheap, many examples): the parsers of vdeliver.cf, postmap
-source text, regexp: and pcre: rules, quota values and maildirsize raise
-nothing but the DeliveryError they document (a ConfigError or TableError
-defers; anything else would be a bug, deferred as 4.3.0 "internal software
-error" at best). Through the installed command: a random config defers
-4.3.x and writes nothing; a truncated or mutated config, a random texthash
-table and a random maildirsize keep every invariant of fuzz_support (exit 0
-delivers exactly, inside the base).
+source text, regexp: and pcre: rules, the config files of sqlite:, pgsql:,
+mysql: and ldap: tables, and quota values raise nothing but the
+DeliveryError they document (a ConfigError or TableError defers; anything
+else is a bug, deferred as 4.3.0 "internal software error" at best).
+Through the installed command: a random config defers 4.3.x and writes
+nothing; a truncated or mutated config, a random texthash table, a random
+maildirsize and odd message file names under a quota keep every invariant
+of fuzz_support (exit 0 delivers exactly, inside the base).
+
+Found here: `isdigit()` is true for '²', which `int()` refuses; config.py,
+quota.py (also for a `,S=²` file name, which stopped every delivery to that
+mailbox), tables/regexp.py, tables/dbcommon.py and tables/ldap.py now take
+ASCII digits only; ldap3's own refusal of a bad server_host is a ConfigError.
 """
 import os
 

@@ -46,7 +46,7 @@ def host_arguments(host):
         return {"unix_socket": DEFAULT_SOCKET}
     arguments = {"host": name}
     if port:
-        if not port.isdigit():
+        if not (port.isascii() and port.isdigit()):
             raise ConfigError(f"host {host}: the port must be a number")
         arguments["port"] = int(port)
     return arguments
