@@ -2,13 +2,18 @@
 
 Addresses arrive from pipe(8) in Postfix's internal (unquoted) form, decoded
 from argv bytes with surrogateescape, so 8-bit and SMTPUTF8 addresses keep
-their exact bytes (see to_bytes()).
+their exact bytes (see to_bytes()). Tables are queried as virtual(8) does
+(mail_addr_find(), "external first"): an address key whose local part is not
+an RFC 822 dot-string is tried in quoted form first (`"john doe"@example.com`,
+as a table writes it), then as it is.
 
 Never: let CR, LF, NUL or another control character through: an address
 reaches a header and a log line. Raises BadRecipientAddress / BadSenderAddress.
 """
 from vdeliver.errors import BadRecipientAddress, BadSenderAddress
 
+# Characters that make a local part need quotes (Postfix's is_822_dot_string()).
+SPECIALS = frozenset('()<>@,;:\\"[] ')
 # Postfix never splits these local parts at the delimiter (split_addr.c).
 NEVER_SPLIT = ("postmaster", "mailer-daemon", "double-bounce")
 MAX_ADDRESS_LENGTH = 1000
@@ -75,6 +80,64 @@ def lookup_keys(address, delimiters):
     if domain is not None:
         keys.append(f"@{domain}")
     return keys
+
+
+def lookup_queries(address, delimiters):
+    """[(key, full)] in the order virtual(8) queries its tables.
+
+    lookup_keys(), with each address key (not @domain) preceded by its quoted
+    form when that differs. full: the key is the whole address, which pattern
+    tables (regexp:, pcre:) see too; the others go to fixed-key tables only.
+    """
+    keys = lookup_keys(address, delimiters)
+    _, domain = split_domain(address)
+    queries = []
+    for index, key in enumerate(keys):
+        if domain is None or index < len(keys) - 1:
+            quoted = quote_local_part(key)
+            if quoted != key:
+                queries.append((quoted, index == 0))
+        queries.append((key, index == 0))
+    return queries
+
+
+def quote_local_part(address):
+    """`john doe@example.com` -> `"john doe"@example.com` (quote_822_local(), 8-bit clean)."""
+    local, domain = split_domain(address)
+    if is_dot_string(local):
+        return address
+    quoted = "".join("\\" + ch if ch in '"\\\r' else ch for ch in local)
+    return f'"{quoted}"' + ("" if domain is None else "@" + domain)
+
+
+def unquote_local_part(address):
+    """`"john doe"@example.com` -> `john doe@example.com` (unquote_822_local()): SMTP/LMTP's
+    external form to the internal form pipe(8) passes. Text after the last unquoted `@` is kept."""
+    if '"' not in address and "\\" not in address:
+        return address
+    out, in_quote, domain_at = [], False, None
+    index = 0
+    while index < len(address):
+        ch = address[index]
+        if ch == '"':
+            in_quote = not in_quote
+        elif ch == "\\" and index + 1 < len(address):
+            index += 1
+            out.append(address[index])
+        else:
+            if ch == "@" and not in_quote:
+                domain_at = (len(out), index)
+            out.append(ch)
+        index += 1
+    if domain_at is None:
+        return "".join(out)
+    return "".join(out[:domain_at[0]]) + address[domain_at[1]:]
+
+
+def is_dot_string(local):
+    if not local or local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    return not any(ch in SPECIALS or ch < " " or ch == "\x7f" for ch in local)
 
 
 def to_bytes(text):

@@ -164,8 +164,8 @@ def dry_run(options, config):
     from vdeliver import address, deliver, resolve
     recipient = address.check_recipient(options.recipients[0])
     folded = address.fold(recipient)
-    keys = address.lookup_keys(folded, config.get("recipient_delimiter"))
-    lines = [f"recipient: {recipient}", f"lookup keys: {', '.join(keys)}"]
+    queries = address.lookup_queries(folded, config.get("recipient_delimiter"))
+    lines = [f"recipient: {recipient}", f"lookup keys: {', '.join(key for key, _ in queries)}"]
     try:
         mailbox = resolve.resolve(recipient, config)
     except DeliveryError:

@@ -219,6 +219,7 @@ class Session:
         if path is None:
             await self.send("501 5.5.4 syntax: MAIL FROM:<address>")
             return
+        path = address.unquote_local_part(path)
         self.server.refresh()
         settings = self.server.settings
         declared = params.get("SIZE", "0")
@@ -241,6 +242,7 @@ class Session:
         if not path:
             await self.send("501 5.5.4 syntax: RCPT TO:<address>")
             return
+        path = address.unquote_local_part(path)  # external (quoted) form -> internal, as pipe(8) gives
         if len(self.recipients) >= self.settings.max_recipients:
             await self.send("452 4.5.3 too many recipients")
             return
@@ -396,7 +398,7 @@ def parse_path(argument, keyword):
     rest = argument[len(keyword):].strip()
     if not rest.startswith("<"):
         return None, {}
-    end = rest.find(">")
+    end = closing_bracket(rest)
     if end < 0:
         return None, {}
     path = rest[1:end]
@@ -407,6 +409,21 @@ def parse_path(argument, keyword):
         key, _, value = item.partition("=")
         params[key.upper()] = value
     return path, params
+
+
+def closing_bracket(rest):
+    """Index of the '>' that ends '<path>', skipping quoted strings ("a>b"@x); -1 if none."""
+    in_quote, index = False, 1
+    while index < len(rest):
+        ch = rest[index]
+        if ch == "\\" and in_quote:
+            index += 1
+        elif ch == '"':
+            in_quote = not in_quote
+        elif ch == ">" and not in_quote:
+            return index
+        index += 1
+    return -1
 
 
 def decode_orcpt(value):

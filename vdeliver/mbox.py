@@ -19,6 +19,7 @@ import posix
 import time
 
 from vdeliver import safepath
+from vdeliver.address import quote_local_part, to_bytes
 from vdeliver.errors import MailboxUnavailable, UnsafeMailboxPath, from_os_error
 from vdeliver.message import HeaderScanner, delivery_headers, write_all
 
@@ -130,8 +131,8 @@ def acquire_kernel_lock(fd, lock_methods, shown, deadline):
 
 def from_line(sender):
     """`From sender  asctime` as Postfix writes it; the null sender is MAILER-DAEMON."""
-    return b"From " + (sender or "MAILER-DAEMON").encode("utf-8", "surrogateescape") + \
-        b" " + time.asctime().encode() + b"\n"
+    name = quote_local_part(sender) if sender else "MAILER-DAEMON"
+    return b"From " + to_bytes(name) + b" " + time.asctime().encode() + b"\n"
 
 
 def append(fd, shown, read_chunk, sender, recipient, original_recipient):

@@ -14,7 +14,7 @@ message with the `email` package (slow, and it rewrites).
 """
 import posix
 
-from vdeliver.address import fold, to_bytes
+from vdeliver.address import fold, quote_local_part, to_bytes
 from vdeliver.errors import InputError, MailLoop
 
 CHUNK_SIZE = 1 << 16
@@ -22,11 +22,15 @@ MAX_HEADER_KEEP = 4096  # bytes of a Delivered-To value worth comparing
 
 
 def delivery_headers(sender, recipient, original_recipient, eol=b"\n"):
-    """Return-Path, X-Original-To (when given), Delivered-To, in Postfix's order."""
-    lines = [b"Return-Path: <" + to_bytes(sender) + b">"]
+    """Return-Path, X-Original-To (when given), Delivered-To, in Postfix's order.
+
+    Addresses in external form, as Postfix's mail_copy() writes them: a local
+    part that is not a dot-string is quoted (`"john doe"@example.com`).
+    """
+    lines = [b"Return-Path: <" + (to_bytes(quote_local_part(sender)) if sender else b"") + b">"]
     if original_recipient:
-        lines.append(b"X-Original-To: " + to_bytes(original_recipient))
-    lines.append(b"Delivered-To: " + to_bytes(fold(recipient)))
+        lines.append(b"X-Original-To: " + to_bytes(quote_local_part(original_recipient)))
+    lines.append(b"Delivered-To: " + to_bytes(quote_local_part(fold(recipient))))
     return eol.join(lines) + eol
 
 
@@ -41,6 +45,8 @@ class HeaderScanner:
 
     def __init__(self, recipient):
         self.recipient = fold(recipient)
+        # what delivery_headers() writes, and the bare form an older agent may have written
+        self.loop_values = {self.recipient, quote_local_part(self.recipient)}
         self.pending = b""         # an incomplete line (at most MAX_HEADER_KEEP bytes)
         self.overlong = False      # the pending line was cut; skip to its newline
         self.delivered_to = None   # value parts of the current Delivered-To header
@@ -95,7 +101,7 @@ class HeaderScanner:
         self.delivered_to = None
         if value.startswith(b"<") and value.endswith(b">"):
             value = value[1:-1]
-        if fold(value.decode("utf-8", "surrogateescape")) == self.recipient:
+        if fold(value.decode("utf-8", "surrogateescape")) in self.loop_values:
             raise MailLoop(reason=f"mail forwarding loop for {self.recipient}")
 
 

@@ -107,10 +107,9 @@ def query_address(recipient, config_path, overrides, stdout, stderr):
     loaded = config.load(config_path or config.DEFAULT_CONFIG, overrides)
     tables = [open_reporting(spec, stderr) for spec in loaded.get_list("virtual_mailbox_maps")]
     folded = address.fold(address.check_recipient(recipient))
-    keys = address.lookup_keys(folded, loaded.get("recipient_delimiter"))
-    for position, key in enumerate(keys):
+    for key, full in address.lookup_queries(folded, loaded.get("recipient_delimiter")):
         for table in tables:
-            if position and not table.fixed_keys:
+            if not full and not table.fixed_keys:
                 print(f"{key}\t{table.spec}\t(skipped: full address only)", file=stdout)
                 continue
             try:

@@ -97,9 +97,9 @@ def limit_for(recipient, config):
         from vdeliver.tables import open_table
         tables = [open_table(spec) for spec in specs]
         folded = address.fold(recipient)
-        for position, key in enumerate(address.lookup_keys(folded, config.get("recipient_delimiter"))):
+        for key, full in address.lookup_queries(folded, config.get("recipient_delimiter")):
             for table in tables:
-                if position and not table.fixed_keys:
+                if not full and not table.fixed_keys:
                     continue
                 value = table.lookup(key)
                 if value is not None:

@@ -1,8 +1,10 @@
 """Recipient -> Mailbox, in virtual(8)'s lookup order, under virtual_mailbox_base.
 
-Keys, in order: `user+ext@domain`, `user@domain`, `@domain`. Each key goes to
-every table of virtual_mailbox_maps before the next key is tried; pattern
-tables (regexp:) see only the first. The first hit wins. The result is a path
+Keys, in order: `user+ext@domain`, `user@domain`, `@domain`, each address
+key first in quoted form when its local part needs quotes
+(address.lookup_queries()). Each key goes to every table of
+virtual_mailbox_maps before the next key is tried; pattern tables (regexp:)
+see only the full address. The first hit wins. The result is a path
 relative to virtual_mailbox_base: a trailing `/` means Maildir, else mbox.
 
 Never: return a path that is absolute, holds a `..` component, a NUL or a
@@ -51,10 +53,9 @@ def resolve(recipient, config, tables=None):
     if tables is None:
         tables = open_tables(config)
     folded = address.fold(recipient)
-    keys = address.lookup_keys(folded, config.get("recipient_delimiter"))
-    for position, key in enumerate(keys):
+    for key, full in address.lookup_queries(folded, config.get("recipient_delimiter")):
         for table in tables:
-            if position and not table.fixed_keys:
+            if not full and not table.fixed_keys:
                 continue
             result = table.lookup(key)
             if result is None:

@@ -126,6 +126,7 @@ VDELIVER_TABLE = {
     f"carol@{HOSTED}": f"{HOSTED}/carol/",
     f"carol+list@{HOSTED}": f"{HOSTED}/carol-list/",
     f"jörg@{HOSTED}": f"{HOSTED}/joerg/",
+    f'"john doe"@{HOSTED}': f"{HOSTED}/john-doe/",   # a local part that needs quotes
     QUOTA_USER: f"{HOSTED}/quinn/",
     f"info@{CATCHALL}": f"{CATCHALL}/info/",
     f"@{CATCHALL}": f"{CATCHALL}/catchall/",

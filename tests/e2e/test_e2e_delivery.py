@@ -122,6 +122,9 @@ RESOLUTION = [
     pytest.param(f"info+x@{CATCHALL}", f"info@{CATCHALL}", id="user key minus extension beats catch-all"),
     pytest.param(f"anyone@{CATCHALL}", f"@{CATCHALL}", id="catch-all"),
     pytest.param(f"Someone+x@CatchAll.Example", f"@{CATCHALL}", id="catch-all with extension and case"),
+    # Postfix hands pipe(8) the internal form (John Doe@...) and lmtp the quoted one; both look
+    # up the quoted key first and write Delivered-To quoted, as virtual(8) and mail_copy() do.
+    pytest.param(f'"John Doe"@{HOSTED}', f'"john doe"@{HOSTED}', id="quoted local part"),
 ]
 
 

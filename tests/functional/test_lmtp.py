@@ -136,6 +136,27 @@ def test_dot_stuffing_crlf_and_8bit(mail, daemon):
     assert read(path).endswith(b"Subject: \xe9t\xe9\n\n..two dots\n.\t.tab\nFrom x\n")
 
 
+def test_quoted_rcpt_is_unquoted_as_pipe_gets_it(mail, daemon):
+    """Postfix's lmtp client sends the external (quoted) form: unquoted for the lookup (as pipe
+    mode gets it), quoted again in the headers (as pipe mode writes them)."""
+    mail.write_table('"john doe"@example.com  example.com/jd/\n"a>b"@example.com  example.com/ab/\n')
+    lmtp = daemon().client()
+    assert lmtp.docmd("MAIL", 'FROM:<"s x"@example.net>')[0] == 250
+    assert lmtp.docmd("RCPT", 'TO:<"John Doe"@example.com>')[0] == 250
+    assert lmtp.docmd("RCPT", 'TO:<"a>b"@example.com> NOTIFY=NEVER')[0] == 250
+    assert lmtp.docmd("RCPT", 'TO:<"nobody here"@example.com>')[0] == 550
+    lmtp.putcmd("DATA")
+    assert lmtp.getreply()[0] == 354
+    lmtp.send(b"Subject: q\r\n\r\nbody\r\n.\r\n")
+    assert [lmtp.getreply() for _ in range(2)] == [(250, b"2.0.0 <John Doe@example.com> delivered"),
+                                                   (250, b"2.0.0 <a>b@example.com> delivered")]
+    (path,) = mail.new_files("example.com/jd")
+    assert read(path) == (b'Return-Path: <"s x"@example.net>\nDelivered-To: "john doe"@example.com\n'
+
+                          b"Subject: q\n\nbody\n")
+    assert len(mail.new_files("example.com/ab")) == 1
+
+
 def test_orcpt_becomes_x_original_to(mail, daemon):
     lmtp = daemon().client()
     assert lmtp.mail("s@example.net")[0] == 250

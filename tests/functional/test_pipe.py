@@ -65,6 +65,34 @@ def test_lookup_order(mail, recipient, mailbox):
     assert len(mail.new_files(mailbox)) == 1
 
 
+def test_quoted_local_part_keys_as_virtual8(mail):
+    """A local part that needs quotes matches the table's quoted key first, then the bare one."""
+    mail.write_table('"john doe"@example.com  example.com/spaced/\n'
+                     '"a..b"@example.com      example.com/quoted/\n'
+                     'a..b@example.com        example.com/bare/\n'
+                     'c..d@example.com        example.com/unquoted/\n')
+    assert mail.run("-f", "s x@example.net", "-a", "John Doe@example.com", "--",
+                    "John Doe@example.com", stdin=b"Subject: q\n\nbody\n").code == 0
+    (spaced,) = mail.new_files("example.com/spaced")
+    with open(spaced, "rb") as fh:  # external form in the headers, as Postfix's mail_copy() writes
+        assert fh.read() == (b'Return-Path: <"s x"@example.net>\nX-Original-To: "John Doe"@example.com\n'
+                             b'Delivered-To: "john doe"@example.com\nSubject: q\n\nbody\n')
+    loop = mail.run("-f", "s@x", "--", "john doe@example.com",
+                    stdin=b'Delivered-To: "John Doe"@example.com\nSubject: q\n\nbody\n')
+    assert (loop.code, loop.stdout[:6]) == (65, b"5.4.6 "), loop
+    assert mail.run("-f", "s@x", "--", "a..b+tag@example.com").code == 0
+    assert mail.run("-f", "s@x", "--", "c..d@example.com").code == 0
+    assert len(mail.new_files("example.com/spaced")) == 1
+    assert len(mail.new_files("example.com/quoted")) == 1
+    assert len(mail.new_files("example.com/unquoted")) == 1
+    assert not os.path.exists(mail.path("example.com/bare"))
+    dry = mail.run("-n", "--", "a..b+tag@example.com")
+    assert dry.code == 0, dry
+    assert (b'lookup keys: "a..b+tag"@example.com, a..b+tag@example.com, "a..b"@example.com, '
+            b'a..b@example.com, @example.com\n') in dry.stdout
+    assert b'matched key: "a..b"@example.com\n' in dry.stdout
+
+
 def test_unknown_user_bounces_5_1_1(mail):
     result = mail.run("-f", "s@x", "--", "nobody@example.com")
     assert result.code == 67
@@ -92,9 +120,13 @@ def test_regexp_substitution_cannot_leave_the_base(mail):
     mail.write_config(maps=f"regexp:{rules}")
     assert mail.run("-f", "s@x", "--", "joe@example.net").code == 0
     assert len(mail.new_files("example.net/joe")) == 1
-    for evil in ("../../x@example.net", "..@example.net", "a/../../b@example.net"):
+    for evil in ("../../x@example.net", "a/../../b@example.net", "a/../b@example.net"):
         result = mail.run("-f", "s@x", "--", evil)
         assert result.code == 75 and result.stdout.startswith(b"4.3.5 unsafe mailbox path")
+    # As virtual(8), regexp: sees the quoted form first ("..", a local part that needs quotes):
+    # $1 is `".."`, an ordinary name, not the parent directory.
+    assert mail.run("-f", "s@x", "--", "..@example.net").code == 0
+    assert sorted(os.listdir(mail.path("example.net"))) == ['".."', "joe"]
     assert sorted(os.listdir(mail.top)) == ["mail", "mailboxes", "maillog", "rules", "vdeliver.cf"]
     assert os.listdir(mail.base) == ["example.net"]
 

@@ -148,3 +148,18 @@ def fold(text):
 
 def has_control(text):
     return any(ch < " " or ch == "\x7f" for ch in text)
+
+
+DOT_STRING = re.compile(rb'[^\x00-\x20\x7f()<>@,;:\\"\[\]]+(?:\.[^\x00-\x20\x7f()<>@,;:\\"\[\]]+)*')
+
+
+def external(address):
+    """README: header addresses in Postfix's external form: a local part that is not an
+    RFC 822 dot-string is quoted, `"` and backslash escaped (8-bit is left alone)."""
+    local, at, domain = address.rpartition(b"@")
+    if not at:
+        local, domain = address, None
+    if DOT_STRING.fullmatch(local):
+        return address
+    quoted = b'"' + re.sub(rb'(["\\\r])', rb"\\\1", local) + b'"'
+    return quoted if domain is None else quoted + b"@" + domain

@@ -44,3 +44,40 @@ def test_to_bytes_round_trips_8bit_argv():
     assert address.to_bytes(text) == raw
     latin1 = b"j\xf6e@x"
     assert address.to_bytes(latin1.decode("utf-8", "surrogateescape")) == latin1
+
+
+@pytest.mark.parametrize("addr, queries", [
+    pytest.param("bob+tag@example.com", [("bob+tag@example.com", True), ("bob@example.com", False),
+                                         ("@example.com", False)], id="dot-string: as lookup_keys"),
+    pytest.param("john doe@example.com", [('"john doe"@example.com', True), ("john doe@example.com", True),
+                                          ("@example.com", False)], id="space: quoted first"),
+    pytest.param("a..b+x@example.com", [('"a..b+x"@example.com', True), ("a..b+x@example.com", True),
+                                        ('"a..b"@example.com', False), ("a..b@example.com", False),
+                                        ("@example.com", False)], id="double dot, with extension"),
+    pytest.param(".a@example.com", [('".a"@example.com', True), (".a@example.com", True),
+                                    ("@example.com", False)], id="leading dot"),
+    pytest.param("a.@example.com", [('"a."@example.com', True), ("a.@example.com", True),
+                                    ("@example.com", False)], id="trailing dot"),
+    pytest.param('a"b\\c@example.com', [('"a\\"b\\\\c"@example.com', True), ('a"b\\c@example.com', True),
+                                        ("@example.com", False)], id="quote and backslash escaped"),
+    pytest.param("a@b@example.com", [('"a@b"@example.com', True), ("a@b@example.com", True),
+                                     ("@example.com", False)], id="at sign in the local part"),
+    pytest.param("jörg@example.com", [("jörg@example.com", True), ("@example.com", False)],
+                 id="8-bit is not quoted"),
+    pytest.param("john doe", [('"john doe"', True), ("john doe", True)], id="no domain"),
+])
+def test_lookup_queries_quote_as_virtual8(addr, queries):
+    assert address.lookup_queries(addr, "+") == queries
+
+
+@pytest.mark.parametrize("external, internal", [
+    ('"john doe"@example.com', "john doe@example.com"),
+    ('"a\\"b\\\\c"@example.com', 'a"b\\c@example.com'),
+    ('"a@b"@example.com', "a@b@example.com"),
+    ("plain@example.com", "plain@example.com"),
+    ('"x"@"odd"', 'x@"odd"'),  # text after the last unquoted @ is kept as it is
+])
+def test_unquote_local_part_inverts_quoting(external, internal):
+    assert address.unquote_local_part(external) == internal
+    if internal.count('"') == 0:
+        assert address.quote_local_part(internal) in (external, internal)
