@@ -20,6 +20,8 @@ MAX_ADDRESS_LENGTH = 1000
 
 
 def has_control_characters(text):
+    if text.isprintable():  # fast path: no Cc character at all (C speed)
+        return False
     return any(ch < " " or ch == "\x7f" for ch in text)
 
 

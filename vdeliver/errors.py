@@ -154,5 +154,8 @@ def internal_error(error):
 
 def one_line(text, limit=400):
     """Printable single line: pipe(8) keeps 4 KB and mangles control bytes anyway."""
-    out = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
+    if text.isprintable():  # fast path: no Cc character at all
+        out = text
+    else:
+        out = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
     return out if len(out) <= limit else out[:limit - 3] + "..."

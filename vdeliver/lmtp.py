@@ -101,7 +101,8 @@ class Session:
         self.server, self.reader, self.writer = server, reader, writer
         self.phase = "idle"   # idle | data | delivering
         self.greeted = False
-        self.leftover = b""   # bytes read past the final dot (pipelined commands)
+        self.leftover = b""   # bytes read but not yet used (pipelined commands)
+        self.outbox = []      # replies not yet written
         self.spool_fd = None  # one unnamed spool file per session, truncated per message
         self.reset()
 
@@ -111,8 +112,17 @@ class Session:
         self.recipients = []  # (recipient, original recipient, Mailbox)
 
     async def send(self, *lines):
-        self.writer.write("".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape"))
-        await self.writer.drain()
+        """Queue replies; write them now unless another pipelined command is already here
+        (then they go out together with its reply: one write, as Postfix's smtpd does)."""
+        self.outbox.extend(line + "\r\n" for line in lines)
+        if b"\n" not in self.leftover:
+            await self.flush()
+
+    async def flush(self):
+        if self.outbox:
+            text, self.outbox = "".join(self.outbox), []
+            self.writer.write(text.encode("utf-8", "surrogateescape"))
+            await self.writer.drain()
 
     async def run(self):
         try:
@@ -146,25 +156,33 @@ class Session:
         finally:
             if self.spool_fd is not None:
                 posix.close(self.spool_fd)
+            if self.outbox:  # e.g. 221 to a QUIT pipelined behind other commands
+                try:
+                    self.writer.write("".join(self.outbox).encode("utf-8", "surrogateescape"))
+                except Exception:
+                    pass
             self.writer.close()
 
     async def read_command(self):
+        """The next command line, from what was read already or from the socket; None: close."""
         timeout = (self.settings or self.server.settings).idle_timeout
-        try:
+        while True:
             newline = self.leftover.find(b"\n")
             if newline >= 0:
                 line, self.leftover = self.leftover[:newline + 1], self.leftover[newline + 1:]
-            else:
-                line = self.leftover + await asyncio.wait_for(self.reader.readline(), timeout)
-                self.leftover = b""
-        except asyncio.TimeoutError:
-            await self.send("421 4.4.2 idle timeout, closing connection")
-            return None
-        except ValueError:  # longer than the stream limit
-            await self.send("500 5.5.2 line too long")
-            return None
-        if not line:
-            return None
+                break
+            if len(self.leftover) > MAX_COMMAND_LINE:
+                await self.send("500 5.5.2 line too long")
+                return None
+            await self.flush()  # nothing more to answer: the client may be waiting for us
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
+            except asyncio.TimeoutError:
+                await self.send("421 4.4.2 idle timeout, closing connection")
+                return None
+            if not chunk:
+                return None  # EOF; an unfinished line is not a command
+            self.leftover += chunk
         if len(line) > MAX_COMMAND_LINE:
             await self.send("500 5.5.2 line too long")
             return None
@@ -282,6 +300,7 @@ class Session:
         posix.lseek(spool_fd, 0, 0)  # SEEK_SET: truncate leaves the offset where it was
         try:
             await self.send("354 End data with <CR><LF>.<CR><LF>")
+            await self.flush()  # the client waits for it, whatever else it sent
             self.phase = "data"
             size, too_big = await self.receive(spool_fd)
             # The final dot was read: from here nothing cancels this transaction.

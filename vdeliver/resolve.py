@@ -70,7 +70,7 @@ def check_path(result, table, key):
     where = f"{table} result for {key}"
     if result.startswith("/"):
         raise UnsafeMailboxPath(f"{where} is an absolute path")
-    if any(ch < " " or ch == "\x7f" for ch in result):
+    if address.has_control_characters(result):
         raise UnsafeMailboxPath(f"{where} contains a control character")
     parts = result.split("/")
     if ".." in parts:
