@@ -150,7 +150,8 @@ def has_control(text):
     return any(ch < " " or ch == "\x7f" for ch in text)
 
 
-DOT_STRING = re.compile(rb'[^\x00-\x20\x7f()<>@,;:\\"\[\]]+(?:\.[^\x00-\x20\x7f()<>@,;:\\"\[\]]+)*')
+ATOM = rb'[^\x00-\x20\x7f()<>@,;:\\".\[\]]+'
+DOT_STRING = re.compile(ATOM + rb"(?:\." + ATOM + rb")*")
 
 
 def external(address):
