@@ -21,6 +21,7 @@ DEFAULTS = {
     "virtual_mailbox_maps": "",
     "recipient_delimiter": "",
     "enable_original_recipient": "yes",
+    "write_delivery_headers": "yes",
     "syslog_name": "vdeliver",
     "syslog_facility": "mail",
     "maillog_file": "",

@@ -150,8 +150,16 @@ def run_user(config):
     return uid, gid
 
 
+def check_lmtp_config(config):
+    deliver.mailbox_base(config)
+    if not config.get_bool("write_delivery_headers"):
+        raise ConfigError("write_delivery_headers = no is for pipe(8) with flags=DR; Postfix's lmtp"
+                          " client writes no Delivered-To, so the LMTP daemon must")
+
+
 def make_settings(options):
     config = config_module.load(options["config"], options["overrides"])
+    check_lmtp_config(config)
     settings = Settings(config, resolve.open_tables(config))
     settings.files = table_files(config)
     settings.identity = files_identity(settings.files)
@@ -185,7 +193,7 @@ def main(argv):
     try:
         options = parse_args(argv)
         config = config_module.load(options["config"], options["overrides"])
-        deliver.mailbox_base(config)
+        check_lmtp_config(config)
         pid_file = PidFile(config.get("lmtp_pid_file"))
         pid_file.acquire()
         if options["foreground"]:

@@ -77,13 +77,17 @@ def deliver_mbox(base, mailbox, envelope, original, config, read_chunk):
     if unknown:
         raise ConfigError(f"virtual_mailbox_lock: unknown method {', '.join(sorted(unknown))}")
     path = mbox.deliver(base, mailbox.path, read_chunk, envelope.sender, envelope.recipient,
-                        original, methods, config.get_time("mbox_lock_timeout"))
+                        original, methods, config.get_time("mbox_lock_timeout"),
+                        config.get_bool("write_delivery_headers"))
     return Delivery(mailbox, path)
 
 
 def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
+    headers = config.get_bool("write_delivery_headers")
+
     def write_message(fd):
-        return message.copy_message(fd, read_chunk, envelope.sender, envelope.recipient, original)
+        return message.copy_message(fd, read_chunk, envelope.sender, envelope.recipient, original,
+                                    headers)
 
     quota_wanted = (config.get("virtual_mailbox_quota_maps").strip()
                     or config.get("virtual_mailbox_quota_default").strip())

@@ -30,7 +30,7 @@ RETRY_SECONDS = 0.2
 
 
 def deliver(base, relative_path, read_chunk, sender, recipient, original_recipient,
-            lock_methods=("fcntl", "dotlock"), lock_timeout=20):
+            lock_methods=("fcntl", "dotlock"), lock_timeout=20, headers=True):
     """Append one message to base/relative_path; return the mbox path relative to the base."""
     parent, name = safepath.split_parent(relative_path)
     dir_fd, shown_dir = safepath.open_directory(base, parent)
@@ -44,7 +44,7 @@ def deliver(base, relative_path, read_chunk, sender, recipient, original_recipie
         try:
             if "fcntl" in lock_methods or "flock" in lock_methods:
                 acquire_kernel_lock(fd, lock_methods, shown, deadline)
-            append(fd, shown, read_chunk, sender, recipient, original_recipient)
+            append(fd, shown, read_chunk, sender, recipient, original_recipient, headers)
         finally:
             posix.close(fd)  # also releases the fcntl/flock lock
     finally:
@@ -135,10 +135,10 @@ def from_line(sender):
     return b"From " + to_bytes(name) + b" " + time.asctime().encode() + b"\n"
 
 
-def append(fd, shown, read_chunk, sender, recipient, original_recipient):
+def append(fd, shown, read_chunk, sender, recipient, original_recipient, headers=True):
     original_size = posix.fstat(fd).st_size
     try:
-        write_message(fd, read_chunk, sender, recipient, original_recipient)
+        write_message(fd, read_chunk, sender, recipient, original_recipient, headers)
         posix.fsync(fd)
     except BaseException as error:
         try:
@@ -151,11 +151,13 @@ def append(fd, shown, read_chunk, sender, recipient, original_recipient):
         raise
 
 
-def write_message(fd, read_chunk, sender, recipient, original_recipient):
-    """From_ line, headers (LF: mbox lines end in LF), mboxrd-quoted message, blank line."""
-    write_all(fd, from_line(sender) + delivery_headers(sender, recipient, original_recipient))
+def write_message(fd, read_chunk, sender, recipient, original_recipient, headers=True):
+    """From_ line, headers (LF: mbox lines end in LF), mboxrd-quoted message, blank line.
+    headers=False: no delivery headers and no loop check (see message.copy_message)."""
+    added = delivery_headers(sender, recipient, original_recipient) if headers else b""
+    write_all(fd, from_line(sender) + added)
     scanner = HeaderScanner(recipient)
-    scanning = True
+    scanning = headers
     carry = b""            # the incomplete last line, not yet written
     carry_is_line_start = True
     last_byte = b"\n"

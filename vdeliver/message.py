@@ -124,13 +124,19 @@ def write_all(fd, data):
     return len(data)
 
 
-def copy_message(out_fd, read_chunk, sender, recipient, original_recipient):
-    """Write headers + message to out_fd; return the byte count. Raises MailLoop, InputError."""
+def copy_message(out_fd, read_chunk, sender, recipient, original_recipient, headers=True):
+    """Write headers + message to out_fd; return the byte count. Raises MailLoop, InputError.
+
+    headers=False (write_delivery_headers = no: pipe(8)'s D and R flags wrote them,
+    and D checked for a loop): the message alone, no loop check.
+    """
     chunk = read_chunk()
-    headers = delivery_headers(sender, recipient, original_recipient, line_ending(chunk))
-    size = write_all(out_fd, headers)
+    size = 0
+    if headers:
+        size = write_all(out_fd, delivery_headers(sender, recipient, original_recipient,
+                                                  line_ending(chunk)))
     scanner = HeaderScanner(recipient)
-    scanning = True
+    scanning = headers
     while chunk:
         if scanning:
             scanning = scanner.feed(chunk)

@@ -212,6 +212,13 @@ def test_runs_as_the_delivery_user_and_pid_file_refuses_a_second_instance(mail, 
     assert second.returncode == 1 and b"already running (pid %d" % lmtpd.proc.pid in second.stderr
 
 
+def test_refuses_write_delivery_headers_no(mail):
+    mail.write_config("write_delivery_headers = no\n")
+    done = subprocess.run([VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path], capture_output=True,
+                          timeout=30, cwd="/")
+    assert done.returncode == 1 and b"write_delivery_headers = no is for pipe(8)" in done.stderr, done
+
+
 def test_detaches_without_foreground(mail):
     port = free_port()
     pid_file = os.path.join(mail.top, "detached.pid")

@@ -40,6 +40,19 @@ def test_null_sender_and_no_original_recipient(mail):
     assert read(path) == b"Return-Path: <>\nDelivered-To: bob@example.com\n" + MESSAGE
 
 
+def test_write_delivery_headers_no_leaves_them_to_pipe_flags(mail):
+    """For a master.cf entry with flags=DR (pipe(8) writes Delivered-To and Return-Path and
+    checks for the loop): the message alone, no second copy of the headers, no loop check."""
+    mail.write_config("write_delivery_headers = no\n")
+    stdin = b"Delivered-To: bob@example.com\nReturn-Path: <s@x>\n" + MESSAGE  # as pipe(8) D, R give it
+    assert mail.run("-f", "s@x", "-a", "bob@example.com", "--", "bob@example.com", stdin=stdin).code == 0
+    (path,) = mail.new_files("example.com/bob")
+    assert read(path) == stdin
+    assert mail.run("-f", "s@x", "--", "mbox@example.com", stdin=stdin).code == 0
+    data = read(mail.path("example.com/mbox"))
+    assert data.startswith(b"From s@x ") and data.split(b"\n", 1)[1] == stdin + b"\n"
+
+
 @pytest.mark.parametrize("message", [
     pytest.param(b"Subject: \xe9t\xe9 \xff\n\n\x00binary\x80\r\nbare\rcr\n", id="8-bit NUL bare CR"),
     pytest.param(b"Subject: crlf\r\n\r\nbody\r\n", id="CRLF"),
