@@ -27,7 +27,7 @@ import time
 
 from vdeliver import address, deliver, log, resolve
 from vdeliver.errors import (BadRecipientAddress, BadSenderAddress, DeliveryError,
-                             internal_error, one_line)
+                             from_os_error, internal_error, one_line)
 
 CHUNK_SIZE = 1 << 16
 MAX_COMMAND_LINE = 4096
@@ -293,28 +293,47 @@ class Session:
         if not self.recipients:
             await self.send("503 5.5.1 no valid recipients")
             return
-        if self.spool_fd is None:
-            self.spool_fd = open_spool(self.settings.config)
+        config = self.settings.config
+        try:
+            if self.spool_fd is None:
+                self.spool_fd = open_spool(config)
+            posix.lseek(self.spool_fd, 0, 0)  # SEEK_SET (empty: truncated after each message)
+        except OSError as err:  # e.g. a full, read-only or unwritable spool directory
+            await self.refuse_all(from_os_error(err, f"open the DATA spool in {spool_directory(config)}"))
+            self.reset()
+            return
         spool_fd = self.spool_fd
-        posix.ftruncate(spool_fd, 0)
-        posix.lseek(spool_fd, 0, 0)  # SEEK_SET: truncate leaves the offset where it was
         try:
             await self.send("354 End data with <CR><LF>.<CR><LF>")
             await self.flush()  # the client waits for it, whatever else it sent
             self.phase = "data"
-            size, too_big = await self.receive(spool_fd)
+            size, too_big, spool_error = await self.receive(spool_fd)
             # The final dot was read: from here nothing cancels this transaction.
             self.phase = "delivering"
-            if too_big:
+            if spool_error is not None:
+                await self.refuse_all(spool_error, per_recipient=True)
+            elif too_big:
                 await self.send(*["552 5.3.4 message size exceeds fixed limit"] * len(self.recipients))
             else:
                 await self.deliver_all(spool_fd)
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
         finally:
             self.reset()
+            try:  # give the blocks back now, not at the next message (a full disk needs them)
+                posix.ftruncate(spool_fd, 0)
+            except OSError:
+                pass
+
+    async def refuse_all(self, error, per_recipient=False):
+        """The same failure for every accepted recipient: logged for each, one reply to a
+        refused DATA, or one reply per recipient after the final dot."""
+        started = time.monotonic()
+        for recipient, original, _ in self.recipients:
+            log_failure(self.settings.config, recipient, original, started, error)
+        await self.send(*[reply_for(error)] * (len(self.recipients) if per_recipient else 1))
 
     async def receive(self, spool_fd):
-        """Read DATA up to the final dot into the spool; (size, too_big).
+        """Read DATA up to the final dot into the spool; (size, too_big, spool_error).
 
         Chunk by chunk, not line by line. `pending` is unprocessed input; when
         it starts at a line boundary it starts with the CRLF that ended the
@@ -322,12 +341,14 @@ class Session:
         CRLF.CRLF and dot-unstuffing is replacing CRLF. by CRLF (RFC 5321
         4.5.2), then CRLF becomes LF. A line longer than MAX_DATA_LINE is
         written out as it comes, but for its last 4 bytes, which may begin
-        the final CRLF.CRLF: memory stays bounded, nothing is refused.
+        the final CRLF.CRLF: memory stays bounded, nothing is refused. A
+        write to the spool that fails (a full disk) is kept as spool_error;
+        the rest is read and dropped, so the replies can follow the dot.
         """
         limit = self.settings.max_message_size
         timeout = self.settings.idle_timeout
         pending, self.leftover = b"\r\n" + self.leftover, b""
-        size, too_big, first = 0, False, True
+        size, too_big, first, spool_error = 0, False, True, None
         while True:
             end = pending.find(b"\r\n.\r\n")
             if end >= 0:
@@ -343,10 +364,14 @@ class Session:
                     text, first = text[1:], False  # the dummy line end
                 size += len(text)
                 too_big = too_big or size > limit
-                if not too_big:
-                    write_all(spool_fd, text)
+                if not too_big and spool_error is None:
+                    try:
+                        write_all(spool_fd, text)
+                    except OSError as err:
+                        spool_error = from_os_error(
+                            err, f"write the DATA spool in {spool_directory(self.settings.config)}")
             if end >= 0:
-                return size, too_big
+                return size, too_big, spool_error
             chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
             if not chunk:
                 raise ConnectionError("connection closed during DATA")
@@ -398,10 +423,13 @@ def log_failure(config, recipient, original, started, error):
             "info" if error.is_bounce else "warning")
 
 
+def spool_directory(config):
+    return config.get("lmtp_spool_directory") or config.get("virtual_mailbox_base")
+
+
 def open_spool(config):
     """An unnamed file (O_TMPFILE) under the spool directory: never visible, gone on close."""
-    directory = config.get("lmtp_spool_directory") or config.get("virtual_mailbox_base")
-    return posix.open(directory, posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC, 0o600)
+    return posix.open(spool_directory(config), posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC, 0o600)
 
 
 def write_all(fd, data):
