@@ -104,6 +104,7 @@ class Session:
         self.leftover = b""   # bytes read but not yet used (pipelined commands)
         self.outbox = []      # replies not yet written
         self.spool_fd = None  # one unnamed spool file per session, truncated per message
+        self.in_flight = None # the delivery thread's future while it reads the spool
         self.reset()
 
     def reset(self):
@@ -155,7 +156,7 @@ class Session:
                 pass
         finally:
             if self.spool_fd is not None:
-                posix.close(self.spool_fd)
+                close_spool_when_unused(self.spool_fd, self.in_flight)
             if self.outbox:  # e.g. 221 to a QUIT pipelined behind other commands
                 try:
                     self.writer.write("".join(self.outbox).encode("utf-8", "surrogateescape"))
@@ -319,10 +320,11 @@ class Session:
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
         finally:
             self.reset()
-            try:  # give the blocks back now, not at the next message (a full disk needs them)
-                posix.ftruncate(spool_fd, 0)
-            except OSError:
-                pass
+            if self.in_flight is None:  # never under a delivery thread still reading it
+                try:  # give the blocks back now, not at the next message (a full disk needs them)
+                    posix.ftruncate(spool_fd, 0)
+                except OSError:
+                    pass
 
     async def refuse_all(self, error, per_recipient=False):
         """The same failure for every accepted recipient: logged for each, one reply to a
@@ -385,8 +387,20 @@ class Session:
             if key not in replies:
                 future = loop.run_in_executor(self.server.delivery_pool, deliver_one, self.settings,
                                               self.sender, recipient, original, mailbox, spool_fd)
+                self.in_flight = future
                 replies[key] = await asyncio.shield(future)
+                self.in_flight = None
             await self.send(replies[key])
+
+
+def close_spool_when_unused(spool_fd, in_flight):
+    """Close the spool, or, if a delivery thread still reads it (its session was cancelled
+    mid-delivery), once that delivery is done: closing it under the thread could let the fd
+    number be reused and the thread copy another file's bytes."""
+    if in_flight is not None and not in_flight.done():
+        in_flight.add_done_callback(lambda _: posix.close(spool_fd))
+    else:
+        posix.close(spool_fd)
 
 
 def deliver_one(settings, sender, recipient, original, mailbox, spool_fd):
