@@ -1,9 +1,11 @@
 """The installed vdeliver as pipe(8) runs it: bytes on disk, exit codes, status lines, logs."""
 import os
 import resource
+import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 
@@ -401,6 +403,34 @@ def test_python_dash_m_is_the_same_command(mail):
                           user=mail.user.pw_uid, group=mail.user.pw_gid, extra_groups=[])
     assert (proc.returncode, proc.stdout) == (0, b"")
     assert read(mail.new_files("example.com/bob")[0]).endswith(MESSAGE)
+
+
+@pytest.mark.parametrize("broken", [
+    pytest.param({"__init__.py": "def (\n"}, id="syntax error"),
+    pytest.param({"__init__.py": ""}, id="half-installed package without cli.py"),
+])
+def test_a_broken_install_defers_never_bounces(mail, broken):
+    """The launcher beside a broken vdeliver package (as during a pip upgrade in place):
+    Python alone would exit 1, which pipe(8) bounces (5.3.0); the launcher defers."""
+    root = os.path.join(mail.top, "broken")
+    package = os.path.join(root, "lib", "python%d.%d" % sys.version_info[:2], "site-packages", "vdeliver")
+    os.makedirs(package)
+    os.makedirs(os.path.join(root, "bin"))
+    for name, text in broken.items():
+        with open(os.path.join(package, name), "w") as fh:
+            fh.write(text)
+    launcher = os.path.join(root, "bin", "vdeliver")
+    shutil.copy(mail.command()[0], launcher)
+    for top, dirs, files in os.walk(root):
+        os.chmod(top, 0o755)
+        for name in files:
+            os.chmod(os.path.join(top, name), 0o755)
+    proc = subprocess.run([launcher, "-c", mail.config_path, "-f", "s@x", "--", "bob@example.com"],
+                          input=MESSAGE, capture_output=True, cwd="/", env={"PATH": "/usr/bin:/bin"},
+                          user=mail.user.pw_uid, group=mail.user.pw_gid, extra_groups=[])
+    assert proc.returncode == 75, proc
+    assert proc.stdout.startswith(b"4.3.0 vdeliver cannot start: ") and b"\n" not in proc.stdout, proc
+    assert not os.path.exists(mail.path("example.com/bob/new"))
 
 
 def test_dry_run_shows_mbox_format(mail):
