@@ -40,9 +40,13 @@ class DeliveryError(Exception):
         """`reason: detail`, on one printable line."""
         return one_line(self.reason if not self.detail else f"{self.reason}: {self.detail}")
 
+    def public_text(self):
+        """What Postfix puts in the DSN: text(), unless the class keeps its detail private."""
+        return self.text()
+
     def status_line(self):
         """`4.3.5 reason: detail` — one line, as pipe(8) reads it into the DSN."""
-        return f"{self.status} {self.text()}"
+        return f"{self.status} {self.public_text()}"
 
 
 # --- temporary: the admin (or time) can fix these; Postfix keeps the mail ---
@@ -114,8 +118,12 @@ class MailLoop(Bounce):
 
 
 class MailboxFull(Bounce):
-    """Only when quota_exceeded_action = bounce; the default defers (4.2.2)."""
+    """Only when quota_exceeded_action = bounce; the default defers (4.2.2).
+    The bounce goes to the sender at once: the mailbox path and its usage stay in the log."""
     exit_code, status, reason = EX_UNAVAILABLE, "5.2.2", "mailbox full"
+
+    def public_text(self):
+        return one_line(self.reason)
 
 
 # The table the man page's DIAGNOSTICS section documents (a test checks they agree).

@@ -48,7 +48,7 @@ def reply_for(error):
             code = 554
     else:
         code = 452 if status in ("4.2.2", "4.3.1", "4.5.3") else 451
-    return f"{code} {status} {error.text()}"
+    return f"{code} {status} {error.public_text()}"
 
 
 class Settings:

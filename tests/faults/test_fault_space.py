@@ -129,7 +129,9 @@ def test_filesystem_quota_defers_4_2_2_or_bounces_as_configured(mail, filesystem
     assert maildir_state(mail, "example.com/bob") == before
     bounced = deliver(mail, "bob@example.com", message(4 << 20), "-o", "quota_exceeded_action=bounce")
     assert_bounced(bounced, 69, "5.2.2 mailbox full")
-    assert b"Disk quota exceeded" in bounced.stdout
+    assert bounced.stdout == b"5.2.2 mailbox full"  # the sender's DSN: the errno and path go to the log
+    assert "status=bounced (mailbox full: " in mail.log_lines()[-1]
+    assert "Disk quota exceeded" in mail.log_lines()[-1]
     assert maildir_state(mail, "example.com/bob") == before
     filesystem.set_quota("none")
     text = message(4 << 20)

@@ -238,7 +238,10 @@ def test_quota_bounce_when_configured(mail):
     quota_config(mail, "quota_exceeded_action = bounce\n")
     assert mail.run("-f", "s@x", "--", "bob@example.com", stdin=message_of(9000)).code == 0
     result = mail.run("-f", "s@x", "--", "bob@example.com", stdin=message_of(2000))
-    assert result.code == 69 and result.stdout.startswith(b"5.2.2 mailbox full")
+    # the bounce reaches the sender at once: no path, no usage; those go to the log
+    assert (result.code, result.stdout) == (69, b"5.2.2 mailbox full")
+    assert any(f"dsn=5.2.2, status=bounced (mailbox full: {mail.base}/example.com/bob: " in line
+               for line in mail.log_lines()), mail.log_lines()
 
 
 def test_message_count_limit(mail):
