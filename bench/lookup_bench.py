@@ -14,7 +14,7 @@ without. texthash is measured with its compiled cache (built once before) and
 without (CACHE_DIRECTORY = "", parsed every time).
 
 Needs postmap with the cdb and lmdb plugins (scripts/setup-databases) and the
-bdb and lmdb extras in the measured venv. Prints one table; writes nothing but
+bdb extra in the measured venv. Prints one table; writes nothing but
 its tables (in a temporary directory unless --dir is given).
 """
 import argparse

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import corpus
-from tables_support import require_module, require_type
+from tables_support import require_type
 from vdeliver.tables import open_table
 from vdeliver.tables.textfile import parse_entries
 
@@ -38,8 +38,6 @@ def compare(spec, table, keys, compared, name):
 def test_indexed_tables_agree_with_postmap(tmp_path, postmap_types, compared, table_type,
                                            package):
     require_type(postmap_types, table_type, package)
-    if table_type == "lmdb":
-        require_module("lmdb", "lmdb")
     source = tmp_path / "vmailbox"
     source.write_bytes(corpus.source_bytes())
     corpus.cool(source)
