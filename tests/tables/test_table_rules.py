@@ -427,19 +427,25 @@ def test_texthash_duplicate_fails_like_virtual8_also_from_the_cache(tmp_path, mo
 
 # --- Berkeley DB, combinations, fail ---------------------------------------------
 
-def test_hash_without_the_binding_falls_back_to_postmap(tmp_path, monkeypatch, postmap_types):
+def test_without_the_binding_hash_is_native_and_btree_falls_back_to_postmap(tmp_path, monkeypatch,
+                                                                            postmap_types):
     monkeypatch.setitem(sys.modules, "berkeleydb", None)
     monkeypatch.setitem(sys.modules, "berkeleydb._berkeleydb", None)
     monkeypatch.setattr(extension, "load_directly", no_extension)
-    source = tmp_path / "vmailbox"
-    source.write_text("a@x.org a/\n")
-    corpus.cool(source)
-    subprocess.run([corpus.POSTMAP, f"hash:{source}"], check=True)
-    table = open_table(f"hash:{source}")
-    assert "pip install vdeliver[bdb]" in table.note
-    assert table.lookup("a@x.org") == "a/" and table.lookup("-") is None
-    with pytest.raises(TableError):
-        open_table(f"hash:{tmp_path}/absent").lookup("a@x.org")
+    for kind in ("hash", "btree"):  # both write NAME.db: one source each
+        source = tmp_path / kind
+        source.write_text("a@x.org a/\n")
+        corpus.cool(source)
+        subprocess.run([corpus.POSTMAP, f"{kind}:{source}"], check=True)
+    native = open_table(f"hash:{tmp_path / 'hash'}")
+    assert native.note is None and native.get.__qualname__ == "HashFile.get"
+    assert native.lookup("a@x.org") == "a/" and native.lookup("-") is None
+    fallback = open_table(f"btree:{tmp_path / 'btree'}")
+    assert "pip install vdeliver[bdb]" in fallback.note
+    assert fallback.lookup("a@x.org") == "a/" and fallback.lookup("-") is None
+    for kind in ("hash", "btree"):
+        with pytest.raises(TableError):
+            open_table(f"{kind}:{tmp_path}/absent").lookup("a@x.org")
 
 
 def test_hash_binding_errors(tmp_path, postmap_types):

@@ -1,6 +1,8 @@
 """hash: and btree: -- the Berkeley DB files `postmap hash:file` writes (file.db).
 
-Read with the `berkeleydb` binding (the `bdb` extra: `pip install
+A hash: file of the shape postmap writes is read natively (bdbhash.py: no
+libdb to load, about 1 ms of every pipe delivery); any other, and every
+btree:, with the `berkeleydb` binding (the `bdb` extra: `pip install
 vdeliver[bdb]`, built against Debian's libdb5.3-dev), as dict_db.c does:
 open read-only with the table's own access method (a hash: name on a btree
 file is an error, as in Postfix), hold a shared flock() on the file while
@@ -18,6 +20,7 @@ TableError (dict_utf8.c).
 import posix
 
 from vdeliver.errors import TableError
+from vdeliver.tables.bdbhash import HashFile, Unsupported
 from vdeliver.tables.cdb import decode
 
 
@@ -31,10 +34,11 @@ def load_binding():
 
 
 class BerkeleyTable:
+    """A .db file under postmap's locking; `open_reader(path, fd)` returns (get, error class)."""
     fixed_keys = True
     note = None
 
-    def __init__(self, spec, path, access_method, binding):
+    def __init__(self, spec, path, open_reader):
         import fcntl
         self.spec = spec
         self.flock = fcntl.flock
@@ -46,14 +50,14 @@ class BerkeleyTable:
         try:
             self.flock(self.lock_fd, self.shared)
             try:
-                self.db = binding.DB()
-                self.db.open(path, None, access_method, binding.DB_RDONLY)
+                self.get, self.error = open_reader(path, self.lock_fd)
             finally:
                 self.flock(self.lock_fd, self.unlock)
-        except (OSError, binding.DBError) as err:
+        except Exception as err:
             posix.close(self.lock_fd)
+            if isinstance(err, (TableError, Unsupported)):
+                raise
             raise TableError(f"cannot open {spec}: open database {path}: {describe(err)}") from None
-        self.error = binding.DBError
 
     def lookup(self, key):
         try:
@@ -63,14 +67,28 @@ class BerkeleyTable:
         try:
             self.flock(self.lock_fd, self.shared)
             try:
-                value = self.db.get(data + b"\0")
+                value = self.get(data + b"\0")
                 if value is None:
-                    value = self.db.get(data)
+                    value = self.get(data)
             finally:
                 self.flock(self.lock_fd, self.unlock)
         except (OSError, self.error) as err:
             raise TableError(f"{self.spec}: error reading database: {describe(err)}") from None
         return None if value is None else decode(value, self.spec, key)
+
+
+def native_hash_reader(spec):
+    def open_reader(path, fd):
+        return HashFile(fd, spec).get, TableError
+    return open_reader
+
+
+def binding_reader(binding, access_method):
+    def open_reader(path, fd):
+        db = binding.DB()
+        db.open(path, None, access_method, binding.DB_RDONLY)
+        return db.get, binding.DBError
+    return open_reader
 
 
 def describe(err):
@@ -82,6 +100,11 @@ def describe(err):
 
 def open_table(name, spec):
     table_type = spec.partition(":")[0]
+    if table_type == "hash":
+        try:  # libdb costs ~1 ms to load; the files postmap writes need none of it
+            return BerkeleyTable(spec, name + ".db", native_hash_reader(spec))
+        except Unsupported:
+            pass
     binding = load_binding()
     if binding is None:
         from vdeliver.tables.postmap import PostmapTable
@@ -89,4 +112,4 @@ def open_table(name, spec):
             f"{spec}: the Berkeley DB module is not installed (pip install vdeliver[bdb]);"
             " looking up with /usr/sbin/postmap -q"))
     access_method = binding.DB_BTREE if table_type == "btree" else binding.DB_HASH
-    return BerkeleyTable(spec, name + ".db", access_method, binding)
+    return BerkeleyTable(spec, name + ".db", binding_reader(binding, access_method))
