@@ -28,7 +28,6 @@ CHARKEY = b"%$sniglet^&\0"  # sizeof(CHARKEY): with its NUL
 PAGE_HEADER = 26         # lsn 8, pgno 4, prev 4, next 4, entries 2, hf_offset 2, level 1, type 1
 P_HASH_UNSORTED, P_OVERFLOW, P_HASHMETA, P_HASH = 2, 7, 8, 13
 H_KEYDATA, H_OFFPAGE = 1, 3
-MAX_CHAIN = 1 << 20      # pages in one bucket or overflow chain: more is a loop
 
 
 class Unsupported(Exception):
@@ -65,7 +64,8 @@ class HashFile:
         return TableError(f"{self.spec}: damaged hash database: {what}")
 
     def meta(self):
-        """(page size, max_bucket, high_mask, low_mask, spares) from page 0, checked."""
+        """(page size, max_bucket, high_mask, low_mask, spares) from page 0, checked; also sets
+        self.pages, the most pages a chain can visit (more is a loop in a damaged file)."""
         page = posix.pread(self.fd, 512, 0)
         if len(page) < 224:
             raise Unsupported("too short for a hash meta page")
@@ -81,6 +81,7 @@ class HashFile:
         if u32(page, 92) != fnv(CHARKEY):
             raise Unsupported("not the default hash function")
         spares = [u32(page, 96 + 4 * index) for index in range(32)]
+        self.pages = min(u32(page, 32), posix.fstat(self.fd).st_size // page_size) + 1  # last_pgno
         return page_size, u32(page, 72), u32(page, 76), u32(page, 80), spares
 
     def get(self, key):
@@ -93,7 +94,7 @@ class HashFile:
         first = posix.pread(self.fd, PAGE_HEADER, number * page_size)
         if len(first) < PAGE_HEADER or (u32(first, 8) == 0 and first[25] == 0):
             return None  # a bucket page never written (a hole, or past the end): empty
-        for _ in range(MAX_CHAIN):
+        for _ in range(self.pages):
             page = self.page(number, page_size, (P_HASH, P_HASH_UNSORTED))
             entries = u16(page, 20)
             if entries & 1 or PAGE_HEADER + 2 * entries > page_size:
@@ -127,7 +128,7 @@ class HashFile:
 
     def overflow(self, number, total, page_size):
         parts, length = [], 0
-        for _ in range(MAX_CHAIN):
+        for _ in range(self.pages):
             page = self.page(number, page_size, (P_OVERFLOW,))
             size = u16(page, 22)  # OV_LEN: the bytes of data on this page
             if PAGE_HEADER + size > page_size:
