@@ -1,4 +1,8 @@
-"""Prerequisite checks of the table tests (skip outside CI, fail in CI: support.require)."""
+"""Prerequisite checks of the table tests (skip outside CI, fail in CI: support.require),
+and a table built by the real postmap."""
+import subprocess
+
+import corpus
 from support import require
 
 
@@ -12,3 +16,13 @@ def require_module(name, extra):
         __import__(name)
     except ImportError:
         require(False, f"the {name} module is missing (pip install vdeliver[{extra}])")
+
+
+def postmap_table(directory, postmap_types, kind, name, lines, package="postfix"):
+    """`postmap kind:directory/name` of `lines`; returns the source path (the table's name)."""
+    require_type(postmap_types, kind, package)
+    source = directory / name
+    source.write_text("".join(lines))
+    corpus.cool(source)
+    subprocess.run([corpus.POSTMAP, f"{kind}:{source}"], check=True)
+    return source

@@ -9,24 +9,17 @@ page is a TableError, never a wrong answer.
 """
 import posix
 import random
-import subprocess
 
 import pytest
 
-import corpus
-from tables_support import require_module, require_type
+from tables_support import postmap_table, require_module
 from vdeliver.errors import TableError
 from vdeliver.tables import open_table
 from vdeliver.tables.bdbhash import HashFile, Unsupported
 
 
 def postmap(tmp_path, postmap_types, kind, name, lines):
-    require_type(postmap_types, kind, "postfix")
-    source = tmp_path / name
-    source.write_text("".join(lines))
-    corpus.cool(source)
-    subprocess.run([corpus.POSTMAP, f"{kind}:{source}"], check=True)
-    return source
+    return postmap_table(tmp_path, postmap_types, kind, name, lines)
 
 
 def test_every_key_neighbour_and_miss_reads_as_libdb_does(tmp_path, postmap_types):

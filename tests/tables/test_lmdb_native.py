@@ -7,23 +7,16 @@ give the same bytes as liblmdb, on a table with values that need overflow pages
 that is not LMDB, or a database with sorted duplicates, is a TableError.
 """
 import random
-import subprocess
 
 import pytest
 
-import corpus
-from tables_support import require_module, require_type
+from tables_support import postmap_table, require_module
 from vdeliver.errors import TableError
 from vdeliver.tables import open_table
 
 
 def postmap_lmdb(tmp_path, postmap_types, name, lines):
-    require_type(postmap_types, "lmdb", "postfix-lmdb")
-    source = tmp_path / name
-    source.write_text("".join(lines))
-    corpus.cool(source)
-    subprocess.run([corpus.POSTMAP, f"lmdb:{source}"], check=True)
-    return source
+    return postmap_table(tmp_path, postmap_types, "lmdb", name, lines, "postfix-lmdb")
 
 
 def test_every_key_neighbour_and_miss_reads_as_liblmdb_does(tmp_path, postmap_types):

@@ -21,7 +21,7 @@ import posix
 
 from vdeliver.errors import TableError
 from vdeliver.tables.bdbhash import HashFile, Unsupported
-from vdeliver.tables.cdb import decode
+from vdeliver.tables.cdb import decode, get_stored
 
 
 def load_binding():
@@ -67,9 +67,7 @@ class BerkeleyTable:
         try:
             self.flock(self.lock_fd, self.shared)
             try:
-                value = self.get(data + b"\0")
-                if value is None:
-                    value = self.get(data)
+                value = get_stored(self.get, data)
             finally:
                 self.flock(self.lock_fd, self.unlock)
         except (OSError, self.error) as err:

@@ -104,12 +104,17 @@ class CdbTable:
         except UnicodeEncodeError:
             return None  # not UTF-8: Postfix skips the lookup (dict_utf8.c)
         try:
-            value = self.file.get(data + b"\0")
-            if value is None:
-                value = self.file.get(data)
+            value = get_stored(self.file.get, data)
         except (OSError, ValueError) as err:
             raise TableError(f"{self.spec}: read error: {err}") from None
         return None if value is None else decode(value, self.spec, key)
+
+
+def get_stored(get, data):
+    """postmap stores keys with their trailing NUL on Linux (dict_db.c, dict_cdb.c,
+    dict_lmdb.c): look for that first, then for the key as it is."""
+    value = get(data + b"\0")
+    return value if value is not None else get(data)
 
 
 def decode(value, spec, key):

@@ -26,7 +26,7 @@ valid UTF-8 is a TableError (dict_utf8.c).
 import posix
 
 from vdeliver.errors import TableError
-from vdeliver.tables.cdb import decode
+from vdeliver.tables.cdb import decode, get_stored
 
 MAGIC = 0xBEEFC0DE
 DATA_VERSION = 1
@@ -87,8 +87,7 @@ class LmdbTable:
 
     def find_both(self, data):
         page_size, root = self.root()
-        value = self.find(data + b"\0", page_size, root)
-        return value if value is not None else self.find(data, page_size, root)
+        return get_stored(lambda key: self.find(key, page_size, root), data)
 
     # --- the file format -------------------------------------------------------------------
 
