@@ -97,3 +97,16 @@ def test_a_damaged_bucket_page_is_a_table_error(tmp_path, postmap_types):
     table = open_table(f"hash:{source}")
     with pytest.raises(TableError):
         table.lookup("user7@example.com")
+
+
+def test_a_file_cut_short_is_a_table_error_not_an_unknown_user(tmp_path, postmap_types):
+    """A bucket page past the end (a truncated copy) must defer: 'not found' would bounce 5.1.1."""
+    source = postmap(tmp_path, postmap_types, "hash", "cut",
+                     [f"user{number}@example.com box{number}/\n" for number in range(500)])
+    data = (tmp_path / "cut.db").read_bytes()
+    page_size = int.from_bytes(data[20:24], "little")
+    (tmp_path / "cut.db").write_bytes(data[:page_size])  # the meta page alone
+    table = open_table(f"hash:{source}")
+    assert table.get.__qualname__ == "HashFile.get"
+    with pytest.raises(TableError):
+        table.lookup("user7@example.com")

@@ -92,8 +92,10 @@ class HashFile:
             bucket &= low_mask
         number = bucket + spares[log2(bucket + 1)]
         first = posix.pread(self.fd, PAGE_HEADER, number * page_size)
-        if len(first) < PAGE_HEADER or (u32(first, 8) == 0 and first[25] == 0):
-            return None  # a bucket page never written (a hole, or past the end): empty
+        if number >= self.pages or len(first) < PAGE_HEADER:
+            raise self.bad(f"bucket page {number} is past the end of the file")  # cut short: defer
+        if u32(first, 8) == 0 and first[25] == 0:
+            return None  # a bucket page allocated but never written (zeros): empty, as libdb has it
         for _ in range(self.pages):
             page = self.page(number, page_size, (P_HASH, P_HASH_UNSORTED))
             entries = u16(page, 20)

@@ -37,7 +37,7 @@ import re
 
 from vdeliver.errors import ConfigError, TableError
 from vdeliver.tables.regexp import POSIX_CLASSES, parse_result
-from vdeliver.tables.textfile import ISSPACE, numbered_logical_lines, valid
+from vdeliver.tables.textfile import ISSPACE, numbered_logical_lines, read_pattern_file, valid
 
 PCRE_CLASSES = dict(POSIX_CLASSES, word=r"\w", ascii=r"\x00-\x7f")
 HSPACE = r"\t \xa0"
@@ -114,12 +114,7 @@ class PcreTable:
 
 
 def open_table(name, spec):
-    try:
-        with open(name, "rb") as fh:
-            text = fh.read().decode("utf-8", "surrogateescape")
-    except OSError as err:
-        raise TableError(f"cannot open {spec}: {err.strerror}") from None
-    return PcreTable(spec, parse_rules(text, spec))
+    return PcreTable(spec, parse_rules(read_pattern_file(name, spec), spec))
 
 
 def parse_rules(text, spec="pcre"):

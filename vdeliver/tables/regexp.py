@@ -20,8 +20,8 @@ Never: load a rule it cannot translate faithfully; never run at import time.
 """
 import re
 
-from vdeliver.errors import ConfigError, TableError
-from vdeliver.tables.textfile import logical_lines
+from vdeliver.errors import ConfigError
+from vdeliver.tables.textfile import logical_lines, read_pattern_file
 
 POSIX_CLASSES = {
     "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
@@ -69,12 +69,7 @@ class RegexpTable:
 
 
 def open_table(name, spec):
-    try:
-        with open(name, "rb") as fh:
-            text = fh.read().decode("utf-8", "surrogateescape")
-    except OSError as err:
-        raise TableError(f"cannot open {spec}: {err.strerror}") from None
-    return RegexpTable(spec, parse_rules(text, spec))
+    return RegexpTable(spec, parse_rules(read_pattern_file(name, spec), spec))
 
 
 def parse_rules(text, spec="regexp"):

@@ -22,6 +22,7 @@ reading is the caller's to classify. Imports nothing beyond vdeliver.address:
 it can run on every message.
 """
 from vdeliver.address import fold
+from vdeliver.errors import TableError
 
 ISSPACE = " \t\n\v\f\r"
 
@@ -31,6 +32,15 @@ def read_entries(path):
     with open(path, "rb") as fh:
         data = fh.read()
     return parse_entries(data.decode("utf-8", "surrogateescape"))
+
+
+def read_pattern_file(name, spec):
+    """The text of a regexp:/pcre: file, bytes kept (surrogateescape); TableError if unreadable."""
+    try:
+        with open(name, "rb") as fh:
+            return fh.read().decode("utf-8", "surrogateescape")
+    except OSError as err:
+        raise TableError(f"cannot open {spec}: {err.strerror}") from None
 
 
 def parse_entries(text):
