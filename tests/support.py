@@ -1,5 +1,6 @@
 """Constants and the skip-or-fail policy shared by every test directory."""
 import os
+import re
 
 import pytest
 
@@ -15,3 +16,19 @@ def require(condition, why):
     if IN_CI:
         pytest.fail(f"prerequisite missing in CI: {why}")
     pytest.skip(why)
+
+
+ABSOLUTE_PATH = re.compile(rb"(^|[\s(:=<])/[\w.-]")
+ERRNO_TEXT = re.compile(rb"Errno|No such file|Permission denied|No space left|Read-only file system"
+                        rb"|Input/output error|Disk quota|File too large|Bad file descriptor"
+                        rb"|Connection refused|Traceback|\.py:\d")
+
+
+def assert_public(status_line):
+    """A status line (pipe's stdout, an LMTP reply) carries no private detail: no
+    absolute path, no errno text, no exception class or source line (those go to
+    the log line, which the queue id joins to the delivery)."""
+    if isinstance(status_line, str):
+        status_line = status_line.encode("utf-8", "surrogateescape")
+    assert not ABSOLUTE_PATH.search(status_line), status_line
+    assert not ERRNO_TEXT.search(status_line), status_line

@@ -19,6 +19,7 @@ import sys
 import time
 
 from vdeliver import log
+from vdeliver.commitpoint import PROCESS
 from vdeliver.errors import (ConfigError, DeliveryError, InputError, Interrupted,
                              TimeLimitExceeded, internal_error, one_line)
 
@@ -43,10 +44,16 @@ class Options:
         self.version = False
         self.recipients = []
         self.loaded_config = None
+        self.mode = "deliver"  # or "lmtp", "query"
+        self.mode_index = None
 
 
 def parse_args(argv):
-    """getopt-style parsing without getopt (it imports gettext: 6 ms per message)."""
+    """getopt-style parsing without getopt (it imports gettext: 6 ms per message).
+
+    The one parse of the command line: it also finds the mode (`--lmtp`, `-q`)
+    in an option position only, never as an option's value (`-f -q` is the
+    sender "-q")."""
     options = Options()
     index = 0
     while index < len(argv):
@@ -60,6 +67,14 @@ def parse_args(argv):
         if arg in ("-V", "--version"):
             options.version = True
             continue
+        if arg == "--lmtp":
+            options.mode, options.mode_index = "lmtp", index - 1
+            return options  # the daemon parses its own options (daemon.parse_args)
+        if arg in ("--foreground", "-F"):
+            continue  # the daemon's (it parses them again); here only to find --lmtp after it
+        if arg == "-q":
+            options.mode, options.mode_index = "query", index - 1
+            return options  # vdeliver -q KEY TYPE:NAME | vdeliver [-c cf] -q ADDRESS
         if not arg.startswith("-") or arg == "-":
             index -= 1
             break
@@ -86,27 +101,24 @@ def parse_args(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    options_part = argv[:argv.index("--")] if "--" in argv else argv
-    if "--lmtp" in options_part:
-        from vdeliver import daemon
-        return daemon.main(argv)
-    if "-q" in options_part:  # vdeliver -q KEY TYPE:NAME | vdeliver [-c cf] -q ADDRESS
-        from vdeliver import query
-        position = argv.index("-q")
-        return query.main(argv[:position] + argv[position + 1:])
     try:
         return main_unguarded(argv)
     except BaseException:  # even reporting failed: still defer, never exit 1 (a bounce)
-        return 75
+        return 0 if PROCESS.committed else 75
 
 
 def main_unguarded(argv):
     started = time.monotonic()
-    argv = sys.argv[1:] if argv is None else argv
     options = None
     try:
-        set_signal_handlers()
         options = parse_args(argv)
+        if options.mode == "lmtp":
+            from vdeliver import daemon
+            return daemon.main(argv)
+        if options.mode == "query":
+            from vdeliver import query
+            return query.main(argv[:options.mode_index] + argv[options.mode_index + 1:])
+        set_signal_handlers()
         if options.help or options.version:
             from vdeliver import __version__
             write_stdout(USAGE if options.help else f"vdeliver {__version__}")
@@ -114,9 +126,13 @@ def main_unguarded(argv):
         return run(options, started)
     except DeliveryError as error:
         _signal.alarm(0)
+        if PROCESS.committed:
+            return 0  # cannot happen (nothing raises after the commit): delivered all the same
         return report_failure(error, options, started)
     except BaseException as error:  # a bug must defer, never bounce (exit 1)
         _signal.alarm(0)
+        if PROCESS.committed:
+            return 0  # the message is durable in the mailbox: it is delivered
         return report_failure(internal_error(error), options, started)
 
 
@@ -138,9 +154,9 @@ def run(options, started):
     _signal.alarm(config.get_time("time_limit"))
     if len(options.recipients) != 1:
         raise ConfigError(
-            f"{len(options.recipients)} recipients given; vdeliver takes exactly one:"
-            " set vdeliver_destination_recipient_limit = 1 in main.cf",
-            reason="mail system configuration error")
+            f"{len(options.recipients)} recipients given",
+            hint="vdeliver takes exactly one recipient: set"
+                 " vdeliver_destination_recipient_limit = 1 in main.cf")
     from vdeliver import deliver, privileges
     privileges.drop_root(deliver.mailbox_base(config))
     if options.dry_run:
@@ -148,11 +164,9 @@ def run(options, started):
     envelope = deliver.Envelope(options.sender, options.recipients[0], options.original_recipient)
     from vdeliver.message import read_stdin
     delivery = deliver.deliver(envelope, config, read_stdin)
-    # Delivered and durable: from here on no signal may turn this into a deferral
-    # (Postfix would deliver the message a second time).
+    # Delivered and durable (commitpoint.PROCESS.committed): from here on nothing may
+    # turn this into a deferral (Postfix would deliver the message a second time).
     _signal.alarm(0)
-    for number in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT, _signal.SIGALRM):
-        _signal.signal(number, _signal.SIG_IGN)
     log.log(config, log.delivery_line(
         envelope.recipient, envelope.original_recipient, started, "2.0.0", "sent",
         delivery.summary(), options.queue_id))
@@ -201,11 +215,15 @@ def set_signal_handlers():
 
 
 def on_alarm(signum, frame):
-    raise TimeLimitExceeded("time_limit reached")
+    # Inside the commit point (or a failure's cleanup) a handler raises nothing:
+    # the store's own result decides (commitpoint.py).
+    if not PROCESS.holding:
+        raise TimeLimitExceeded("time_limit reached")
 
 
 def on_terminate(signum, frame):
-    raise Interrupted(f"signal {signum}")
+    if not PROCESS.holding:
+        raise Interrupted(f"signal {signum}")
 
 
 def write_stdout(text):

@@ -12,19 +12,28 @@ recipient that did not resolve; let a quota warning or a folder problem fail
 a delivery. Modules for mbox, folders and quota are imported only when used:
 the pipe command pays for what is configured.
 """
-import posix
 
 from vdeliver import address, maildir, message, resolve, safepath
-from vdeliver.errors import ConfigError, MailboxFull, MailboxFullDeferred
+from vdeliver.errors import ConfigError, DeliveryError, MailboxFull, MailboxFullDeferred, one_line
 
 
 class Envelope:
-    __slots__ = ("sender", "recipient", "original_recipient")
+    """sender, recipient: checked (a bad one bounces: a fact about the message).
+    original_recipient only decides the X-Original-To header: a malformed one is
+    dropped with a note for the log, never a reason to bounce the message."""
+    __slots__ = ("sender", "recipient", "original_recipient", "notes")
 
     def __init__(self, sender, recipient, original_recipient=""):
         self.sender = address.check_sender(sender)
         self.recipient = address.check_recipient(recipient)
-        self.original_recipient = address.check_recipient(original_recipient) if original_recipient else ""
+        self.original_recipient = ""
+        self.notes = []
+        if original_recipient:
+            try:
+                self.original_recipient = address.check_recipient(original_recipient)
+            except DeliveryError:
+                self.notes.append("malformed original recipient "
+                                  f"{one_line(repr(original_recipient), 200)}: no X-Original-To")
 
 
 class Delivery:
@@ -49,11 +58,14 @@ def mailbox_base(config):
     return base
 
 
-def deliver(envelope, config, read_chunk, tables=None, mailbox=None):
+def deliver(envelope, config, read_chunk, tables=None, mailbox=None, point=None):
     """Resolve envelope.recipient and deliver the message read_chunk() yields.
 
     mailbox: the resolve.Mailbox when the front end resolved it already (LMTP
-    does at RCPT time); tables: already opened tables (the LMTP daemon keeps them).
+    does at RCPT time); tables: already opened tables (the LMTP daemon keeps them);
+    point: the delivery's commitpoint.CommitPoint (default: the pipe command's).
+    Once the store has committed, nothing here raises (a quota warning that
+    fails becomes a note for the log line).
     """
     base = mailbox_base(config)
     if mailbox is None:
@@ -61,16 +73,25 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None):
     original = envelope.original_recipient if config.get_bool("enable_original_recipient") else ""
     try:
         if mailbox.format == resolve.MBOX:
-            return deliver_mbox(base, mailbox, envelope, original, config, read_chunk)
-        return deliver_maildir(base, mailbox, envelope, original, config, read_chunk)
+            delivery = deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point)
+        else:
+            delivery = deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point)
+        delivery.notes[:0] = envelope.notes
+        return delivery
     except MailboxFullDeferred as full:
         # EDQUOT/EFBIG from the filesystem, or maildirsize: the same policy decides.
         if config.get_choice("quota_exceeded_action", ("defer", "bounce")) == "bounce":
             raise MailboxFull(full.detail) from None
+        full.mailbox = full.mailbox or mailbox.path.rstrip("/")
+        raise
+    except DeliveryError as error:
+        # The status line may name the mailbox relative to the base (what the admin
+        # needs in mailq); the absolute path stays in the detail, for the log.
+        error.mailbox = error.mailbox or mailbox.path.rstrip("/")
         raise
 
 
-def deliver_mbox(base, mailbox, envelope, original, config, read_chunk):
+def deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point):
     from vdeliver import mbox
     methods = config.get_list("virtual_mailbox_lock")
     unknown = set(methods) - {"fcntl", "flock", "dotlock"}
@@ -78,11 +99,11 @@ def deliver_mbox(base, mailbox, envelope, original, config, read_chunk):
         raise ConfigError(f"virtual_mailbox_lock: unknown method {', '.join(sorted(unknown))}")
     path = mbox.deliver(base, mailbox.path, read_chunk, envelope.sender, envelope.recipient,
                         original, methods, config.get_time("mbox_lock_timeout"),
-                        config.get_bool("write_delivery_headers"))
+                        config.get_bool("write_delivery_headers"), point)
     return Delivery(mailbox, path)
 
 
-def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
+def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point):
     headers = config.get_bool("write_delivery_headers")
 
     def write_message(fd):
@@ -103,16 +124,23 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
         gate = None
         if quota_wanted:
             gate = quota_gate(root_fd, shown, envelope.recipient, config)
-        name = maildir.deliver(box_fd, box_shown, write_message, gate)
+        name = maildir.deliver(box_fd, box_shown, write_message, gate, point)
+        # Committed: what follows may add a note, never change the outcome.
         if gate is not None and config.get("quota_warning_thresholds").strip():
-            note = warn_if_due(root_fd, shown, gate, envelope.recipient, config)
-            if note:
-                notes.append(note)
-        return Delivery(mailbox, f"{relative}/new/{name}", notes)
+            notes.append(after_commit(warn_if_due, root_fd, shown, gate, envelope.recipient, config))
+        return Delivery(mailbox, f"{relative}/new/{name}", [note for note in notes if note])
     finally:
         if box_fd != root_fd:
-            posix.close(box_fd)
-        posix.close(root_fd)
+            maildir.close_quietly(box_fd)
+        maildir.close_quietly(root_fd)
+
+
+def after_commit(step, *args):
+    """Run a step that follows the commit point: its failure is a note for the log."""
+    try:
+        return step(*args)
+    except Exception as error:  # noqa: BLE001 - the message is delivered; only report
+        return f"{getattr(step, '__name__', 'step')} failed: {error}"
 
 
 def choose_folder(root_fd, shown, relative, recipient, config, mode, notes):

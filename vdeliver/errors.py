@@ -19,14 +19,24 @@ EX_TEMPFAIL = 75
 
 
 class DeliveryError(Exception):
-    """A delivery that did not happen. Subclasses fix the code and reason."""
+    """A delivery that did not happen. Subclasses fix the code and reason.
+
+    Public reason, private detail: the status line (which pipe(8) and the LMTP
+    reply put into the queue, delay warnings and the sender's DSN) carries the
+    class reason, an optional hint the code chose to make public (what the
+    admin must change, with no path, errno or server text in it) and the
+    mailbox relative to virtual_mailbox_base; the detail (absolute paths,
+    errno names, SQL text, exception classes and source lines) goes only to
+    the log line, which the queue id joins to the delivery."""
     exit_code = EX_TEMPFAIL
     status = "4.3.0"
     reason = "temporary failure"
 
-    def __init__(self, detail="", status=None, reason=None):
+    def __init__(self, detail="", status=None, reason=None, hint=""):
         super().__init__(detail or self.reason)
         self.detail = detail
+        self.hint = hint
+        self.mailbox = ""  # relative to virtual_mailbox_base, set by the delivery core
         if status:
             self.status = status
         if reason:
@@ -37,15 +47,22 @@ class DeliveryError(Exception):
         return self.status.startswith("5")
 
     def text(self):
-        """`reason: detail`, on one printable line."""
-        return one_line(self.reason if not self.detail else f"{self.reason}: {self.detail}")
+        """`reason: detail`, on one printable line: for the log."""
+        text = self.reason if not self.detail else f"{self.reason}: {self.detail}"
+        if self.mailbox:
+            text += f" (mailbox {self.mailbox})"
+        return one_line(text)
 
     def public_text(self):
-        """What Postfix puts in the DSN: text(), unless the class keeps its detail private."""
-        return self.text()
+        """What Postfix puts in the queue and the DSN: reason, hint, and for a
+        deferral the mailbox (mailq is the admin's; a bounce goes to the sender)."""
+        text = self.reason if not self.hint else f"{self.reason}: {self.hint}"
+        if self.mailbox and not self.is_bounce:
+            text += f" (mailbox {self.mailbox})"
+        return one_line(text)
 
     def status_line(self):
-        """`4.3.5 reason: detail` — one line, as pipe(8) reads it into the DSN."""
+        """`4.3.5 reason` — one line, as pipe(8) reads it into the DSN."""
         return f"{self.status} {self.public_text()}"
 
 
@@ -123,7 +140,7 @@ class MailboxFull(Bounce):
     exit_code, status, reason = EX_UNAVAILABLE, "5.2.2", "mailbox full"
 
     def public_text(self):
-        return one_line(self.reason)
+        return one_line(self.reason)  # not even the mailbox: the sender reads this at once
 
 
 # The table the man page's DIAGNOSTICS section documents (a test checks they agree).

@@ -7,7 +7,9 @@ set (appended in one write, as Postfix's postlogd does); also stderr when
 stderr is a terminal (an admin running vdeliver by hand).
 
 Never: raise. A log that cannot be written must not turn a delivery into a
-failure (the mail is already on disk); never write control characters.
+failure (the mail is already on disk); never write control characters; never
+follow a symlink to the maillog, nor create it as root (it would then be
+root's, and the delivery user's later lines lost).
 """
 import posix
 import time
@@ -27,6 +29,14 @@ def process_fact(name, compute):
 
 
 def log(config, text, priority="info"):
+    """Write one line; never raises (a delivery may already be durable)."""
+    try:
+        write_line(config, text, priority)
+    except Exception:  # noqa: BLE001 - a log that fails must not fail the delivery
+        pass
+
+
+def write_line(config, text, priority):
     ident = get(config, "syslog_name", "vdeliver")
     text = one_line(text, 2000)
     if process_fact("stderr_is_tty", lambda: posix.isatty(2)):
@@ -36,15 +46,31 @@ def log(config, text, priority="info"):
         stamp = time.strftime("%b %e %H:%M:%S")
         host = process_fact("hostname", lambda: posix.uname().nodename)
         line = f"{stamp} {host} {ident}[{posix.getpid()}]: {text}\n"
-        try:
-            fd = posix.open(maillog_file, posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT
-                            | posix.O_CLOEXEC, 0o600)
-        except OSError:
-            return
-        write_quietly(fd, line)
-        posix.close(fd)
+        fd = open_maillog(maillog_file)
+        if fd is not None:
+            write_quietly(fd, line)
+            close_quietly(fd)
         return
     to_syslog(ident, get(config, "syslog_facility", "mail"), priority, text)
+
+
+def open_maillog(path):
+    """O_APPEND, never through a symlink; as root only a file that exists: a maillog
+    that root created would be root's, and the delivery user's lines would be lost."""
+    flags = posix.O_WRONLY | posix.O_APPEND | posix.O_NOFOLLOW | posix.O_CLOEXEC
+    if posix.geteuid() != 0:
+        flags |= posix.O_CREAT
+    try:
+        return posix.open(path, flags, 0o600)
+    except OSError:
+        return None
+
+
+def close_quietly(fd):
+    try:
+        posix.close(fd)
+    except OSError:
+        pass
 
 
 def to_syslog(ident, facility, priority, text):

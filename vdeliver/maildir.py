@@ -4,7 +4,9 @@ Steps, in a mailbox directory opened by safepath (no symlinks): make tmp/,
 new/ and cur/ (0700) when missing; create tmp/NAME with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600; write; fsync;
 close and check; link to new/NAME,S=<size> (a fresh name on EEXIST); fsync
 new/; unlink tmp/NAME. The message counts as delivered only after the fsync
-of new/ (marlam/mpop#8: an unlink may reach the disk before the link).
+of new/ (marlam/mpop#8: an unlink may reach the disk before the link). The
+link and that fsync are the commit point (commitpoint.py): no signal handler
+raises inside it, and once new/ is durable nothing changes the outcome.
 
 NAME is `<sec>.M<usec>P<pid>Q<n>R<random hex>.<host>`, host from
 gethostname() with `/` -> `\\057` and `:` -> `\\072`; `,S=` is the exact file
@@ -12,7 +14,7 @@ size, which Dovecot trusts.
 
 Never: follow a symlink below the base; write outside it; leave a file in
 tmp/ or a partial file in new/ on any failure; report success before the
-fsyncs. Uses `posix` directly (what `os` wraps) to keep the pipe command's
+fsyncs; fail a delivery whose file is durable in new/. Uses `posix` directly (what `os` wraps) to keep the pipe command's
 start-up small. Raises DeliveryError subclasses (errors.from_os_error).
 """
 import posix
@@ -80,45 +82,58 @@ def link_into_new(tmp_fd, new_fd, name, size, shown):
     raise MailboxUnavailable(f"no unique file name in {shown}/new")
 
 
-def deliver(mailbox_fd, shown, write_message, gate=None):
+def deliver(mailbox_fd, shown, write_message, gate=None, point=None):
     """Deliver one message into the Maildir open at mailbox_fd (INBOX or a folder).
 
     write_message(fd) writes the message and returns its size. gate, when
     given, is called as gate(size) and returns a context manager held around
-    the link into new/ and its fsync (the quota check and update). Returns the
-    file's name in new/. On any exception nothing is left in tmp/ or new/.
+    the commit (the quota check and update); its exit must not raise. point is
+    the delivery's commitpoint.CommitPoint (default: the pipe command's).
+    Returns the file's name in new/. On any exception nothing is left in tmp/
+    or new/; once commit() has linked the file and made new/ durable, nothing
+    here raises.
     """
+    from vdeliver import commitpoint
+    point = point or commitpoint.PROCESS
     tmp_fd, new_fd = open_maildir_dirs(mailbox_fd, shown)
     name = target = None
     try:
         name, fd = create_tmp_file(tmp_fd, shown)
         size = write_and_close(fd, write_message, f"{shown}/tmp/{name}")
         if gate is None:
-            target = link_and_sync(tmp_fd, new_fd, name, size, shown)
+            target = commit(tmp_fd, new_fd, name, size, shown, point)
         else:
             with gate(size):
-                target = link_and_sync(tmp_fd, new_fd, name, size, shown)
-        delivered, target = target, None
-        remove(tmp_fd, name)
-        return delivered
+                target = commit(tmp_fd, new_fd, name, size, shown, point)
     except BaseException:
-        if target is not None:
-            remove(new_fd, target)  # not durable: take it back, Postfix will retry
+        point.hold()  # the cleanup must finish: nothing left in tmp/
         if name is not None:
             remove(tmp_fd, name)
+        close_quietly(tmp_fd)
+        close_quietly(new_fd)
+        if target is not None and point.committed:
+            return target  # durable in new/: whatever failed after the commit, it is delivered
         raise
-    finally:
-        posix.close(tmp_fd)
-        posix.close(new_fd)
+    remove(tmp_fd, name)
+    close_quietly(tmp_fd)
+    close_quietly(new_fd)
+    return target
 
 
-def link_and_sync(tmp_fd, new_fd, name, size, shown):
+def commit(tmp_fd, new_fd, name, size, shown, point):
+    """The commit point (commitpoint.py): link tmp/name into new/, fsync new/.
+
+    From point.enter() on no signal handler raises; the only failure left is
+    a new/ that cannot be made durable, and then the link is taken back
+    (marlam/mpop#8: an unlink may reach the disk before the link)."""
+    point.enter()
     target = link_into_new(tmp_fd, new_fd, name, size, shown)
     try:
         posix.fsync(new_fd)
     except OSError as err:
         remove(new_fd, target)
         raise from_os_error(err, f"fsync {shown}/new") from None
+    point.done()
     return target
 
 

@@ -7,8 +7,9 @@ Linux's Postfix default: a `NAME.lock` dotlock that Dovecot and mutt honour,
 then an fcntl lock on the file itself), each with a bounded wait
 (mbox_lock_timeout; then defer 4.2.0); then a `From sender date` line, the
 delivery headers, the message with mboxrd `>From ` quoting, a final newline
-if missing and a blank separator line are appended; fsync. On any failure
-the file is truncated back to its size before the delivery.
+if missing and a blank separator line are appended; fsync, the commit point
+(commitpoint.py). On any failure before it the file is truncated back to its
+size before the delivery; after it, nothing changes the outcome.
 
 Never: create an mbox where a Maildir (a directory) exists, or deliver to a
 file that is not a regular file owned by us; leave a partial message; lock
@@ -30,8 +31,24 @@ RETRY_SECONDS = 0.2
 
 
 def deliver(base, relative_path, read_chunk, sender, recipient, original_recipient,
-            lock_methods=("fcntl", "dotlock"), lock_timeout=20, headers=True):
-    """Append one message to base/relative_path; return the mbox path relative to the base."""
+            lock_methods=("fcntl", "dotlock"), lock_timeout=20, headers=True, point=None):
+    """Append one message to base/relative_path; return the mbox path relative to the base.
+
+    point: the delivery's commitpoint.CommitPoint (default: the pipe command's).
+    Once the appended message is fsynced (point.committed) nothing here raises."""
+    from vdeliver import commitpoint
+    point = point or commitpoint.PROCESS
+    try:
+        return deliver_locked(base, relative_path, read_chunk, sender, recipient,
+                              original_recipient, lock_methods, lock_timeout, headers, point)
+    except BaseException:
+        if point.committed:
+            return relative_path  # durable: a failure to unlock or close changes nothing
+        raise
+
+
+def deliver_locked(base, relative_path, read_chunk, sender, recipient, original_recipient,
+                   lock_methods, lock_timeout, headers, point):
     parent, name = safepath.split_parent(relative_path)
     dir_fd, shown_dir = safepath.open_directory(base, parent)
     shown = f"{shown_dir}/{name}"
@@ -40,11 +57,13 @@ def deliver(base, relative_path, read_chunk, sender, recipient, original_recipie
         deadline = time.monotonic() + lock_timeout
         if "dotlock" in lock_methods:
             dotlock = acquire_dotlock(dir_fd, name, shown, deadline)
-        fd = open_mbox(dir_fd, name, shown)
+        fd, created = open_mbox(dir_fd, name, shown)
         try:
             if "fcntl" in lock_methods or "flock" in lock_methods:
                 acquire_kernel_lock(fd, lock_methods, shown, deadline)
-            append(fd, shown, read_chunk, sender, recipient, original_recipient, headers)
+            # A new mbox file is durable only once its directory entry is.
+            append(fd, shown, read_chunk, sender, recipient, original_recipient, headers, point,
+                   dir_fd if created else None)
         finally:
             posix.close(fd)  # also releases the fcntl/flock lock
     finally:
@@ -55,8 +74,14 @@ def deliver(base, relative_path, read_chunk, sender, recipient, original_recipie
 
 
 def open_mbox(dir_fd, name, shown):
+    """Return (fd, created): created when this open made the file."""
+    created = False
     try:
-        fd = posix.open(name, FILE_FLAGS, 0o600, dir_fd=dir_fd)
+        try:
+            fd = posix.open(name, FILE_FLAGS | posix.O_EXCL, 0o600, dir_fd=dir_fd)
+            created = True
+        except FileExistsError:
+            fd = posix.open(name, FILE_FLAGS & ~posix.O_CREAT, dir_fd=dir_fd)
     except IsADirectoryError:
         raise UnsafeMailboxPath(f"{shown} is a directory (a Maildir?), not an mbox file") from None
     except OSError as err:
@@ -71,7 +96,7 @@ def open_mbox(dir_fd, name, shown):
     if st.st_uid != posix.geteuid():
         posix.close(fd)
         raise MailboxUnavailable(f"{shown} is owned by uid {st.st_uid}, not by the delivery user")
-    return fd
+    return fd, created
 
 
 def acquire_dotlock(dir_fd, name, shown, deadline):
@@ -135,12 +160,20 @@ def from_line(sender):
     return b"From " + to_bytes(name) + b" " + time.asctime().encode() + b"\n"
 
 
-def append(fd, shown, read_chunk, sender, recipient, original_recipient, headers=True):
+def append(fd, shown, read_chunk, sender, recipient, original_recipient, headers, point,
+           new_file_dir_fd=None):
+    """Write and fsync the message (and the directory of a file just created); the
+    fsync is the commit point. On any failure before it ends, truncate back (with
+    signals held, so the truncation finishes)."""
     original_size = posix.fstat(fd).st_size
     try:
         write_message(fd, read_chunk, sender, recipient, original_recipient, headers)
+        point.enter()
         posix.fsync(fd)
+        if new_file_dir_fd is not None:
+            posix.fsync(new_file_dir_fd)
     except BaseException as error:
+        point.hold()
         try:
             posix.ftruncate(fd, original_size)
             posix.fsync(fd)
@@ -149,6 +182,7 @@ def append(fd, shown, read_chunk, sender, recipient, original_recipient, headers
         if isinstance(error, OSError):
             raise from_os_error(error, f"write {shown}") from None
         raise
+    point.done()
 
 
 def write_message(fd, read_chunk, sender, recipient, original_recipient, headers=True):

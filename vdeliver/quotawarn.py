@@ -81,7 +81,8 @@ def maybe_warn(root_fd, shown, gate, recipient, thresholds, template_path):
         def write(fd):
             return write_all(fd, data)
 
-        name = maildir.deliver(root_fd, shown, write)
+        from vdeliver.commitpoint import CommitPoint
+        name = maildir.deliver(root_fd, shown, write, point=CommitPoint())  # not the message's
         gate.append(len(data), 1)
         fd = posix.open("quotawarn", posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC
                         | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=root_fd)

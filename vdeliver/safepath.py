@@ -1,7 +1,8 @@
 """Walk from virtual_mailbox_base to a mailbox through directory file descriptors.
 
 Each component below the base is opened with O_NOFOLLOW|O_DIRECTORY relative
-to its parent's descriptor, and created with mode 0700 when missing, so a
+to its parent's descriptor, and created with mode 0700 when missing (then the
+parent is fsynced, so the new directory survives a power loss), so a
 symlink (or a file where a directory belongs) anywhere below the base stops
 the delivery, and nothing can be redirected between check and use.
 
@@ -40,6 +41,9 @@ def open_subdir(parent_fd, name, shown_path, create=True):
             if create and attempt == 1:
                 try:
                     posix.mkdir(name, 0o700, dir_fd=parent_fd)
+                    # The new entry is durable only once its parent is: the first
+                    # message to a new mailbox must survive a power loss too.
+                    posix.fsync(parent_fd)
                 except FileExistsError:
                     pass  # a concurrent delivery made it
                 except OSError as mkdir_err:

@@ -64,7 +64,8 @@ def test_stdin_not_open_defers(mail, table):
         sqlite_table(mail)
     result = run_as_pipe(mail, "-f", "s@x", "--", "bob@example.com", stdin=subprocess.DEVNULL,
                          preexec_fn=lambda: os.close(0))
-    assert_deferred(result, "4.3.0", "error reading the message", "standard input")
+    # Before the config is read: the detail ("standard input is not open") goes to syslog.
+    assert_deferred(result, "4.3.0", "error reading the message")
     nothing_delivered(mail)
     dry = run_as_pipe(mail, "-n", "bob@example.com", stdin=subprocess.DEVNULL,
                       preexec_fn=lambda: os.close(0))
@@ -81,6 +82,7 @@ def test_write_only_stdin_defers(mail):
 
 def feed_then(mail, stdin, feed, finish):
     """Start vdeliver on `stdin`; feed(), wait until it has read, finish(); return its Result."""
+    mark = mail.log_size()
     proc = mail.popen("-f", "s@x", "--", "bob@example.com", stdin=stdin)
     try:
         feed()
@@ -95,7 +97,7 @@ def feed_then(mail, stdin, feed, finish):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return Result(proc.returncode, out, err)
+    return Result(proc.returncode, out, err, mail.log_since(mark))
 
 
 def test_terminal_hangup_defers_eio(mail):

@@ -14,8 +14,11 @@ from support import VDELIVER
 
 
 class Result:
-    def __init__(self, code, stdout, stderr):
-        self.code, self.stdout, self.stderr = code, stdout, stderr
+    """code, stdout (the public status line), stderr, and log: the maillog lines this
+    run wrote (bytes; where the private detail of a failure goes)."""
+
+    def __init__(self, code, stdout, stderr, log=b""):
+        self.code, self.stdout, self.stderr, self.log = code, stdout, stderr, log
 
     @property
     def status_line(self):
@@ -64,10 +67,26 @@ class MailSetup:
     def run(self, *args, stdin=b"Subject: test\n\nbody\n", as_root=False, timeout=30, config=True):
         kwargs = {} if as_root else {"user": self.user.pw_uid, "group": self.user.pw_gid,
                                      "extra_groups": []}
+        mark = self.log_size()
         proc = subprocess.run(self.command(*args, config=config), input=stdin, capture_output=True,
                               env={"PATH": "/usr/bin:/bin"}, cwd="/", umask=0o077,
                               timeout=timeout, **kwargs)
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        return Result(proc.returncode, proc.stdout, proc.stderr, self.log_since(mark))
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.maillog)
+        except OSError:
+            return 0
+
+    def log_since(self, mark):
+        """The maillog bytes written since log_size() returned mark."""
+        try:
+            with open(self.maillog, "rb") as fh:
+                fh.seek(mark)
+                return fh.read()
+        except OSError:
+            return b""
 
     def popen(self, *args, stdin=subprocess.PIPE, **extra):
         return subprocess.Popen(self.command(*args), stdin=stdin, stdout=subprocess.PIPE,

@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from support import assert_public
+
 HEADERS = b"Return-Path: <sender@example.net>\nDelivered-To: bob@example.com\n"
 MESSAGE = b"From: sender@example.net\nSubject: hello\n\nbody line\n"
 
@@ -120,7 +122,7 @@ def test_mail_loop_bounces_5_4_6(mail):
     message = b"Received: by x\nDelivered-To: Bob@Example.COM\nSubject: loop\n\nbody\n"
     result = mail.run("-f", "s@x", "--", "bob@example.com", stdin=message)
     assert result.code == 65
-    assert result.stdout == b"5.4.6 mail forwarding loop for bob@example.com"
+    assert result.stdout == b"5.4.6 mail forwarding loop for bob@example.com"  # no mailbox: a bounce
     assert mail.new_files("example.com/bob") == [] and mail.tmp_files("example.com/bob") == []
 
 
@@ -156,14 +158,14 @@ def test_results_that_defer(mail, recipient, reason):
 
 
 @pytest.mark.parametrize("config_text, expected", [
-    pytest.param(None, b"4.3.5 mail system configuration error: cannot read", id="missing config"),
+    pytest.param(None, b"4.3.5 mail system configuration error", id="missing config"),
     pytest.param("this is not a config\n", b"4.3.5 mail system configuration error", id="garbled"),
-    pytest.param("virtual_mailbox_maps = nosuch:/x\n", b"4.3.5 mail system configuration error: table nosuch:/x: unsupported", id="unknown table type"),
+    pytest.param("virtual_mailbox_maps = nosuch:/x\n", b"4.3.5 mail system configuration error", id="unknown table type"),
     pytest.param("virtual_mailbox_maps = texthash:/nonexistent\n", b"4.3.0 temporary lookup failure", id="missing table"),
-    pytest.param("virtual_mailbox_maps =\n", b"4.3.5 mail system configuration error: virtual_mailbox_maps is empty", id="no tables"),
+    pytest.param("virtual_mailbox_maps =\n", b"4.3.5 mail system configuration error", id="no tables"),
     pytest.param("virtual_mailbox_base = relative\n", b"4.3.5", id="relative base"),
     pytest.param("time_limit = never\n", b"4.3.5", id="bad parameter value"),
-    pytest.param("virtual_mailbox_mpas = typo\n", b"4.3.5 mail system configuration error: ", id="unknown parameter"),
+    pytest.param("virtual_mailbox_mpas = typo\n", b"4.3.5 mail system configuration error", id="unknown parameter"),
 ])
 def test_config_problems_defer(mail, config_text, expected):
     if config_text is None:
@@ -174,14 +176,33 @@ def test_config_problems_defer(mail, config_text, expected):
     result = mail.run("-f", "s@x", "--", "bob@example.com")
     assert result.code == 75, result
     assert result.stdout.startswith(expected) and b"\n" not in result.stdout
+    assert_public(result.stdout)
     assert mail.new_files("example.com/bob") == []
+
+
+@pytest.mark.parametrize("config_text, public, private", [
+    pytest.param("virtual_mailbox_maps = nosuch:/x\n", b"4.3.5 mail system configuration error",
+                 b"table nosuch:/x: unsupported", id="unknown table type"),
+    pytest.param("virtual_mailbox_maps =\n", b"4.3.5 mail system configuration error",
+                 b"virtual_mailbox_maps is empty", id="no tables"),
+    pytest.param("virtual_mailbox_maps = texthash:/nonexistent\n", b"4.3.0 temporary lookup failure",
+                 b"/nonexistent", id="missing table"),
+])
+def test_the_detail_of_a_deferral_goes_to_the_log_only(mail, config_text, public, private):
+    with open(mail.config_path, "a") as fh:
+        fh.write(config_text)
+    result = mail.run("-i", "4XyZ1", "-f", "s@x", "--", "bob@example.com")
+    assert result.stdout == public, result
+    assert private not in result.stdout
+    (line,) = result.log.splitlines()
+    assert b"4XyZ1: to=<bob@example.com>" in line and private in line, line
 
 
 def test_unreadable_table_defers(mail):
     os.chmod(mail.table_path, 0o600)  # owned by root: vmail cannot read it
     result = mail.run("-f", "s@x", "--", "bob@example.com")
-    assert result.code == 75 and result.stdout.startswith(b"4.3.0 temporary lookup failure")
-    assert b"Permission denied" in result.stdout
+    assert result.stdout == b"4.3.0 temporary lookup failure", result
+    assert b"Permission denied" in result.log
 
 
 def test_more_than_one_recipient_defers_with_advice(mail):
@@ -209,6 +230,51 @@ def test_recipient_with_control_characters_bounces_5_1_3(mail, recipient):
     assert os.listdir(mail.base) == []
 
 
+@pytest.mark.parametrize("original", ["bob\x01@example.com", "bob@example.com\nX-Injected: yes",
+                                      "x" * 5000 + "@example.com"])
+def test_a_malformed_original_recipient_only_loses_its_header(mail, original):
+    """-a only decides X-Original-To: dropped and logged, the message delivered."""
+    result = mail.run("-f", "s@x", "-a", original, "--", "bob@example.com")
+    assert (result.code, result.stdout) == (0, b""), result
+    (path,) = mail.new_files("example.com/bob")
+    with open(path, "rb") as fh:
+        data = fh.read()
+    assert b"X-Original-To" not in data and b"X-Injected" not in data
+    assert data.startswith(b"Return-Path: <s@x>\nDelivered-To: bob@example.com\nSubject: test")
+    assert b"malformed original recipient" in result.log and b"status=sent" in result.log
+
+
+def test_as_root_the_maillog_is_never_created_root_owned(mail):
+    """A failure by hand as root before privileges drop must not leave a root-owned
+    maillog that the delivery user's later lines cannot be appended to."""
+    os.unlink(mail.maillog)
+    os.chown(mail.base, 0, 0)
+    failed = mail.run("-f", "s@x", "--", "bob@example.com", as_root=True)
+    assert failed.code == 75, failed
+    assert not os.path.exists(mail.maillog)
+    os.chown(mail.base, mail.user.pw_uid, mail.user.pw_gid)
+    os.chmod(mail.top, 0o777)  # the delivery user may create the maillog in its directory
+    try:
+        done = mail.run("-f", "s@x", "--", "bob@example.com")
+    finally:
+        os.chmod(mail.top, 0o755)
+    assert done.code == 0, done
+    assert os.stat(mail.maillog).st_uid == mail.user.pw_uid
+    assert any("status=sent" in line for line in mail.log_lines())
+
+
+def test_a_symlinked_maillog_is_not_followed(mail):
+    target = os.path.join(mail.top, "elsewhere.log")
+    with open(target, "w"):
+        pass
+    os.chown(target, mail.user.pw_uid, mail.user.pw_gid)
+    os.unlink(mail.maillog)
+    os.symlink(target, mail.maillog)
+    for as_root in (True, False):
+        assert mail.run("-f", "s@x", "--", "bob@example.com", as_root=as_root).code == 0
+    assert os.path.getsize(target) == 0
+
+
 def test_sender_with_newline_never_reaches_a_header(mail):
     result = mail.run("-f", "s@x\nX-Injected: yes", "--", "bob@example.com")
     assert result.code == 65 and result.stdout.startswith(b"5.1.7 ")
@@ -224,8 +290,9 @@ def test_symlink_in_mailbox_path_defers_and_writes_nothing(mail, link_at):
     os.rename(mail.path(link_at), os.path.join(mail.top, "moved"))
     os.symlink(target, mail.path(link_at))
     result = mail.run("-f", "s@x", "--", "bob@example.com")
-    assert result.code == 75 and result.stdout.startswith(b"4.3.5 unsafe mailbox path")
-    assert link_at.encode() in result.stdout
+    assert result.code == 75
+    assert result.stdout == b"4.3.5 unsafe mailbox path (mailbox example.com/bob)"
+    assert link_at.encode() in result.log
     assert os.listdir(target) == []
 
 
@@ -234,8 +301,8 @@ def test_unwritable_new_directory_defers_naming_the_path(mail):
     os.chmod(mail.path("example.com/bob/new"), 0o500)
     result = mail.run("-f", "s@x", "--", "bob@example.com")
     assert result.code == 75
-    assert result.stdout.startswith(b"4.2.0 ") and b"example.com/bob/new" in result.stdout
-    assert b"Permission denied" in result.stdout
+    assert result.stdout == b"4.2.0 mailbox temporarily unavailable (mailbox example.com/bob)"
+    assert b"example.com/bob/new" in result.log and b"Permission denied" in result.log
     assert mail.tmp_files("example.com/bob") == []
     assert len(mail.new_files("example.com/bob")) == 1
 
@@ -250,7 +317,7 @@ def test_a_mailbox_owned_by_another_user_defers_even_if_writable(mail, mode):
     os.chmod(mail.path("example.com/bob"), mode)
     result = mail.run("-f", "s@x", "--", "bob@example.com")
     assert result.code == 75 and result.stdout.startswith(b"4.2.0 ")
-    assert b"example.com/bob" in result.stdout and b"owned by uid 0" in result.stdout
+    assert b"(mailbox example.com/bob)" in result.stdout and b"owned by uid 0" in result.log
     assert mail.new_files("example.com/bob") == []
 
 
@@ -258,13 +325,13 @@ def test_read_only_base_defers(mail):
     os.chmod(mail.base, 0o500)
     result = mail.run("-f", "s@x", "--", "bob@example.com")
     assert result.code == 75 and result.stdout.startswith(b"4.2.0 ")
-    assert mail.base.encode() in result.stdout
+    assert mail.base.encode() in result.log and mail.base.encode() not in result.stdout
 
 
 def test_world_writable_base_defers(mail):
     os.chmod(mail.base, 0o777)
     result = mail.run("-f", "s@x", "--", "bob@example.com")
-    assert result.code == 75 and b"world-writable" in result.stdout
+    assert result.code == 75 and b"world-writable" in result.log
 
 
 def test_forty_concurrent_deliveries_to_one_mailbox(mail):
@@ -335,7 +402,8 @@ def test_as_root_it_writes_as_the_owner_of_the_base(mail):
 def test_as_root_with_a_root_owned_base_defers(mail):
     os.chown(mail.base, 0, 0)
     result = mail.run("-f", "s@x", "--", "bob@example.com", as_root=True)
-    assert result.code == 75 and b"refusing to write mail as root" in result.stdout
+    assert result.code == 75 and b"refusing to write mail as root" in result.log
+    assert result.stdout == b"4.3.5 mail system configuration error"
     assert os.listdir(mail.base) == []
 
 

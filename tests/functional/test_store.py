@@ -75,7 +75,7 @@ def test_mbox_held_lock_defers_after_timeout(mail, lock):
     finally:
         if holder:
             holder.close()
-    assert result.code == 75 and result.stdout.startswith(b"4.2.0 ") and b"locked" in result.stdout
+    assert result.code == 75 and result.stdout.startswith(b"4.2.0 ") and b"locked" in result.log
     assert read(path) == before
 
 
@@ -93,11 +93,11 @@ def test_mbox_where_a_maildir_is_and_the_reverse(mail):
     os.makedirs(mail.path("example.com/mbox/new"))
     os.chown(mail.path("example.com"), mail.user.pw_uid, mail.user.pw_gid)
     result = mail.run("-f", "s@x", "--", "mbox@example.com")
-    assert result.code == 75 and b"is a directory" in result.stdout
+    assert result.code == 75 and b"is a directory" in result.log
     with open(mail.path("example.com/bob"), "w") as fh:
         fh.write("a file where a Maildir belongs\n")
     result = mail.run("-f", "s@x", "--", "bob@example.com")
-    assert result.code == 75 and b"not a directory" in result.stdout
+    assert result.code == 75 and b"not a directory" in result.log
     assert read(mail.path("example.com/bob")) == b"a file where a Maildir belongs\n"
 
 
@@ -109,7 +109,7 @@ def test_mbox_symlink_refused(mail):
     os.chown(target, mail.user.pw_uid, mail.user.pw_gid)
     os.symlink(target, mail.path("example.com/mbox"))
     result = mail.run("-f", "s@x", "--", "mbox@example.com")
-    assert result.code == 75 and b"symlink" in result.stdout
+    assert result.code == 75 and b"symlink" in result.log
     assert read(target) == b""
 
 
@@ -249,7 +249,8 @@ def test_message_count_limit(mail):
     for _ in range(3):
         assert mail.run("-f", "s@x", "--", "alice@example.com").code == 0
     result = mail.run("-f", "s@x", "--", "alice@example.com")
-    assert result.code == 75 and b"3 of 3 messages" in result.stdout
+    assert result.code == 75 and b"3 of 3 messages" in result.log
+    assert result.stdout == b"4.2.2 mailbox full (mailbox example.com/alice)"
 
 
 @pytest.mark.parametrize("grace, second_ok", [("0", False), ("20%", True), ("500", False), ("1K", True)])
