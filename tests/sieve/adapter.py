@@ -13,6 +13,8 @@ see oracle.py and test_oracle.py):
 - a fileinto without :create into a folder that does not exist: the whole
   transaction fails (stores, redirects, vacation...), the message is kept in
   INBOX once, without flags ("action-failed");
+- a folder name with "/" is refused by the Maildir++ layout (the separator is
+  "."): the transaction fails as for a missing folder;
 - keep and fileinto "INBOX" (any case) store into INBOX; two stores into one
   mailbox are one copy, with the flags of the last;
 - result.implicit_keep: store into INBOX with result.keep_flags;
@@ -68,10 +70,15 @@ def mailto(action):
 
 
 def first_line(errors):
-    for e in errors:
-        m = re.search(r"line (\d+)", e)
+    """The line of the first error in the main script (an included script's
+    own errors come first in vdeliver's list, as "NAME: line N: ...")."""
+    lines = [re.match(r"(.*?): line (\d+):", str(e)) for e in errors]
+    for m in lines:
+        if m and m.group(1) == oracle.SCRIPT_NAME:
+            return int(m.group(2))
+    for m in lines:
         if m:
-            return int(m.group(1))
+            return int(m.group(2))
     return None
 
 
@@ -90,6 +97,8 @@ def outcome_of(result, existing_folders):
         elif kind == "fileinto":
             name = mailbox_name(action.mailbox)
             if name not in existing_folders and not getattr(action, "create", False):
+                failed = True
+            if "/" in name:      # Maildir++ folders are "."-separated; "/" is refused
                 failed = True
             stores[name] = store_flags(action.flags)
         elif kind == "redirect":

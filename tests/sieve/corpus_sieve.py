@@ -244,6 +244,29 @@ for i, (test, m) in enumerate([
 ]):
     yes_no(f"tests-{i:02d}", test, A, message=m)
 
+# size: the exact boundaries, for a message with LF and with CRLF line ends
+# (is the size the file's, or that of the message with CRLF line ends? In
+# sieve-test it is the file's)
+for label, m in (("lf", M_BASE), ("crlf", msg(BASE_HEADERS, crlf=True))):
+    sizes = {"bytes": len(m), "crlf-bytes": len(m.replace(b"\r\n", b"\n")) + m.count(b"\n")}
+    for what, size in sizes.items():
+        if label == "crlf" and what == "crlf-bytes":
+            continue
+        for tag, delta in ((":over", -1), (":over", 0), (":under", 0), (":under", 1)):
+            yes_no(f"size-{label}-{what}{tag}{delta:+d}", f"size {tag} {size + delta}", "tests", message=m)
+yes_no("tests-unicode-casemap", 'header :is :comparator "i;unicode-casemap" "subject" "weekly report"', "tests")
+yes_no("tests-bad-header-name", 'header :is "a b" "x"', "tests")
+yes_no("tests-empty-from", 'address :all :is "from" ""', "tests", message=with_headers("From:", drop=("From",)))
+yes_no("tests-header-trailing-ws", 'header :is "subject" "Weekly report"', "tests", message=subject("Weekly report \t "))
+yes_no("tests-header-leading-ws", 'header :is "subject" "Weekly report"', "tests",
+       message=with_headers("Subject:    Weekly report", drop=("Subject",)))
+yes_no("tests-header-no-space", 'header :is "subject" "Weekly report"', "tests",
+       message=with_headers("Subject:Weekly report", drop=("Subject",)))
+yes_no("tests-header-8bit", 'header :contains "subject" "\u00e9t\u00e9"', "tests",
+       message=with_headers("Subject: un \u00e9t\u00e9 8bit", drop=("Subject",)))
+yes_no("tests-header-latin1-8bit", 'header :contains "subject" "t"', "tests",
+       message=with_headers(drop=("Subject",)).replace(b"\n\n", b"\nSubject: \xe9t\xe9\n\n", 1))
+
 # address test: parts x headers
 A = "address"
 for i, (test, m) in enumerate([

@@ -60,6 +60,8 @@ KNOWN = [
     (Case("subaddress-delimiter", b'require ["envelope", "subaddress", "reject"];\n'
           b'if envelope :detail "to" "tag" { reject "detail"; }\n', recipient="user+tag@example.com"),
      Outcome("ok", (("reject", "detail"),))),
+    (Case("error-command", b'require "ihave";\nerror "this fails";\n'),
+     Outcome("runtime-error", (INBOX,), None)),
     (Case("extension-disabled", b'require "editheader";\n', extensions="-editheader"),
      Outcome("compile-error", (), 1)),
 ]
