@@ -37,8 +37,8 @@ def parse_extensions_setting(value, base=None):
     set (or `base`); a list without +/- replaces it. Unknown names are ignored."""
     words = value.split()
     current = set(default_extensions() if base is None else base)
-    if words and not any(w[0] in "+-" for w in words):
-        current = set()
+    if not any(w[0] in "+-" for w in words):
+        current = set()             # a plain list (or an empty setting) replaces the set
     for w in words:
         if w[0] == "+":
             name, add = w[1:], True

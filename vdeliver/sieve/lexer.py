@@ -47,10 +47,10 @@ class Token:
 
 def decode(source):
     """Script bytes -> str. Sieve scripts are UTF-8 (RFC 5228 §2.2); bytes that are
-    not UTF-8 are kept as surrogates so that nothing is lost or raises."""
+    not UTF-8 become U+FFFD, as Pigeonhole shows them."""
     if isinstance(source, str):
         return source
-    return source.decode("utf-8", "surrogateescape")
+    return source.decode("utf-8", "replace")
 
 
 def tokenize(source):
@@ -71,7 +71,8 @@ def tokenize(source):
         elif c == "/" and text.startswith("/*", i):
             j = text.find("*/", i + 2)
             if j < 0:
-                raise LexError(line, "end of file before end of bracket comment ('*/')")
+                raise LexError(line + text.count("\n", i), "end of file before end of bracket comment "
+                                                           f"('/* ... */') started at line {line}")
             line += text.count("\n", i, j)
             i = j + 2
         elif c in _PUNCT:
@@ -79,6 +80,7 @@ def tokenize(source):
             i += 1
         elif c == '"':
             start_line = line
+            start = i
             i += 1
             parts = []
             while True:
@@ -86,19 +88,24 @@ def tokenize(source):
                 while j < n and text[j] != '"' and text[j] != "\\":
                     j += 1
                 parts.append(text[i:j])
+                if "\0" in parts[-1]:
+                    raise LexError(start_line + text.count("\n", i, i + parts[-1].index("\0")),
+                                   f"encountered NUL character in quoted string started at line {start_line}")
                 if j >= n:
-                    raise LexError(start_line, "end of file before end of quoted string")
+                    raise LexError(start_line + text.count("\n", i - 1),
+                                   f"end of file before end of quoted string started at line {start_line}")
                 if text[j] == '"':
                     i = j + 1
                     break
                 # RFC 5228 §2.4.2: a backslash quotes the next character; "\\" and "\""
                 # are the meaningful ones, any other pair stands for the character itself.
                 if j + 1 >= n:
-                    raise LexError(start_line, "end of file before end of quoted string")
+                    raise LexError(start_line + text.count("\n", i - 1),
+                                   f"end of file before end of quoted string started at line {start_line}")
                 parts.append(text[j + 1])
                 i = j + 2
             value = "".join(parts)
-            line += value.count("\n")
+            line += text.count("\n", start, i)
             append(Token(STRING, value, start_line))
         elif c == ":":
             j = i + 1
@@ -158,13 +165,15 @@ def _multiline(text, i, line, append):
     lines = []
     while True:
         if i >= n:
-            raise LexError(start_line, "end of file before end of multi-line string")
+            raise LexError(line, "end of file before end of multi-line string")
         j = text.find("\n", i)
         if j < 0:
             raw, nxt = text[i:], n
         else:
             raw, nxt = text[i:j], j + 1
         body = raw[:-1] if raw.endswith("\r") else raw
+        if "\0" in body:
+            raise LexError(line, "encountered NUL character in multi-line string")
         line += 1 if j >= 0 else 0
         i = nxt
         if body == ".":
@@ -173,6 +182,6 @@ def _multiline(text, i, line, append):
             body = body[1:]
         lines.append(body + "\r\n")
         if j < 0:
-            raise LexError(start_line, "end of file before end of multi-line string")
+            raise LexError(line + 1, "end of file before end of multi-line string")
     append(Token(STRING, "".join(lines), start_line, multiline=True))
     return i, line

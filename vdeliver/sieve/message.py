@@ -161,13 +161,14 @@ def parse_headers(block):
     return [(n, v) for n, v in out]
 
 
-_UNFOLD = re.compile(r"\r?\n(?=[ \t])")
+_UNFOLD = re.compile(r"\r?\n[ \t]")
 _EWORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _EW_GAP = re.compile(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)")
 
 
 def unfold(value):
-    return _UNFOLD.sub("", value).strip(" \t")
+    # as Dovecot: a line break and the whitespace character after it become one space
+    return _UNFOLD.sub(" ", value).strip(" \t")
 
 
 def decode_value(raw):

@@ -34,6 +34,7 @@ class Spec:
     match: bool = False              # takes match-type tags
     address_part: bool = False       # takes address-part tags
     block: bool = False              # command needs a block (never for tests)
+    loop: bool = False               # its block is a loop (break may end it)
     subtests: str | None = None      # None, "one" or "list"
     run: object = None               # command: run(run, node); test: run(run, node) -> bool
     check: object = None             # check(validator, node): extra compile-time checks

@@ -1,8 +1,9 @@
 """The result of a Sieve run: the actions, in order, with Pigeonhole's rules for
 duplicates, conflicts and limits (sieve-result.c, sieve-actions.c, cmd-redirect.c).
 
-- fileinto/keep to the same mailbox twice is one store (flags merged);
-- redirect to the same address twice is one redirect;
+- fileinto/keep to the same mailbox twice is one store (with the last one's flags);
+- redirect to the same address twice is one redirect (a duplicate changes nothing,
+  not even the implicit keep: `redirect :copy x; redirect x` keeps);
 - discard only cancels the implicit keep;
 - reject/ereject conflicts with any action that delivers (keep, fileinto,
   redirect) and with vacation; a second reject is an error;
@@ -93,17 +94,11 @@ class ResultBuilder:
         if a in ("keep", "fileinto") and o in ("keep", "fileinto"):
             if _mailbox_key(action.mailbox) != _mailbox_key(other.mailbox):
                 return False
-            self.actions[i] = replace(other, flags=merge_flags(other.flags, action.flags),
-                                      create=other.create or action.create,
-                                      copy=other.copy and action.copy)
-            if not action.copy:
-                self.implicit_keep = False
+            # Pigeonhole keeps one store, with the flags of the last one; a duplicate
+            # leaves the implicit keep as the first one left it
+            self.actions[i] = replace(other, flags=action.flags, create=other.create or action.create)
             return True
-        if a == o == "redirect" and action.address.lower() == other.address.lower():
-            if not action.copy:
-                self.implicit_keep = False
-                if other.copy:
-                    self.actions[i] = replace(other, copy=False)
+        if a == o == "redirect" and _address_key(action.address) == _address_key(other.address):
             return True
         if a == o == "discard":
             return True
@@ -113,8 +108,8 @@ class ResultBuilder:
         if a == o == "vacation":
             raise SieveRuntimeError(action.line, "duplicate vacation action not allowed "
                                                  f"(previously triggered one was here: line {other.line})")
-        if a == o == "addheader" or a == o == "deleteheader" or a == o == "notify":
-            return action == other and a == "notify"
+        if a == o == "notify":
+            return action.params.get("method") == other.params.get("method")
         return False
 
     def _conflict(self, act, other):
@@ -128,6 +123,12 @@ class ResultBuilder:
             raise SieveRuntimeError(act.line, f"{act.kind} action conflicts with other action: the "
                                               f"vacation action (line {other.line}) also sends a response "
                                               "to the sender")
+
+
+def _address_key(addr):
+    # the local part is case-sensitive (RFC 5321 §2.4), the domain is not
+    local, _, domain = addr.rpartition("@")
+    return local, domain.lower()
 
 
 def _mailbox_key(name):

@@ -30,6 +30,7 @@ class Script:
     enabled: frozenset
     uses_variables: bool = False
     data: dict = field(default_factory=dict)      # per-script data of extensions (e.g. includes)
+    warnings: list = field(default_factory=list)  # compile warnings, sievec style
 
 
 def default_extensions():
@@ -60,4 +61,4 @@ def compile_script(source, *, name="script", extensions=None, loader=None, limit
     if v.errors:
         raise CompileError(v.errors)
     return Script(name, nodes, frozenset(v.required), enabled,
-                  uses_variables="variables" in v.required, data=v.data)
+                  uses_variables="variables" in v.required, data=v.data, warnings=v.warnings)

@@ -32,6 +32,27 @@ class Node:
 class IfChain:
     line: int
     branches: list                 # [(test Node or None for else, [Node])]
+    settled: bool = False          # a branch is constantly true: the rest are dead
+
+
+def constant(test):
+    """True/False for a test whose value is known at compile time, else None."""
+    name = test.name
+    if test.spec is None:
+        return None
+    if name == "true":
+        return True
+    if name == "false":
+        return False
+    if name == "not":
+        c = constant(test.tests[0]) if test.tests else None
+        return None if c is None else not c
+    if name in ("allof", "anyof"):
+        values = [constant(t) for t in test.tests]
+        if name == "allof":
+            return False if False in values else (True if values and all(v is True for v in values) else None)
+        return True if True in values else (False if values and all(v is False for v in values) else None)
+    return None
 
 
 class Validator:
@@ -46,11 +67,16 @@ class Validator:
         self.reported_unknown = set()
         self.skip_block = False
         self.data = {}               # per-script state of extensions (variables, include)
+        self.warnings = []
+        self.loops = []              # names of the enclosing loops (foreverypart)
 
     # -- errors
     def error(self, line, message):
         if len(self.errors) < registry.MAX_ERRORS:
             self.errors.append(f"{self.name}: line {line}: error: {message}.")
+
+    def warn(self, line, message):
+        self.warnings.append(f"{self.name}: line {line}: warning: {message}.")
 
     def has(self, ext):
         return ext is None or ext in self.required
@@ -95,15 +121,19 @@ class Validator:
                     self.error(cmd.line, f"the {name} command must follow an if or elseif command")
                     self.command(cmd)
                     continue
-                node = self.command(cmd)
+                node = self.command(cmd, dead=prev.settled)
                 if node is not None:
-                    prev.branches.append((node.tests[0] if node.tests else None, node.block or []))
+                    test = node.tests[0] if node.tests else None
+                    prev.branches.append((test, node.block or []))
+                    prev.settled = prev.settled or test is None or constant(test) is True
                 continue
             node = self.command(cmd)
             if node is None:
                 continue
             if name == "if":
-                out.append(IfChain(node.line, [(node.tests[0] if node.tests else None, node.block or [])]))
+                test = node.tests[0] if node.tests else None
+                out.append(IfChain(node.line, [(test, node.block or [])],
+                                   settled=test is not None and constant(test) is True))
             else:
                 out.append(node)
         return out
@@ -118,7 +148,7 @@ class Validator:
             return None, f"unknown {what} '{name}' (only reported once at first occurrence)"
         return spec, None
 
-    def command(self, cmd):
+    def command(self, cmd, dead=False):
         spec, err = self.known(cmd.name, registry.COMMANDS, "command")
         if spec is None:
             if (cmd.name, "c") not in self.reported_unknown:
@@ -136,11 +166,19 @@ class Validator:
         for check in spec.checks:
             check(self, node)
         skip, self.skip_block = self.skip_block, False
+        # Pigeonhole folds constant tests: a block that can never run is not validated
+        skip = skip or dead or (cmd.name in ("if", "elsif") and node.tests and constant(node.tests[0]) is False)
         if spec.block:
             if cmd.block is None:
                 self.error(cmd.line, f"the {cmd.name} command requires a command block")
+            elif skip:
+                node.block = []
             else:
-                node.block = [] if skip else self.block(cmd.block)
+                if spec.loop:
+                    self.loops.append(node.tags.get("name"))
+                node.block = self.block(cmd.block)
+                if spec.loop:
+                    self.loops.pop()
         elif cmd.block is not None:
             self.error(cmd.line, f"the {cmd.name} command does not accept a command block")
         return node

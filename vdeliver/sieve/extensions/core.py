@@ -139,7 +139,7 @@ ADDRESS_HEADERS = frozenset("""from to cc bcc sender resent-from resent-to reply
 resent-sender resent-cc resent-bcc for-approval for-handling for-comment apparently-to errors-to
 delivered-to return-receipt-to x-admin read-receipt-to x-confirm-reading-to return-receipt-requested
 registered-mail-reply-requested-by mail-followup-to mail-reply-to abuse-reports-to x-complaints-to
-x-report-abuse-to x-beenthere original-recipient disposition-notification-to""".split())
+x-report-abuse-to x-beenthere""".split())
 
 
 def check_header_names(v, node, what):
@@ -150,6 +150,10 @@ def check_header_names(v, node, what):
 
 def _address_check(v, node):
     check_header_names(v, node, "address")
+    for name in constant_strings(node.args[0]):
+        if name.lower() not in ADDRESS_HEADERS:
+            v.error(node.line, f"specified header '{name}' is not allowed for the address test")
+            break
 
 
 def _address(run, node):

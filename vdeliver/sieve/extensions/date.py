@@ -62,8 +62,8 @@ def date_part(dt, part):
         return f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     if part == "iso8601":
         z = _zone_str(dt)
-        return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}" \
-               f"{z[:3]}:{z[3:]}"
+        z = "Z" if z == "+0000" else f"{z[:3]}:{z[3:]}"
+        return f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}{z}"
     if part == "std11":
         return f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year:04d} " \
                f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {_zone_str(dt)}"
@@ -107,17 +107,23 @@ def _convert(run, node, dt):
 
 
 def _check_part(v, node, part):
+    # Pigeonhole only warns: the test is then false / the zone is ignored
     if type(part) is str and part.lower() not in PARTS:
-        v.error(node.line, f"the {node.name} test: invalid date part '{part}'")
+        v.warn(node.line, f"specified date part '{part}' is not known")
     zone = node.tags.get("zone")
     if type(zone) is str and parse_zone(zone) is None:
-        v.error(node.line, f"the {node.name} test: invalid time zone '{zone}'")
+        v.warn(node.line, f"specified :zone argument '{zone}' is not a valid timezone")
 
 
 def _date(run, node):
     part = run.expand(node.args[1]).lower()
+    if part not in PARTS:
+        return False
+    received = run.expand(node.args[0]).lower() == "received"
     values = []
     for raw in header_values(run, node, [node.args[0]]):
+        if received:
+            raw = raw.rpartition(";")[2]          # RFC 5260 §4.1: the date after the last ";"
         dt = parse_date(raw)
         if dt is not None:
             values.append(date_part(_convert(run, node, dt), part))
@@ -129,6 +135,8 @@ def _currentdate(run, node):
     if now.tzinfo is None:
         now = now.replace(tzinfo=datetime.timezone.utc)
     part = run.expand(node.args[0]).lower()
+    if part not in PARTS:
+        return False
     return match.match(run, node.match, [date_part(_convert(run, node, now), part)], node.args[1])
 
 

@@ -4,7 +4,8 @@
 Edits apply to the run's header view (later tests see them) and are reported as
 "addheader"/"deleteheader" Actions (params: name, value, last / name, index,
 last, patterns, occurrences = 1-based positions among that name's fields).
-Received and Auto-Submitted are protected (a warning, no edit).
+Received and Auto-Submitted cannot be deleted (a warning, no edit); adding them is
+allowed, as in Pigeonhole.
 Never: modify the spooled message.
 """
 from .. import match, registry
@@ -37,10 +38,6 @@ def _addheader(run, node):
     name, value = run.expand(node.args[0]), run.expand(node.args[1])
     if not _valid_name(name):
         raise SieveRuntimeError(node.line, f"addheader action: specified field name '{name}' is invalid")
-    if name.lower() in PROTECTED:
-        run.warn(node.line, f"addheader action: adding specified header field '{name}' is forbidden; "
-                            "modification denied")
-        return
     if len(name) + 2 + len(value) > run.settings.get("sieve_editheader_max_header_size", MAX_HEADER_SIZE):
         raise SieveRuntimeError(node.line, "addheader action: specified header field value is too large")
     headers = list(run.header_fields())

@@ -12,30 +12,33 @@ registry.capability("encoded-character")
 _ENC = re.compile(r"\$\{(hex|unicode):([\s0-9A-Fa-f]*)\}", re.IGNORECASE)
 
 
-def _decode(m):
-    kind, body = m.group(1).lower(), m.group(2).split()
-    try:
+def _decode(v, line):
+    def decode(m):
+        kind, body = m.group(1).lower(), m.group(2).split()
+        if not body:
+            return m.group(0)                     # "${hex:}" stays as written
         if kind == "hex":
-            if any(len(x) % 2 for x in body):
-                data = bytes(int(x, 16) for x in body)
-            else:
-                data = bytes.fromhex("".join(body))
-            return data.decode("utf-8")
+            if any(len(x) > 2 for x in body):
+                return m.group(0)
+            try:
+                return bytes(int(x, 16) for x in body).decode("utf-8", "replace")
+            except ValueError:
+                return m.group(0)
         chars = []
         for x in body:
             cp = int(x, 16)
             if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+                v.error(line, f"invalid unicode character 0x{cp:08x} in encoded character substitution")
                 return m.group(0)
             chars.append(chr(cp))
         return "".join(chars)
-    except (ValueError, UnicodeDecodeError):
-        return m.group(0)
+    return decode
 
 
 def _hook(v, s, line):
     if "${" not in s:
         return s
-    return _ENC.sub(_decode, s)
+    return _ENC.sub(_decode(v, line), s)
 
 
 registry.string_hook("encoded-character", _hook)

@@ -21,7 +21,9 @@ def mailto_recipients(uri):
         return None
     rest = uri[7:]
     to, _, query = rest.partition("?")
-    addrs = [urllib.parse.unquote(a) for a in to.split(",") if a] if to else []
+    if "," in to:
+        return None             # Pigeonhole: "invalid character ',' in 'to' part"
+    addrs = [urllib.parse.unquote(to)] if to else []
     for pair in query.split("&") if query else []:
         name, _, value = pair.partition("=")
         if name.lower() == "to":

@@ -1,4 +1,5 @@
 """RFC 5228 §5.4 envelope test: "from", "to" and Pigeonhole's "auth" part.
+"to" is the original recipient when the envelope has one (Pigeonhole does so).
 
 Never: parse a header here; the envelope comes from the delivery core.
 """
@@ -27,20 +28,20 @@ def _values(run, node):
         if name == "from":
             addr = env.sender
         elif name == "to":
-            addr = env.recipient
+            addr = env.original_recipient or env.recipient
         elif name == "auth":
             if not env.auth:
                 continue
             addr = env.auth
         else:
             continue
-        if addr == "" or addr == "<>":
-            # RFC 5228 §5.4: the null reverse-path compares as the empty string
-            out.append("" if node.tags.get("address-part", "all") in ("all", "localpart", "domain") else None)
-            continue
         addr = addr.strip("<>")
+        if addr == "":
+            # RFC 5228 §5.4: the null reverse-path compares as the empty string
+            out.append(None if node.tags.get("address-part") == "detail" else "")
+            continue
         local, domain = _split(addr)
-        out.append(part(local, domain, run) if domain is not None else (addr if part is registry.ADDRESS_PARTS["all"][1] else None))
+        out.append(part(local, domain, run))
     return out
 
 

@@ -11,9 +11,8 @@ registry.capability("environment")
 
 def _environment(run, node):
     value = run.environment.get(run.expand(node.args[0]).lower())
-    if value is None or (value == "" and node.match.type != "count"):
-        return match.match(run, node.match, [] if value is None else [value], node.args[1])
-    return match.match(run, node.match, [str(value)], node.args[1])
+    values = [] if value is None or value == "" else [str(value)]   # empty: not known here
+    return match.match(run, node.match, values, node.args[1])
 
 
 registry.test("environment", extension="environment", positional=(STRING, STRINGS), comparator=True,

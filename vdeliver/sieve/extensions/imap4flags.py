@@ -12,6 +12,8 @@ from ..registry import STRING, STRINGS, TagSpec
 from .core import parse_flags
 
 registry.capability("imap4flags")
+# The deprecated draft name: Pigeonhole 0.5 accepts it when explicitly enabled.
+registry.capability("imapflags", default=False, implies=("imap4flags",), announce=False)
 registry.add_tag(["keep", "fileinto"], TagSpec("flags", "imap4flags", arg=STRINGS))
 
 _SYSTEM = {"\\answered", "\\flagged", "\\deleted", "\\seen", "\\draft"}

@@ -2,8 +2,9 @@
 return, global, and the "global." variable namespace.
 
 Included scripts are fetched with the caller's loader(location, name) -> bytes
-or None and compiled at compile time (so a loop or a missing script is a compile
-error, as in Pigeonhole), at most limits.max_include_depth deep and
+or None and compiled at compile time (so a loop or a broken script is a compile
+or missing script is a compile error, as in Pigeonhole; not inside a block the
+validator drops as dead, e.g. under `if false`), at most limits.max_include_depth deep and
 limits.max_includes in all. At run time each included script gets its own local
 variables; names declared global share run.globals.
 Never: open a file itself, or accept a script name with "/" (the loader maps
@@ -63,10 +64,10 @@ def _check(v, node):
                                include_stack=(stack + ((("personal", v.name),) if not stack else ()) + (key,),
                                               shared))
     except CompileError as e:
+        v.error(node.line, f"failed to validate included script '{name}'")
         for err in e.errors:
             if len(v.errors) < registry.MAX_ERRORS:
                 v.errors.append(err)
-        v.error(node.line, f"failed to compile included {location} script '{name}'")
         return
     shared["cache"][key] = child
     node.data["script"] = child

@@ -10,6 +10,7 @@ from ..interpreter import execute
 from ..message import decode_value
 from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import SieveRuntimeError
+from . import variables
 from .body import part_text
 
 registry.capability("mime")
@@ -39,6 +40,8 @@ def _option_values(part, name, node):
         return [decode_value(v) for v in (part.get_all(name) or [])]
     if name.lower() != "content-type" and opt != "param":
         return []
+    if part.get(name) is None:
+        return []            # no Content-Type field: no value (not the text/plain default)
     if opt == "type":
         return [part.get_content_maintype()]
     if opt == "subtype":
@@ -91,9 +94,11 @@ def _foreverypart(run, node):
     saved = _current(run)
     name = node.tags.get("name")
     seen = 0
+    # The outermost loop visits the message itself too, then every part depth-first;
+    # a nested loop visits the parts below the current one.
     try:
         for part in top.walk():
-            if part is top:
+            if part is top and saved is not None:
                 continue
             seen += 1
             if seen > run.limits.max_foreverypart:
@@ -108,13 +113,11 @@ def _foreverypart(run, node):
         run.ext["mime-part"] = saved
 
 
-def _loop_check(v, node):
-    depth = v.data.get("foreverypart-depth", 0)
-    v.data["foreverypart-names"] = v.data.get("foreverypart-names", []) + [node.tags.get("name")]
-
-
 def _break_check(v, node):
-    pass
+    if not v.loops:
+        v.error(node.line, "the break command is not placed inside a foreverypart loop")
+    elif "name" in node.tags and node.tags["name"] not in v.loops:
+        v.error(node.line, f"the break command: no enclosing foreverypart loop named '{node.tags['name']}'")
 
 
 def _break(run, node):
@@ -123,8 +126,8 @@ def _break(run, node):
     raise Break(node.tags.get("name"))
 
 
-registry.command("foreverypart", extension="foreverypart", block=True, run=_foreverypart,
-                 check=_loop_check, tags={"name": TagSpec("name", "foreverypart", arg=STRING)})
+registry.command("foreverypart", extension="foreverypart", block=True, loop=True, run=_foreverypart,
+                 tags={"name": TagSpec("name", "foreverypart", arg=STRING)})
 registry.command("break", extension="foreverypart", run=_break, check=_break_check,
                  tags={"name": TagSpec("name", "foreverypart", arg=STRING)})
 
@@ -132,6 +135,9 @@ registry.command("break", extension="foreverypart", run=_break, check=_break_che
 def _extract_check(v, node):
     if "variables" not in v.required:
         v.error(node.line, "the extracttext command requires the variables extension")
+    if not v.loops:
+        v.error(node.line, "the extracttext command is not placed inside a foreverypart loop")
+    variables.modifiers_check(v, node)
 
 
 def _extracttext(run, node):
@@ -143,8 +149,9 @@ def _extracttext(run, node):
     first = node.tags.get("first")
     if first is not None:
         text = text[:first]
-    store(run, run.expand(node.args[0]).lower(), text)
+    store(run, run.expand(node.args[0]).lower(), variables.apply_modifiers(node, text))
 
 
 registry.command("extracttext", extension="extracttext", positional=(STRING,), run=_extracttext,
                  check=_extract_check, tags={"first": TagSpec("first", "extracttext", arg=NUMBER)})
+variables.accept_modifiers("extracttext")

@@ -39,41 +39,52 @@ def _extract(run, spec):
     return value
 
 
+def _decimal(text):
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
+
+
 def value_of(run, prefix, percent, top):
+    """RFC 5235 §3.2: "0" when not tested, else the ratio of score to maximum
+    scaled to 1..top (truncated, as Pigeonhole computes it) or 0..100 (:percent)."""
     s = run.settings
     status = s.get(f"{prefix}_status_header")
     if not status:
         return "0"
+    kind = s.get(f"{prefix}_status_type", "score")
+    if kind == "text":
+        maxv = float(top)
+    else:
+        if s.get(f"{prefix}_max_header"):
+            raw_max = _extract(run, s[f"{prefix}_max_header"])
+            maxv = _decimal(raw_max) if raw_max is not None else None
+        else:
+            maxv = _decimal(str(s.get(f"{prefix}_max_value", "")))
+        if not maxv:
+            return "0"
     raw = _extract(run, status)
     if raw is None:
         return "0"
-    kind = s.get(f"{prefix}_status_type", "score")
     if kind == "text":
-        for n in range(0, 11 if prefix.endswith("spamtest") else 6):
-            want = s.get(f"{prefix}_text_value{n}")
-            if want is not None and raw.strip() == str(want):
-                return str(n) if not percent else str(n * 10)
-        return "0"
-    if kind == "strlen":
+        score = None
+        for n in range(0, top + 1):
+            if s.get(f"{prefix}_text_value{n}") == raw:
+                score = float(n)
+                break
+        if score is None:
+            return "0"
+    elif kind == "strlen":
         score = float(len(raw))
     else:
-        try:
-            score = float(raw.strip())
-        except ValueError:
+        score = _decimal(raw)
+        if score is None:
             return "0"
-    maxv = s.get(f"{prefix}_max_value")
-    if maxv is None and s.get(f"{prefix}_max_header"):
-        maxv = _extract(run, s[f"{prefix}_max_header"])
-    try:
-        maxv = float(maxv)
-    except (TypeError, ValueError):
-        return "0"
-    if maxv <= 0:
-        return "0"
-    ratio = min(max(score, 0.0), maxv) / maxv
+    ratio = 0.0 if score < 0 else min(score / maxv, 1.0)
     if percent:
-        return str(int(round(ratio * 100)))
-    return str(int(round(ratio * (top - 1))) + 1)
+        return str(int(ratio * 100 + 0.001))
+    return str(int(ratio * (top - 1) + 1.001))
 
 
 def _spamtest(run, node):

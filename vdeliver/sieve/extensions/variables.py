@@ -26,9 +26,35 @@ NAMESPACES = {}          # namespace -> capability (e.g. "global" -> "include")
 MODIFIERS = {}           # name -> (precedence, fn, extension)
 
 
+MODIFIER_COMMANDS = ["set"]
+
+
 def modifier(name, precedence, fn, extension="variables"):
     MODIFIERS[name] = (precedence, fn, extension)
-    registry.COMMANDS["set"].add_tag(TagSpec(name, extension, key=f"modifier:{name}"))
+    for command in MODIFIER_COMMANDS:
+        registry.COMMANDS[command].add_tag(TagSpec(name, extension, key=f"modifier:{name}"))
+
+
+def accept_modifiers(command):
+    """Let another command (extracttext) take the set modifiers, present and future."""
+    MODIFIER_COMMANDS.append(command)
+    for name, (_prec, _fn, ext) in MODIFIERS.items():
+        registry.COMMANDS[command].add_tag(TagSpec(name, ext, key=f"modifier:{name}"))
+
+
+def modifiers_check(v, node):
+    mods = sorted((MODIFIERS[k[9:]] for k in node.tags if k.startswith("modifier:")), key=lambda m: -m[0])
+    for a, b in zip(mods, mods[1:]):
+        if a[0] == b[0]:
+            v.error(node.line, f"modifiers with the same precedence cannot be used together "
+                               f"in a {node.name} command")
+    node.data["modifiers"] = [m[1] for m in mods]
+
+
+def apply_modifiers(node, value):
+    for fn in node.data["modifiers"]:
+        value = fn(value)
+    return value
 
 
 def namespace(name, extension):
@@ -137,27 +163,32 @@ def _set_check(v, node):
     scope, lname = split_name(v, name, node.line)
     _count(v, lname)
     node.data["target"] = (scope, lname)
-    mods = sorted((MODIFIERS[k[9:]] for k in node.tags if k.startswith("modifier:")),
-                  key=lambda m: -m[0])
-    for a, b in zip(mods, mods[1:]):
-        if a[0] == b[0]:
-            v.error(node.line, "modifiers with the same precedence cannot be used together "
-                               "in a set command")
-    node.data["modifiers"] = [m[1] for m in mods]
+    modifiers_check(v, node)
 
 
 def _set(run, node):
-    value = run.expand(node.args[1])
-    for fn in node.data["modifiers"]:
-        value = fn(value)
+    value = apply_modifiers(node, run.expand(node.args[1]))
     scope, name = node.data["target"]
     store(run, name, value, scope)
 
 
 registry.command("set", extension="variables", positional=(STRING, STRING), run=_set, check=_set_check)
-for _name, _prec, _fn in (("lower", 40, str.lower), ("upper", 40, str.upper),
-                          ("lowerfirst", 30, lambda s: s[:1].lower() + s[1:]),
-                          ("upperfirst", 30, lambda s: s[:1].upper() + s[1:]),
+_LOWER = {c: c + 32 for c in range(65, 91)}
+_UPPER = {c + 32: c for c in range(65, 91)}
+
+
+def _lower(s):
+    return s.translate(_LOWER)
+
+
+def _upper(s):
+    return s.translate(_UPPER)
+
+
+# Pigeonhole changes the case of ASCII letters only.
+for _name, _prec, _fn in (("lower", 40, _lower), ("upper", 40, _upper),
+                          ("lowerfirst", 30, lambda s: _lower(s[:1]) + s[1:]),
+                          ("upperfirst", 30, lambda s: _upper(s[:1]) + s[1:]),
                           ("quotewildcard", 20, _quotewildcard),
                           ("length", 10, lambda s: str(len(s)))):
     modifier(_name, _prec, _fn)
