@@ -22,7 +22,10 @@ see oracle.py and test_oracle.py):
   IMAP atoms are dropped, keywords are deduplicated case-insensitively;
 - discard stores nothing (it only shows when nothing else stored the message);
 - reject/ereject: ("reject", REASON), line ends as LF;
-- redirect: one per distinct address; vacation, notify: decided on.
+- redirect: one per distinct address; none when the message already carries
+  X-Sieve-Redirected-From with the recipient's address (a mail loop): then
+  the message is kept in INBOX instead;
+- vacation, notify: decided on.
 
 Never: consult sieve-test here, or anything of oracle.py's but the canonical form.
 """
@@ -82,8 +85,9 @@ def first_line(errors):
     return None
 
 
-def outcome_of(result, existing_folders):
-    """What the delivery core makes of a Result, in the canonical form."""
+def outcome_of(result, existing_folders, *, redirect_loop=False):
+    """What the delivery core makes of a Result, in the canonical form.
+    REDIRECT_LOOP: the message says it was redirected by this user before."""
     if result.errors:
         return oracle.finish("runtime-error", [oracle.INBOX_STORE], first_line(result.errors),
                              "\n".join(map(str, result.errors)))
@@ -102,7 +106,9 @@ def outcome_of(result, existing_folders):
                 failed = True
             stores[name] = store_flags(action.flags)
         elif kind == "redirect":
-            if ("redirect", action.address) not in others:
+            if redirect_loop:
+                stores.setdefault("INBOX", ())
+            elif ("redirect", action.address) not in others:
                 others.append(("redirect", action.address))
         elif kind in ("reject", "ereject"):
             others.append(("reject", (action.reason or "").replace("\r\n", "\n")))
@@ -154,4 +160,16 @@ def run_case(case):
                               auth="")
     result = sieve.run(script, sieve.Message.from_bytes(case.message), envelope,
                        environment=dict(ENVIRONMENT), settings=settings_for(case))
-    return outcome_of(result, existing(case.folders))
+    return outcome_of(result, existing(case.folders), redirect_loop=redirect_loop(case))
+
+
+def redirect_loop(case):
+    """Pigeonhole's loop check (cmd-redirect.c): an X-Sieve-Redirected-From
+    header naming this recipient."""
+    head = case.message.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode("utf-8", "replace")
+    for line in head.split("\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "x-sieve-redirected-from":
+            if value.strip().strip("<>").lower() == case.recipient.lower():
+                return True
+    return False

@@ -177,6 +177,10 @@ add("core-redirect-case", 'redirect "boss@example.net";\nredirect "Boss@example.
 add("core-redirect-keep", 'redirect "boss@example.net";\nkeep;\n', A)
 add("core-redirect-invalid", 'redirect "not an address";\n', A)
 add("core-redirect-four", "".join(f'redirect "r{i}@example.net";\n' for i in range(4)), A)
+add("core-redirect-loop", 'redirect "boss@example.net";\n', A,
+    message=with_headers("X-Sieve-Redirected-From: user@example.com"))
+add("core-redirect-to-self", 'redirect "user@example.com";\n', A)
+add("core-redirect-to-sender", 'redirect "sender@example.org";\n', A)
 add("core-discard-keep", "discard;\nkeep;\n", A)
 add("core-keep-discard", "keep;\ndiscard;\n", A)
 add("core-discard-fileinto", req("fileinto") + 'discard;\nfileinto "Work";\n', A, folders=("Work",))
@@ -298,6 +302,41 @@ for i, (test, m) in enumerate([
     ('address :is "subject" "x"', M_BASE),
 ]):
     yes_no(f"address-{i:02d}", test, A, message=m)
+
+# every address part of many kinds of address header, one probe per header value
+ADDRESS_VALUES = [
+    "User <user@example.com>",
+    '"Bob, B." <bob+lists@Example.NET>',
+    "user@example.com (Comment)",
+    "<@route.example:user@example.com>",
+    "undisclosed-recipients:;",
+    "Group: a@b.example, d@e.example;",
+    '"quoted local"@example.com',
+    "user@[192.0.2.1]",
+    "no-at-sign",
+    "a@b@c",
+    "=?UTF-8?B?SsO8cmdlbg==?= <j@example.de>",
+    "",
+    "user@EXAMPLE.com, second@example.org",
+    "Name <user+a+b@example.com>",
+    "user+@example.com",
+    '"a\\"b" <x@y.example>',
+    "<a@b.example>, <d@e.example>, g@h.example",
+    "user@example.com.",
+    "@example.com",
+    "user@",
+    "J\u00fcrgen <j\u00fcrgen@b\u00fccher.example>",
+    "a@b.example,,c@d.example",
+]
+PARTS = [":all", ":localpart", ":domain", ":user", ":detail"]
+for i, value in enumerate(ADDRESS_VALUES):
+    body = 'set "r" "";\n' + "".join(
+        f'if address {p} :matches "to" "*" {{ set "r" "${{r}}[{p[1:]}=${{1}}]"; }}\n' for p in PARTS)
+    body += "".join(f'if address :count "eq" :comparator "i;ascii-numeric" "to" "{n}" {{ set "r" "${{r}}[count={n}]"; }}\n'
+                    for n in range(5))
+    probe(f"address-parts-{i:02d}", body, "address",
+          exts=("variables", "subaddress", "relational", "comparator-i;ascii-numeric"), reason="${r}",
+          message=with_headers(f"To: {value}", drop=("To",)))
 
 A = "envelope"
 for i, (test, kw) in enumerate([
@@ -1011,6 +1050,69 @@ if envelope :detail :matches "to" "*" {
 add("rc-plus-detail", RC5, A, recipient="user+SHOPPING@example.com")
 add("rc-plus-none", RC5, A)
 add("rc-plus-empty", RC5, A, recipient="user+@example.com")
+
+RC6 = """require ["vacation"];
+# rule:[Out of office]
+if true
+{
+	vacation :days 7 :addresses ["user@example.com","alias@example.com"] :subject "Out of office" :from "User <user@example.com>" "I'm out until Monday.\r\nRegards";
+}
+"""
+add("rc-vacation", RC6, A)
+add("rc-vacation-list", RC6, A, message=M_LIST)
+RC7 = """require ["fileinto","copy","imap4flags"];
+# rule:[disabled rule]
+if false # header :contains "subject" "report"
+{
+	fileinto "Work";
+}
+# rule:[big]
+if size :over 20K
+{
+	fileinto "Big";
+	stop;
+}
+# rule:[forward copy]
+if anyof (address :is "from" "sender@example.org", header :contains "to" "bob")
+{
+	redirect :copy "bob@example.net";
+	setflag "\\\\Seen";
+}
+"""
+add("rc-disabled-and-forward", RC7, A, folders=("Work", "Big"))
+add("rc-big", RC7, A, message=M_BIG, folders=("Work", "Big"))
+add("rc-big-missing-folder", RC7, A, message=M_BIG, folders=("Work",))
+RC8 = """require ["fileinto","regex","variables","mailbox"];
+# rule:[lists by id]
+if header :regex "list-id" "<([a-z]+)\\\\.lists\\\\.example\\\\.org>"
+{
+	set :lower "list" "${1}";
+	fileinto :create "Lists.${list}";
+	stop;
+}
+"""
+add("rc-regex-list", RC8, A, message=M_LIST)
+add("rc-regex-nolist", RC8, A)
+RC9 = """require ["fileinto","reject","envelope","subaddress","body","relational","comparator-i;ascii-numeric"];
+# rule:[spam body]
+if anyof (body :contains ["viagra", "lottery"], header :value "ge" :comparator "i;ascii-numeric" "X-Spam-Score" "5")
+{
+	fileinto "Junk";
+}
+# rule:[to alias]
+elsif envelope :detail "to" "shop"
+{
+	fileinto "Shopping";
+}
+else
+{
+	keep;
+}
+"""
+add("rc-spam-body", RC9, A, message=with_headers(body="You won the lottery!\n"), folders=("Junk", "Shopping"))
+add("rc-spam-score", RC9, A, message=M_SPAM, folders=("Junk", "Shopping"))
+add("rc-detail-shop", RC9, A, recipient="user+shop@example.com", folders=("Junk", "Shopping"))
+add("rc-else-keep", RC9, A, folders=("Junk", "Shopping"))
 
 # -- extension settings ----------------------------------------------------------------
 

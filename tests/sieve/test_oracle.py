@@ -136,6 +136,11 @@ def test_outcome_of(res, folders, want):
     assert adapter.outcome_of(res, adapter.existing(folders)) == want
 
 
+def test_outcome_of_redirect_loop():
+    res = result([act("redirect", address="boss@example.net")])
+    assert adapter.outcome_of(res, adapter.existing(()), redirect_loop=True) == Outcome("ok", (INBOX,))
+
+
 # -- the corpus --------------------------------------------------------------
 
 AREAS = {"core", "tests", "address", "envelope", "match", "encoded-character", "reject", "copy",
