@@ -1,0 +1,200 @@
+"""RFC 5228 core: if/elsif/else, stop, keep, discard, redirect, and the tests
+address, header, exists, size, allof, anyof, not, true, false, plus the address
+parts :all/:localpart/:domain and the match types :is/:contains/:matches.
+
+Also the helpers other extensions reuse: header_values() (honours :index/:last
+and a :mime header source), address_values(), action_flags(), valid_address().
+
+Never: send, store or discard anything itself; commands only add Actions.
+"""
+import re
+
+from .. import match, registry
+from ..interpreter import Stop, evaluate
+from ..message import parse_addresses
+from ..registry import NUMBER, STRING, STRINGS, TagSpec
+from ..result import Action, SieveRuntimeError
+
+for _cap in ("comparator-i;octet", "comparator-i;ascii-casemap"):
+    registry.capability(_cap, default=True, announce=False)
+
+for _m in ("is", "contains", "matches"):
+    registry.match_type(_m)
+
+registry.address_part("all", lambda local, domain, run: local if domain is None else f"{local}@{domain}")
+registry.address_part("localpart", lambda local, domain, run: None if domain is None else local)
+registry.address_part("domain", lambda local, domain, run: domain)
+
+
+# -- helpers shared with extensions
+def parse_flags(values):
+    """A list of flag strings -> flags, split on spaces, first spelling kept (RFC 5232 §3)."""
+    out, seen = [], set()
+    for v in values:
+        for flag in v.split():
+            key = flag.lower()
+            if key not in seen:
+                seen.add(key)
+                out.append(flag)
+    return out
+
+
+def action_flags(run, node):
+    if "flags" in node.tags:
+        return tuple(parse_flags(run.expand_all(node.tags["flags"])))
+    return tuple(run.flags)
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = re.compile(rf'(?:{_ATOM}(?:\.{_ATOM})*|"(?:[^"\\\r\n]|\\.)*")@(?:{_ATOM}(?:\.{_ATOM})*|\[[^\]\r\n]*\])')
+
+
+def valid_address(addr):
+    """An RFC 5322 addr-spec (optionally in angle brackets or with a display name) ->
+    the bare addr-spec, or None."""
+    a = addr.strip()
+    if a.endswith(">") and "<" in a:
+        a = a[a.rindex("<") + 1:-1].strip()
+    if len(a) > 998 or not _ADDR_SPEC.fullmatch(a):
+        return None
+    return a
+
+
+def select_index(node, values):
+    """RFC 5260 §6 :index N [:last]: only the Nth field (from the end with :last)."""
+    index = node.tags.get("index")
+    if index is None:
+        return values
+    if node.tags.get("last"):
+        index = len(values) - index + 1
+    return [values[index - 1]] if 1 <= index <= len(values) else []
+
+
+def header_values(run, node, names):
+    source = node.data.get("header_source")
+    out = []
+    for name in run.expand_all(names):
+        vals = source(run, node, name) if source is not None else run.header(name)
+        out.extend(select_index(node, vals))
+    return out
+
+
+def address_values(run, node, header_vals):
+    part = registry.ADDRESS_PARTS[node.tags.get("address-part", "all")][1]
+    out = []
+    for value in header_vals:
+        for local, domain in parse_addresses(value):
+            out.append(part(local, domain, run))
+    return out
+
+
+def constant_strings(values):
+    return [v for v in values if type(v) is str]
+
+
+# -- control
+registry.command("if", subtests="one", block=True)
+registry.command("elsif", subtests="one", block=True)
+registry.command("else", block=True)
+
+
+def _stop(run, node):
+    raise Stop()
+
+
+registry.command("stop", run=_stop)
+
+
+def _keep(run, node):
+    run.add(Action("keep", mailbox="INBOX", flags=action_flags(run, node), line=node.line))
+
+
+def _discard(run, node):
+    run.add(Action("discard", line=node.line))
+
+
+registry.command("keep", run=_keep)
+registry.command("discard", run=_discard)
+
+
+def _redirect_check(v, node):
+    addr = node.args[0]
+    if type(addr) is str and valid_address(addr) is None:
+        v.error(node.line, f"specified redirect address '{addr}' is invalid")
+
+
+def _redirect(run, node):
+    raw = run.expand(node.args[0])
+    addr = valid_address(raw)
+    if addr is None:
+        raise SieveRuntimeError(node.line, f"specified redirect address '{raw}' is invalid")
+    run.add(Action("redirect", address=addr, copy=bool(node.tags.get("copy")), line=node.line))
+
+
+registry.command("redirect", positional=(STRING,), run=_redirect, check=_redirect_check)
+
+
+# -- tests
+ADDRESS_HEADERS = frozenset("""from to cc bcc sender resent-from resent-to reply-to resent-reply-to
+resent-sender resent-cc resent-bcc for-approval for-handling for-comment apparently-to errors-to
+delivered-to return-receipt-to x-admin read-receipt-to x-confirm-reading-to return-receipt-requested
+registered-mail-reply-requested-by mail-followup-to mail-reply-to abuse-reports-to x-complaints-to
+x-report-abuse-to x-beenthere""".split())
+
+
+def check_header_names(v, node, what):
+    for name in constant_strings(node.args[0]):
+        if not name or any(ord(c) <= 32 or ord(c) >= 127 or c == ":" for c in name):
+            v.error(node.line, f"specified header field name '{name}' is invalid")
+
+
+def _address_check(v, node):
+    check_header_names(v, node, "address")
+    for name in constant_strings(node.args[0]):
+        if name.lower() not in ADDRESS_HEADERS:
+            v.error(node.line, f"specified header '{name}' is not allowed for the address test")
+            break
+
+
+def _address(run, node):
+    values = address_values(run, node, header_values(run, node, node.args[0]))
+    return match.match(run, node.match, values, node.args[1])
+
+
+def _header(run, node):
+    return match.match(run, node.match, header_values(run, node, node.args[0]), node.args[1])
+
+
+def _exists(run, node):
+    source = node.data.get("header_source")
+    for name in run.expand_all(node.args[0]):
+        vals = source(run, node, name) if source is not None else run.header(name)
+        if not vals:
+            return False
+    return True
+
+
+def _size_check(v, node):
+    if "size" not in node.tags:
+        v.error(node.line, "the size test requires either the :under or the :over tag")
+
+
+def _size(run, node):
+    limit = node.args[0]
+    return run.message.size > limit if node.tags["size"] == "over" else run.message.size < limit
+
+
+registry.test("address", positional=(STRINGS, STRINGS), comparator=True, match=True,
+              address_part=True, run=_address, check=_address_check)
+registry.test("header", positional=(STRINGS, STRINGS), comparator=True, match=True, run=_header,
+              check=lambda v, node: check_header_names(v, node, "header"))
+registry.test("exists", positional=(STRINGS,), run=_exists,
+              check=lambda v, node: check_header_names(v, node, "exists"))
+registry.test("size", positional=(NUMBER,), run=_size, check=_size_check,
+              tags={"over": TagSpec("over", group="size", key="size", value="over"),
+                    "under": TagSpec("under", group="size", key="size", value="under")})
+registry.test("allof", subtests="list", run=lambda run, node: all(evaluate(run, t) for t in node.tests))
+registry.test("anyof", subtests="list", run=lambda run, node: any(evaluate(run, t) for t in node.tests))
+registry.test("not", subtests="one", run=lambda run, node: not evaluate(run, node.tests[0]))
+registry.test("true", run=lambda run, node: True)
+registry.test("false", run=lambda run, node: False)

@@ -1,0 +1,122 @@
+"""Sieve interpreter: walks validated nodes against a message and an envelope and
+fills a ResultBuilder.
+
+The whole run is bounded by limits.max_cpu_time (thread CPU time, checked at every
+command and test), by the action limits in result.py and by the caps of the
+extensions. Control flow: Stop ends the run, Return ends an included script.
+
+Never: raise out of run() (every error becomes Result.errors and the run falls
+back to the implicit keep), write or send mail, or open a file.
+"""
+import time
+
+from . import result as result_mod
+from .result import SieveRuntimeError
+from .validator import IfChain
+
+
+class Stop(Exception):
+    """stop: end the whole run (RFC 5228 §3.3)."""
+
+
+class Return(Exception):
+    """return: end the current included script (RFC 6609 §3.3)."""
+
+
+DEFAULT_ENVIRONMENT = {
+    "location": "MDA", "phase": "during", "name": "vdeliver", "version": "",
+    "domain": "", "host": "", "remote-host": "", "remote-ip": "",
+}
+
+
+class Run:
+    """The state of one run: what the tests read and what the commands change."""
+
+    def __init__(self, script, message, envelope, environment, limits, settings):
+        self.script = script
+        self.message = message
+        self.envelope = envelope
+        self.environment = dict(DEFAULT_ENVIRONMENT, **(environment or {}))
+        self.limits = limits
+        self.settings = settings or {}
+        self.result = result_mod.ResultBuilder(limits)
+        self.variables = {}          # the current script's local scope
+        self.globals = {}
+        self.match_values = []
+        self.flags = []              # imap4flags internal variable
+        self.headers = None          # editheader's edited header list, None = untouched
+        self.ext = {}                # per-run state of extensions
+        self.warnings = []
+        self.deadline = time.thread_time() + limits.max_cpu_time
+        self.script_name = script.name
+
+    # -- the clock
+    def tick(self, line):
+        if time.thread_time() > self.deadline:
+            raise SieveRuntimeError(line, "execution exceeded CPU time limit")
+
+    # -- strings
+    def expand(self, s):
+        return s if type(s) is str else s.render(self)
+
+    def expand_all(self, values):
+        return [v if type(v) is str else v.render(self) for v in values]
+
+    def set_match_values(self, values):
+        if self.script.uses_variables:
+            self.match_values = values[:self.limits.max_match_values]
+
+    # -- the message
+    def header(self, name):
+        if self.headers is None:
+            return self.message.header(name)
+        from .message import decode_value
+        key = name.lower()
+        return [decode_value(v) for n, v in self.headers if n.lower() == key]
+
+    def header_fields(self):
+        return self.message.headers if self.headers is None else self.headers
+
+    def add(self, action):
+        self.result.add(action)
+
+    def warn(self, line, message):
+        self.warnings.append(f"{self.script_name}: line {line}: warning: {message}.")
+
+
+def execute(run, nodes):
+    for node in nodes:
+        run.tick(node.line)
+        if type(node) is IfChain:
+            for test, block in node.branches:
+                if test is None or evaluate(run, test):
+                    execute(run, block)
+                    break
+        else:
+            node.spec.run(run, node)
+
+
+def evaluate(run, node):
+    return node.spec.run(run, node)
+
+
+def run_script(script, message, envelope, environment, limits, settings):
+    run = Run(script, message, envelope, environment, limits, settings)
+    errors = []
+    try:
+        try:
+            execute(run, script.nodes)
+        except (Stop, Return):
+            pass
+    except SieveRuntimeError as e:
+        errors.append(f"{e.script or run.script_name}: line {e.line}: error: {e.message}.")
+    except RecursionError:
+        errors.append(f"{run.script_name}: error: execution nested too deeply.")
+    except MemoryError:
+        errors.append(f"{run.script_name}: error: out of memory.")
+    except Exception as e:       # an interpreter bug must still end in the implicit keep
+        errors.append(f"{run.script_name}: error: internal error during execution: "
+                      f"{type(e).__name__}: {e}.")
+    rb = run.result
+    return result_mod.Result(actions=list(rb.actions), implicit_keep=True if errors else rb.implicit_keep,
+                             errors=errors, keep_flags=tuple(run.flags), warnings=run.warnings)

@@ -1,0 +1,28 @@
+"""Limits of a Sieve compile and run, with Pigeonhole's defaults (sieve-settings.c,
+sieve-limits.h, the include and variables extensions), plus vdeliver's caps on how
+much of a message is read.
+
+Never: hold state; every field is a plain number.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_script_size: int = 1 << 20      # sieve_max_script_size 1M (compile error)
+    max_actions: int = 32               # sieve_max_actions
+    max_redirects: int = 4              # sieve_max_redirects
+    max_cpu_time: float = 30.0          # sieve_max_cpu_time, seconds of CPU for the whole run
+    max_nesting: int = 32               # SIEVE_MAX_BLOCK_NESTING / SIEVE_MAX_TEST_NESTING
+    max_include_depth: int = 10         # sieve_include_max_nesting_depth
+    max_includes: int = 255             # sieve_include_max_includes
+    max_variable_size: int = 4096       # sieve_variables_max_variable_size (bytes)
+    max_variables: int = 255            # sieve_variables_max_scope_size
+    max_match_values: int = 32          # SIEVE_MAX_MATCH_VALUES
+    max_notifications: int = 10         # sieve_notify_max_notifications
+    max_header_size: int = 1 << 20      # vdeliver: header block bytes parsed
+    max_body_size: int = 1 << 20        # vdeliver: body bytes body/mime tests read
+    max_foreverypart: int = 1000        # vdeliver: MIME parts a foreverypart loop visits
+
+
+DEFAULT = Limits()

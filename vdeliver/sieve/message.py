@@ -1,0 +1,307 @@
+"""The message as Sieve sees it: headers parsed once, the body read lazily and bounded.
+
+Message.from_bytes(data) / Message.from_file(path_or_binary_file) read at most
+max_header_size bytes of header block (lines past the cap are ignored) and,
+only when a body/mime test asks, at most max_body_size bytes of body.
+Header values are unfolded, RFC 2047-decoded and trimmed for header tests;
+addresses are parsed per RFC 5322 for address tests; MIME parts come from the
+stdlib email parser over the bounded body.
+
+Never: read more than the caps, write anything, or open a file other than the
+path given to from_file. Raises: OSError only from from_file's open/read.
+"""
+import codecs
+import os
+import re
+
+MAX_HEADER_SIZE = 1 << 20
+MAX_BODY_SIZE = 1 << 20
+
+
+class Message:
+    def __init__(self, header_bytes, body_reader, size, body_size_hint=None):
+        self._header_bytes = header_bytes
+        self._body_reader = body_reader      # callable(max) -> bytes
+        self._body = None
+        self._body_cap = None
+        self.size = size
+        self.headers = parse_headers(header_bytes)   # [(name, raw value)]
+        self._decoded = {}
+        self._mime = None
+
+    # -- construction
+    @classmethod
+    def from_bytes(cls, data, max_header_size=MAX_HEADER_SIZE):
+        data = bytes(data)
+        end, body_start = _header_end(data, max_header_size)
+        return cls(data[:end], lambda cap: data[body_start:body_start + cap], len(data))
+
+    @classmethod
+    def from_file(cls, source, max_header_size=MAX_HEADER_SIZE):
+        if isinstance(source, (str, bytes, os.PathLike)):
+            with open(source, "rb") as f:
+                return cls._from_open_file(f, own_path=source, max_header_size=max_header_size)
+        return cls._from_open_file(source, own_path=None, max_header_size=max_header_size)
+
+    @classmethod
+    def _from_open_file(cls, f, own_path, max_header_size):
+        try:
+            start = f.tell()
+            size = os.fstat(f.fileno()).st_size - start
+        except (OSError, AttributeError, ValueError):
+            start, size = None, None
+        buf = b""
+        while len(buf) < max_header_size + 4:
+            chunk = f.read(65536)
+            if not chunk:
+                break
+            buf += chunk
+            if b"\n\n" in buf or b"\r\n\r\n" in buf:
+                break
+        end, body_start = _header_end(buf, max_header_size)
+        header = buf[:end]
+        leftover = buf[body_start:] if body_start <= len(buf) else b""
+        if size is None:
+            size = len(buf)
+
+        def read_body(cap):
+            if own_path is not None:
+                with open(own_path, "rb") as g:
+                    g.seek(body_start)
+                    return g.read(cap)
+            if start is not None:
+                try:
+                    pos = f.tell()
+                    f.seek(start + body_start)
+                    data = f.read(cap)
+                    f.seek(pos)
+                    return data
+                except (OSError, ValueError):
+                    pass
+            more = leftover
+            while len(more) < cap:
+                chunk = f.read(min(65536, cap - len(more)))
+                if not chunk:
+                    break
+                more += chunk
+            return more[:cap]
+        return cls(header, read_body, size)
+
+    # -- headers
+    def header(self, name):
+        """Decoded values of every `name` field, in message order."""
+        key = name.lower()
+        vals = self._decoded.get(key)
+        if vals is None:
+            vals = [decode_value(v) for n, v in self.headers if n.lower() == key]
+            self._decoded[key] = vals
+        return vals
+
+    def raw_header(self, name):
+        key = name.lower()
+        return [v for n, v in self.headers if n.lower() == key]
+
+    # -- body
+    def body(self, cap=MAX_BODY_SIZE):
+        if self._body is None or self._body_cap < cap:
+            self._body = self._body_reader(cap)
+            self._body_cap = cap
+        return self._body[:cap]
+
+    def mime(self, cap=MAX_BODY_SIZE):
+        """The stdlib email view of the (bounded) message, parsed once."""
+        if self._mime is None:
+            import email.parser
+            import email.policy
+            self._mime = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
+                self._header_bytes + b"\n" + self.body(cap))
+        return self._mime
+
+
+def _header_end(data, cap):
+    """(end of header block, start of body). A block over the cap ends at the last
+    complete line below it; the body is then unknown (empty)."""
+    limit = min(len(data), cap)
+    i = 0
+    while True:
+        j = data.find(b"\n", i, limit)
+        if j < 0:
+            if limit < len(data):                     # header block over the cap
+                return i, len(data) + 1
+            return len(data), len(data)
+        line = data[i:j]
+        if line in (b"", b"\r"):
+            return i, j + 1
+        i = j + 1
+
+
+def parse_headers(block):
+    out = []
+    text = block.decode("utf-8", "replace")
+    cur = None
+    for line in text.split("\n"):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            continue
+        if line[0] in " \t":
+            if cur is not None:
+                cur[1] += "\r\n" + line
+            continue
+        colon = line.find(":")
+        if colon <= 0:
+            cur = None                    # not a header field: ignore (as Pigeonhole)
+            continue
+        name = line[:colon].rstrip(" \t")
+        if not name or any(ord(c) <= 32 or ord(c) >= 127 for c in name):
+            cur = None
+            continue
+        cur = [name, line[colon + 1:]]
+        out.append(cur)
+    return [(n, v) for n, v in out]
+
+
+_UNFOLD = re.compile(r"\r?\n[ \t]")
+_EWORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_EW_GAP = re.compile(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)")
+
+
+def unfold(value):
+    # as Dovecot: a line break and the whitespace character after it become one space
+    return _UNFOLD.sub(" ", value).strip(" \t")
+
+
+def decode_value(raw):
+    v = unfold(raw)
+    if "=?" in v:
+        v = decode_2047(v)
+    return v
+
+
+def decode_2047(v):
+    v = _EW_GAP.sub(r"\1", v)
+    return _EWORD.sub(_decode_word, v)
+
+
+def _decode_word(m):
+    charset, enc, text = m.group(1), m.group(2).upper(), m.group(3)
+    charset = charset.split("*", 1)[0]          # RFC 2231 language suffix
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        return m.group(0)
+    try:
+        if enc == "B":
+            import binascii
+            pad = (-len(text)) % 4
+            data = binascii.a2b_base64(text + "=" * pad)
+        else:
+            data = _q_decode(text)
+        return data.decode(charset, "replace")
+    except (ValueError, LookupError, UnicodeError):
+        return m.group(0)
+
+
+def _q_decode(text):
+    out = bytearray()
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "_":
+            out.append(0x20)
+        elif c == "=" and i + 2 < n + 1 and re.fullmatch(r"[0-9A-Fa-f]{2}", text[i + 1:i + 3] or ""):
+            out.append(int(text[i + 1:i + 3], 16))
+            i += 2
+        else:
+            out.extend(c.encode("utf-8", "replace"))
+        i += 1
+    return bytes(out)
+
+
+# -- addresses (RFC 5322 §3.4), tolerant
+def parse_addresses(value):
+    """A header value -> list of (localpart, domain) or (raw, None) for an item that
+    is not an address. Groups contribute their members; comments are dropped."""
+    tokens = _addr_tokens(value)
+    out = []
+    item = []
+    for tok in tokens:
+        if tok == (",",) or tok == (";",):
+            _finish(item, out)
+            item = []
+        elif tok == (":",) and not any(t == ("<",) for t in item):
+            item = []                         # group display name
+        else:
+            item.append(tok)
+    _finish(item, out)
+    return out
+
+
+def _addr_tokens(s):
+    toks = []
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "(":
+            depth = 1
+            i += 1
+            while i < n and depth:
+                if s[i] == "\\":
+                    i += 1
+                elif s[i] == "(":
+                    depth += 1
+                elif s[i] == ")":
+                    depth -= 1
+                i += 1
+        elif c == '"':
+            j = i + 1
+            buf = []
+            while j < n and s[j] != '"':
+                if s[j] == "\\" and j + 1 < n:
+                    j += 1
+                buf.append(s[j])
+                j += 1
+            toks.append(("q", "".join(buf)))
+            i = j + 1
+        elif c in "<>@,;:.":
+            toks.append((c,))
+            i += 1
+        else:
+            j = i
+            while j < n and s[j] not in ' \t\r\n()"<>@,;:.':
+                j += 1
+            toks.append(("a", s[i:j]))
+            i = j
+    return toks
+
+
+def _text(toks):
+    out = []
+    for t in toks:
+        out.append(t[1] if len(t) == 2 else t[0])
+    return "".join(out)
+
+
+def _finish(item, out):
+    if not item:
+        return
+    if ("<",) in item:
+        start = item.index(("<",))
+        end = item.index((">",)) if (">",) in item[start:] else len(item)
+        addr = item[start + 1:end]
+        if addr and addr[0] == ("@",):           # obsolete route: @a,@b:user@d
+            if (":",) in addr:
+                addr = addr[addr.index((":",)) + 1:]
+        if not addr:
+            return                               # <> : the null address, nothing to test
+    else:
+        addr = item
+    if ("@",) in addr:
+        at = len(addr) - 1 - addr[::-1].index(("@",))
+        local, domain = _text(addr[:at]), _text(addr[at + 1:])
+        if local and domain:
+            out.append((local, domain))
+            return
+    out.append((_text(addr), None))

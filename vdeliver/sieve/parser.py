@@ -1,0 +1,180 @@
+"""Sieve parser (RFC 5228 §8.2): tokens -> an AST of commands, tests and arguments.
+
+    command   = identifier arguments (";" / block)
+    arguments = *argument [ test / test-list ]
+    argument  = string-list / number / tag
+    test      = identifier arguments
+
+Block and test nesting are capped (Pigeonhole's sieve-limits.h: 32 each), so a
+hostile script cannot exhaust the Python stack.
+
+Never: look at command names (that is the validator's job) or recurse without a
+depth check. Raises: ParseError (line, message).
+"""
+from dataclasses import dataclass, field
+
+from .lexer import EOF, IDENT, NUMBER, PUNCT, STRING, TAG
+
+MAX_NESTING = 32
+
+
+class ParseError(Exception):
+    def __init__(self, line, message):
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass(slots=True)
+class Tag:
+    name: str
+    line: int
+
+
+@dataclass(slots=True)
+class Number:
+    value: int
+    line: int
+
+
+@dataclass(slots=True)
+class String:
+    value: str
+    line: int
+    multiline: bool = False
+
+
+@dataclass(slots=True)
+class StringList:
+    values: list
+    line: int
+
+
+@dataclass(slots=True)
+class Test:
+    name: str
+    line: int
+    args: list = field(default_factory=list)
+    tests: list = field(default_factory=list)
+    test_list: bool = False     # written as "( ... )"
+
+
+@dataclass(slots=True)
+class Command:
+    name: str
+    line: int
+    args: list = field(default_factory=list)
+    tests: list = field(default_factory=list)
+    test_list: bool = False
+    block: list | None = None
+
+
+def parse(tokens, max_nesting=MAX_NESTING):
+    return _Parser(tokens, max_nesting).script()
+
+
+class _Parser:
+    def __init__(self, tokens, max_nesting):
+        self.tokens = tokens
+        self.pos = 0
+        self.max_nesting = max_nesting
+
+    def peek(self):
+        return self.tokens[self.pos]
+
+    def take(self):
+        tok = self.tokens[self.pos]
+        self.pos += 1
+        return tok
+
+    def is_punct(self, tok, ch):
+        return tok.kind == PUNCT and tok.value == ch
+
+    def script(self):
+        commands = self.commands(0)
+        tok = self.peek()
+        if tok.kind != EOF:
+            raise ParseError(tok.line, f"unexpected {tok.describe()} found at (the) toplevel")
+        return commands
+
+    def commands(self, depth):
+        out = []
+        while True:
+            tok = self.peek()
+            if tok.kind != IDENT:
+                return out
+            out.append(self.command(depth))
+
+    def command(self, depth):
+        name_tok = self.take()
+        cmd = Command(name_tok.value, name_tok.line)
+        cmd.args, cmd.tests, cmd.test_list = self.arguments(depth)
+        tok = self.take()
+        if self.is_punct(tok, ";"):
+            return cmd
+        if self.is_punct(tok, "{"):
+            if depth + 1 > self.max_nesting:
+                raise ParseError(tok.line, f"cannot nest command blocks deeper than {self.max_nesting} levels")
+            cmd.block = self.commands(depth + 1)
+            end = self.take()
+            if not self.is_punct(end, "}"):
+                raise ParseError(end.line, f"expected command or end of block '}}', but found {end.describe()}")
+            return cmd
+        raise ParseError(tok.line, f"expected end of command ';' or the beginning of a compound block '{{', "
+                                   f"but found {tok.describe()}")
+
+    def arguments(self, depth, test_depth=0):
+        args = []
+        while True:
+            tok = self.peek()
+            if tok.kind == STRING:
+                self.pos += 1
+                args.append(String(tok.value, tok.line, tok.multiline))
+            elif tok.kind == NUMBER:
+                self.pos += 1
+                args.append(Number(tok.value, tok.line))
+            elif tok.kind == TAG:
+                self.pos += 1
+                args.append(Tag(tok.value, tok.line))
+            elif self.is_punct(tok, "["):
+                args.append(self.string_list())
+            else:
+                break
+        tok = self.peek()
+        if tok.kind == IDENT:
+            return args, [self.test(depth, test_depth + 1)], False
+        if self.is_punct(tok, "("):
+            self.pos += 1
+            tests = [self.test(depth, test_depth + 1)]
+            while True:
+                tok = self.take()
+                if self.is_punct(tok, ")"):
+                    return args, tests, True
+                if not self.is_punct(tok, ","):
+                    raise ParseError(tok.line, f"expected ',' or end of test list ')', but found {tok.describe()}")
+                tests.append(self.test(depth, test_depth + 1))
+        return args, [], False
+
+    def string_list(self):
+        start = self.take()
+        values = []
+        while True:
+            tok = self.take()
+            if tok.kind != STRING:
+                raise ParseError(tok.line, f"expected string in string list, but found {tok.describe()}")
+            values.append(tok.value)
+            tok = self.take()
+            if self.is_punct(tok, "]"):
+                return StringList(values, start.line)
+            if not self.is_punct(tok, ","):
+                raise ParseError(tok.line, f"expected ',' or end of string list ']', but found {tok.describe()}")
+
+    def test(self, depth, test_depth):
+        tok = self.take()
+        if tok.kind != IDENT:
+            raise ParseError(tok.line, f"expected test command, but found {tok.describe()}")
+        if test_depth > self.max_nesting:
+            raise ParseError(tok.line, f"cannot nest tests deeper than {self.max_nesting} levels")
+        test = Test(tok.value, tok.line)
+        test.args, test.tests, test.test_list = self.arguments(depth, test_depth)
+        return test

@@ -1,0 +1,64 @@
+"""Compiling a Sieve script: source bytes -> Script (lexer, parser, validator).
+
+compile_script() checks the size limit, tokenizes, parses and validates; all
+problems come back together in CompileError.errors as sievec-style lines
+"NAME: line N: error: message.". Included scripts are fetched through the
+caller's loader and compiled here too (include extension), so a run never reads
+anything.
+
+Never: open a file (the loader does that), or let a LexError/ParseError escape
+as anything but CompileError.
+"""
+from dataclasses import dataclass, field
+
+from . import lexer, parser, registry
+from .limits import DEFAULT as DEFAULT_LIMITS
+from .validator import Validator
+
+
+class CompileError(Exception):
+    def __init__(self, errors):
+        super().__init__("\n".join(errors))
+        self.errors = list(errors)
+
+
+@dataclass
+class Script:
+    name: str
+    nodes: list
+    required: frozenset
+    enabled: frozenset
+    uses_variables: bool = False
+    data: dict = field(default_factory=dict)      # per-script data of extensions (e.g. includes)
+    warnings: list = field(default_factory=list)  # compile warnings, sievec style
+
+
+def default_extensions():
+    return frozenset(name for name, cap in registry.CAPABILITIES.items() if cap.default)
+
+
+def compile_script(source, *, name="script", extensions=None, loader=None, limits=None,
+                   include_stack=()):
+    from . import extensions as _load   # noqa: F401  (registers every extension)
+    limits = limits or DEFAULT_LIMITS
+    enabled = default_extensions() if extensions is None else frozenset(
+        e for e in extensions if e in registry.CAPABILITIES)
+    if len(source) > limits.max_script_size:
+        raise CompileError([f"{name}: error: script is too large (max {limits.max_script_size} bytes)."])
+    try:
+        tokens = lexer.tokenize(source)
+        ast = parser.parse(tokens, limits.max_nesting)
+    except (lexer.LexError, parser.ParseError) as e:
+        raise CompileError([f"{name}: line {e.line}: error: {e.message}."]) from None
+    except RecursionError:
+        raise CompileError([f"{name}: error: script nested too deeply."]) from None
+    v = Validator(name, enabled, limits, loader, include_stack)
+    try:
+        nodes = v.script(ast)
+    except RecursionError:
+        v.error(0, "script nested too deeply")
+        nodes = []
+    if v.errors:
+        raise CompileError(v.errors)
+    return Script(name, nodes, frozenset(v.required), enabled,
+                  uses_variables="variables" in v.required, data=v.data, warnings=v.warnings)
