@@ -53,6 +53,29 @@ DEFAULTS = {
     "lmtp_delivery_threads": "8",
     "lmtp_spool_directory": "",
     "lmtp_shutdown_timeout": "60s",
+    # Sieve (filtering.py, sievescripts.py): Pigeonhole's names and defaults
+    "sieve": "yes",
+    "virtual_home_maps": "",
+    "sieve_script": "~/.dovecot.sieve",
+    "sieve_dir": "~/sieve",
+    "sieve_global_dir": "",
+    "sieve_before": "",
+    "sieve_after": "",
+    "sieve_default": "",
+    "sieve_extensions": "",
+    "sieve_mailbox_separator": ".",
+    "sieve_max_script_size": "1M",
+    "sieve_max_actions": "32",
+    "sieve_max_redirects": "4",
+    "sieve_max_cpu_time": "30s",
+    "sieve_spamtest_status_header": "",
+    "sieve_spamtest_status_type": "",
+    "sieve_spamtest_max_value": "",
+    "sieve_spamtest_max_header": "",
+    "sieve_virustest_status_header": "",
+    "sieve_virustest_status_type": "",
+    "sieve_virustest_max_value": "",
+    "sieve_virustest_max_header": "",
 }
 
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -94,6 +117,16 @@ class Config:
         if value not in choices:
             raise ConfigError(f"{name} = {value}: expected one of {', '.join(choices)}")
         return value
+
+    def get_size(self, name):
+        """A size: a number with an optional unit K, M or G (powers of 1024)."""
+        value = self.get(name).strip()
+        unit = value[-1:].upper()
+        factor = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(unit)
+        digits = value[:-1] if factor else value
+        if not (digits.isascii() and digits.isdigit()):
+            raise ConfigError(f"{name} = {value}: expected a size like 1M or 65536")
+        return int(digits) * (factor or 1)
 
     def get_time(self, name):
         """A Postfix time value: a number with an optional unit s/m/h/d/w."""

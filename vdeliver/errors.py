@@ -143,11 +143,24 @@ class MailboxFull(Bounce):
         return one_line(self.reason)  # not even the mailbox: the sender reads this at once
 
 
+class SieveReject(Bounce):
+    """The recipient's own Sieve script said `reject` or `ereject` (RFC 5429): the
+    reason is the user's, made one printable line (never a header or a DSN field
+    of its own)."""
+    exit_code, status, reason = EX_UNAVAILABLE, "5.7.1", "rejected by the recipient's filter"
+
+    def __init__(self, text):
+        text = " ".join(str(text).split())
+        text = "".join(ch if " " <= ch <= "~" or ch > "\xa0" else "?" for ch in text)
+        super().__init__(reason=one_line(text, 300) or self.reason)
+
+
 # The table the man page's DIAGNOSTICS section documents (a test checks they agree).
 CATALOGUE = (
     ConfigError, TableError, UnsafeMailboxPath, MailboxUnavailable, MailSystemFull,
     MailboxFullDeferred, InputError, TimeLimitExceeded, Interrupted, InternalError,
     TemporaryFailure, UnknownUser, BadRecipientAddress, BadSenderAddress, MailLoop, MailboxFull,
+    SieveReject,
 )
 
 

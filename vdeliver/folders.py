@@ -140,3 +140,43 @@ def decode_mutf7(text):
             out.append(binascii.a2b_base64(padded).decode("utf-16-be"))
         index = end + 1
     return "".join(out)
+
+
+def sieve_folder_name(name, separator=".", encoding="utf7"):
+    """A Sieve mailbox name (UTF-8, RFC 5228 §4.1) -> its Maildir++ directory.
+
+    `INBOX` (any case) is the inbox; a leading `INBOX` + separator names the
+    inbox's child, as in Dovecot; `Work.Urgent` (separator `.`, Dovecot's default
+    for Maildir++) or `Work/Urgent` (separator `/`) -> `.Work.Urgent` with each
+    component encoded as folder_name_encoding says. Returns "INBOX", the
+    directory name, or None when the layout refuses the name (an empty
+    component, the other separator inside a component, control characters,
+    invalid UTF-8): then the fileinto fails, as in Dovecot.
+    """
+    if not name or name.upper() == "INBOX":
+        return "INBOX"
+    prefix = "INBOX" + separator
+    if name[:len(prefix)].upper() == prefix:
+        name = name[len(prefix):]
+    other = "/" if separator == "." else "."
+    encoded = []
+    for part in name.split(separator):
+        if not part or other in part or check_name(part):
+            return None
+        try:
+            encoded.append(encode_name(part, encoding))
+        except UnicodeError:
+            return None
+    return "." + ".".join(encoded)
+
+
+def open_folder(root_fd, shown, directory, create):
+    """Open the Maildir++ folder `directory` (from sieve_folder_name), creating it
+    (tmp/, new/, cur/, maildirfolder) when create is true. FileNotFoundError when
+    it is missing and create is false; DeliveryError for anything else."""
+    try:
+        return safepath.open_subdir(root_fd, directory, f"{shown}/{directory}", create=False)
+    except FileNotFoundError:
+        if not create:
+            raise
+    return create_folder(root_fd, directory, shown)

@@ -68,73 +68,133 @@ def create_tmp_file(tmp_fd, shown):
     raise MailboxUnavailable(f"no unique file name in {shown}/tmp")
 
 
-def link_into_new(tmp_fd, new_fd, name, size, shown):
-    """Link tmp/name to new/name,S=size; on EEXIST retry with a fresh name."""
-    target = f"{name},S={size}"
-    for _ in range(NAME_ATTEMPTS):
-        try:
-            posix.link(name, target, src_dir_fd=tmp_fd, dst_dir_fd=new_fd)
-            return target
-        except FileExistsError:
-            target = f"{unique_name()},S={size}"
-        except OSError as err:
-            raise from_os_error(err, f"link into {shown}/new") from None
-    raise MailboxUnavailable(f"no unique file name in {shown}/new")
+class Target:
+    """One Maildir the message is linked into: the directory open at fd (INBOX or a
+    Maildir++ folder), shown as `shown`, and the maildir(5) info: "" for new/, or
+    ":2,FLAGS" (system flag letters, then keyword letters) for cur/."""
+    __slots__ = ("fd", "shown", "info")
+
+    def __init__(self, fd, shown, info=""):
+        self.fd, self.shown, self.info = fd, shown, info
 
 
 def deliver(mailbox_fd, shown, write_message, gate=None, point=None):
-    """Deliver one message into the Maildir open at mailbox_fd (INBOX or a folder).
+    """Deliver one message into the Maildir open at mailbox_fd; return its name in new/."""
+    (name,) = store(mailbox_fd, shown, write_message, gate=gate, point=point)
+    return name.split("/", 1)[1]
 
-    write_message(fd) writes the message and returns its size. gate, when
-    given, is called as gate(size) and returns a context manager held around
-    the commit (the quota check and update); its exit must not raise. point is
-    the delivery's commitpoint.CommitPoint (default: the pipe command's).
-    Returns the file's name in new/. On any exception nothing is left in tmp/
-    or new/; once commit() has linked the file and made new/ durable, nothing
-    here raises.
+
+def store(mailbox_fd, shown, write_message, route=None, gate=None, point=None):
+    """Write the message once into mailbox_fd's tmp/, then link it into every target.
+
+    write_message(fd) writes the message and returns its size. route, when given,
+    is called as route(open_message, size) once the message is in tmp/
+    (open_message() returns it as a binary file: Sieve reads it there) and
+    returns the Targets (INBOX and folders of the same filesystem); [] stores
+    nothing (a Sieve discard); an exception from it removes tmp/ and propagates
+    (a Sieve reject). Without route the target is mailbox_fd itself. gate, when
+    given, is called as gate(size, copies) and returns a context manager held
+    around the commit (the quota check and update); its exit must not raise.
+    point is the delivery's commitpoint.CommitPoint (default: the pipe
+    command's). Returns each stored file as "new/NAME" or "cur/NAME:2,FLAGS", in
+    target order. On any exception nothing is left in tmp/, new/ or cur/; once
+    commit() has made every target durable, nothing here raises.
     """
     from vdeliver import commitpoint
     point = point or commitpoint.PROCESS
     tmp_fd, new_fd = open_maildir_dirs(mailbox_fd, shown)
-    name = target = None
+    name = stored = None
+    opened = []  # (Target, fd of its new/ or cur/) of the targets other than INBOX's new/
     try:
         name, fd = create_tmp_file(tmp_fd, shown)
         size = write_and_close(fd, write_message, f"{shown}/tmp/{name}")
-        if gate is None:
-            target = commit(tmp_fd, new_fd, name, size, shown, point)
+        targets = [Target(mailbox_fd, shown)]
+        if route is not None:
+            targets = route(lambda: open_tmp(tmp_fd, name), size)
+        places = []
+        for target in targets:
+            if target.fd == mailbox_fd and not target.info:
+                places.append((target, new_fd))
+                continue
+            sub_fd = open_target_dir(target)
+            opened.append(sub_fd)
+            places.append((target, sub_fd))
+        if not places:
+            point.done()  # nothing to store (discard): a success that needs no commit
+            stored = []
+        elif gate is None:
+            stored = commit(tmp_fd, places, name, size, point)
         else:
-            with gate(size):
-                target = commit(tmp_fd, new_fd, name, size, shown, point)
+            with gate(size, len(places)):
+                stored = commit(tmp_fd, places, name, size, point)
     except BaseException:
         point.hold()  # the cleanup must finish: nothing left in tmp/
         if name is not None:
             remove(tmp_fd, name)
-        close_quietly(tmp_fd)
-        close_quietly(new_fd)
-        if target is not None and point.committed:
-            return target  # durable in new/: whatever failed after the commit, it is delivered
+        for fd in (tmp_fd, new_fd, *opened):
+            close_quietly(fd)
+        if stored is not None and point.committed:
+            return stored  # durable: whatever failed after the commit, it is delivered
         raise
     remove(tmp_fd, name)
+    for fd in (tmp_fd, new_fd, *opened):
+        close_quietly(fd)
+    return stored
+
+
+def open_tmp(tmp_fd, name):
+    """The message just written to tmp/, as a binary file to read."""
+    fd = posix.open(name, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC, dir_fd=tmp_fd)
+    return open(fd, "rb", closefd=True)
+
+
+def open_target_dir(target):
+    """new/ or cur/ of a target (its tmp/, new/, cur/ made if missing)."""
+    tmp_fd, new_fd = open_maildir_dirs(target.fd, target.shown)
     close_quietly(tmp_fd)
+    if not target.info:
+        return new_fd
     close_quietly(new_fd)
-    return target
+    return safepath.open_subdir(target.fd, "cur", f"{target.shown}/cur")
 
 
-def commit(tmp_fd, new_fd, name, size, shown, point):
-    """The commit point (commitpoint.py): link tmp/name into new/, fsync new/.
+def commit(tmp_fd, places, name, size, point):
+    """The commit point (commitpoint.py): link tmp/name into each place, fsync each.
 
-    From point.enter() on no signal handler raises; the only failure left is
-    a new/ that cannot be made durable, and then the link is taken back
+    From point.enter() on no signal handler raises; the only failure left is a
+    directory that cannot be made durable, and then every link is taken back
     (marlam/mpop#8: an unlink may reach the disk before the link)."""
     point.enter()
-    target = link_into_new(tmp_fd, new_fd, name, size, shown)
+    made = []  # (dir fd, file name, shown "new/NAME")
     try:
-        posix.fsync(new_fd)
+        for target, dir_fd in places:
+            sub = "cur" if target.info else "new"
+            made.append((dir_fd, *link_into(tmp_fd, dir_fd, name, size, target, sub)))
+        for dir_fd in {dir_fd for dir_fd, _, _ in made}:
+            posix.fsync(dir_fd)
     except OSError as err:
-        remove(new_fd, target)
-        raise from_os_error(err, f"fsync {shown}/new") from None
+        for dir_fd, file_name, _ in made:
+            remove(dir_fd, file_name)
+        where = places[len(made) - 1][0].shown if made else places[0][0].shown
+        raise from_os_error(err, f"link into and fsync {where}") from None
+    except BaseException:
+        for dir_fd, file_name, _ in made:
+            remove(dir_fd, file_name)
+        raise
     point.done()
-    return target
+    return [shown for _, _, shown in made]
+
+
+def link_into(tmp_fd, dir_fd, name, size, target, sub):
+    """Link tmp/name to SUB/name,S=size[info]; on EEXIST retry with a fresh name."""
+    file_name = f"{name},S={size}{target.info}"
+    for _ in range(NAME_ATTEMPTS):
+        try:
+            posix.link(name, file_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
+            return file_name, f"{sub}/{file_name}"
+        except FileExistsError:
+            file_name = f"{unique_name()},S={size}{target.info}"
+    raise MailboxUnavailable(f"no unique file name in {target.shown}/{sub}")
 
 
 def write_and_close(fd, write_message, shown):

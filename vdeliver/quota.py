@@ -233,11 +233,14 @@ class Gate:
         self.root_fd, self.shown, self.limit = root_fd, shown, limit
         self.grace, self.bounce = grace, bounce
         self.size = 0
+        self.copies = 1
         self.before = None  # Usage before this delivery, for the warnings
         self.lock_fd = None
 
-    def __call__(self, size):
-        self.size = size
+    def __call__(self, size, copies=1):
+        """One message of `size` bytes stored `copies` times (Sieve: INBOX and folders;
+        each copy counts, as in Dovecot)."""
+        self.size, self.copies = size * copies, copies
         return self
 
     def __enter__(self):
@@ -264,7 +267,7 @@ class Gate:
     def check(self, usage):
         limit, size = self.limit, self.size
         over = ""
-        if limit.messages and usage.messages + 1 > limit.messages:
+        if limit.messages and usage.messages + self.copies > limit.messages:
             over = f"{usage.messages} of {limit.messages} messages"
         elif limit.bytes and usage.bytes + size > limit.bytes and (
                 usage.bytes >= limit.bytes or usage.bytes + size > limit.bytes + self.grace):
@@ -274,11 +277,10 @@ class Gate:
             raise error(f"{self.shown}: {over}")
 
     def __exit__(self, kind, value, traceback):
-        try:
-            if kind is None:
-                self.append(self.size, 1)
-        finally:
-            self.release()
+        """Never raises: after the commit nothing may fail the delivery."""
+        if kind is None:
+            self.append(self.size, self.copies)
+        self.release()
         return False
 
     def append(self, size, count):
@@ -295,5 +297,8 @@ class Gate:
 
     def release(self):
         if self.lock_fd is not None:
-            posix.close(self.lock_fd)  # releases the flock
-            self.lock_fd = None
+            fd, self.lock_fd = self.lock_fd, None
+            try:
+                posix.close(fd)  # releases the flock
+            except OSError:
+                pass

@@ -64,7 +64,7 @@ def maybe_warn(root_fd, shown, gate, recipient, thresholds, template_path):
     """
     limit, before = gate.limit, gate.before
     start = percent_used(before.bytes, before.messages, limit)
-    end = percent_used(before.bytes + gate.size, before.messages + 1, limit)
+    end = percent_used(before.bytes + gate.size, before.messages + gate.copies, limit)
     threshold = crossed(thresholds, start, end)
     if threshold is None:
         return ""

@@ -1,0 +1,261 @@
+"""Sieve at delivery: run a recipient's scripts and turn their results into a Plan.
+
+The scripts (sievescripts.py) run in Pigeonhole's sequence, before -> personal
+(or default) -> after: the next script runs only while keep is in effect; a
+script that fails to compile or fails at run time, or whose fileinto cannot
+store (a missing folder without :create, a name the layout refuses), ends the
+sequence and its own actions are dropped: the message is kept in INBOX, the
+error goes to the log line and the user's `<script>.log`. A Plan says where the
+message goes (Store: a folder or INBOX, with IMAP flags), or that it is
+discarded, or rejected (the user's own reason: a bounce, 5.7.1).
+
+redirect, vacation and notify are counted and reported; this version sends no
+mail, so a redirect that would cancel the implicit keep keeps the message in
+INBOX instead (never lose mail). Header edits (editheader) are reported, not
+applied.
+
+Never: write mail (deliver.py executes the Plan through the commit point);
+let a script's error bounce or defer the message; import vdeliver.sieve for a
+recipient without scripts. Raises only what the message's own file raises
+(an OSError reading it back): the caller defers.
+"""
+from vdeliver import folders, sievescripts
+
+SYSTEM_FLAGS = {"\\seen": "S", "\\answered": "R", "\\flagged": "F", "\\deleted": "T",
+                "\\draft": "D"}
+ATOM_SPECIALS = frozenset('(){ %*"\\]')
+_compiled = {}      # the LMTP daemon's compile cache: (kind, path, identity, exts) -> Script
+CACHE_ENTRIES = 2000
+
+
+class Store:
+    """folder: None for INBOX, else the folder's Maildir++ directory (`.Work.Urgent`,
+    folders.sieve_folder_name); flags: IMAP flags."""
+    __slots__ = ("folder", "flags", "create")
+
+    def __init__(self, folder, flags=(), create=False):
+        self.folder, self.flags, self.create = folder, tuple(flags), create
+
+    def __repr__(self):
+        return f"Store({self.folder!r}, {self.flags!r}, create={self.create})"
+
+
+class Plan:
+    __slots__ = ("stores", "reject", "notes", "scripts", "user_log")
+
+    def __init__(self):
+        self.stores = []       # [] with reject None: discarded
+        self.reject = None     # the user's reason: the message bounces
+        self.notes = []        # for the delivery's log line
+        self.scripts = []      # the scripts that ran, for the log and -n
+        self.user_log = []     # (script, [lines]) for the user's <script>.log
+
+    def keep(self, flags=()):
+        self.stores = [store for store in self.stores if store.folder is not None]
+        self.stores.append(Store(None, flags))
+
+
+def settings_of(config):
+    """What the interpreter reads from vdeliver.cf (Pigeonhole's names)."""
+    settings = {"recipient_delimiter": config.get("recipient_delimiter") or "+"}
+    for name in ("sieve_spamtest_status_header", "sieve_spamtest_status_type",
+                 "sieve_spamtest_max_value", "sieve_spamtest_max_header",
+                 "sieve_virustest_status_header", "sieve_virustest_status_type",
+                 "sieve_virustest_max_value", "sieve_virustest_max_header"):
+        value = config.get(name).strip()
+        if value:
+            settings[name] = value
+    return settings
+
+
+def limits_of(config):
+    from vdeliver import sieve
+    return sieve.Limits(max_script_size=config.get_size("sieve_max_script_size"),
+                        max_actions=config.get_int("sieve_max_actions"),
+                        max_redirects=config.get_int("sieve_max_redirects"),
+                        max_cpu_time=float(config.get_time("sieve_max_cpu_time")))
+
+
+def find_scripts(config, home):
+    if not config.get("sieve").strip().lower() in ("yes", "true", "1", "on"):
+        return []
+    return sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
+
+
+def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False):
+    """Run scripts (sievescripts.find()) on the message open_message() returns (a
+    binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
+    daemon)."""
+    from vdeliver import sieve
+    result_plan = Plan()
+    extensions = extensions_of(config)
+    limits = limits_of(config)
+    settings = settings_of(config)
+    separator = config.get("sieve_mailbox_separator").strip() or "."
+    encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
+
+    def mailbox_exists(name):
+        directory = folders.sieve_folder_name(name, separator, encoding)
+        return directory is not None and (directory == "INBOX" or folder_exists(directory))
+    settings["mailbox_exists"] = mailbox_exists
+    loader = sievescripts.include_loader(config, home, limits.max_script_size)
+    with open_message() as fh:
+        message = sieve.Message.from_file(fh)
+    sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
+                                    original_recipient=envelope.original_recipient
+                                    or envelope.recipient, auth="")
+    environment = environment_of(config)
+    keep_flags = ()
+    for script in scripts:
+        result_plan.scripts.append(script.shown)
+        if script.problem:
+            fail(result_plan, script, f"{script.shown}: {script.problem}")
+            return finish(result_plan, True, ())
+        compiled = compile_script(script, extensions, loader, limits, cache)
+        if isinstance(compiled, sieve.CompileError):
+            fail(result_plan, script, *compiled.errors)
+            return finish(result_plan, True, ())
+        result = sieve.run(compiled, message, sieve_envelope, environment=dict(environment),
+                           limits=limits, settings=settings)
+        if result.errors:
+            fail(result_plan, script, *result.errors)
+            return finish(result_plan, True, ())
+        stores, keep, problem = stores_of(result, folder_exists, separator, encoding, config)
+        if problem:
+            fail(result_plan, script, problem)
+            return finish(result_plan, True, ())
+        note_outgoing(result_plan, result)
+        reject = next((a for a in result.actions if a.kind in ("reject", "ereject")), None)
+        if reject is not None:
+            result_plan.reject = reject.reason
+        result_plan.stores = [s for s in result_plan.stores if s.folder is not None] + stores
+        keep_flags = keep
+        if keep is None:
+            break  # keep is no longer in effect: the sequence ends here
+    return finish(result_plan, keep_flags is not None, keep_flags or ())
+
+
+def finish(result_plan, keep, keep_flags):
+    if keep and result_plan.reject is None:
+        result_plan.keep(keep_flags)
+    if result_plan.reject is not None and result_plan.stores:
+        result_plan.notes.append("sieve: reject ignored: an earlier script stored the message")
+        result_plan.reject = None
+    seen, stores = {}, []
+    for store in result_plan.stores:  # one copy per folder, the last flags win
+        key = None if store.folder is None else store.folder
+        if key in seen:
+            stores[seen[key]] = store
+        else:
+            seen[key] = len(stores)
+            stores.append(store)
+    result_plan.stores = stores
+    if not stores and result_plan.reject is None:
+        result_plan.notes.append("sieve: discarded")
+    return result_plan
+
+
+def fail(result_plan, script, *errors):
+    """A script that cannot run to the end: its actions are dropped; keep in INBOX."""
+    lines = [str(error) for error in errors][:20]
+    result_plan.notes.append(f"sieve: {script.shown} failed ({lines[0] if lines else 'error'}):"
+                             " kept in INBOX")
+    result_plan.user_log.append((script, [f"error: {line}" for line in lines]
+                                 + ["error: script failed: message kept in INBOX"]))
+
+
+def stores_of(result, folder_exists, separator, encoding, config):
+    """(stores, keep flags or None, problem) of one successful run. keep flags: the
+    flags of the keep still in effect (explicit or implicit), None if it is not."""
+    stores, keep = [], None
+    create_all = config.get("extension_folder").strip().lower() == "create"
+    for action in result.actions:
+        if action.kind == "keep":
+            keep = store_flags(action.flags)
+        elif action.kind == "fileinto":
+            name = folders.sieve_folder_name(action.mailbox, separator, encoding)
+            if name is None:
+                return [], None, f"fileinto {action.mailbox!r}: invalid mailbox name"
+            if name == "INBOX":
+                keep = store_flags(action.flags)
+                continue
+            create = action.create or create_all
+            if not create and not folder_exists(name):
+                return [], None, f"fileinto {action.mailbox!r}: mailbox does not exist"
+            stores.append(Store(name, store_flags(action.flags), create))
+        elif action.kind == "redirect" and not action.copy:
+            # No outgoing mail in this version: the message must still land somewhere.
+            keep = keep if keep is not None else store_flags(result.keep_flags)
+    if result.implicit_keep and keep is None:
+        keep = store_flags(result.keep_flags)
+    return stores, keep, ""
+
+
+def note_outgoing(result_plan, result):
+    for action in result.actions:
+        if action.kind == "redirect":
+            result_plan.notes.append(f"sieve: redirect to <{action.address}> not sent"
+                                     " (outgoing mail is not enabled)")
+        elif action.kind in ("vacation", "notify"):
+            result_plan.notes.append(f"sieve: {action.kind} not sent (outgoing mail is not enabled)")
+        elif action.kind in ("addheader", "deleteheader"):
+            result_plan.notes.append(f"sieve: {action.kind} not applied")
+
+
+def store_flags(flags):
+    """The flags a Maildir store keeps, as Dovecot does: system flags it knows and
+    keywords that are IMAP atoms, each once (case-insensitively)."""
+    kept, seen = [], set()
+    for flag in flags or ():
+        lowered = flag.lower()
+        if lowered in seen:
+            continue
+        if flag.startswith("\\"):
+            if lowered not in SYSTEM_FLAGS:
+                continue
+        elif not flag or any(not 0x20 < ord(ch) < 0x7f or ch in ATOM_SPECIALS for ch in flag):
+            continue
+        seen.add(lowered)
+        kept.append(flag)
+    return tuple(kept)
+
+
+def extensions_of(config):
+    from vdeliver import sieve
+    value = config.get("sieve_extensions").strip()
+    return None if not value else sieve.parse_extensions_setting(value)
+
+
+def environment_of(config):
+    import posix
+    from vdeliver import __version__
+    host = posix.uname().nodename
+    return {"domain": host.partition(".")[2] or host, "host": host, "location": "MDA",
+            "phase": "during", "name": "vdeliver", "version": __version__}
+
+
+def compile_script(script, extensions, loader, limits, cache):
+    """A compiled script, or the CompileError (cached too: a broken script is not
+    recompiled for every message the daemon delivers)."""
+    from vdeliver import sieve
+    key = None
+    if cache and script.identity is not None:
+        key = (script.kind, script.shown, script.identity,
+               None if extensions is None else frozenset(extensions))
+        if key in _compiled:
+            return _compiled[key]
+    included = []
+
+    def recording_loader(location, name):
+        included.append((location, name))
+        return loader(location, name)
+    try:
+        compiled = sieve.compile(script.source, name=script.name, extensions=extensions,
+                                 loader=recording_loader, limits=limits)
+    except sieve.CompileError as error:
+        compiled = error
+    if key is not None and not included:  # an included file may change unseen: no cache
+        if len(_compiled) >= CACHE_ENTRIES:
+            _compiled.clear()
+        _compiled[key] = compiled
+    return compiled
