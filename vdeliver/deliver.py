@@ -135,7 +135,7 @@ def quota_gate(root_fd, shown, recipient, config):
         return None
     grace = quota.parse_grace(config.get("quota_grace"), limit)
     bounce = config.get_choice("quota_exceeded_action", ("defer", "bounce")) == "bounce"
-    return quota.Gate(root_fd, shown, limit, grace, bounce)
+    return quota.Gate(root_fd, shown, limit, grace, bounce, config.get_time("quota_lock_timeout"))
 
 
 def warn_if_due(root_fd, shown, gate, recipient, config):

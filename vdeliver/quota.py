@@ -13,7 +13,8 @@ when its definition differs from the limit, or when over quota with more than
 one usage line or older than 15 minutes; rewritten via tmp/ + rename.
 
 One delivery: the message is written to tmp/ first, so its size is exact;
-then, under an exclusive flock of `maildirsize.lock`, usage is read (or
+then, under an exclusive flock of `maildirsize.lock` (waited for at most
+quota_lock_timeout, then the delivery defers 4.2.0: locks.py), usage is read (or
 recalculated), checked (quota_grace lets the last message overshoot the byte
 limit), the message is linked into new/, and `<size> 1` is appended in one
 O_APPEND write. The lock makes concurrent deliveries exact. It is the lock
@@ -29,7 +30,7 @@ MailboxFullDeferred (4.2.2) as quota_exceeded_action says.
 import posix
 import time
 
-from vdeliver import address
+from vdeliver import address, locks
 from vdeliver.errors import ConfigError, MailboxFull, MailboxFullDeferred, from_os_error
 
 MAX_FILE_SIZE = 5120
@@ -229,9 +230,10 @@ def recalculate(root_fd, limit, shown):
 class Gate:
     """gate(size) -> context manager around the link into new/ (see maildir.deliver)."""
 
-    def __init__(self, root_fd, shown, limit, grace, bounce):
+    def __init__(self, root_fd, shown, limit, grace, bounce, lock_timeout=20):
         self.root_fd, self.shown, self.limit = root_fd, shown, limit
         self.grace, self.bounce = grace, bounce
+        self.lock_timeout = lock_timeout  # quota_lock_timeout, seconds
         self.size = 0
         self.before = None  # Usage before this delivery, for the warnings
         self.lock_fd = None
@@ -241,15 +243,21 @@ class Gate:
         return self
 
     def __enter__(self):
-        import fcntl
+        deadline = time.monotonic() + self.lock_timeout
         try:
             self.lock_fd = posix.open("maildirsize.lock", posix.O_RDWR | posix.O_CREAT
                                       | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600,
                                       dir_fd=self.root_fd)
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            # Bounded (locks.py): a process that holds the lock and hangs must not hold
+            # this delivery, or an LMTP delivery thread, for ever. Expired: defer 4.2.0.
+            locks.wait(locks.flock_attempt(self.lock_fd), deadline,
+                       f"{self.shown}/maildirsize.lock is locked by another process")
         except OSError as err:
             self.release()
             raise from_os_error(err, f"lock {self.shown}/maildirsize.lock") from None
+        except BaseException:
+            self.release()
+            raise
         try:
             usage = read_maildirsize(self.root_fd)
             if needs_recalculation(usage, self.limit):
