@@ -7,12 +7,14 @@ set (appended in one write, as Postfix's postlogd does); also stderr when
 stderr is a terminal (an admin running vdeliver by hand).
 
 Never: raise. A log that cannot be written must not turn a delivery into a
-failure (the mail is already on disk); never write control characters.
+failure (the mail is already on disk); never write control characters; never
+swallow a time limit or a signal that fires while a line is written before
+the commit point (only ConfigError, OSError, ValueError are caught).
 """
 import posix
 import time
 
-from vdeliver.errors import one_line
+from vdeliver.errors import ConfigError, one_line
 
 FACILITIES = ("mail", "daemon", "user", "local0", "local1", "local2", "local3",
               "local4", "local5", "local6", "local7")
@@ -53,7 +55,7 @@ def to_syslog(ident, facility, priority, text):
         code = getattr(syslog, f"LOG_{facility.upper()}", syslog.LOG_MAIL)
         syslog.openlog(ident, syslog.LOG_PID, code)
         syslog.syslog(PRIORITIES.get(priority, 6), text)
-    except Exception:
+    except (ImportError, OSError, ValueError):
         pass
 
 
@@ -62,7 +64,7 @@ def get(config, name, default):
         return default
     try:
         return config.get(name)
-    except Exception:
+    except ConfigError:
         return default
 
 
