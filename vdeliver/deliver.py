@@ -53,7 +53,8 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None):
     """Resolve envelope.recipient and deliver the message read_chunk() yields.
 
     mailbox: the resolve.Mailbox when the front end resolved it already (LMTP
-    does at RCPT time); tables: already opened tables (the LMTP daemon keeps them).
+    does at RCPT time); tables: the resolve.Tables opened already (the LMTP daemon
+    keeps them: mailbox and quota tables); None: opened as needed.
     """
     base = mailbox_base(config)
     if mailbox is None:
@@ -62,7 +63,7 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None):
     try:
         if mailbox.format == resolve.MBOX:
             return deliver_mbox(base, mailbox, envelope, original, config, read_chunk)
-        return deliver_maildir(base, mailbox, envelope, original, config, read_chunk)
+        return deliver_maildir(base, mailbox, envelope, original, config, read_chunk, tables)
     except MailboxFullDeferred as full:
         # EDQUOT/EFBIG from the filesystem, or maildirsize: the same policy decides.
         if config.get_choice("quota_exceeded_action", ("defer", "bounce")) == "bounce":
@@ -82,7 +83,7 @@ def deliver_mbox(base, mailbox, envelope, original, config, read_chunk):
     return Delivery(mailbox, path)
 
 
-def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
+def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, tables=None):
     headers = config.get_bool("write_delivery_headers")
 
     def write_message(fd):
@@ -102,7 +103,7 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
                 root_fd, shown, relative, envelope.recipient, config, folder_mode, notes)
         gate = None
         if quota_wanted:
-            gate = quota_gate(root_fd, shown, envelope.recipient, config)
+            gate = quota_gate(root_fd, shown, envelope.recipient, config, tables)
         name = maildir.deliver(box_fd, box_shown, write_message, gate)
         if gate is not None and config.get("quota_warning_thresholds").strip():
             note = warn_if_due(root_fd, shown, gate, envelope.recipient, config)
@@ -128,9 +129,9 @@ def choose_folder(root_fd, shown, relative, recipient, config, mode, notes):
     return choice.fd, f"{shown}/{choice.name}", f"{relative}/{choice.name}"
 
 
-def quota_gate(root_fd, shown, recipient, config):
+def quota_gate(root_fd, shown, recipient, config, tables=None):
     from vdeliver import quota
-    limit = quota.limit_for(recipient, config)
+    limit = quota.limit_for(recipient, config, tables)
     if limit is None:
         return None
     grace = quota.parse_grace(config.get("quota_grace"), limit)

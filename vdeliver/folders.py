@@ -17,7 +17,8 @@ import binascii
 import posix
 
 from vdeliver import safepath
-from vdeliver.errors import MailboxFullDeferred, MailboxUnavailable, MailSystemFull, UnsafeMailboxPath
+from vdeliver.errors import (MailboxFullDeferred, MailboxUnavailable, MailSystemFull,
+                             UnsafeMailboxPath)
 
 # What safepath raises for a folder it cannot open or make (errors.from_os_error's classes).
 # Not DeliveryError as a whole: TimeLimitExceeded and Interrupted must end the delivery.

@@ -1,7 +1,8 @@
 """Maildir++ quota: the `maildirsize` file Courier and Dovecot's maildir quota share.
 
 The limit comes from virtual_mailbox_quota_maps (looked up like the
-mailbox: user+ext@domain, user@domain, @domain) or virtual_mailbox_quota_default,
+mailbox, by resolve.search(): user+ext@domain, user@domain, @domain; opened
+once per configuration in the LMTP daemon) or virtual_mailbox_quota_default,
 e.g. `1G,10000C`: bytes (`S`, the default; K/M/G suffixes, powers of 1024)
 and/or messages (`C`). No limit configured: no quota file is touched.
 
@@ -91,20 +92,23 @@ def parse_grace(text, limit):
     return parse_limit(text or "0", "quota_grace").bytes
 
 
-def limit_for(recipient, config):
-    """The recipient's Limit, or None when no quota applies."""
-    specs = config.get_list("virtual_mailbox_quota_maps")
-    if specs:
-        from vdeliver.tables import open_table
-        tables = [open_table(spec) for spec in specs]
-        folded = address.fold(recipient)
-        for key, full in address.lookup_queries(folded, config.get("recipient_delimiter")):
-            for table in tables:
-                if not full and not table.fixed_keys:
-                    continue
-                value = table.lookup(key)
-                if value is not None:
-                    return parse_limit(value, f"{table.spec} {key}") or None
+def limit_for(recipient, config, tables=None):
+    """The recipient's Limit, or None when no quota applies.
+
+    tables: the resolve.Tables the LMTP daemon keeps (its quota maps opened
+    once, with the mailbox tables); None (the pipe command): open them now."""
+    if config.get_list("virtual_mailbox_quota_maps"):
+        from vdeliver import resolve
+        folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
+        if tables is None:
+            found = resolve.search(resolve.open_maps(config, "virtual_mailbox_quota_maps"),
+                                   folded, delimiter)
+        else:
+            with tables.quota_lock:
+                found = resolve.search(tables.quota, folded, delimiter)
+        if found is not None:
+            table, key, value = found
+            return parse_limit(value, f"{table.spec} {key}") or None
     default = config.get("virtual_mailbox_quota_default").strip()
     return parse_limit(default, "virtual_mailbox_quota_default") or None
 
