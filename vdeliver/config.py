@@ -38,6 +38,7 @@ DEFAULTS = {
     "virtual_mailbox_quota_default": "",
     "quota_exceeded_action": "defer",
     "quota_grace": "0",
+    "quota_lock_timeout": "20s",
     "quota_warning_thresholds": "",
     "quota_warning_template": "",
     # the LMTP daemon (vdeliver --lmtp: daemon.py, lmtp.py)

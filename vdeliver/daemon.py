@@ -167,9 +167,11 @@ def make_settings(options):
 
 
 def table_files(config):
-    """The files behind virtual_mailbox_maps (with postmap's .db/.cdb/.lmdb suffixes)."""
+    """The files behind virtual_mailbox_maps and virtual_mailbox_quota_maps (with postmap's
+    .db/.cdb/.lmdb suffixes)."""
     paths = []
-    for spec in config.get_list("virtual_mailbox_maps"):
+    for spec in config.get_list("virtual_mailbox_maps") + config.get_list(
+            "virtual_mailbox_quota_maps"):
         for piece in spec.replace("{", " ").replace("}", " ").replace(",", " ").split():
             name = piece[piece.find("/"):] if "/" in piece else ""
             for path in (name, name + ".db", name + ".cdb", name + ".lmdb") if name else ():

@@ -13,8 +13,11 @@ a delivery. Modules for mbox, folders and quota are imported only when used:
 the pipe command pays for what is configured.
 """
 
+import posix
+
 from vdeliver import address, maildir, message, resolve, safepath
-from vdeliver.errors import ConfigError, DeliveryError, MailboxFull, MailboxFullDeferred, one_line
+from vdeliver.errors import (ConfigError, DeliveryError, MailboxFull, MailboxFullDeferred,
+                             MailboxUnavailable, one_line)
 
 
 class Envelope:
@@ -62,7 +65,8 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None, point=None)
     """Resolve envelope.recipient and deliver the message read_chunk() yields.
 
     mailbox: the resolve.Mailbox when the front end resolved it already (LMTP
-    does at RCPT time); tables: already opened tables (the LMTP daemon keeps them);
+    does at RCPT time); tables: the resolve.Tables opened already (the LMTP daemon
+    keeps them: mailbox, quota and home tables); None: opened as needed;
     point: the delivery's commitpoint.CommitPoint (default: the pipe command's).
     Once the store has committed, nothing here raises (a quota warning that
     fails becomes a note for the log line).
@@ -75,7 +79,8 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None, point=None)
         if mailbox.format == resolve.MBOX:
             delivery = deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point)
         else:
-            delivery = deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point)
+            delivery = deliver_maildir(base, mailbox, envelope, original, config, read_chunk,
+                                       point, tables)
         delivery.notes[:0] = envelope.notes
         return delivery
     except MailboxFullDeferred as full:
@@ -103,7 +108,7 @@ def deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point):
     return Delivery(mailbox, path)
 
 
-def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point):
+def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point, tables=None):
     headers = config.get_bool("write_delivery_headers")
 
     def write_message(fd):
@@ -123,16 +128,130 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point
                 root_fd, shown, relative, envelope.recipient, config, folder_mode, notes)
         gate = None
         if quota_wanted:
-            gate = quota_gate(root_fd, shown, envelope.recipient, config)
-        name = maildir.deliver(box_fd, box_shown, write_message, gate, point)
+            gate = quota_gate(root_fd, shown, envelope.recipient, config, tables)
+        route, home = None, None
+        if config.get_bool("sieve"):
+            home = sieve_home(base, mailbox, envelope.recipient, config, tables)
+            route = sieve_route(home, root_fd, shown, mailbox.path.rstrip("/"), box_fd, box_shown,
+                                relative, envelope, config, notes, tables is not None)
+        try:
+            stored = maildir.store(box_fd, box_shown, write_message, route, gate, point)
+        finally:
+            if home is not None:
+                home.close()
+            if route is not None:
+                route.close()
         # Committed: what follows may add a note, never change the outcome.
         if gate is not None and config.get("quota_warning_thresholds").strip():
             notes.append(after_commit(warn_if_due, root_fd, shown, gate, envelope.recipient, config))
-        return Delivery(mailbox, f"{relative}/new/{name}", [note for note in notes if note])
+        files = route.files(stored) if route is not None else [f"{relative}/{stored[0]}"]
+        return Delivery(mailbox, ", ".join(files) or "nowhere (discarded)",
+                        [note for note in notes if note])
     finally:
         if box_fd != root_fd:
             maildir.close_quietly(box_fd)
         maildir.close_quietly(root_fd)
+
+
+def sieve_home(base, mailbox, recipient, config, tables):
+    """The recipient's home (`~`): virtual_home_maps, looked up as the mailbox is,
+    relative to the base; by default the Maildir itself."""
+    from vdeliver import sievescripts
+    relative = mailbox.path.rstrip("/")
+    if config.get_list("virtual_home_maps"):
+        folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
+        if tables is None:
+            found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
+        else:
+            with tables.quota_lock:  # the daemon's threads share these connections
+                found = resolve.search(tables.home, folded, delimiter)
+        if found is not None:
+            relative = resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])
+    return sievescripts.open_home(base, relative)
+
+
+class SieveRoute:
+    """maildir.store()'s route for a recipient with Sieve scripts: run them on the
+    message in tmp/ and turn the Plan into Targets (INBOX: the mailbox, or the
+    +extension folder extension_folder chose; folders below the Maildir)."""
+
+    def __init__(self, scripts, home, root_fd, shown, box_fd, box_shown, relative, box_relative,
+                 envelope, config, notes, cache):
+        self.scripts, self.home = scripts, home
+        self.root_fd, self.shown, self.box_fd, self.box_shown = root_fd, shown, box_fd, box_shown
+        self.relative, self.box_relative = relative, box_relative
+        self.envelope, self.config, self.notes, self.cache = envelope, config, notes, cache
+        self.shown_targets = []
+        self.opened = []
+
+    def __call__(self, open_message, size):
+        from vdeliver import filtering, sievescripts
+        from vdeliver.errors import SieveReject
+        plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
+                              self.folder_exists, self.cache)
+        self.notes.append("sieve: " + ", ".join(plan.scripts))
+        self.notes.extend(plan.notes)
+        for script, lines in plan.user_log:
+            sievescripts.write_user_log(script, lines)
+        if plan.reject is not None:
+            raise SieveReject(plan.reject)
+        return [self.target(store) for store in plan.stores]
+
+    def folder_exists(self, directory):
+        try:
+            st = posix.stat(directory, dir_fd=self.root_fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_mode & 0o170000) == 0o040000
+
+    def target(self, store):
+        from vdeliver import folders, keywords
+        if store.folder is None:
+            fd, shown, relative = self.box_fd, self.box_shown, self.box_relative
+        else:
+            try:
+                fd = folders.open_folder(self.root_fd, self.shown, store.folder, store.create)
+            except FileNotFoundError:
+                raise MailboxUnavailable(f"folder {self.shown}/{store.folder} vanished") from None
+            self.opened.append(fd)
+            shown, relative = f"{self.shown}/{store.folder}", f"{self.relative}/{store.folder}"
+        system = "".join(sorted(filtering_letters(store.flags)))
+        words = [flag for flag in store.flags if not flag.startswith("\\")]
+        letters = ""
+        if words:
+            letters, dropped = keywords.letters(fd, words)
+            if dropped:
+                self.notes.append(f"keywords not stored in {relative} (26 in use): {', '.join(dropped)}")
+        self.shown_targets.append(relative)
+        info = f":2,{system}{letters}" if system or letters else ""
+        return maildir.Target(fd, shown, info)
+
+    def close(self):
+        for fd in self.opened:
+            maildir.close_quietly(fd)
+        self.opened = []
+
+    def files(self, stored):
+        return [f"{relative}/{name}" for relative, name in zip(self.shown_targets, stored)]
+
+
+def filtering_letters(flags):
+    from vdeliver.filtering import SYSTEM_FLAGS
+    return [SYSTEM_FLAGS[flag.lower()] for flag in flags if flag.lower() in SYSTEM_FLAGS]
+
+
+def sieve_route(home, root_fd, shown, relative, box_fd, box_shown, box_relative, envelope, config,
+                notes, cache):
+    """A SieveRoute when the recipient has a script to run, else None (nothing of
+    vdeliver.sieve is imported then)."""
+    from vdeliver import filtering
+    if home.problem:
+        notes.append(home.problem)
+    scripts = filtering.find_scripts(config, home)
+    if not scripts:
+        return None
+    return SieveRoute(scripts, home, root_fd, shown, box_fd, box_shown, relative, box_relative,
+                      envelope, config, notes, cache)
 
 
 def after_commit(step, *args):
@@ -156,14 +275,14 @@ def choose_folder(root_fd, shown, relative, recipient, config, mode, notes):
     return choice.fd, f"{shown}/{choice.name}", f"{relative}/{choice.name}"
 
 
-def quota_gate(root_fd, shown, recipient, config):
+def quota_gate(root_fd, shown, recipient, config, tables=None):
     from vdeliver import quota
-    limit = quota.limit_for(recipient, config)
+    limit = quota.limit_for(recipient, config, tables)
     if limit is None:
         return None
     grace = quota.parse_grace(config.get("quota_grace"), limit)
     bounce = config.get_choice("quota_exceeded_action", ("defer", "bounce")) == "bounce"
-    return quota.Gate(root_fd, shown, limit, grace, bounce)
+    return quota.Gate(root_fd, shown, limit, grace, bounce, config.get_time("quota_lock_timeout"))
 
 
 def warn_if_due(root_fd, shown, gate, recipient, config):

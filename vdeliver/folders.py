@@ -10,12 +10,19 @@ case-insensitively.
 
 Never: raise for a bad or unusable folder: everything unusable (no `/`, no
 leading `.`, no `..`, no control characters, undecodable bytes, a folder that
-cannot be made) falls back to INBOX, and the caller logs why.
+cannot be made) falls back to INBOX, and the caller logs why; never catch a
+time limit or a signal (TimeLimitExceeded, Interrupted): they end the delivery.
 """
 import binascii
 import posix
 
 from vdeliver import safepath
+from vdeliver.errors import (MailboxFullDeferred, MailboxUnavailable, MailSystemFull,
+                             UnsafeMailboxPath)
+
+# What safepath raises for a folder it cannot open or make (errors.from_os_error's classes).
+# Not DeliveryError as a whole: TimeLimitExceeded and Interrupted must end the delivery.
+UNUSABLE = (OSError, UnsafeMailboxPath, MailboxUnavailable, MailSystemFull, MailboxFullDeferred)
 
 
 class Choice:
@@ -44,9 +51,9 @@ def choose(root_fd, shown, extension, mode, encoding):
             return Choice(why=f"no folder {directory}: delivered to INBOX")
         try:
             fd = create_folder(root_fd, directory, shown)
-        except Exception as error:
+        except UNUSABLE as error:
             return Choice(why=f"cannot create folder {directory} ({error}): delivered to INBOX")
-    except Exception as error:
+    except UNUSABLE as error:
         return Choice(why=f"folder {directory} unusable ({error}): delivered to INBOX")
     return Choice(directory, fd)
 

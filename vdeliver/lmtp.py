@@ -271,7 +271,7 @@ class Session:
             if original:
                 address.check_recipient(original)
             settings = self.settings
-            if all(table.spec.split(":", 1)[0] in IN_MEMORY_TABLES for table in settings.tables):
+            if all(table.spec.split(":", 1)[0] in IN_MEMORY_TABLES for table in settings.tables.mailbox):
                 mailbox = resolve.resolve(path, settings.config, settings.tables)
             else:
                 loop = asyncio.get_running_loop()

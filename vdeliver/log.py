@@ -9,12 +9,14 @@ stderr is a terminal (an admin running vdeliver by hand).
 Never: raise. A log that cannot be written must not turn a delivery into a
 failure (the mail is already on disk); never write control characters; never
 follow a symlink to the maillog, nor create it as root (it would then be
-root's, and the delivery user's later lines lost).
+root's, and the delivery user's later lines lost); swallow a time limit or a
+signal that fires while a line is written before the commit point (a
+DeliveryError passes; after the commit point the handlers raise nothing).
 """
 import posix
 import time
 
-from vdeliver.errors import one_line
+from vdeliver.errors import ConfigError, DeliveryError, one_line
 
 FACILITIES = ("mail", "daemon", "user", "local0", "local1", "local2", "local3",
               "local4", "local5", "local6", "local7")
@@ -32,6 +34,8 @@ def log(config, text, priority="info"):
     """Write one line; never raises (a delivery may already be durable)."""
     try:
         write_line(config, text, priority)
+    except DeliveryError:
+        raise  # a time limit or a signal (cli.py): it ends the delivery, before the commit
     except Exception:  # noqa: BLE001 - a log that fails must not fail the delivery
         pass
 
@@ -79,7 +83,7 @@ def to_syslog(ident, facility, priority, text):
         code = getattr(syslog, f"LOG_{facility.upper()}", syslog.LOG_MAIL)
         syslog.openlog(ident, syslog.LOG_PID, code)
         syslog.syslog(PRIORITIES.get(priority, 6), text)
-    except Exception:
+    except (ImportError, OSError, ValueError):
         pass
 
 
@@ -88,7 +92,7 @@ def get(config, name, default):
         return default
     try:
         return config.get(name)
-    except Exception:
+    except ConfigError:
         return default
 
 

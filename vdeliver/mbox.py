@@ -5,7 +5,7 @@ opened below a safepath-walked directory with O_APPEND|O_CREAT|O_NOFOLLOW,
 mode 0600; locked as virtual_mailbox_lock says (default `fcntl, dotlock`,
 Linux's Postfix default: a `NAME.lock` dotlock that Dovecot and mutt honour,
 then an fcntl lock on the file itself), each with a bounded wait
-(mbox_lock_timeout; then defer 4.2.0); then a `From sender date` line, the
+(locks.py: mbox_lock_timeout; then defer 4.2.0); then a `From sender date` line, the
 delivery headers, the message with mboxrd `>From ` quoting, a final newline
 if missing and a blank separator line are appended; fsync, the commit point
 (commitpoint.py). On any failure before it the file is truncated back to its
@@ -19,7 +19,7 @@ the delivery. Raises DeliveryError subclasses.
 import posix
 import time
 
-from vdeliver import safepath
+from vdeliver import locks, safepath
 from vdeliver.address import quote_local_part, to_bytes
 from vdeliver.errors import MailboxUnavailable, UnsafeMailboxPath, from_os_error
 from vdeliver.message import HeaderScanner, delivery_headers, write_all
@@ -27,7 +27,6 @@ from vdeliver.message import HeaderScanner, delivery_headers, write_all
 FILE_FLAGS = (posix.O_WRONLY | posix.O_APPEND | posix.O_CREAT | posix.O_NOFOLLOW
               | posix.O_CLOEXEC)
 STALE_DOTLOCK_SECONDS = 500  # Postfix's dot_lockfile.c
-RETRY_SECONDS = 0.2
 
 
 def deliver(base, relative_path, read_chunk, sender, recipient, original_recipient,
@@ -102,34 +101,40 @@ def open_mbox(dir_fd, name, shown):
 def acquire_dotlock(dir_fd, name, shown, deadline):
     """Create NAME.lock with O_EXCL (dot_lockfile.c); remove one older than 500 s."""
     lock_name = f"{name}.lock"
-    while True:
-        try:
-            fd = posix.open(lock_name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
-                            | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+
+    def attempt():
+        for _ in range(3):  # again at once after a stale lock was removed or vanished
+            try:
+                fd = posix.open(lock_name, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL
+                                | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+            except FileExistsError:
+                try:
+                    age = time.time() - posix.stat(lock_name, dir_fd=dir_fd,
+                                                   follow_symlinks=False).st_mtime
+                    if age <= STALE_DOTLOCK_SECONDS:
+                        return False
+                    posix.unlink(lock_name, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    pass
+                continue
+            except OSError as err:
+                raise from_os_error(err, f"create {shown}.lock") from None
             try:
                 posix.write(fd, f"{posix.getpid()}\n".encode())
-            except BaseException:
+            except BaseException as error:
                 # Made but not written (ENOSPC on a full disk): remove it, or it
                 # locks the mbox for STALE_DOTLOCK_SECONDS (tests/faults/test_fault_space.py).
                 posix.close(fd)
                 release_dotlock(dir_fd, lock_name)
+                if isinstance(error, OSError):
+                    raise from_os_error(error, f"create {shown}.lock") from None
                 raise
             posix.close(fd)
-            return lock_name
-        except FileExistsError:
-            try:
-                age = time.time() - posix.stat(lock_name, dir_fd=dir_fd,
-                                               follow_symlinks=False).st_mtime
-                if age > STALE_DOTLOCK_SECONDS:
-                    posix.unlink(lock_name, dir_fd=dir_fd)
-                    continue
-            except FileNotFoundError:
-                continue
-        except OSError as err:
-            raise from_os_error(err, f"create {shown}.lock") from None
-        if time.monotonic() >= deadline:
-            raise MailboxUnavailable(f"{shown} is locked ({shown}.lock)")
-        time.sleep(RETRY_SECONDS)
+            return True
+        return False
+
+    locks.wait(attempt, deadline, f"{shown} is locked ({shown}.lock)")
+    return lock_name
 
 
 def release_dotlock(dir_fd, lock_name):
@@ -141,17 +146,18 @@ def release_dotlock(dir_fd, lock_name):
 
 def acquire_kernel_lock(fd, lock_methods, shown, deadline):
     import fcntl
-    while True:
+
+    def attempt():
         try:
             if "fcntl" in lock_methods:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if "flock" in lock_methods:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
         except (BlockingIOError, PermissionError):
-            if time.monotonic() >= deadline:
-                raise MailboxUnavailable(f"{shown} is locked by another process") from None
-            time.sleep(RETRY_SECONDS)
+            return False
+        return True
+
+    locks.wait(attempt, deadline, f"{shown} is locked by another process")
 
 
 def from_line(sender):

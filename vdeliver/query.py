@@ -10,8 +10,8 @@ literal query, the key case-folded for fixed-key tables (not for regexp:,
 pcre:, fail:), the value on stdout. With `-` as the key, keys are read from
 stdin, one a line, and each hit printed as `key<TAB>value` (postmap -q -).
 The last form runs virtual(8)'s lookup order over virtual_mailbox_maps from
-the config file, as a delivery would, and prints every key it tries against
-every table, then the mailbox.
+the config file through the same resolve.search() a delivery uses, and
+prints every key it tries against every table, then the mailbox.
 
 Exit status: 0 found, 1 not found (as postmap), 75 the lookup could not be
 done (a table error or bad configuration: what defers mail), 64 usage.
@@ -106,25 +106,19 @@ def query_address(recipient, config_path, overrides, stdout, stderr):
     from vdeliver import address, config, resolve
     loaded = config.load(config_path or config.DEFAULT_CONFIG, overrides)
     tables = [open_reporting(spec, stderr) for spec in loaded.get_list("virtual_mailbox_maps")]
-    folded = address.fold(address.check_recipient(recipient))
-    for key, full in address.lookup_queries(folded, loaded.get("recipient_delimiter")):
-        for table in tables:
-            if not full and not table.fixed_keys:
-                print(f"{key}\t{table.spec}\t(skipped: full address only)", file=stdout)
-                continue
-            try:
-                value = table.lookup(key)
-            except DeliveryError as err:
-                print(f"{key}\t{table.spec}\terror: {err.text()}", file=stdout)
-                raise
-            print(f"{key}\t{table.spec}\t{'not found' if value is None else value}", file=stdout)
-            if value is not None:
-                break
+    address.check_recipient(recipient)
+
+    def show(key, table, outcome):  # each step of resolve.search(), as a delivery takes it
+        if outcome is resolve.SKIPPED:
+            text = "(skipped: full address only)"
+        elif isinstance(outcome, DeliveryError):
+            text = f"error: {outcome.text()}"
         else:
-            continue
-        break
+            text = "not found" if outcome is None else outcome
+        print(f"{key}\t{table.spec}\t{text}", file=stdout)
+
     try:
-        mailbox = resolve.resolve(recipient, loaded, tables)
+        mailbox = resolve.resolve(recipient, loaded, resolve.Tables(tables), trace=show)
     except UnknownUser as err:
         print(f"result: {err.status_line()}", file=stdout)
         return EX_NOTFOUND

@@ -1,7 +1,8 @@
 """Maildir++ quota: the `maildirsize` file Courier and Dovecot's maildir quota share.
 
 The limit comes from virtual_mailbox_quota_maps (looked up like the
-mailbox: user+ext@domain, user@domain, @domain) or virtual_mailbox_quota_default,
+mailbox, by resolve.search(): user+ext@domain, user@domain, @domain; opened
+once per configuration in the LMTP daemon) or virtual_mailbox_quota_default,
 e.g. `1G,10000C`: bytes (`S`, the default; K/M/G suffixes, powers of 1024)
 and/or messages (`C`). No limit configured: no quota file is touched.
 
@@ -13,7 +14,8 @@ when its definition differs from the limit, or when over quota with more than
 one usage line or older than 15 minutes; rewritten via tmp/ + rename.
 
 One delivery: the message is written to tmp/ first, so its size is exact;
-then, under an exclusive flock of `maildirsize.lock`, usage is read (or
+then, under an exclusive flock of `maildirsize.lock` (waited for at most
+quota_lock_timeout, then the delivery defers 4.2.0: locks.py), usage is read (or
 recalculated), checked (quota_grace lets the last message overshoot the byte
 limit), the message is linked into new/, and `<size> 1` is appended in one
 O_APPEND write. The lock makes concurrent deliveries exact. It is the lock
@@ -29,7 +31,7 @@ MailboxFullDeferred (4.2.2) as quota_exceeded_action says.
 import posix
 import time
 
-from vdeliver import address
+from vdeliver import address, locks
 from vdeliver.errors import ConfigError, MailboxFull, MailboxFullDeferred, from_os_error
 
 MAX_FILE_SIZE = 5120
@@ -90,20 +92,23 @@ def parse_grace(text, limit):
     return parse_limit(text or "0", "quota_grace").bytes
 
 
-def limit_for(recipient, config):
-    """The recipient's Limit, or None when no quota applies."""
-    specs = config.get_list("virtual_mailbox_quota_maps")
-    if specs:
-        from vdeliver.tables import open_table
-        tables = [open_table(spec) for spec in specs]
-        folded = address.fold(recipient)
-        for key, full in address.lookup_queries(folded, config.get("recipient_delimiter")):
-            for table in tables:
-                if not full and not table.fixed_keys:
-                    continue
-                value = table.lookup(key)
-                if value is not None:
-                    return parse_limit(value, f"{table.spec} {key}") or None
+def limit_for(recipient, config, tables=None):
+    """The recipient's Limit, or None when no quota applies.
+
+    tables: the resolve.Tables the LMTP daemon keeps (its quota maps opened
+    once, with the mailbox tables); None (the pipe command): open them now."""
+    if config.get_list("virtual_mailbox_quota_maps"):
+        from vdeliver import resolve
+        folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
+        if tables is None:
+            found = resolve.search(resolve.open_maps(config, "virtual_mailbox_quota_maps"),
+                                   folded, delimiter)
+        else:
+            with tables.quota_lock:
+                found = resolve.search(tables.quota, folded, delimiter)
+        if found is not None:
+            table, key, value = found
+            return parse_limit(value, f"{table.spec} {key}") or None
     default = config.get("virtual_mailbox_quota_default").strip()
     return parse_limit(default, "virtual_mailbox_quota_default") or None
 
@@ -229,9 +234,10 @@ def recalculate(root_fd, limit, shown):
 class Gate:
     """gate(size) -> context manager around the link into new/ (see maildir.deliver)."""
 
-    def __init__(self, root_fd, shown, limit, grace, bounce):
+    def __init__(self, root_fd, shown, limit, grace, bounce, lock_timeout=20):
         self.root_fd, self.shown, self.limit = root_fd, shown, limit
         self.grace, self.bounce = grace, bounce
+        self.lock_timeout = lock_timeout  # quota_lock_timeout, seconds
         self.size = 0
         self.copies = 1
         self.before = None  # Usage before this delivery, for the warnings
@@ -244,15 +250,21 @@ class Gate:
         return self
 
     def __enter__(self):
-        import fcntl
+        deadline = time.monotonic() + self.lock_timeout
         try:
             self.lock_fd = posix.open("maildirsize.lock", posix.O_RDWR | posix.O_CREAT
                                       | posix.O_NOFOLLOW | posix.O_CLOEXEC, 0o600,
                                       dir_fd=self.root_fd)
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            # Bounded (locks.py): a process that holds the lock and hangs must not hold
+            # this delivery, or an LMTP delivery thread, for ever. Expired: defer 4.2.0.
+            locks.wait(locks.flock_attempt(self.lock_fd), deadline,
+                       f"{self.shown}/maildirsize.lock is locked by another process")
         except OSError as err:
             self.release()
             raise from_os_error(err, f"lock {self.shown}/maildirsize.lock") from None
+        except BaseException:
+            self.release()
+            raise
         try:
             usage = read_maildirsize(self.root_fd)
             if needs_recalculation(usage, self.limit):

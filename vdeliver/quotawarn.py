@@ -89,6 +89,8 @@ def maybe_warn(root_fd, shown, gate, recipient, thresholds, template_path):
         posix.close(fd)
         posix.utime("quotawarn", dir_fd=root_fd, follow_symlinks=False)
         return f"quota warning {threshold}% delivered to maildir as new/{name}"
+    # Deliberately broad: this runs after the commit point (the message is durable), where
+    # nothing -- not even the time limit -- may turn the delivery into a deferral.
     except Exception as error:
         return f"quota warning {threshold}% not delivered: {error}"
 

@@ -11,9 +11,16 @@ Never: return a path that is absolute, holds a `..` component, a NUL or a
 control character (UnsafeMailboxPath: defer, nothing written); never treat an
 empty result or a table error as "not found" (TableError: defer). Not found
 raises UnknownUser (5.1.1).
+
+search() is that lookup order, written once: resolve() uses it for
+virtual_mailbox_maps, quota.py for virtual_mailbox_quota_maps, query.py to
+show every key it tries. open_tables() opens both lists together into one
+Tables, which the LMTP daemon keeps and replaces on reload.
 """
+import _thread
+
 from vdeliver import address
-from vdeliver.errors import ConfigError, TableError, UnknownUser, UnsafeMailboxPath
+from vdeliver.errors import ConfigError, DeliveryError, TableError, UnknownUser, UnsafeMailboxPath
 from vdeliver.tables import open_table, texthash
 
 MAILDIR, MBOX = "maildir", "mbox"
@@ -35,9 +42,31 @@ class Mailbox:
         return f"Mailbox({self.recipient!r} -> {self.path!r} {self.format} via {self.table} {self.key!r})"
 
 
+class Tables:
+    """The open tables of one configuration: virtual_mailbox_maps and
+    virtual_mailbox_quota_maps (the LMTP daemon keeps one, lmtp.Settings)."""
+    __slots__ = ("mailbox", "quota", "home", "quota_lock")
+
+    def __init__(self, mailbox, quota=(), home=()):
+        self.mailbox = list(mailbox)
+        self.quota = list(quota)
+        self.home = list(home)  # virtual_home_maps: the Sieve home (deliver.sieve_home)
+        # LMTP delivery threads look quotas up side by side; a table's connection
+        # (sqlite3, pymysql, ldap3) must not serve two threads at once.
+        self.quota_lock = _thread.allocate_lock()
+
+
 def open_tables(config):
-    specs = config.get_list("virtual_mailbox_maps")
-    if not specs:
+    """Both lists of tables, opened once (daemon.py: at start and on every reload)."""
+    return Tables(open_maps(config, "virtual_mailbox_maps"),
+                  open_maps(config, "virtual_mailbox_quota_maps"),
+                  open_maps(config, "virtual_home_maps"))
+
+
+def open_maps(config, name):
+    """Open the tables a parameter lists; virtual_mailbox_maps must list one."""
+    specs = config.get_list(name)
+    if not specs and name == "virtual_mailbox_maps":
         raise ConfigError("virtual_mailbox_maps is empty")
     texthash.CACHE_DIRECTORY = config.get("table_cache_directory").strip()
     tables = [open_table(spec) for spec in specs]
@@ -48,22 +77,50 @@ def open_tables(config):
     return tables
 
 
-def resolve(recipient, config, tables=None):
-    """Find the mailbox of one recipient address (as given by Postfix)."""
-    if tables is None:
-        tables = open_tables(config)
-    folded = address.fold(recipient)
-    for key, full in address.lookup_queries(folded, config.get("recipient_delimiter")):
+SKIPPED = "skipped"  # what trace() is told for a pattern table and a derived key
+
+
+def search(tables, folded, delimiter, trace=None):
+    """virtual(8)'s lookup order: (table, key, value) of the first hit, or None.
+
+    Each key (address.lookup_queries(): user+ext@domain, user@domain,
+    @domain) goes to every table before the next key; a pattern table sees
+    only the full address. trace(key, table, outcome), when given, hears of
+    each step: the value, None (not found), SKIPPED, or the DeliveryError
+    about to be raised (a table that cannot look: never "not found").
+    """
+    for key, full in address.lookup_queries(folded, delimiter):
         for table in tables:
             if not full and not table.fixed_keys:
+                if trace is not None:
+                    trace(key, table, SKIPPED)
                 continue
-            result = table.lookup(key)
-            if result is None:
-                continue
-            if not result.strip():
-                raise TableError(f"{table.spec}: empty result for {key}")
-            return Mailbox(folded, table.spec, key, result.strip())
-    raise UnknownUser(reason=f"user unknown: {recipient}")
+            try:
+                value = table.lookup(key)
+            except DeliveryError as error:
+                if trace is not None:
+                    trace(key, table, error)
+                raise
+            if trace is not None:
+                trace(key, table, value)
+            if value is not None:
+                return table, key, value
+    return None
+
+
+def resolve(recipient, config, tables=None, trace=None):
+    """Find the mailbox of one recipient address (as given by Postfix).
+
+    tables: a Tables opened already (the LMTP daemon's); None: open them now."""
+    mailbox_tables = open_maps(config, "virtual_mailbox_maps") if tables is None else tables.mailbox
+    folded = address.fold(recipient)
+    found = search(mailbox_tables, folded, config.get("recipient_delimiter"), trace)
+    if found is None:
+        raise UnknownUser(reason=f"user unknown: {recipient}")
+    table, key, result = found
+    if not result.strip():
+        raise TableError(f"{table.spec}: empty result for {key}")
+    return Mailbox(folded, table.spec, key, result.strip())
 
 
 def check_path(result, table, key):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from support import VDELIVER
+from support import VDELIVER, require
 
 
 def free_port():
@@ -335,3 +335,68 @@ def test_commands_pipelined_after_the_final_dot(mail, daemon):
     client.close()
     assert read(mail.new_files("example.com/bob")[0]).endswith(b"Subject: one\n\n.x\n")
     assert read(mail.new_files("example.com/alice")[0]).endswith(b"Subject: two\n\nbody\n")
+
+
+def sqlite_quota_table(mail, rows):
+    import sqlite3
+    database = os.path.join(mail.top, "quota.sqlite")
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE quota (address TEXT, quota TEXT)")
+        connection.executemany("INSERT INTO quota VALUES (?, ?)", rows)
+    connection.close()
+    config = os.path.join(mail.top, "quota.cf")
+    with open(config, "w") as fh:
+        fh.write(f"dbpath = {database}\nquery = SELECT quota FROM quota WHERE address = '%s'\n")
+    for path in (database, config):
+        os.chmod(path, 0o644)
+    return database, config
+
+
+def test_quota_tables_are_opened_once_per_daemon_not_per_message(mail, daemon):
+    """virtual_mailbox_quota_maps belong to the tables the daemon keeps (resolve.Tables): one
+    sqlite connection for all deliveries, shared by the delivery threads. Before, each
+    delivery opened the quota tables again (a new database connection per message)."""
+    import shutil
+    require(shutil.which("strace"), "needs strace (scripts/setup-e2e installs it)")
+    database, config = sqlite_quota_table(mail, [("bob@example.com", "1M"), ("alice@example.com", "1C")])
+    lmtpd = daemon(f"virtual_mailbox_quota_maps = sqlite:{config}\nquota_exceeded_action = bounce\n")
+    trace = os.path.join(mail.top, "trace")
+    # Attached after start-up: only what the deliveries open is seen.
+    strace = subprocess.Popen(["strace", "-f", "-e", "trace=open,openat", "-o", trace,
+                               "-p", str(lmtpd.proc.pid)], stderr=subprocess.PIPE)
+    try:
+        assert b"attached" in strace.stderr.readline()
+        lmtp = lmtpd.client()
+        for number in range(4):
+            rcpt, data = transaction(lmtp, ["bob@example.com"], b"Subject: %d\n\nbody\n" % number)
+            assert data == [(250, b"2.0.0 <bob@example.com> delivered")], (number, data)
+        _, data = transaction(lmtp, ["alice@example.com"], b"Subject: a\n\nbody\n")
+        assert data[0][0] == 250
+        _, data = transaction(lmtp, ["alice@example.com"], b"Subject: b\n\nbody\n")
+        assert data[0][0] == 552 and data[0][1].startswith(b"5.2.2 "), data  # the table answers
+        lmtp.quit()
+    finally:
+        strace.send_signal(signal.SIGINT)
+        strace.wait(timeout=30)
+        strace.stderr.close()
+    with open(trace) as fh:
+        opens = [line for line in fh if f'"{database}"' in line and "= -1" not in line]
+    assert len(opens) == 1, opens
+    assert len(mail.new_files("example.com/bob")) == 4
+    assert lmtpd.stop() == 0
+
+
+def test_a_changed_quota_table_is_reloaded_with_the_other_tables(mail, daemon):
+    """The quota maps' files are watched like virtual_mailbox_maps' (daemon.table_files)."""
+    quotas = os.path.join(mail.top, "quotas")
+    mail.write_table("bob@example.com 1C\n", quotas)
+    lmtpd = daemon(f"virtual_mailbox_quota_maps = texthash:{quotas}\nquota_exceeded_action = bounce\n")
+    lmtp = lmtpd.client()
+    assert transaction(lmtp, ["bob@example.com"], b"Subject: 1\n\nbody\n")[1][0][0] == 250
+    assert transaction(lmtp, ["bob@example.com"], b"Subject: 2\n\nbody\n")[1][0][0] == 552
+    time.sleep(1.1)  # the daemon looks at most once a second
+    mail.write_table("bob@example.com 10C\n", quotas)
+    assert transaction(lmtp, ["bob@example.com"], b"Subject: 3\n\nbody\n")[1][0][0] == 250
+    assert any("reloaded" in line for line in mail.log_lines())
+    lmtp.quit()
+    assert lmtpd.stop() == 0

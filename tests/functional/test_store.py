@@ -346,3 +346,31 @@ def test_fifty_concurrent_deliveries_respect_the_quota(mail):
     used, count = real_usage(mail)
     assert count == codes.count(0) == 14 and used <= 10000
     assert maildirsize(mail)[1:] == (used, count)
+
+
+@pytest.mark.parametrize("timeout", ["1s", "3s"])
+def test_held_maildirsize_lock_defers_4_2_0_after_quota_lock_timeout(mail, timeout):
+    """Another process (a hung delivery, an IMAP server) holds maildirsize.lock: the delivery
+    waits quota_lock_timeout, no longer, and defers 4.2.0 with nothing written. Before
+    locks.py the flock had no timeout: the delivery hung until time_limit (4.3.0), and an
+    LMTP delivery thread for ever."""
+    quota_config(mail, f"quota_lock_timeout = {timeout}\n")
+    assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0
+    before = read(mail.path("example.com/bob/maildirsize"))
+    holder = os.open(mail.path("example.com/bob/maildirsize.lock"), os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        result = mail.run("-o", "time_limit=30s", "-f", "s@x", "--", "bob@example.com", timeout=60)
+        elapsed = time.monotonic() - started
+    finally:
+        os.close(holder)
+    seconds = int(timeout[:-1])
+    assert result.code == 75 and result.stdout.startswith(b"4.2.0 "), result
+    assert b"maildirsize.lock is locked by another process" in result.stdout, result
+    assert seconds - 0.1 < elapsed < seconds + 5, elapsed
+    assert len(mail.new_files("example.com/bob")) == 1 and mail.tmp_files("example.com/bob") == []
+    assert read(mail.path("example.com/bob/maildirsize")) == before
+    assert "dsn=4.2.0, status=deferred" in mail.log_lines()[-1]
+    # the lock released: the next delivery goes through
+    assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0

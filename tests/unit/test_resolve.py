@@ -3,7 +3,7 @@ import pytest
 
 from vdeliver import config
 from vdeliver.errors import ConfigError, TableError, UnknownUser, UnsafeMailboxPath
-from vdeliver.resolve import MAILDIR, MBOX, resolve
+from vdeliver.resolve import MAILDIR, MBOX, Tables, resolve
 
 
 def make_config(maps, delimiter="+"):
@@ -58,7 +58,7 @@ def test_unsafe_results_defer(result):
                          "virtual_mailbox_base": "/b"}, "t")
     from vdeliver.tables.static import StaticTable
     with pytest.raises(UnsafeMailboxPath) as caught:
-        resolve("a@b", cfg, [StaticTable("static:x", result)])
+        resolve("a@b", cfg, Tables([StaticTable("static:x", result)]))
     assert caught.value.exit_code == 75 and caught.value.status == "4.3.5"
 
 
@@ -76,3 +76,32 @@ def test_empty_result_is_an_error_not_a_miss():
 def test_empty_maps_defer():
     with pytest.raises(ConfigError):
         resolve("a@b", make_config(""))
+
+
+def test_quota_lookup_uses_the_opened_tables_in_the_same_order():
+    """quota.limit_for() goes through resolve.search() over Tables.quota: nothing is reopened
+    (the configured file does not even exist), and the keys come in virtual(8)'s order."""
+    from vdeliver import quota
+    from vdeliver.tables import open_table
+    cfg = config.from_text(
+        b"virtual_mailbox_base = /base\nvirtual_mailbox_maps = inline:{ a@b=a/ }\n"
+        b"recipient_delimiter = +\nvirtual_mailbox_quota_maps = texthash:/nonexistent/quotas\n", "t")
+    tables = Tables([], [open_table("inline:{ @b=5M }"), open_table("inline:{ a@b=1C, a+x@b=2C }")])
+    assert quota.limit_for("A+x@B", cfg, tables).definition() == "2C"
+    assert quota.limit_for("a+y@b", cfg, tables).definition() == "1C"  # user@domain before @domain
+    assert quota.limit_for("c@b", cfg, tables).definition() == "5242880S"
+    with pytest.raises(TableError):  # the pipe command opens them itself
+        quota.limit_for("a@b", cfg)
+
+
+def test_search_reports_every_step_to_trace():
+    from vdeliver.resolve import SKIPPED, search
+    from vdeliver.tables import open_table
+    steps = []
+    tables = [open_table("regexp:/dev/null"), open_table("inline:{ @x.org=all/ }")]
+    found = search(tables, "bob+t@x.org", "+", lambda key, table, outcome: steps.append(
+        (key, table.spec.partition(":")[0], outcome)))
+    assert found[1:] == ("@x.org", "all/")
+    assert steps == [("bob+t@x.org", "regexp", None), ("bob+t@x.org", "inline", None),
+                     ("bob@x.org", "regexp", SKIPPED), ("bob@x.org", "inline", None),
+                     ("@x.org", "regexp", SKIPPED), ("@x.org", "inline", "all/")]

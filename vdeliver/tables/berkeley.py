@@ -19,7 +19,7 @@ TableError (dict_utf8.c).
 """
 import posix
 
-from vdeliver.errors import TableError
+from vdeliver.errors import DeliveryError, TableError
 from vdeliver.tables.bdbhash import HashFile, Unsupported
 from vdeliver.tables.cdb import decode, get_stored
 
@@ -55,7 +55,7 @@ class BerkeleyTable:
                 self.flock(self.lock_fd, self.unlock)
         except Exception as err:
             posix.close(self.lock_fd)
-            if isinstance(err, (TableError, Unsupported)):
+            if isinstance(err, (DeliveryError, Unsupported)):  # TableError, the time limit
                 raise
             raise TableError(f"cannot open {spec}: open database {path}: {describe(err)}") from None
 

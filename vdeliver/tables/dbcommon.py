@@ -30,7 +30,7 @@ Never: put key text into SQL text; treat a template it cannot read as
 anything but a ConfigError.
 """
 from vdeliver.config import logical_lines, split_list
-from vdeliver.errors import ConfigError
+from vdeliver.errors import ConfigError, DeliveryError
 
 KEY_DOMAIN, KEY_USER, VALUE_DOMAIN, VALUE_USER, KEY_PARTIAL = 1, 2, 4, 8, 16
 CODES = "sudSUD123456789%"
@@ -431,7 +431,9 @@ class SqlTable:
         if self.connection is not None:
             try:
                 self.connection.close()
-            except Exception:
+            except DeliveryError:  # the time limit, a signal: they end the delivery
+                raise
+            except Exception:  # whatever the driver raises: the connection is dropped anyway
                 pass
             self.connection = None
 

@@ -7,7 +7,9 @@ conveniences vdeliver does not use. load() finds the extension module file
 system would; when anything about that fails it falls back to a normal
 import, so the result is always the real module or ImportError.
 
-Never: load a file from outside sys.path; never register a half-loaded module.
+Never: load a file from outside sys.path; never register a half-loaded module;
+never take a time limit or a signal (TimeLimitExceeded, Interrupted) for a
+reason to fall back: they end the delivery.
 """
 import posix
 import sys
@@ -21,8 +23,8 @@ def load(package, name):
         return module
     try:
         return load_directly(package, name, full_name)
-    except Exception:
-        pass
+    except (ImportError, OSError, KeyError, AttributeError):
+        pass  # not found or not loadable this way; never a time limit or a signal
     __import__(full_name)
     return sys.modules[full_name]
 

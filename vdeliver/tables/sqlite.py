@@ -35,8 +35,11 @@ class SqliteTable(dbcommon.SqlTable):
         if self.connection is None:
             path = self.dbpath.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
             try:
+                # check_same_thread=False: the LMTP daemon's delivery threads share a quota
+                # table, one at a time (resolve.Tables.quota_lock).
                 self.connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                                  timeout=self.busy_timeout)
+                                                  timeout=self.busy_timeout,
+                                                  check_same_thread=False)
             except sqlite3.Error as err:
                 raise TableError(f"{self.spec}: cannot open {self.dbpath}: {err}") from None
         return self.connection

@@ -18,7 +18,9 @@ As virtual(8) (which opens maps without DICT_FLAG_DUP_WARN), a duplicate key
 makes the table fail: every lookup is a TableError (postmap -q instead warns
 and keeps the first; query.py says so).
 
-Never: return a value for a key it does not hold; never trust a cache file
+Never: return a value for a key it does not hold; never let trouble with the
+cache hide a time limit or a signal (only OSError and ValueError mean "parse
+this time"); never trust a cache file
 that is not owned by the delivery user (or root), is group- or
 world-writable, or whose identity does not match; a missing or unreadable
 table file is a TableError (defer), not "not found".
@@ -178,8 +180,14 @@ def write_cache(cache, identity, entries, error):
             from vdeliver.tables.cdb import write
             write(temporary, items)
             posix.rename(temporary, cache)
-    except Exception:  # filelock.Timeout, OSError, ValueError: parse next time again
+    except BaseException as error:
         try:
             posix.unlink(temporary)
         except OSError:
             pass
+        # A busy lock (filelock.Timeout is an OSError), a full disk, a table too big for
+        # cdb (ValueError): parse next time again. Anything else, above all the time
+        # limit (TimeLimitExceeded) or a signal (Interrupted), ends the delivery: caught
+        # here, the rest of it would run without a limit until Postfix's bounces.
+        if not isinstance(error, (OSError, ValueError)):
+            raise
