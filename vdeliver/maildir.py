@@ -166,17 +166,22 @@ def commit(tmp_fd, places, name, size, point):
     (marlam/mpop#8: an unlink may reach the disk before the link)."""
     point.enter()
     made = []  # (dir fd, file name, shown "new/NAME")
+    doing = ""
     try:
         for target, dir_fd in places:
             sub = "cur" if target.info else "new"
+            doing = f"link into {target.shown}/{sub}"
             made.append((dir_fd, *link_into(tmp_fd, dir_fd, name, size, target, sub)))
-        for dir_fd in {dir_fd for dir_fd, _, _ in made}:
-            posix.fsync(dir_fd)
+        synced = set()
+        for (target, dir_fd), (_, _, stored) in zip(places, made):
+            if dir_fd not in synced:
+                doing = f"fsync {target.shown}/{stored.split('/', 1)[0]}"
+                posix.fsync(dir_fd)
+                synced.add(dir_fd)
     except OSError as err:
         for dir_fd, file_name, _ in made:
             remove(dir_fd, file_name)
-        where = places[len(made) - 1][0].shown if made else places[0][0].shown
-        raise from_os_error(err, f"link into and fsync {where}") from None
+        raise from_os_error(err, doing) from None
     except BaseException:
         for dir_fd, file_name, _ in made:
             remove(dir_fd, file_name)
