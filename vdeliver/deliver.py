@@ -189,7 +189,9 @@ class SieveRoute:
         from vdeliver.errors import SieveReject
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
                               self.folder_exists, self.cache)
-        self.notes.append("sieve: " + ", ".join(plan.scripts))
+        base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
+        self.notes.append("sieve: ran " + ", ".join(
+            path[len(base):] if base and path.startswith(base) else path for path in plan.scripts))
         self.notes.extend(plan.notes)
         for script, lines in plan.user_log:
             sievescripts.write_user_log(script, lines)

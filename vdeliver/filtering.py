@@ -160,7 +160,8 @@ def fail(result_plan, script, *errors):
     lines = [str(error) for error in errors][:20]
     result_plan.notes.append(f"sieve: {script.shown} failed ({lines[0] if lines else 'error'}):"
                              " kept in INBOX")
-    result_plan.user_log.append((script, [f"error: {line}" for line in lines]
+    result_plan.user_log.append((script, [line if ": error:" in line or line.startswith("error:")
+                                          else f"error: {line}" for line in lines]
                                  + ["error: script failed: message kept in INBOX"]))
 
 
