@@ -26,7 +26,10 @@ from vdeliver.errors import (ConfigError, DeliveryError, InputError, Interrupted
 USAGE = ("usage: vdeliver [-c config] [-o name=value]... [-f sender]"
          " [-a original_recipient] [-i queue_id] [-n] [--] recipient\n"
          "       vdeliver -q KEY TYPE:NAME | vdeliver [-c config] -q ADDRESS\n"
-         "       vdeliver --lmtp [-c config] [-o name=value]... [--foreground]")
+         "       vdeliver --lmtp [-c config] [-o name=value]... [--foreground]\n"
+         "       vdeliver --sieve-check [-c config] SCRIPT...\n"
+         "       vdeliver --sieve-test [-c config] [-f sender] [-r recipient] [-F folder]..."
+         " SCRIPT MESSAGE")
 VALUE_OPTIONS = {"c": "config", "o": "overrides", "f": "sender", "a": "original_recipient",
                  "i": "queue_id"}
 
@@ -70,6 +73,9 @@ def parse_args(argv):
         if arg == "--lmtp":
             options.mode, options.mode_index = "lmtp", index - 1
             return options  # the daemon parses its own options (daemon.parse_args)
+        if arg in ("--sieve-test", "--sieve-check"):
+            options.mode, options.mode_index = arg[2:], index - 1
+            return options  # sievetool.py parses the rest
         if arg in ("--foreground", "-F"):
             continue  # the daemon's (it parses them again); here only to find --lmtp after it
         if arg == "-q":
@@ -115,6 +121,9 @@ def main_unguarded(argv):
         if options.mode == "lmtp":
             from vdeliver import daemon
             return daemon.main(argv)
+        if options.mode in ("sieve-test", "sieve-check"):
+            from vdeliver import sievetool
+            return sievetool.main(options.mode, argv[:options.mode_index] + argv[options.mode_index + 1:])
         if options.mode == "query":
             from vdeliver import query
             return query.main(argv[:options.mode_index] + argv[options.mode_index + 1:])
@@ -189,6 +198,18 @@ def dry_run(options, config):
     lines += [f"table: {mailbox.table}", f"matched key: {mailbox.key}",
               f"result: {mailbox.result}", f"mailbox: {base.rstrip('/')}/{mailbox.path}",
               f"format: {mailbox.format}"]
+    if mailbox.format == resolve.MAILDIR and config.get_bool("sieve"):
+        from vdeliver import filtering
+        home = deliver.sieve_home(base, mailbox, recipient, config, None)
+        try:
+            scripts = filtering.find_scripts(config, home)
+        finally:
+            home.close()
+        lines.append(f"home: {home.shown}")
+        lines += [f"sieve {script.kind}: {script.shown}"
+                  + (f" ({script.problem})" if script.problem else "") for script in scripts]
+        if not scripts:
+            lines.append("sieve: no script")
     write_stdout("\n".join(lines) + "\n")
     return 0
 
