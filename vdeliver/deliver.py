@@ -246,10 +246,10 @@ def sieve_route(home, root_fd, shown, relative, box_fd, box_shown, box_relative,
                 notes, cache):
     """A SieveRoute when the recipient has a script to run, else None (nothing of
     vdeliver.sieve is imported then)."""
-    from vdeliver import filtering
+    from vdeliver import sievescripts
     if home.problem:
         notes.append(home.problem)
-    scripts = filtering.find_scripts(config, home)
+    scripts = sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
     if not scripts:
         return None
     return SieveRoute(scripts, home, root_fd, shown, box_fd, box_shown, relative, box_relative,

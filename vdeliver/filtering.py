@@ -77,7 +77,7 @@ def limits_of(config):
 
 
 def find_scripts(config, home):
-    if not config.get("sieve").strip().lower() in ("yes", "true", "1", "on"):
+    if not config.get_bool("sieve"):
         return []
     return sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
 
