@@ -234,7 +234,7 @@ class Session:
         if self.sender is not None:
             await self.send("503 5.5.1 nested MAIL command")
             return
-        path, params = parse_path(argument, "FROM:")
+        path, params = address.parse_path(argument, "FROM:")
         if path is None:
             await self.send("501 5.5.4 syntax: MAIL FROM:<address>")
             return
@@ -257,7 +257,7 @@ class Session:
         if self.sender is None:
             await self.send("503 5.5.1 need MAIL before RCPT")
             return
-        path, params = parse_path(argument, "TO:")
+        path, params = address.parse_path(argument, "TO:")
         if not path:
             await self.send("501 5.5.4 syntax: RCPT TO:<address>")
             return
@@ -265,7 +265,7 @@ class Session:
         if len(self.recipients) >= self.settings.max_recipients:
             await self.send("452 4.5.3 too many recipients")
             return
-        original = decode_orcpt(params.get("ORCPT", ""))
+        original = address.decode_orcpt(params.get("ORCPT", ""))
         try:
             address.check_recipient(path)
             if original:
@@ -450,57 +450,3 @@ def write_all(fd, data):
     view = memoryview(data)
     while view:
         view = view[posix.write(fd, view):]
-
-
-def parse_path(argument, keyword):
-    """'FROM:<a@b> SIZE=10' -> ('a@b', {'SIZE': '10'}); (None, {}) when malformed."""
-    if argument[:len(keyword)].upper() != keyword:
-        return None, {}
-    rest = argument[len(keyword):].strip()
-    if not rest.startswith("<"):
-        return None, {}
-    end = closing_bracket(rest)
-    if end < 0:
-        return None, {}
-    path = rest[1:end]
-    if ":" in path and path.startswith("@"):  # a source route: drop it (RFC 5321 4.1.2)
-        path = path.split(":", 1)[1]
-    params = {}
-    for item in rest[end + 1:].split():
-        key, _, value = item.partition("=")
-        params[key.upper()] = value
-    return path, params
-
-
-def closing_bracket(rest):
-    """Index of the '>' that ends '<path>', skipping quoted strings ("a>b"@x); -1 if none."""
-    in_quote, index = False, 1
-    while index < len(rest):
-        ch = rest[index]
-        if ch == "\\" and in_quote:
-            index += 1
-        elif ch == '"':
-            in_quote = not in_quote
-        elif ch == ">" and not in_quote:
-            return index
-        index += 1
-    return -1
-
-
-def decode_orcpt(value):
-    """ORCPT=rfc822;addr (xtext, RFC 3461 4.2) -> addr; other types are ignored."""
-    kind, _, text = value.partition(";")
-    if kind.lower() != "rfc822" or not text:
-        return ""
-    out, index = [], 0
-    while index < len(text):
-        if text[index] == "+" and index + 2 < len(text) + 0 and len(text[index + 1:index + 3]) == 2:
-            try:
-                out.append(chr(int(text[index + 1:index + 3], 16)))
-                index += 3
-                continue
-            except ValueError:
-                pass
-        out.append(text[index])
-        index += 1
-    return "".join(out)
