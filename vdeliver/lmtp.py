@@ -14,7 +14,8 @@ file (never visible, gone when closed); after the final dot, each accepted
 recipient is delivered through deliver.deliver() on the delivery thread pool
 (one slow fsync does not stall other sessions) and its reply is sent when
 its copy is durable: 250 2.0.0, 451/452 4.x.x, 552 5.2.2, 554 5.4.6.
-A duplicate RCPT is delivered once and gets the first one's reply.
+A duplicate RCPT is delivered once and gets the first one's reply. Every
+reply text and code is data in errors.py (LMTP_REPLIES, LMTP_CODES).
 
 Never: send 250 before the copy is fsynced; answer 5xx for a fault the admin
 can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
@@ -26,8 +27,8 @@ import posix
 import time
 
 from vdeliver import address, deliver, log, resolve
-from vdeliver.errors import (BadRecipientAddress, BadSenderAddress, DeliveryError,
-                             from_os_error, internal_error, one_line)
+from vdeliver.errors import (LMTP_REPLIES, BadRecipientAddress, BadSenderAddress, DeliveryError,
+                             from_os_error, internal_error, lmtp_reply, one_line)
 
 CHUNK_SIZE = 1 << 16
 MAX_COMMAND_LINE = 4096
@@ -36,19 +37,8 @@ MAX_DATA_LINE = 1 << 20
 IN_MEMORY_TABLES = ("texthash", "inline", "static", "regexp", "pcre")
 
 
-def reply_for(error):
-    """The LMTP reply for a DeliveryError (RFC 5321 4.2.3 codes, RFC 3463 status)."""
-    status = error.status
-    if error.is_bounce:
-        if status.startswith("5.1."):
-            code = 550
-        elif status in ("5.2.2", "5.2.3", "5.3.4"):
-            code = 552
-        else:
-            code = 554
-    else:
-        code = 452 if status in ("4.2.2", "4.3.1", "4.5.3") else 451
-    return f"{code} {status} {error.public_text()}"
+def reply(name, *args):
+    return LMTP_REPLIES[name].format(*args)
 
 
 class Settings:
@@ -128,20 +118,20 @@ class Session:
     async def run(self):
         try:
             if len(self.server.sessions) > self.server.max_connections:
-                await self.send("421 4.3.2 too many connections, try again later")
+                await self.send(reply("too many connections"))
                 return
-            await self.send(f"220 {self.server.hostname} LMTP vdeliver ready")
+            await self.send(reply("greeting", self.server.hostname))
             while not self.server.closing:
                 line = await self.read_command()
                 if line is None:
                     return
                 if not await self.dispatch(line):
                     return
-            await self.send("421 4.3.2 shutting down")
+            await self.send(reply("shutting down"))
         except asyncio.CancelledError:
             if self.phase == "idle":  # between commands: say goodbye
                 try:
-                    self.writer.write(b"421 4.3.2 shutting down\r\n")
+                    self.writer.write((reply("shutting down") + "\r\n").encode())
                 except Exception:
                     pass
             # mid-DATA: close without a reply; nothing was delivered
@@ -151,7 +141,7 @@ class Session:
             config = (self.settings or self.server.settings).config
             log.log(config, f"LMTP session ended by {internal_error(error).text()}", "error")
             try:
-                await self.send("421 4.3.0 internal software error, closing connection")
+                await self.send(reply("internal error"))
             except Exception:
                 pass
         finally:
@@ -173,19 +163,19 @@ class Session:
                 line, self.leftover = self.leftover[:newline + 1], self.leftover[newline + 1:]
                 break
             if len(self.leftover) > MAX_COMMAND_LINE:
-                await self.send("500 5.5.2 line too long")
+                await self.send(reply("line too long"))
                 return None
             await self.flush()  # nothing more to answer: the client may be waiting for us
             try:
                 chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
             except asyncio.TimeoutError:
-                await self.send("421 4.4.2 idle timeout, closing connection")
+                await self.send(reply("idle timeout"))
                 return None
             if not chunk:
                 return None  # EOF; an unfinished line is not a command
             self.leftover += chunk
         if len(line) > MAX_COMMAND_LINE:
-            await self.send("500 5.5.2 line too long")
+            await self.send(reply("line too long"))
             return None
         return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
 
@@ -195,7 +185,7 @@ class Session:
         if verb == "LHLO":
             return await self.lhlo(argument)
         if verb in ("HELO", "EHLO"):
-            await self.send("500 5.5.1 this is an LMTP server: use LHLO")
+            await self.send(reply("use lhlo"))
         elif verb == "MAIL":
             await self.mail(argument)
         elif verb == "RCPT":
@@ -204,21 +194,21 @@ class Session:
             await self.data()
         elif verb == "RSET":
             self.reset()
-            await self.send("250 2.0.0 Ok")
+            await self.send(reply("ok"))
         elif verb == "NOOP":
-            await self.send("250 2.0.0 Ok")
+            await self.send(reply("ok"))
         elif verb == "VRFY":
-            await self.send("252 2.5.0 cannot verify, but will try to deliver")
+            await self.send(reply("cannot verify"))
         elif verb == "QUIT":
-            await self.send("221 2.0.0 Bye")
+            await self.send(reply("bye"))
             return False
         else:
-            await self.send("500 5.5.2 command not recognized")
+            await self.send(reply("unknown command"))
         return True
 
     async def lhlo(self, argument):
         if not argument.strip():
-            await self.send("501 5.5.4 LHLO needs a host name")
+            await self.send(reply("lhlo syntax"))
             return True
         self.greeted = True
         self.reset()
@@ -229,41 +219,41 @@ class Session:
 
     async def mail(self, argument):
         if not self.greeted:
-            await self.send("503 5.5.1 send LHLO first")
+            await self.send(reply("lhlo first"))
             return
         if self.sender is not None:
-            await self.send("503 5.5.1 nested MAIL command")
+            await self.send(reply("nested mail"))
             return
         path, params = address.parse_path(argument, "FROM:")
         if path is None:
-            await self.send("501 5.5.4 syntax: MAIL FROM:<address>")
+            await self.send(reply("mail syntax"))
             return
         path = address.unquote_local_part(path)
         self.server.refresh()
         settings = self.server.settings
         declared = params.get("SIZE", "0")
         if declared.isascii() and declared.isdigit() and int(declared) > settings.max_message_size:
-            await self.send("552 5.3.4 message size exceeds fixed limit")
+            await self.send(reply("too big"))
             return
         try:
             address.check_sender(path)
         except BadSenderAddress as error:
-            await self.send(f"501 {error.status} {error.text()}")
+            await self.send(lmtp_reply(error))
             return
         self.settings, self.sender = settings, path
-        await self.send("250 2.1.0 Ok")
+        await self.send(reply("sender ok"))
 
     async def rcpt(self, argument):
         if self.sender is None:
-            await self.send("503 5.5.1 need MAIL before RCPT")
+            await self.send(reply("mail first"))
             return
         path, params = address.parse_path(argument, "TO:")
         if not path:
-            await self.send("501 5.5.4 syntax: RCPT TO:<address>")
+            await self.send(reply("rcpt syntax"))
             return
         path = address.unquote_local_part(path)  # external (quoted) form -> internal, as pipe(8) gives
         if len(self.recipients) >= self.settings.max_recipients:
-            await self.send("452 4.5.3 too many recipients")
+            await self.send(reply("too many recipients"))
             return
         original = address.decode_orcpt(params.get("ORCPT", ""))
         try:
@@ -278,21 +268,21 @@ class Session:
                 mailbox = await loop.run_in_executor(
                     self.server.lookup_pool, resolve.resolve, path, settings.config, settings.tables)
         except BadRecipientAddress as error:
-            await self.send(f"550 {error.status} {error.text()}")
+            await self.send(lmtp_reply(error))
             return
         except DeliveryError as error:
             log_failure(self.settings.config, path, original, time.monotonic(), error)
-            await self.send(reply_for(error))
+            await self.send(lmtp_reply(error))
             return
         except Exception as error:
-            await self.send(reply_for(internal_error(error)))
+            await self.send(lmtp_reply(internal_error(error)))
             return
         self.recipients.append((path, original, mailbox))
-        await self.send("250 2.1.5 Ok")
+        await self.send(reply("recipient ok"))
 
     async def data(self):
         if not self.recipients:
-            await self.send("503 5.5.1 no valid recipients")
+            await self.send(reply("no recipients"))
             return
         config = self.settings.config
         try:
@@ -305,7 +295,7 @@ class Session:
             return
         spool_fd = self.spool_fd
         try:
-            await self.send("354 End data with <CR><LF>.<CR><LF>")
+            await self.send(reply("start data"))
             await self.flush()  # the client waits for it, whatever else it sent
             self.phase = "data"
             size, too_big, spool_error = await self.receive(spool_fd)
@@ -314,7 +304,7 @@ class Session:
             if spool_error is not None:
                 await self.refuse_all(spool_error, per_recipient=True)
             elif too_big:
-                await self.send(*["552 5.3.4 message size exceeds fixed limit"] * len(self.recipients))
+                await self.send(*[reply("too big")] * len(self.recipients))
             else:
                 await self.deliver_all(spool_fd)
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
@@ -332,7 +322,7 @@ class Session:
         started = time.monotonic()
         for recipient, original, _ in self.recipients:
             log_failure(self.settings.config, recipient, original, started, error)
-        await self.send(*[reply_for(error)] * (len(self.recipients) if per_recipient else 1))
+        await self.send(*[lmtp_reply(error)] * (len(self.recipients) if per_recipient else 1))
 
     async def receive(self, spool_fd):
         """Read DATA up to the final dot into the spool; (size, too_big, spool_error).
@@ -420,14 +410,14 @@ def deliver_one(settings, sender, recipient, original, mailbox, spool_fd):
         delivery = deliver.deliver(envelope, config, read_chunk, settings.tables, mailbox)
     except DeliveryError as error:
         log_failure(config, recipient, original, started, error)
-        return reply_for(error)
+        return lmtp_reply(error)
     except Exception as error:
         error = internal_error(error)
         log_failure(config, recipient, original, started, error)
-        return reply_for(error)
+        return lmtp_reply(error)
     log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent",
                                       delivery.summary()))
-    return f"250 2.0.0 <{recipient}> delivered"
+    return reply("delivered", recipient)
 
 
 def log_failure(config, recipient, original, started, error):
