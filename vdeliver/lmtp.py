@@ -9,8 +9,8 @@ would have to be overridden, leaving little of the library.
 
 A transaction: LHLO; MAIL FROM (SIZE checked); RCPT TO, each resolved at
 once on the lookup thread (550 5.1.1 unknown user, 451 4.3.0 table error);
-DATA, spooled with dot-unstuffing and CRLF -> LF into an unnamed O_TMPFILE
-file (never visible, gone when closed); after the final dot, each accepted
+DATA, decoded and spooled by spool.py (dot-unstuffing, CRLF -> LF, an
+unnamed file that knows its length); after the final dot, each accepted
 recipient is delivered through deliver.deliver() on the delivery thread pool
 (one slow fsync does not stall other sessions) and its reply is sent when
 its copy is durable: 250 2.0.0, 451/452 4.x.x, 552 5.2.2, 554 5.4.6.
@@ -23,16 +23,14 @@ with the final dot (EOF, a timeout or shutdown mid-DATA delivers nothing and
 sends no reply); hold a message in memory.
 """
 import asyncio
-import posix
 import time
 
 from vdeliver import address, deliver, log, resolve
 from vdeliver.errors import (LMTP_REPLIES, BadRecipientAddress, BadSenderAddress, DeliveryError,
                              from_os_error, internal_error, lmtp_reply, one_line)
+from vdeliver.spool import CHUNK_SIZE, Decoder, Spool
 
-CHUNK_SIZE = 1 << 16
 MAX_COMMAND_LINE = 4096
-MAX_DATA_LINE = 1 << 20
 # Tables answered from memory: resolved on the event loop, without a thread hop.
 IN_MEMORY_TABLES = ("texthash", "inline", "static", "regexp", "pcre")
 
@@ -93,7 +91,7 @@ class Session:
         self.greeted = False
         self.leftover = b""   # bytes read but not yet used (pipelined commands)
         self.outbox = []      # replies not yet written
-        self.spool_fd = None  # one unnamed spool file per session, truncated per message
+        self.spool = None     # one spool per session, reset per message
         self.in_flight = None # the delivery thread's future while it reads the spool
         self.reset()
 
@@ -145,8 +143,8 @@ class Session:
             except Exception:
                 pass
         finally:
-            if self.spool_fd is not None:
-                close_spool_when_unused(self.spool_fd, self.in_flight)
+            if self.spool is not None:
+                close_spool_when_unused(self.spool, self.in_flight)
             if self.outbox:  # e.g. 221 to a QUIT pipelined behind other commands
                 try:
                     self.writer.write("".join(self.outbox).encode("utf-8", "surrogateescape"))
@@ -286,19 +284,18 @@ class Session:
             return
         config = self.settings.config
         try:
-            if self.spool_fd is None:
-                self.spool_fd = open_spool(config)
-            posix.lseek(self.spool_fd, 0, 0)  # SEEK_SET (empty: truncated after each message)
+            if self.spool is None:
+                self.spool = Spool(spool_directory(config))
         except OSError as err:  # e.g. a full, read-only or unwritable spool directory
             await self.refuse_all(from_os_error(err, f"open the DATA spool in {spool_directory(config)}"))
             self.reset()
             return
-        spool_fd = self.spool_fd
+        spool = self.spool
         try:
             await self.send(reply("start data"))
             await self.flush()  # the client waits for it, whatever else it sent
             self.phase = "data"
-            size, too_big, spool_error = await self.receive(spool_fd)
+            too_big, spool_error = await self.receive(spool)
             # The final dot was read: from here nothing cancels this transaction.
             self.phase = "delivering"
             if spool_error is not None:
@@ -306,15 +303,12 @@ class Session:
             elif too_big:
                 await self.send(*[reply("too big")] * len(self.recipients))
             else:
-                await self.deliver_all(spool_fd)
+                await self.deliver_all(spool)
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
         finally:
             self.reset()
             if self.in_flight is None:  # never under a delivery thread still reading it
-                try:  # give the blocks back now, not at the next message (a full disk needs them)
-                    posix.ftruncate(spool_fd, 0)
-                except OSError:
-                    pass
+                spool.reset()
 
     async def refuse_all(self, error, per_recipient=False):
         """The same failure for every accepted recipient: logged for each, one reply to a
@@ -324,86 +318,61 @@ class Session:
             log_failure(self.settings.config, recipient, original, started, error)
         await self.send(*[lmtp_reply(error)] * (len(self.recipients) if per_recipient else 1))
 
-    async def receive(self, spool_fd):
-        """Read DATA up to the final dot into the spool; (size, too_big, spool_error).
+    async def receive(self, spool):
+        """Read DATA up to the final dot into the spool; (too_big, spool_error).
 
-        Chunk by chunk, not line by line. `pending` is unprocessed input; when
-        it starts at a line boundary it starts with the CRLF that ended the
-        previous line (a dummy one at first), so the end is the first
-        CRLF.CRLF and dot-unstuffing is replacing CRLF. by CRLF (RFC 5321
-        4.5.2), then CRLF becomes LF. A line longer than MAX_DATA_LINE is
-        written out as it comes, but for its last 4 bytes, which may begin
-        the final CRLF.CRLF: memory stays bounded, nothing is refused. A
-        write to the spool that fails (a full disk) is kept as spool_error;
+        A write to the spool that fails (a full disk) is kept as spool_error;
         the rest is read and dropped, so the replies can follow the dot.
         """
-        limit = self.settings.max_message_size
-        timeout = self.settings.idle_timeout
-        pending, self.leftover = b"\r\n" + self.leftover, b""
-        size, too_big, first, spool_error = 0, False, True, None
+        settings = self.settings
+        decoder, data, self.leftover = Decoder(), self.leftover, b""
+        size, too_big, spool_error = 0, False, None
         while True:
-            end = pending.find(b"\r\n.\r\n")
-            if end >= 0:
-                body, self.leftover = pending[:end + 2], pending[end + 5:]
-            else:
-                cut = pending.rfind(b"\r\n")
-                if cut <= 0 and len(pending) > MAX_DATA_LINE:
-                    cut = len(pending) - 4  # inside a very long line
-                body, pending = (pending[:cut], pending[cut:]) if cut > 0 else (b"", pending)
-            if body:
-                text = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")
-                if first:
-                    text, first = text[1:], False  # the dummy line end
+            text = decoder.feed(data)
+            if text:
                 size += len(text)
-                too_big = too_big or size > limit
+                too_big = too_big or size > settings.max_message_size
                 if not too_big and spool_error is None:
                     try:
-                        write_all(spool_fd, text)
+                        spool.write(text)
                     except OSError as err:
                         spool_error = from_os_error(
-                            err, f"write the DATA spool in {spool_directory(self.settings.config)}")
-            if end >= 0:
-                return size, too_big, spool_error
-            chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
-            if not chunk:
+                            err, f"write the DATA spool in {spool_directory(settings.config)}")
+            if decoder.done:
+                self.leftover = decoder.rest
+                return too_big, spool_error
+            data = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), settings.idle_timeout)
+            if not data:
                 raise ConnectionError("connection closed during DATA")
-            pending += chunk
 
-    async def deliver_all(self, spool_fd):
+    async def deliver_all(self, spool):
         loop = asyncio.get_running_loop()
         replies = {}
         for recipient, original, mailbox in self.recipients:
             key = address.fold(recipient)
             if key not in replies:
                 future = loop.run_in_executor(self.server.delivery_pool, deliver_one, self.settings,
-                                              self.sender, recipient, original, mailbox, spool_fd)
+                                              self.sender, recipient, original, mailbox,
+                                              spool.reader())
                 self.in_flight = future
                 replies[key] = await asyncio.shield(future)
                 self.in_flight = None
             await self.send(replies[key])
 
 
-def close_spool_when_unused(spool_fd, in_flight):
+def close_spool_when_unused(spool, in_flight):
     """Close the spool, or, if a delivery thread still reads it (its session was cancelled
     mid-delivery), once that delivery is done: closing it under the thread could let the fd
     number be reused and the thread copy another file's bytes."""
     if in_flight is not None and not in_flight.done():
-        in_flight.add_done_callback(lambda _: posix.close(spool_fd))
+        in_flight.add_done_callback(lambda _: spool.close())
     else:
-        posix.close(spool_fd)
+        spool.close()
 
 
-def deliver_one(settings, sender, recipient, original, mailbox, spool_fd):
+def deliver_one(settings, sender, recipient, original, mailbox, read_chunk):
     """Deliver one copy from the spool (a delivery thread); return its LMTP reply."""
     started = time.monotonic()
-    offset = 0
-
-    def read_chunk(size=CHUNK_SIZE):
-        nonlocal offset
-        data = posix.pread(spool_fd, size, offset)
-        offset += len(data)
-        return data
-
     config = settings.config
     try:
         envelope = deliver.Envelope(sender, recipient, original)
@@ -429,14 +398,3 @@ def log_failure(config, recipient, original, started, error):
 
 def spool_directory(config):
     return config.get("lmtp_spool_directory") or config.get("virtual_mailbox_base")
-
-
-def open_spool(config):
-    """An unnamed file (O_TMPFILE) under the spool directory: never visible, gone on close."""
-    return posix.open(spool_directory(config), posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC, 0o600)
-
-
-def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[posix.write(fd, view):]

@@ -18,7 +18,9 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, mail, extra=""):
+    """`vdeliver --lmtp --foreground`, optionally under a wrapper (strace) given as `wrap`."""
+
+    def __init__(self, mail, extra="", wrap=()):
         self.mail = mail
         self.port = free_port()
         self.pid_file = os.path.join(mail.top, "lmtpd.pid")
@@ -26,7 +28,7 @@ class Daemon:
         mail.write_config(f"lmtp_listen = inet:127.0.0.1:{self.port}, unix:{self.socket_path}\n"
                           f"lmtp_pid_file = {self.pid_file}\nlmtp_socket_owner = {mail.user.pw_name}\n"
                           f"lmtp_user = {mail.user.pw_name}\n" + extra)
-        self.proc = subprocess.Popen([VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
+        self.proc = subprocess.Popen([*wrap, VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -39,6 +41,12 @@ class Daemon:
                 time.sleep(0.05)
         raise AssertionError("daemon did not start listening")
 
+    @property
+    def pid(self):
+        """The daemon's pid (not a wrapper's): from its pid file."""
+        with open(self.pid_file) as fh:
+            return int(fh.read())
+
     def client(self):
         lmtp = smtplib.LMTP("127.0.0.1", self.port, timeout=30)
         assert lmtp.docmd("LHLO", "client.example")[0] == 250
@@ -46,7 +54,7 @@ class Daemon:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
         try:
             return self.proc.wait(timeout=30)
         finally:
@@ -58,8 +66,8 @@ class Daemon:
 def daemon(mail):
     started = []
 
-    def start(extra=""):
-        started.append(Daemon(mail, extra))
+    def start(extra="", wrap=()):
+        started.append(Daemon(mail, extra, wrap))
         return started[-1]
 
     yield start
@@ -335,3 +343,4 @@ def test_commands_pipelined_after_the_final_dot(mail, daemon):
     client.close()
     assert read(mail.new_files("example.com/bob")[0]).endswith(b"Subject: one\n\n.x\n")
     assert read(mail.new_files("example.com/alice")[0]).endswith(b"Subject: two\n\nbody\n")
+
