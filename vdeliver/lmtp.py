@@ -7,8 +7,8 @@ accepted RCPT, in order, each after that copy is safe), keeps the message in
 memory, and answers unexpected exceptions with a permanent 500; all three
 would have to be overridden, leaving little of the library.
 
-A transaction: LHLO; MAIL FROM (SIZE checked); RCPT TO, each resolved at
-once on the lookup thread (550 5.1.1 unknown user, 451 4.3.0 table error);
+A transaction: LHLO; MAIL FROM (SIZE checked, lmtp_message_size_limit = 0:
+no limit); RCPT TO, each resolved at once on the lookup thread (550 5.1.1 unknown user, 451 4.3.0 table error);
 DATA, decoded and spooled by spool.py (dot-unstuffing, CRLF -> LF, an
 unnamed file that knows its length); after the final dot, each accepted
 recipient is delivered through deliver.deliver() on the delivery thread pool
@@ -45,9 +45,12 @@ class Settings:
     def __init__(self, config, tables):
         self.config = config
         self.tables = tables
-        self.max_message_size = config.get_int("lmtp_message_size_limit")
+        self.max_message_size = config.get_int("lmtp_message_size_limit")  # 0: no limit
         self.max_recipients = config.get_int("lmtp_recipient_limit")
         self.idle_timeout = config.get_time("lmtp_idle_timeout")
+
+    def too_big(self, size):
+        return 0 < self.max_message_size < size
 
 
 class Server:
@@ -211,8 +214,9 @@ class Session:
         self.greeted = True
         self.reset()
         size = self.server.settings.max_message_size
+        # RFC 1870: SIZE without a number announces the extension, no fixed limit.
         await self.send(f"250-{self.server.hostname}", "250-PIPELINING", "250-ENHANCEDSTATUSCODES",
-                        "250-8BITMIME", "250-SMTPUTF8", f"250 SIZE {size}")
+                        "250-8BITMIME", "250-SMTPUTF8", f"250 SIZE {size}" if size > 0 else "250 SIZE")
         return True
 
     async def mail(self, argument):
@@ -230,7 +234,7 @@ class Session:
         self.server.refresh()
         settings = self.server.settings
         declared = params.get("SIZE", "0")
-        if declared.isascii() and declared.isdigit() and int(declared) > settings.max_message_size:
+        if declared.isascii() and declared.isdigit() and settings.too_big(int(declared)):
             await self.send(reply("too big"))
             return
         try:
@@ -331,7 +335,7 @@ class Session:
             text = decoder.feed(data)
             if text:
                 size += len(text)
-                too_big = too_big or size > settings.max_message_size
+                too_big = too_big or settings.too_big(size)
                 if not too_big and spool_error is None:
                     try:
                         spool.write(text)

@@ -344,3 +344,29 @@ def test_commands_pipelined_after_the_final_dot(mail, daemon):
     assert read(mail.new_files("example.com/bob")[0]).endswith(b"Subject: one\n\n.x\n")
     assert read(mail.new_files("example.com/alice")[0]).endswith(b"Subject: two\n\nbody\n")
 
+
+# --- issue 11 -------------------------------------------------------------------------------
+
+def read_until_closed(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_message_size_limit_0_means_no_limit(mail, daemon):
+    """As Postfix's message_size_limit = 0: no limit, and LHLO announces a plain SIZE."""
+    lmtp = daemon("lmtp_message_size_limit = 0\n").client()
+    code, text = lmtp.docmd("LHLO", "client.example")
+    assert code == 250 and text.split(b"\n")[-1] == b"SIZE"
+    assert lmtp.docmd("MAIL", "FROM:<s@example.net> SIZE=500000000")[0] == 250
+    lmtp.rset()
+    message = b"Subject: big\n\n" + b"z" * 70000 + b"\n"
+    _, data = transaction(lmtp, ["bob@example.com"], message)
+    assert data == [(250, b"2.0.0 <bob@example.com> delivered")]
+    (path,) = mail.new_files("example.com/bob")
+    assert read(path) == (b"Return-Path: <sender@example.net>\nDelivered-To: bob@example.com\n"
+                          + message)
+
