@@ -191,6 +191,7 @@ LMTP_REPLIES = {
     "too many connections": "421 4.3.2 too many connections, try again later",
     "shutting down": "421 4.3.2 shutting down",
     "idle timeout": "421 4.4.2 idle timeout, closing connection",
+    "data timeout": "421 4.4.2 timeout during DATA, closing connection",
     "internal error": "421 4.3.0 internal software error, closing connection",
     "too many recipients": "452 4.5.3 too many recipients",
     "use lhlo": "500 5.5.1 this is an LMTP server: use LHLO",

@@ -19,8 +19,8 @@ reply text and code is data in errors.py (LMTP_REPLIES, LMTP_CODES).
 
 Never: send 250 before the copy is fsynced; answer 5xx for a fault the admin
 can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
-with the final dot (EOF, a timeout or shutdown mid-DATA delivers nothing and
-sends no reply); hold a message in memory.
+with the final dot (EOF or shutdown mid-DATA delivers nothing and sends no
+reply; a timeout mid-DATA gets 421 4.4.2); hold a message in memory.
 """
 import asyncio
 import time
@@ -181,6 +181,7 @@ class Session:
         return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
 
     async def dispatch(self, line):
+        """Run one command; False: close the connection."""
         verb, _, argument = line.partition(" ")
         verb = verb.upper()
         if verb == "LHLO":
@@ -192,7 +193,7 @@ class Session:
         elif verb == "RCPT":
             await self.rcpt(argument)
         elif verb == "DATA":
-            await self.data()
+            return await self.data()
         elif verb == "RSET":
             self.reset()
             await self.send(reply("ok"))
@@ -283,9 +284,10 @@ class Session:
         await self.send(reply("recipient ok"))
 
     async def data(self):
+        """DATA up to the final dot, then one reply per recipient; False: close."""
         if not self.recipients:
             await self.send(reply("no recipients"))
-            return
+            return True
         config = self.settings.config
         try:
             if self.spool is None:
@@ -293,13 +295,20 @@ class Session:
         except OSError as err:  # e.g. a full, read-only or unwritable spool directory
             await self.refuse_all(from_os_error(err, f"open the DATA spool in {spool_directory(config)}"))
             self.reset()
-            return
+            return True
         spool = self.spool
         try:
             await self.send(reply("start data"))
             await self.flush()  # the client waits for it, whatever else it sent
             self.phase = "data"
-            too_big, spool_error = await self.receive(spool)
+            try:
+                too_big, spool_error = await self.receive(spool)
+            except asyncio.TimeoutError:
+                log.log(config, f"LMTP session: timeout during DATA after {spool.length} bytes,"
+                                " closing connection", "warning")
+                await self.send(reply("data timeout"))
+                self.phase = "idle"
+                return False
             # The final dot was read: from here nothing cancels this transaction.
             self.phase = "delivering"
             if spool_error is not None:
@@ -309,6 +318,7 @@ class Session:
             else:
                 await self.deliver_all(spool)
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
+            return True
         finally:
             self.reset()
             if self.in_flight is None:  # never under a delivery thread still reading it
@@ -327,6 +337,7 @@ class Session:
 
         A write to the spool that fails (a full disk) is kept as spool_error;
         the rest is read and dropped, so the replies can follow the dot.
+        asyncio.TimeoutError: the client sent nothing for lmtp_idle_timeout.
         """
         settings = self.settings
         decoder, data, self.leftover = Decoder(), self.leftover, b""

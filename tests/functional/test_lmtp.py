@@ -370,3 +370,20 @@ def test_message_size_limit_0_means_no_limit(mail, daemon):
     assert read(path) == (b"Return-Path: <sender@example.net>\nDelivered-To: bob@example.com\n"
                           + message)
 
+
+def test_client_stalling_mid_data_gets_421_4_4_2_and_a_timeout_log_line(mail, daemon):
+    lmtpd = daemon("lmtp_idle_timeout = 1s\n")
+    client = socket.create_connection(("127.0.0.1", lmtpd.port), timeout=30)
+    client.sendall(b"LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    replies = b""
+    while not replies.rstrip().endswith(b"<CR><LF>.<CR><LF>"):
+        replies += client.recv(4096)
+    client.sendall(b"Subject: stalled\r\n\r\nhalf a mess")
+    rest = read_until_closed(client)
+    client.close()
+    assert rest == b"421 4.4.2 timeout during DATA, closing connection\r\n"
+    assert mail.new_files("example.com/bob") == [] and mail.tmp_files("example.com/bob") == []
+    lines = mail.log_lines()
+    assert not any("internal software error" in line for line in lines), lines
+    assert any("LMTP session: timeout during DATA" in line for line in lines), lines
+
