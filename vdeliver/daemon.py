@@ -9,6 +9,15 @@ python-daemon (fork, setsid, umask 077, chdir /, inherited files closed but
 the sockets and the pid file); drop root to lmtp_user (default: the owner
 of virtual_mailbox_base) with no supplementary groups; open the tables; serve.
 
+As root, in directories others may write to (a unix socket usually lives in
+Postfix's private/, owned by postfix): the pid file is opened with
+O_NOFOLLOW and refused in a directory writable by anyone but root (or
+ourselves), or when it is not a plain file with one link; a socket gets its
+mode from the umask at bind() and its owner by a chown through a descriptor
+opened with O_PATH|O_NOFOLLOW, after checking that what is there is a socket
+we own (cf. Postfix's set_eugid() around its socket calls): a path swapped for
+a symlink is refused, never followed.
+
 Signals: SIGTERM/SIGINT stop accepting, end idle sessions with 421, drop
 sessions still receiving DATA (nothing of theirs is delivered, no reply is
 sent), let deliveries in progress finish and answer (lmtp_shutdown_timeout),
@@ -16,8 +25,9 @@ then exit 0. SIGHUP re-reads the config and reopens the tables; in-flight
 transactions keep the settings they started with; a broken new config is
 logged and the old one kept.
 
-Never: serve as root; serve a second instance on the same pid file; exit
-with deliveries in progress before lmtp_shutdown_timeout.
+Never: serve as root; serve a second instance on the same pid file; follow
+a symlink as root; exit with deliveries in progress before
+lmtp_shutdown_timeout.
 """
 import asyncio
 import concurrent.futures
@@ -26,6 +36,7 @@ import os
 import pwd
 import signal
 import socket
+import stat
 import sys
 
 from vdeliver import config as config_module, deliver, log, privileges, resolve
@@ -44,7 +55,16 @@ class PidFile:
 
     def acquire(self):
         import fcntl
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        check_pid_directory(self.path)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as err:  # ELOOP: a symlink planted there
+            raise ConfigError(f"lmtp_pid_file {self.path}: {err.strerror}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
+            os.close(fd)
+            raise ConfigError(f"lmtp_pid_file {self.path}: not a plain file of uid {os.geteuid()}"
+                              " with one link: refusing it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,6 +76,18 @@ class PidFile:
     def write(self):
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def check_pid_directory(path):
+    """Refuse a pid file whose directory someone else could plant a file or link in."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(directory)
+    except OSError as err:
+        raise ConfigError(f"lmtp_pid_file {path}: {directory}: {err.strerror}") from None
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+        raise ConfigError(f"lmtp_pid_file {path}: directory {directory} is writable by others"
+                          f" (uid {st.st_uid}, mode {st.st_mode & 0o7777:04o}): refusing it")
 
 
 def parse_args(argv):
@@ -103,10 +135,9 @@ def bind_sockets(config):
         try:
             if family == socket.AF_UNIX:
                 remove_stale_socket(where)
-                sock.bind(where)
-                os.chmod(where, int(mode, 8))
+                bind_unix(sock, where, int(mode, 8))
                 if owner and os.geteuid() == 0:
-                    os.chown(where, *owner_ids(owner))
+                    chown_socket(where, *owner_ids(owner))
             else:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(where)
@@ -114,14 +145,42 @@ def bind_sockets(config):
         except OSError as err:
             sock.close()
             raise ConfigError(f"lmtp_listen {spec}: {err.strerror}") from None
+        except ConfigError as error:
+            sock.close()
+            raise ConfigError(f"lmtp_listen {spec}: {error.detail}") from None
         sockets.append(sock)
     if not sockets:
         raise ConfigError("lmtp_listen is empty")
     return sockets
 
 
+def bind_unix(sock, path, mode):
+    """bind() with the umask that gives the socket its mode: no chmod by name afterwards."""
+    old = os.umask(~mode & 0o777)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+
+
+def chown_socket(path, uid, gid):
+    """chown the socket just bound at path, through a descriptor that did not follow a link:
+    whoever can write in its directory may have swapped it for a symlink since bind()."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConfigError(f"{path}: {err.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid():
+            raise ConfigError(f"{path} is no longer the socket just bound (replaced since bind):"
+                              " refusing it")
+        os.chown(f"/proc/self/fd/{fd}", uid, gid)  # the inode fd names, never a link
+    finally:
+        os.close(fd)
+
+
 def remove_stale_socket(path):
-    import stat
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
             os.unlink(path)

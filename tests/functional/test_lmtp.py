@@ -1,14 +1,16 @@
 """The LMTP daemon (vdeliver --lmtp) as Postfix's lmtp client would use it."""
 import os
+import shutil
 import signal
 import smtplib
 import socket
+import stat
 import subprocess
 import time
 
 import pytest
 
-from support import VDELIVER
+from support import VDELIVER, require
 
 
 def free_port():
@@ -386,4 +388,104 @@ def test_client_stalling_mid_data_gets_421_4_4_2_and_a_timeout_log_line(mail, da
     lines = mail.log_lines()
     assert not any("internal software error" in line for line in lines), lines
     assert any("LMTP session: timeout during DATA" in line for line in lines), lines
+
+
+def run_refused(mail, config_extra, wrap=(), during=None):
+    """Start the daemon as root with config_extra; (exit code, stderr). It must exit by itself."""
+    mail.write_config(config_extra)
+    proc = subprocess.Popen([*wrap, VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+    try:
+        if during:
+            during()
+        _, err = proc.communicate(timeout=20)
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:
+        return None, b"the daemon started (still running)"
+    finally:
+        if proc.poll() is None:  # it started: stop the daemon itself (strace does not pass
+            for line in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                       text=True).stdout.split():  # SIGTERM on)
+                os.kill(int(line), signal.SIGTERM)
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def victim_file(mail):
+    """A root-owned file an attacker would like truncated, chmodded or chowned."""
+    victim = os.path.join(mail.top, "victim")
+    with open(victim, "wb") as fh:
+        fh.write(b"precious\n")
+    os.chmod(victim, 0o644)
+    return victim
+
+
+def assert_untouched(victim):
+    st = os.lstat(victim)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o644)
+    assert read(victim) == b"precious\n"
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param("symlink", id="symlink planted at lmtp_pid_file"),
+    pytest.param("world-writable directory", id="pid file in a mode 1777 directory"),
+    pytest.param("directory of another user", id="pid file in the delivery user's directory"),
+])
+def test_pid_file_refused_when_an_attacker_could_plant_it(mail, case):
+    victim = victim_file(mail)
+    directory = os.path.join(mail.top, "run")
+    os.mkdir(directory, 0o755)
+    pid_file = os.path.join(directory, "lmtpd.pid")
+    if case == "symlink":
+        os.symlink(victim, pid_file)
+    elif case == "world-writable directory":
+        os.chmod(directory, 0o1777)
+    else:
+        os.chown(directory, mail.user.pw_uid, mail.user.pw_gid)
+    code, err = run_refused(mail, f"lmtp_listen = inet:127.0.0.1:{free_port()}\n"
+                                  f"lmtp_pid_file = {pid_file}\nlmtp_user = {mail.user.pw_name}\n")
+    assert code == 1 and b"lmtp_pid_file " + pid_file.encode() in err, err
+    assert_untouched(victim)
+    if case == "symlink":
+        assert os.readlink(pid_file) == victim
+
+
+def test_symlink_planted_at_the_socket_path_is_refused(mail):
+    victim = victim_file(mail)
+    socket_path = os.path.join(mail.top, "lmtp.sock")
+    os.symlink(victim, socket_path)
+    code, err = run_refused(mail, f"lmtp_listen = unix:{socket_path}\nlmtp_pid_file = {mail.top}/pid\n"
+                                  f"lmtp_socket_owner = {mail.user.pw_name}\nlmtp_user = {mail.user.pw_name}\n")
+    assert code == 1 and f"lmtp_listen unix:{socket_path}".encode() in err, err
+    assert_untouched(victim)
+
+
+def test_socket_swapped_for_a_symlink_after_bind_is_never_chowned_or_chmodded(mail):
+    """The owner of the socket's directory (postfix, for private/) replaces the socket by a
+    symlink between bind() and the chmod/chown: strace holds bind() for 2 s to open the
+    window. The daemon must refuse, and the symlink's target keep its owner and mode."""
+    require(shutil.which("strace"), "needs strace")
+    victim = victim_file(mail)
+    socket_path = os.path.join(mail.top, "lmtp.sock")
+
+    def swap():
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if stat.S_ISSOCK(os.lstat(socket_path).st_mode):
+                    break
+            except FileNotFoundError:
+                time.sleep(0.01)
+        else:
+            raise AssertionError("the daemon never bound its socket")
+        os.symlink(victim, socket_path + ".new")
+        os.replace(socket_path + ".new", socket_path)
+
+    code, err = run_refused(
+        mail, f"lmtp_listen = unix:{socket_path}\nlmtp_pid_file = {mail.top}/pid\n"
+              f"lmtp_socket_owner = {mail.user.pw_name}\nlmtp_user = {mail.user.pw_name}\n",
+        wrap=["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=bind",
+              "-e", "inject=bind:delay_exit=2000000"], during=swap)
+    assert code == 1 and f"lmtp_listen unix:{socket_path}".encode() in err, err
+    assert_untouched(victim)
 
