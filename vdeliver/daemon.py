@@ -20,14 +20,18 @@ a symlink is refused, never followed.
 
 Signals: SIGTERM/SIGINT stop accepting, end idle sessions with 421, drop
 sessions still receiving DATA (nothing of theirs is delivered, no reply is
-sent), let deliveries in progress finish and answer (lmtp_shutdown_timeout),
-then exit 0. SIGHUP re-reads the config and reopens the tables; in-flight
+sent), and let deliveries in progress finish and answer while the event loop
+keeps writing replies. Past lmtp_shutdown_timeout a delivery that has not
+reached its commit point is abandoned (lmtp.Ticket: tmp file removed, no
+reply, Postfix retries); one that has is waited for and answered; then exit
+0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables; in-flight
 transactions keep the settings they started with; a broken new config is
 logged and the old one kept.
 
 Never: serve as root; serve a second instance on the same pid file; follow
 a symlink as root; exit with deliveries in progress before
-lmtp_shutdown_timeout.
+lmtp_shutdown_timeout; block the event loop while replies are due; close a
+connection whose delivery committed before its reply is written.
 """
 import asyncio
 import concurrent.futures
@@ -282,14 +286,19 @@ def main(argv):
     except DeliveryError as error:
         log.log(config, f"LMTP daemon not started: {error.text()}", "error")
         return 1
-    return asyncio.run(serve(options, settings, sockets))
-
-
-async def serve(options, settings, sockets):
-    config = settings.config
-    threads = config.get_int("lmtp_delivery_threads")
+    threads = settings.config.get_int("lmtp_delivery_threads")
     delivery_pool = concurrent.futures.ThreadPoolExecutor(max(1, threads), "deliver")
     lookup_pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
+    status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool))
+    # The event loop is gone: now waiting blocks nobody. A delivery abandoned at shutdown
+    # ends at its commit point and removes its tmp file; the launcher exits with _exit().
+    delivery_pool.shutdown(wait=True)
+    lookup_pool.shutdown(wait=False)  # a lookup writes nothing: not waited for
+    return status
+
+
+async def serve(options, settings, sockets, delivery_pool, lookup_pool):
+    config = settings.config
     server = Server(settings, delivery_pool, lookup_pool, os.uname().nodename,
                     config.get_int("lmtp_max_connections"))
     server.refresh = lambda: reload_if_changed(server, options)
@@ -310,9 +319,15 @@ async def serve(options, settings, sockets):
     for listener in listeners:
         listener.close()
     server.begin_shutdown()
-    await server.wait_sessions(server.settings.config.get_time("lmtp_shutdown_timeout"))
-    delivery_pool.shutdown(wait=True)
-    lookup_pool.shutdown(wait=True)
+    # The loop keeps running (and writing replies) while deliveries finish: never block it.
+    if not await server.wait_sessions(server.settings.config.get_time("lmtp_shutdown_timeout")):
+        server.abandon()
+        await server.wait_sessions(None)  # committed deliveries: their replies are sent
+    delivery_pool.shutdown(wait=False, cancel_futures=True)  # main() waits, off the loop
+    lookup_pool.shutdown(wait=False, cancel_futures=True)
+    for number in (signal.SIGTERM, signal.SIGINT):  # already stopping: ignore more of them
+        loop.remove_signal_handler(number)          # (closing the loop would restore SIG_DFL)
+        signal.signal(number, signal.SIG_IGN)
     log.log(server.settings.config, "LMTP daemon stopped")
     return 0
 

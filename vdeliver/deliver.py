@@ -49,11 +49,14 @@ def mailbox_base(config):
     return base
 
 
-def deliver(envelope, config, read_chunk, tables=None, mailbox=None):
+def deliver(envelope, config, read_chunk, tables=None, mailbox=None, before_commit=None):
     """Resolve envelope.recipient and deliver the message read_chunk() yields.
 
     mailbox: the resolve.Mailbox when the front end resolved it already (LMTP
-    does at RCPT time); tables: already opened tables (the LMTP daemon keeps them).
+    does at RCPT time); tables: already opened tables (the LMTP daemon keeps them);
+    before_commit: called just before the commit point (a Maildir's link into
+    new/, the start of an mbox append); what it raises fails the delivery with
+    nothing left behind (the LMTP daemon's shutdown, lmtp.Ticket).
     """
     base = mailbox_base(config)
     if mailbox is None:
@@ -61,8 +64,10 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None):
     original = envelope.original_recipient if config.get_bool("enable_original_recipient") else ""
     try:
         if mailbox.format == resolve.MBOX:
+            if before_commit is not None:
+                before_commit()  # an mbox append is not abandoned half-way
             return deliver_mbox(base, mailbox, envelope, original, config, read_chunk)
-        return deliver_maildir(base, mailbox, envelope, original, config, read_chunk)
+        return deliver_maildir(base, mailbox, envelope, original, config, read_chunk, before_commit)
     except MailboxFullDeferred as full:
         # EDQUOT/EFBIG from the filesystem, or maildirsize: the same policy decides.
         if config.get_choice("quota_exceeded_action", ("defer", "bounce")) == "bounce":
@@ -82,7 +87,7 @@ def deliver_mbox(base, mailbox, envelope, original, config, read_chunk):
     return Delivery(mailbox, path)
 
 
-def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
+def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, before_commit=None):
     headers = config.get_bool("write_delivery_headers")
 
     def write_message(fd):
@@ -103,7 +108,8 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
         gate = None
         if quota_wanted:
             gate = quota_gate(root_fd, shown, envelope.recipient, config)
-        name = maildir.deliver(box_fd, box_shown, write_message, gate)
+        commit_gate = gate if before_commit is None else gated(gate, before_commit)
+        name = maildir.deliver(box_fd, box_shown, write_message, commit_gate)
         if gate is not None and config.get("quota_warning_thresholds").strip():
             note = warn_if_due(root_fd, shown, gate, envelope.recipient, config)
             if note:
@@ -113,6 +119,19 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk):
         if box_fd != root_fd:
             posix.close(box_fd)
         posix.close(root_fd)
+
+
+def gated(gate, before_commit):
+    """maildir.deliver()'s gate: the quota gate (if any), then before_commit(), last thing
+    before the link into new/."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def enter(size):
+        with gate(size) if gate is not None else contextlib.nullcontext():
+            before_commit()
+            yield
+    return enter
 
 
 def choose_folder(root_fd, shown, relative, recipient, config, mode, notes):

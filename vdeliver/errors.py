@@ -95,6 +95,11 @@ class InternalError(TemporaryFailure):
     status, reason = "4.3.0", "internal software error"
 
 
+class Abandoned(TemporaryFailure):
+    """LMTP only, never a reply: a delivery the daemon's shutdown stopped before its commit
+    point (lmtp_shutdown_timeout); the client got no reply, so Postfix retries."""
+    status, reason = "4.3.0", "delivery abandoned at shutdown"
+
 
 # --- permanent: facts about the recipient or the message itself ---
 

@@ -17,17 +17,27 @@ its copy is durable: 250 2.0.0, 451/452 4.x.x, 552 5.2.2, 554 5.4.6.
 A duplicate RCPT is delivered once and gets the first one's reply. Every
 reply text and code is data in errors.py (LMTP_REPLIES, LMTP_CODES).
 
+Shutdown (Server.begin_shutdown, then abandon): each delivery carries a
+Ticket, its commit point seen from both sides. The delivery thread calls
+Ticket.commit() just before the link into new/; past lmtp_shutdown_timeout
+the event loop calls Ticket.abandon(). Whichever comes first wins, under a
+lock: an abandoned delivery raises errors.Abandoned at its commit point
+(its tmp file removed, no reply: Postfix retries), a committed one is
+waited for and its reply sent before the connection closes.
+
 Never: send 250 before the copy is fsynced; answer 5xx for a fault the admin
 can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
 with the final dot (EOF or shutdown mid-DATA delivers nothing and sends no
-reply; a timeout mid-DATA gets 421 4.4.2); hold a message in memory.
+reply; a timeout mid-DATA gets 421 4.4.2); hold a message in memory; commit
+a delivery whose reply can no longer be sent.
 """
 import asyncio
+import threading
 import time
 
 from vdeliver import address, deliver, log, resolve
-from vdeliver.errors import (LMTP_REPLIES, BadRecipientAddress, BadSenderAddress, DeliveryError,
-                             from_os_error, internal_error, lmtp_reply, one_line)
+from vdeliver.errors import (LMTP_REPLIES, Abandoned, BadRecipientAddress, BadSenderAddress,
+                             DeliveryError, from_os_error, internal_error, lmtp_reply, one_line)
 from vdeliver.spool import CHUNK_SIZE, Decoder, Spool
 
 MAX_COMMAND_LINE = 4096
@@ -53,6 +63,28 @@ class Settings:
         return 0 < self.max_message_size < size
 
 
+class Ticket:
+    """One delivery's commit point: commit() (the delivery thread, just before its link
+    into new/) and abandon() (the event loop, at shutdown) exclude each other."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.state = "running"  # running | committed | abandoned
+
+    def commit(self):
+        with self.lock:
+            if self.state == "abandoned":
+                raise Abandoned()
+            self.state = "committed"
+
+    def abandon(self):
+        """True when the delivery will now never commit (its reply is not waited for)."""
+        with self.lock:
+            if self.state == "running":
+                self.state = "abandoned"
+            return self.state == "abandoned"
+
+
 class Server:
     """State shared by all sessions; daemon.py creates it and owns the event loop."""
 
@@ -64,6 +96,7 @@ class Server:
         self.max_connections = max_connections
         self.sessions = {}                # Session -> its task
         self.closing = False
+        self.abandoning = False
         self.refresh = lambda: None       # daemon.py: reload when a table file changed
 
     async def handle(self, reader, writer):
@@ -81,10 +114,21 @@ class Server:
             if session.phase != "delivering":
                 task.cancel()
 
+    def abandon(self):
+        """Past lmtp_shutdown_timeout: no delivery starts; one that has not reached its commit
+        point never will, and its session closes without a reply. A committed one goes on."""
+        self.abandoning = True
+        for session, task in list(self.sessions.items()):
+            if session.phase != "delivering" or (session.ticket and session.ticket.abandon()):
+                task.cancel()
+
     async def wait_sessions(self, timeout):
+        """Wait for the sessions (at most timeout seconds, None: for ever); True if all ended."""
         tasks = list(self.sessions.values())
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            return not pending
+        return True
 
 
 class Session:
@@ -96,6 +140,7 @@ class Session:
         self.outbox = []      # replies not yet written
         self.spool = None     # one spool per session, reset per message
         self.in_flight = None # the delivery thread's future while it reads the spool
+        self.ticket = None    # that delivery's commit point
         self.reset()
 
     def reset(self):
@@ -135,7 +180,8 @@ class Session:
                     self.writer.write((reply("shutting down") + "\r\n").encode())
                 except Exception:
                     pass
-            # mid-DATA: close without a reply; nothing was delivered
+            # mid-DATA, or a delivery abandoned at shutdown: close without a reply;
+            # nothing was delivered (Ticket)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except Exception as error:  # a bug: say so and close; Postfix retries the mail later
@@ -309,14 +355,14 @@ class Session:
                 await self.send(reply("data timeout"))
                 self.phase = "idle"
                 return False
-            # The final dot was read: from here nothing cancels this transaction.
+            # The final dot was read: from here only shutdown's abandon() cancels it.
             self.phase = "delivering"
             if spool_error is not None:
                 await self.refuse_all(spool_error, per_recipient=True)
             elif too_big:
                 await self.send(*[reply("too big")] * len(self.recipients))
-            else:
-                await self.deliver_all(spool)
+            elif not await self.deliver_all(spool):
+                return False
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
             return True
         finally:
@@ -361,18 +407,27 @@ class Session:
                 raise ConnectionError("connection closed during DATA")
 
     async def deliver_all(self, spool):
+        """One delivery per distinct recipient, in RCPT order, each reply sent when its copy
+        is durable; False when shutdown abandoned the rest (no reply for them)."""
         loop = asyncio.get_running_loop()
         replies = {}
         for recipient, original, mailbox in self.recipients:
             key = address.fold(recipient)
             if key not in replies:
-                future = loop.run_in_executor(self.server.delivery_pool, deliver_one, self.settings,
-                                              self.sender, recipient, original, mailbox,
-                                              spool.reader())
+                if self.server.abandoning:
+                    return False
+                self.ticket = Ticket()
+                future = loop.run_in_executor(
+                    self.server.delivery_pool, deliver_one, self.settings, self.sender, recipient,
+                    original, mailbox, spool.reader(), self.ticket.commit)
                 self.in_flight = future
-                replies[key] = await asyncio.shield(future)
-                self.in_flight = None
+                answer = await asyncio.shield(future)
+                self.in_flight = self.ticket = None
+                if answer is None:  # abandoned at its commit point
+                    return False
+                replies[key] = answer
             await self.send(replies[key])
+        return True
 
 
 def close_spool_when_unused(spool, in_flight):
@@ -385,16 +440,17 @@ def close_spool_when_unused(spool, in_flight):
         spool.close()
 
 
-def deliver_one(settings, sender, recipient, original, mailbox, read_chunk):
-    """Deliver one copy from the spool (a delivery thread); return its LMTP reply."""
+def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, before_commit):
+    """Deliver one copy from the spool (a delivery thread); its LMTP reply, None if abandoned."""
     started = time.monotonic()
     config = settings.config
     try:
         envelope = deliver.Envelope(sender, recipient, original)
-        delivery = deliver.deliver(envelope, config, read_chunk, settings.tables, mailbox)
+        delivery = deliver.deliver(envelope, config, read_chunk, settings.tables, mailbox,
+                                   before_commit=before_commit)
     except DeliveryError as error:
         log_failure(config, recipient, original, started, error)
-        return lmtp_reply(error)
+        return None if isinstance(error, Abandoned) else lmtp_reply(error)
     except Exception as error:
         error = internal_error(error)
         log_failure(config, recipient, original, started, error)

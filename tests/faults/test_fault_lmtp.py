@@ -763,7 +763,7 @@ def test_hostile_rcpt_addresses_never_write_outside_the_base(mail, daemon):
     assert lmtpd.stop() == 0
 
 
-# --- 8. the spool under injected syscall faults (strace) ----------------------
+# --- 8. shutdown and the spool under injected syscall faults (strace) ----------------------
 
 def strace(*injections):
     """Run the daemon under strace with these -e inject= rules (counted per thread)."""
@@ -790,6 +790,49 @@ def read_all(sock):
         if not chunk:
             return data
         data += chunk
+
+
+def test_delivery_committed_before_shutdown_timeout_gets_its_250_after_it(mail, daemon):
+    """SIGTERM while a delivery sits just after its link into new/ (strace holds linkat()
+    for 3 s, past lmtp_shutdown_timeout = 1s): it is committed, so its 250 must reach the
+    client before the connection closes, and the file is in new/ exactly once."""
+    lmtpd = daemon("lmtp_shutdown_timeout = 1s\nlmtp_delivery_threads = 1\n",
+                   wrap=strace("linkat:delay_exit=3000000"))
+    text = text_of(3000)
+    sock = open_data(lmtpd, "bob@example.com")
+    sock.sendall(stuffed(text) + b".\r\n")
+    wait_for(lambda: mail.new_files("example.com/bob"), "the link into new/")
+    os.kill(lmtpd.pid, signal.SIGTERM)
+    rest = read_all(sock)
+    sock.close()
+    assert rest.startswith(b"250 2.0.0 <bob@example.com> delivered\r\n"), rest
+    assert lmtpd.stop() == 0
+    (path,), tmp = maildir_files(mail, "example.com/bob")
+    assert tmp == [] and read(path) == expected_file("bob@example.com", text)
+    assert_no_bug_logged(mail)
+
+
+def test_delivery_not_committed_at_shutdown_timeout_is_abandoned_without_a_reply(mail, daemon):
+    """SIGTERM while a delivery is held in the fsync of its tmp file (strace: 4 s, the first
+    fsync of the delivery thread), lmtp_shutdown_timeout = 1s: past the timeout the delivery
+    is abandoned before its commit point: no reply, no file in new/, its tmp file removed."""
+    lmtpd = daemon("lmtp_shutdown_timeout = 1s\nlmtp_delivery_threads = 1\n",
+                   wrap=strace("fsync:delay_enter=4000000:when=1"))
+    sock = open_data(lmtpd, "bob@example.com")
+    sock.sendall(stuffed(text_of(3000)) + b".\r\n")
+    wait_for(lambda: mail.tmp_files("example.com/bob"), "the tmp file")
+    pid = lmtpd.pid
+    started = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    rest = read_all(sock)
+    sock.close()
+    assert rest == b""
+    assert lmtpd.stop() == 0
+    assert time.monotonic() - started >= 1  # the delivery had its lmtp_shutdown_timeout
+    assert maildir_files(mail, "example.com/bob") == ([], [])
+    assert any("dsn=4.3.0, status=deferred (delivery abandoned at shutdown" in line
+               for line in mail.log_lines()), mail.log_lines()
+    assert_no_bug_logged(mail)
 
 
 def test_failed_spool_truncate_never_leaks_the_previous_message_into_the_next(mail, daemon):
