@@ -24,14 +24,15 @@ sent), and let deliveries in progress finish and answer while the event loop
 keeps writing replies. Past lmtp_shutdown_timeout a delivery that has not
 reached its commit point is abandoned (lmtp.Ticket: tmp file removed, no
 reply, Postfix retries); one that has is waited for and answered; then exit
-0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables; in-flight
-transactions keep the settings they started with; a broken new config is
-logged and the old one kept.
+0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables on the lookup thread,
+off the event loop; in-flight transactions keep the settings they started
+with, and the old tables are closed when the last of them ends; a broken new
+config is logged and the old one kept.
 
 Never: serve as root; serve a second instance on the same pid file; follow
 a symlink as root; exit with deliveries in progress before
-lmtp_shutdown_timeout; block the event loop while replies are due; close a
-connection whose delivery committed before its reply is written.
+lmtp_shutdown_timeout; block the event loop on a file, a table or a thread;
+close a connection whose delivery committed before its reply is written.
 """
 import asyncio
 import concurrent.futures
@@ -44,7 +45,7 @@ import stat
 import sys
 
 from vdeliver import config as config_module, deliver, log, privileges, resolve
-from vdeliver.errors import ConfigError, DeliveryError
+from vdeliver.errors import ConfigError, DeliveryError, internal_error
 from vdeliver.lmtp import Server, Settings
 
 USAGE = "usage: vdeliver --lmtp [-c config] [-o name=value]... [--foreground]"
@@ -293,7 +294,7 @@ def main(argv):
     # The event loop is gone: now waiting blocks nobody. A delivery abandoned at shutdown
     # ends at its commit point and removes its tmp file; the launcher exits with _exit().
     delivery_pool.shutdown(wait=True)
-    lookup_pool.shutdown(wait=False)  # a lookup writes nothing: not waited for
+    lookup_pool.shutdown(wait=False)  # a lookup or a reload writes nothing: not waited for
     return status
 
 
@@ -301,7 +302,15 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool):
     config = settings.config
     server = Server(settings, delivery_pool, lookup_pool, os.uname().nodename,
                     config.get_int("lmtp_max_connections"))
-    server.refresh = lambda: reload_if_changed(server, options)
+    reloading = asyncio.Lock()
+    background = set()
+    server.refresh = lambda: reload_if_changed(server, options, reloading)
+
+    def reload_in_background():
+        task = asyncio.ensure_future(reload(server, options, reloading))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     listeners = []
     for sock in sockets:
         if sock.family == socket.AF_UNIX:
@@ -312,7 +321,7 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool):
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(server, options))
+    loop.add_signal_handler(signal.SIGHUP, reload_in_background)
     names = ", ".join(config.get_list("lmtp_listen"))
     log.log(config, f"LMTP daemon started, pid {os.getpid()}, uid {os.getuid()}, listening on {names}")
     await stop.wait()
@@ -332,24 +341,36 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool):
     return 0
 
 
-def reload_if_changed(server, options):
+async def reload_if_changed(server, options, lock):
     """Before a transaction: reload when a table file changed (Postfix's daemons
     restart for the same reason), so that a user added to the tables is not
     refused until someone sends SIGHUP. At most one check a second."""
     import time
     settings = server.settings
+    if lock.locked():  # a reload is under way (maybe slow): this transaction uses the tables it has
+        return
     now = time.monotonic()
     if now - getattr(settings, "checked", 0) < 1:
         return
     settings.checked = now
     if files_identity(settings.files) != settings.identity:
-        reload(server, options)
+        await reload(server, options, lock)
 
 
-def reload(server, options):
-    try:
-        server.settings = make_settings(options)
-        log.log(server.settings.config, "LMTP daemon reloaded its configuration and tables")
-    except DeliveryError as error:
-        log.log(server.settings.config, f"reload failed, keeping the old configuration: {error.text()}",
-                "error")
+async def reload(server, options, lock):
+    """Open the new config and tables on the lookup thread (a table may be slow to open);
+    the old tables are closed once no transaction uses them."""
+    async with lock:
+        loop = asyncio.get_running_loop()
+        try:
+            settings = await loop.run_in_executor(server.lookup_pool, make_settings, options)
+        except DeliveryError as error:
+            log.log(server.settings.config,
+                    f"reload failed, keeping the old configuration: {error.text()}", "error")
+            return
+        except Exception as error:
+            log.log(server.settings.config, "reload failed, keeping the old configuration: "
+                    f"{internal_error(error).text()}", "error")
+            return
+        server.replace_settings(settings)
+        log.log(settings.config, "LMTP daemon reloaded its configuration and tables")

@@ -8,14 +8,15 @@ memory, and answers unexpected exceptions with a permanent 500; all three
 would have to be overridden, leaving little of the library.
 
 A transaction: LHLO; MAIL FROM (SIZE checked, lmtp_message_size_limit = 0:
-no limit); RCPT TO, each resolved at once on the lookup thread (550 5.1.1 unknown user, 451 4.3.0 table error);
-DATA, decoded and spooled by spool.py (dot-unstuffing, CRLF -> LF, an
-unnamed file that knows its length); after the final dot, each accepted
-recipient is delivered through deliver.deliver() on the delivery thread pool
-(one slow fsync does not stall other sessions) and its reply is sent when
-its copy is durable: 250 2.0.0, 451/452 4.x.x, 552 5.2.2, 554 5.4.6.
-A duplicate RCPT is delivered once and gets the first one's reply. Every
-reply text and code is data in errors.py (LMTP_REPLIES, LMTP_CODES).
+no limit); RCPT TO, each resolved at once on the lookup thread (550 5.1.1
+unknown user, 451 4.3.0 table error); DATA, decoded and spooled by spool.py
+(dot-unstuffing, CRLF -> LF, an unnamed file that knows its length); after
+the final dot, each accepted recipient is delivered through deliver.deliver()
+on the delivery thread pool (one slow fsync does not stall other sessions)
+and its reply is sent when its copy is durable: 250 2.0.0, 451/452 4.x.x,
+552 5.2.2, 554 5.4.6. A duplicate RCPT is delivered once and gets the first
+one's reply. Every reply text and code is data in errors.py (LMTP_REPLIES,
+LMTP_CODES).
 
 Shutdown (Server.begin_shutdown, then abandon): each delivery carries a
 Ticket, its commit point seen from both sides. The delivery thread calls
@@ -29,7 +30,8 @@ Never: send 250 before the copy is fsynced; answer 5xx for a fault the admin
 can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
 with the final dot (EOF or shutdown mid-DATA delivers nothing and sends no
 reply; a timeout mid-DATA gets 421 4.4.2); hold a message in memory; commit
-a delivery whose reply can no longer be sent.
+a delivery whose reply can no longer be sent; block the event loop on a
+file or a table.
 """
 import asyncio
 import threading
@@ -50,7 +52,10 @@ def reply(name, *args):
 
 
 class Settings:
-    """What one transaction uses: config and open tables (replaced on SIGHUP)."""
+    """What one transaction uses: config and open tables (replaced on SIGHUP).
+
+    Counted: each transaction holds its Settings from MAIL to its last reply; the tables
+    of Settings that a reload replaced are closed when the last transaction lets go."""
 
     def __init__(self, config, tables):
         self.config = config
@@ -58,9 +63,28 @@ class Settings:
         self.max_message_size = config.get_int("lmtp_message_size_limit")  # 0: no limit
         self.max_recipients = config.get_int("lmtp_recipient_limit")
         self.idle_timeout = config.get_time("lmtp_idle_timeout")
+        self.users = 0
+        self.retired = False
 
     def too_big(self, size):
         return 0 < self.max_message_size < size
+
+    def acquire(self):
+        self.users += 1
+        return self
+
+    def release(self):
+        self.users -= 1
+        self.close_if_unused()
+
+    def retire(self):
+        self.retired = True
+        self.close_if_unused()
+
+    def close_if_unused(self):
+        if self.retired and self.users <= 0 and self.tables is not None:
+            tables, self.tables = self.tables, None
+            resolve.close_tables(tables)
 
 
 class Ticket:
@@ -97,7 +121,10 @@ class Server:
         self.sessions = {}                # Session -> its task
         self.closing = False
         self.abandoning = False
-        self.refresh = lambda: None       # daemon.py: reload when a table file changed
+
+        async def no_refresh():
+            pass
+        self.refresh = no_refresh         # daemon.py: reload when a table file changed
 
     async def handle(self, reader, writer):
         session = Session(self, reader, writer)
@@ -106,6 +133,10 @@ class Server:
             await session.run()
         finally:
             self.sessions.pop(session, None)
+
+    def replace_settings(self, settings):
+        old, self.settings = self.settings, settings
+        old.retire()
 
     def begin_shutdown(self):
         """Stop sessions that are idle or receiving DATA; let deliveries finish."""
@@ -141,9 +172,12 @@ class Session:
         self.spool = None     # one spool per session, reset per message
         self.in_flight = None # the delivery thread's future while it reads the spool
         self.ticket = None    # that delivery's commit point
+        self.settings = None
         self.reset()
 
     def reset(self):
+        if self.settings is not None:
+            self.settings.release()
         self.settings = None
         self.sender = None
         self.recipients = []  # (recipient, original recipient, Mailbox)
@@ -192,14 +226,32 @@ class Session:
             except Exception:
                 pass
         finally:
-            if self.spool is not None:
-                close_spool_when_unused(self.spool, self.in_flight)
-            if self.outbox:  # e.g. 221 to a QUIT pipelined behind other commands
-                try:
-                    self.writer.write("".join(self.outbox).encode("utf-8", "surrogateescape"))
-                except Exception:
-                    pass
-            self.writer.close()
+            self.end()
+
+    def end(self):
+        """Close the session's files and connection; what a delivery thread still reads (its
+        session was cancelled mid-delivery) is released once that delivery is done: closing
+        the spool under the thread could let the fd number be reused and the thread copy
+        another file's bytes."""
+        spool, settings, in_flight = self.spool, self.settings, self.in_flight
+        self.spool = self.settings = None
+
+        def release(_=None):
+            if spool is not None:
+                spool.close()
+            if settings is not None:
+                settings.release()
+
+        if in_flight is not None and not in_flight.done():
+            in_flight.add_done_callback(release)
+        else:
+            release()
+        if self.outbox:  # e.g. 221 to a QUIT pipelined behind other commands
+            try:
+                self.writer.write("".join(self.outbox).encode("utf-8", "surrogateescape"))
+            except Exception:
+                pass
+        self.writer.close()
 
     async def read_command(self):
         """The next command line, from what was read already or from the socket; None: close."""
@@ -231,8 +283,8 @@ class Session:
         verb, _, argument = line.partition(" ")
         verb = verb.upper()
         if verb == "LHLO":
-            return await self.lhlo(argument)
-        if verb in ("HELO", "EHLO"):
+            await self.lhlo(argument)
+        elif verb in ("HELO", "EHLO"):
             await self.send(reply("use lhlo"))
         elif verb == "MAIL":
             await self.mail(argument)
@@ -257,14 +309,13 @@ class Session:
     async def lhlo(self, argument):
         if not argument.strip():
             await self.send(reply("lhlo syntax"))
-            return True
+            return
         self.greeted = True
         self.reset()
         size = self.server.settings.max_message_size
         # RFC 1870: SIZE without a number announces the extension, no fixed limit.
         await self.send(f"250-{self.server.hostname}", "250-PIPELINING", "250-ENHANCEDSTATUSCODES",
                         "250-8BITMIME", "250-SMTPUTF8", f"250 SIZE {size}" if size > 0 else "250 SIZE")
-        return True
 
     async def mail(self, argument):
         if not self.greeted:
@@ -278,7 +329,7 @@ class Session:
             await self.send(reply("mail syntax"))
             return
         path = address.unquote_local_part(path)
-        self.server.refresh()
+        await self.server.refresh()
         settings = self.server.settings
         declared = params.get("SIZE", "0")
         if declared.isascii() and declared.isdigit() and settings.too_big(int(declared)):
@@ -289,7 +340,7 @@ class Session:
         except BadSenderAddress as error:
             await self.send(lmtp_reply(error))
             return
-        self.settings, self.sender = settings, path
+        self.settings, self.sender = settings.acquire(), path
         await self.send(reply("sender ok"))
 
     async def rcpt(self, argument):
@@ -428,16 +479,6 @@ class Session:
                 replies[key] = answer
             await self.send(replies[key])
         return True
-
-
-def close_spool_when_unused(spool, in_flight):
-    """Close the spool, or, if a delivery thread still reads it (its session was cancelled
-    mid-delivery), once that delivery is done: closing it under the thread could let the fd
-    number be reused and the thread copy another file's bytes."""
-    if in_flight is not None and not in_flight.done():
-        in_flight.add_done_callback(lambda _: spool.close())
-    else:
-        spool.close()
 
 
 def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, before_commit):

@@ -489,3 +489,51 @@ def test_socket_swapped_for_a_symlink_after_bind_is_never_chowned_or_chmodded(ma
     assert code == 1 and f"lmtp_listen unix:{socket_path}".encode() in err, err
     assert_untouched(victim)
 
+
+def test_reload_runs_off_the_event_loop(mail, daemon):
+    """A reload whose table is slow to open (a FIFO nobody writes yet) must not stop the
+    daemon from answering other sessions."""
+    lmtpd = daemon()
+    lmtp = lmtpd.client()
+    fifo = mail.table_path + ".fifo"
+    os.mkfifo(fifo, 0o644)
+    os.replace(fifo, mail.table_path)
+    lmtpd.proc.send_signal(signal.SIGHUP)
+    try:
+        time.sleep(0.5)
+        lmtp.sock.settimeout(3)
+        assert lmtp.noop()[0] == 250
+    finally:
+        fd = os.open(mail.table_path, os.O_WRONLY)  # the reload is waiting to read it
+        os.write(fd, b"bob@example.com example.com/bob/\ncarol@example.com example.com/carol/\n")
+        os.close(fd)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("reloaded" in line for line in mail.log_lines()):
+        time.sleep(0.05)
+    lmtp.sock.settimeout(30)
+    assert lmtp.mail("s@x")[0] == 250
+    assert lmtp.rcpt("carol@example.com")[0] == 250
+
+
+def test_reload_closes_the_old_tables(mail, daemon):
+    from vdeliver.tables import cdb
+    table = os.path.join(mail.top, "boxes")
+    cdb.write(table + ".cdb", [(b"bob@example.com\0", b"example.com/bob/\0")])
+    os.chmod(table + ".cdb", 0o644)
+    lmtpd = daemon(f"virtual_mailbox_maps = cdb:{table}\n")
+
+    def open_copies():
+        fds = f"/proc/{lmtpd.pid}/fd"
+        return sum(1 for fd in os.listdir(fds) if os.readlink(f"{fds}/{fd}") == table + ".cdb")
+
+    assert open_copies() == 1
+    for round in range(1, 4):
+        lmtpd.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum("reloaded" in line for line in mail.log_lines()) < round:
+            time.sleep(0.05)
+    time.sleep(0.2)
+    assert open_copies() == 1
+    lmtp = lmtpd.client()
+    _, data = transaction(lmtp, ["bob@example.com"], b"Subject: cdb\n\nx\n")
+    assert data[0][0] == 250
