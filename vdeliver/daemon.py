@@ -7,7 +7,9 @@ crash does not matter); bind every lmtp_listen socket as the starting user
 lmtp client can connect; `inet:host:port`); unless --foreground, detach with
 python-daemon (fork, setsid, umask 077, chdir /, inherited files closed but
 the sockets and the pid file); drop root to lmtp_user (default: the owner
-of virtual_mailbox_base) with no supplementary groups; open the tables; serve.
+of virtual_mailbox_base) with no supplementary groups; open the tables and
+write the first log line (so a maillog_file the daemon creates belongs to
+the delivery user: nothing is logged as root); serve.
 
 As root, in directories others may write to (a unix socket usually lives in
 Postfix's private/, owned by postfix): the pid file is opened with

@@ -490,6 +490,25 @@ def test_socket_swapped_for_a_symlink_after_bind_is_never_chowned_or_chmodded(ma
     assert_untouched(victim)
 
 
+def test_maillog_created_by_the_daemon_belongs_to_the_delivery_user(mail, daemon):
+    """Started as root with no maillog yet: the file is created after the privilege drop,
+    so every line, from 'started' to 'stopped', is written."""
+    logs = os.path.join(mail.top, "log")
+    os.mkdir(logs, 0o755)
+    os.chown(logs, mail.user.pw_uid, mail.user.pw_gid)
+    maillog = os.path.join(logs, "maillog")
+    lmtpd = daemon(f"maillog_file = {maillog}\n")
+    lmtp = lmtpd.client()
+    _, data = transaction(lmtp, ["bob@example.com"], b"Subject: log\n\nx\n")
+    assert data[0][0] == 250
+    lmtp.quit()
+    assert lmtpd.stop() == 0
+    st = os.stat(maillog)
+    assert (st.st_uid, st.st_mode & 0o777) == (mail.user.pw_uid, 0o600)
+    text = read(maillog)
+    assert b"LMTP daemon started" in text and b"status=sent" in text and b"LMTP daemon stopped" in text
+
+
 def test_reload_runs_off_the_event_loop(mail, daemon):
     """A reload whose table is slow to open (a FIFO nobody writes yet) must not stop the
     daemon from answering other sessions."""
