@@ -5,7 +5,8 @@ and a public reason (it reaches the sender's DSN, so it says little); the
 instance may add a detail for the log and the queue. The exit status and the
 status line come from the same object, so they never disagree. cli.main() and
 the LMTP front end are the only places that turn them into an exit status or
-a reply.
+a reply; the LMTP reply codes and texts are data here too (LMTP_CODES,
+LMTP_REPLIES, lmtp_reply()).
 
 Never: give a 5.x.x status to a fault the admin can fix (configuration,
 tables, permissions, disk, a bug). Those defer with 75 and 4.x.x.

@@ -30,8 +30,8 @@ Never: send 250 before the copy is fsynced; answer 5xx for a fault the admin
 can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
 with the final dot (EOF or shutdown mid-DATA delivers nothing and sends no
 reply; a timeout mid-DATA gets 421 4.4.2); hold a message in memory; commit
-a delivery whose reply can no longer be sent; block the event loop on a
-file or a table.
+a delivery whose reply can no longer be sent; open tables or wait for a
+delivery on the event loop (a reload runs on the lookup thread).
 """
 import asyncio
 import threading
