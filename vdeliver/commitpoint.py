@@ -13,20 +13,13 @@ A CommitPoint is handed down from the front end with each delivery:
 - the pipe command uses PROCESS: its signal handlers (cli.py) raise
   TimeLimitExceeded/Interrupted only while PROCESS is not holding, and
   its last resort exits 0 once PROCESS.committed is set;
-- the LMTP daemon gives each delivery its own point whose enter() refuses
-  (Abandoned) once the daemon has given up waiting for it at shutdown, so a
-  message is never linked without its 250 being sendable (lmtp.py).
+- the LMTP daemon gives each delivery its own point (lmtp.Ticket) whose enter()
+  refuses (errors.Abandoned) once the daemon has given up waiting for it at
+  shutdown, so a message is never linked without its 250 being sendable.
 
 Never: let the committed flag be set before the store is durable; raise
 from hold() or done().
 """
-from vdeliver.errors import Interrupted
-
-
-class Abandoned(Interrupted):
-    reason = "delivery abandoned at shutdown"
-
-
 class CommitPoint:
     """holding: no signal handler may raise now (the commit, or a failure's cleanup,
     is under way); committed: the message is durable in the mailbox (success,

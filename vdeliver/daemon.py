@@ -7,17 +7,34 @@ crash does not matter); bind every lmtp_listen socket as the starting user
 lmtp client can connect; `inet:host:port`); unless --foreground, detach with
 python-daemon (fork, setsid, umask 077, chdir /, inherited files closed but
 the sockets and the pid file); drop root to lmtp_user (default: the owner
-of virtual_mailbox_base) with no supplementary groups; open the tables; serve.
+of virtual_mailbox_base) with no supplementary groups; open the tables and
+write the first log line (so a maillog_file the daemon creates belongs to
+the delivery user: nothing is logged as root); serve.
+
+As root, in directories others may write to (a unix socket usually lives in
+Postfix's private/, owned by postfix): the pid file is opened with
+O_NOFOLLOW and refused in a directory writable by anyone but root (or
+ourselves), or when it is not a plain file with one link; a socket gets its
+mode from the umask at bind() and its owner by a chown through a descriptor
+opened with O_PATH|O_NOFOLLOW, after checking that what is there is a socket
+we own (cf. Postfix's set_eugid() around its socket calls): a path swapped for
+a symlink is refused, never followed.
 
 Signals: SIGTERM/SIGINT stop accepting, end idle sessions with 421, drop
 sessions still receiving DATA (nothing of theirs is delivered, no reply is
-sent), let deliveries in progress finish and answer (lmtp_shutdown_timeout),
-then exit 0. SIGHUP re-reads the config and reopens the tables; in-flight
-transactions keep the settings they started with; a broken new config is
-logged and the old one kept.
+sent), and let deliveries in progress finish and answer while the event loop
+keeps writing replies. Past lmtp_shutdown_timeout a delivery that has not
+reached its commit point is abandoned (lmtp.Ticket: tmp file removed, no
+reply, Postfix retries); one that has is waited for and answered; then exit
+0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables on the lookup thread,
+off the event loop; in-flight transactions keep the settings they started
+with, and the old tables are closed when the last of them ends; a broken new
+config is logged and the old one kept.
 
-Never: serve as root; serve a second instance on the same pid file; exit
-with deliveries in progress before lmtp_shutdown_timeout.
+Never: serve as root; serve a second instance on the same pid file; follow
+a symlink as root; exit with deliveries in progress before
+lmtp_shutdown_timeout; block the event loop on a file, a table or a thread;
+close a connection whose delivery committed before its reply is written.
 """
 import asyncio
 import concurrent.futures
@@ -26,10 +43,11 @@ import os
 import pwd
 import signal
 import socket
+import stat
 import sys
 
 from vdeliver import config as config_module, deliver, log, privileges, resolve
-from vdeliver.errors import ConfigError, DeliveryError
+from vdeliver.errors import ConfigError, DeliveryError, internal_error
 from vdeliver.lmtp import Server, Settings
 
 USAGE = "usage: vdeliver --lmtp [-c config] [-o name=value]... [--foreground]"
@@ -44,7 +62,16 @@ class PidFile:
 
     def acquire(self):
         import fcntl
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        check_pid_directory(self.path)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as err:  # ELOOP: a symlink planted there
+            raise ConfigError(f"lmtp_pid_file {self.path}: {err.strerror}") from None
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.geteuid():
+            os.close(fd)
+            raise ConfigError(f"lmtp_pid_file {self.path}: not a plain file of uid {os.geteuid()}"
+                              " with one link: refusing it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,6 +83,18 @@ class PidFile:
     def write(self):
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def check_pid_directory(path):
+    """Refuse a pid file whose directory someone else could plant a file or link in."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(directory)
+    except OSError as err:
+        raise ConfigError(f"lmtp_pid_file {path}: {directory}: {err.strerror}") from None
+    if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+        raise ConfigError(f"lmtp_pid_file {path}: directory {directory} is writable by others"
+                          f" (uid {st.st_uid}, mode {st.st_mode & 0o7777:04o}): refusing it")
 
 
 def parse_args(argv):
@@ -103,10 +142,9 @@ def bind_sockets(config):
         try:
             if family == socket.AF_UNIX:
                 remove_stale_socket(where)
-                sock.bind(where)
-                os.chmod(where, int(mode, 8))
+                bind_unix(sock, where, int(mode, 8))
                 if owner and os.geteuid() == 0:
-                    os.chown(where, *owner_ids(owner))
+                    chown_socket(where, *owner_ids(owner))
             else:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(where)
@@ -114,14 +152,42 @@ def bind_sockets(config):
         except OSError as err:
             sock.close()
             raise ConfigError(f"lmtp_listen {spec}: {err.strerror}") from None
+        except ConfigError as error:
+            sock.close()
+            raise ConfigError(f"lmtp_listen {spec}: {error.detail}") from None
         sockets.append(sock)
     if not sockets:
         raise ConfigError("lmtp_listen is empty")
     return sockets
 
 
+def bind_unix(sock, path, mode):
+    """bind() with the umask that gives the socket its mode: no chmod by name afterwards."""
+    old = os.umask(~mode & 0o777)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+
+
+def chown_socket(path, uid, gid):
+    """chown the socket just bound at path, through a descriptor that did not follow a link:
+    whoever can write in its directory may have swapped it for a symlink since bind()."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as err:
+        raise ConfigError(f"{path}: {err.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid():
+            raise ConfigError(f"{path} is no longer the socket just bound (replaced since bind):"
+                              " refusing it")
+        os.chown(f"/proc/self/fd/{fd}", uid, gid)  # the inode fd names, never a link
+    finally:
+        os.close(fd)
+
+
 def remove_stale_socket(path):
-    import stat
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
             os.unlink(path)
@@ -225,17 +291,30 @@ def main(argv):
     except DeliveryError as error:
         log.log(config, f"LMTP daemon not started: {error.text()}", "error")
         return 1
-    return asyncio.run(serve(options, settings, sockets))
-
-
-async def serve(options, settings, sockets):
-    config = settings.config
-    threads = config.get_int("lmtp_delivery_threads")
+    threads = settings.config.get_int("lmtp_delivery_threads")
     delivery_pool = concurrent.futures.ThreadPoolExecutor(max(1, threads), "deliver")
     lookup_pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
+    status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool))
+    # The event loop is gone: now waiting blocks nobody. A delivery abandoned at shutdown
+    # ends at its commit point and removes its tmp file; the launcher exits with _exit().
+    delivery_pool.shutdown(wait=True)
+    lookup_pool.shutdown(wait=False)  # a lookup or a reload writes nothing: not waited for
+    return status
+
+
+async def serve(options, settings, sockets, delivery_pool, lookup_pool):
+    config = settings.config
     server = Server(settings, delivery_pool, lookup_pool, os.uname().nodename,
                     config.get_int("lmtp_max_connections"))
-    server.refresh = lambda: reload_if_changed(server, options)
+    reloading = asyncio.Lock()
+    background = set()
+    server.refresh = lambda: reload_if_changed(server, options, reloading)
+
+    def reload_in_background():
+        task = asyncio.ensure_future(reload(server, options, reloading))
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     listeners = []
     for sock in sockets:
         if sock.family == socket.AF_UNIX:
@@ -246,38 +325,56 @@ async def serve(options, settings, sockets):
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(server, options))
+    loop.add_signal_handler(signal.SIGHUP, reload_in_background)
     names = ", ".join(config.get_list("lmtp_listen"))
     log.log(config, f"LMTP daemon started, pid {os.getpid()}, uid {os.getuid()}, listening on {names}")
     await stop.wait()
     for listener in listeners:
         listener.close()
     server.begin_shutdown()
-    await server.wait_sessions(server.settings.config.get_time("lmtp_shutdown_timeout"))
-    delivery_pool.shutdown(wait=True)
-    lookup_pool.shutdown(wait=True)
+    # The loop keeps running (and writing replies) while deliveries finish: never block it.
+    if not await server.wait_sessions(server.settings.config.get_time("lmtp_shutdown_timeout")):
+        server.abandon()
+        await server.wait_sessions(None)  # committed deliveries: their replies are sent
+    delivery_pool.shutdown(wait=False, cancel_futures=True)  # main() waits, off the loop
+    lookup_pool.shutdown(wait=False, cancel_futures=True)
+    for number in (signal.SIGTERM, signal.SIGINT):  # already stopping: ignore more of them
+        loop.remove_signal_handler(number)          # (closing the loop would restore SIG_DFL)
+        signal.signal(number, signal.SIG_IGN)
     log.log(server.settings.config, "LMTP daemon stopped")
     return 0
 
 
-def reload_if_changed(server, options):
+async def reload_if_changed(server, options, lock):
     """Before a transaction: reload when a table file changed (Postfix's daemons
     restart for the same reason), so that a user added to the tables is not
     refused until someone sends SIGHUP. At most one check a second."""
     import time
     settings = server.settings
+    if lock.locked():  # a reload is under way (maybe slow): this transaction uses the tables it has
+        return
     now = time.monotonic()
     if now - getattr(settings, "checked", 0) < 1:
         return
     settings.checked = now
     if files_identity(settings.files) != settings.identity:
-        reload(server, options)
+        await reload(server, options, lock)
 
 
-def reload(server, options):
-    try:
-        server.settings = make_settings(options)
-        log.log(server.settings.config, "LMTP daemon reloaded its configuration and tables")
-    except DeliveryError as error:
-        log.log(server.settings.config, f"reload failed, keeping the old configuration: {error.text()}",
-                "error")
+async def reload(server, options, lock):
+    """Open the new config and tables on the lookup thread (a table may be slow to open);
+    the old tables are closed once no transaction uses them."""
+    async with lock:
+        loop = asyncio.get_running_loop()
+        try:
+            settings = await loop.run_in_executor(server.lookup_pool, make_settings, options)
+        except DeliveryError as error:
+            log.log(server.settings.config,
+                    f"reload failed, keeping the old configuration: {error.text()}", "error")
+            return
+        except Exception as error:
+            log.log(server.settings.config, "reload failed, keeping the old configuration: "
+                    f"{internal_error(error).text()}", "error")
+            return
+        server.replace_settings(settings)
+        log.log(settings.config, "LMTP daemon reloaded its configuration and tables")

@@ -7,59 +7,110 @@ accepted RCPT, in order, each after that copy is safe), keeps the message in
 memory, and answers unexpected exceptions with a permanent 500; all three
 would have to be overridden, leaving little of the library.
 
-A transaction: LHLO; MAIL FROM (SIZE checked); RCPT TO, each resolved at
-once on the lookup thread (550 5.1.1 unknown user, 451 4.3.0 table error);
-DATA, spooled with dot-unstuffing and CRLF -> LF into an unnamed O_TMPFILE
-file (never visible, gone when closed); after the final dot, each accepted
-recipient is delivered through deliver.deliver() on the delivery thread pool
-(one slow fsync does not stall other sessions) and its reply is sent when
-its copy is durable: 250 2.0.0, 451/452 4.x.x, 552 5.2.2, 554 5.4.6.
-A duplicate RCPT is delivered once and gets the first one's reply.
+A transaction: LHLO; MAIL FROM (SIZE checked, lmtp_message_size_limit = 0:
+no limit); RCPT TO, each resolved at once on the lookup thread (550 5.1.1
+unknown user, 451 4.3.0 table error); DATA, decoded and spooled by spool.py
+(dot-unstuffing, CRLF -> LF, an unnamed file that knows its length); after
+the final dot, each accepted recipient is delivered through deliver.deliver()
+on the delivery thread pool (one slow fsync does not stall other sessions)
+and its reply is sent when its copy is durable: 250 2.0.0, 451/452 4.x.x,
+552 5.2.2, 554 5.4.6. A duplicate RCPT is delivered once and gets the first
+one's reply. Every reply text and code is data in errors.py (LMTP_REPLIES,
+LMTP_CODES).
+
+Shutdown (Server.begin_shutdown, then abandon): each delivery carries a
+Ticket, its commit point seen from both sides. The delivery thread calls
+Ticket.enter() just before the link into new/; past lmtp_shutdown_timeout
+the event loop calls Ticket.abandon(). Whichever comes first wins, under a
+lock: an abandoned delivery raises errors.Abandoned at its commit point
+(its tmp file removed, no reply: Postfix retries), a committed one is
+waited for and its reply sent before the connection closes.
 
 Never: send 250 before the copy is fsynced; answer 5xx for a fault the admin
 can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
-with the final dot (EOF, a timeout or shutdown mid-DATA delivers nothing and
-sends no reply); hold a message in memory.
+with the final dot (EOF or shutdown mid-DATA delivers nothing and sends no
+reply; a timeout mid-DATA gets 421 4.4.2); hold a message in memory; commit
+a delivery whose reply can no longer be sent; open tables or wait for a
+delivery on the event loop (a reload runs on the lookup thread).
 """
 import asyncio
-import posix
+import threading
 import time
 
 from vdeliver import address, deliver, log, resolve
-from vdeliver.errors import (BadRecipientAddress, BadSenderAddress, DeliveryError,
-                             from_os_error, internal_error, one_line)
+from vdeliver.commitpoint import CommitPoint
+from vdeliver.errors import (LMTP_REPLIES, Abandoned, BadRecipientAddress, BadSenderAddress,
+                             DeliveryError, from_os_error, internal_error, lmtp_reply, one_line)
+from vdeliver.spool import CHUNK_SIZE, Decoder, Spool
 
-CHUNK_SIZE = 1 << 16
 MAX_COMMAND_LINE = 4096
-MAX_DATA_LINE = 1 << 20
 # Tables answered from memory: resolved on the event loop, without a thread hop.
 IN_MEMORY_TABLES = ("texthash", "inline", "static", "regexp", "pcre")
 
 
-def reply_for(error):
-    """The LMTP reply for a DeliveryError (RFC 5321 4.2.3 codes, RFC 3463 status)."""
-    status = error.status
-    if error.is_bounce:
-        if status.startswith("5.1."):
-            code = 550
-        elif status in ("5.2.2", "5.2.3", "5.3.4"):
-            code = 552
-        else:
-            code = 554
-    else:
-        code = 452 if status in ("4.2.2", "4.3.1", "4.5.3") else 451
-    return f"{code} {status} {error.public_text()}"
+def reply(name, *args):
+    return LMTP_REPLIES[name].format(*args)
 
 
 class Settings:
-    """What one transaction uses: config and open tables (replaced on SIGHUP)."""
+    """What one transaction uses: config and open tables (replaced on SIGHUP).
+
+    Counted: each transaction holds its Settings from MAIL to its last reply; the tables
+    of Settings that a reload replaced are closed when the last transaction lets go."""
 
     def __init__(self, config, tables):
         self.config = config
         self.tables = tables
-        self.max_message_size = config.get_int("lmtp_message_size_limit")
+        self.max_message_size = config.get_int("lmtp_message_size_limit")  # 0: no limit
         self.max_recipients = config.get_int("lmtp_recipient_limit")
         self.idle_timeout = config.get_time("lmtp_idle_timeout")
+        self.users = 0
+        self.retired = False
+
+    def too_big(self, size):
+        return 0 < self.max_message_size < size
+
+    def acquire(self):
+        self.users += 1
+        return self
+
+    def release(self):
+        self.users -= 1
+        self.close_if_unused()
+
+    def retire(self):
+        self.retired = True
+        self.close_if_unused()
+
+    def close_if_unused(self):
+        if self.retired and self.users <= 0 and self.tables is not None:
+            tables, self.tables = self.tables, None
+            resolve.close_tables(tables)
+
+
+class Ticket(CommitPoint):
+    """One delivery's commit point (commitpoint.py) seen from both sides: enter() (the
+    delivery thread, just before its link into new/ or its mbox fsync) and abandon()
+    (the event loop, at shutdown) exclude each other."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.state = "running"  # running | committed | abandoned
+
+    def enter(self):
+        with self.lock:
+            if self.state == "abandoned":
+                raise Abandoned()
+            self.state = "committed"
+        super().enter()
+
+    def abandon(self):
+        """True when the delivery will now never commit (its reply is not waited for)."""
+        with self.lock:
+            if self.state == "running":
+                self.state = "abandoned"
+            return self.state == "abandoned"
 
 
 class Server:
@@ -73,7 +124,11 @@ class Server:
         self.max_connections = max_connections
         self.sessions = {}                # Session -> its task
         self.closing = False
-        self.refresh = lambda: None       # daemon.py: reload when a table file changed
+        self.abandoning = False
+
+        async def no_refresh():
+            pass
+        self.refresh = no_refresh         # daemon.py: reload when a table file changed
 
     async def handle(self, reader, writer):
         session = Session(self, reader, writer)
@@ -83,6 +138,10 @@ class Server:
         finally:
             self.sessions.pop(session, None)
 
+    def replace_settings(self, settings):
+        old, self.settings = self.settings, settings
+        old.retire()
+
     def begin_shutdown(self):
         """Stop sessions that are idle or receiving DATA; let deliveries finish."""
         self.closing = True
@@ -90,10 +149,21 @@ class Server:
             if session.phase != "delivering":
                 task.cancel()
 
+    def abandon(self):
+        """Past lmtp_shutdown_timeout: no delivery starts; one that has not reached its commit
+        point never will, and its session closes without a reply. A committed one goes on."""
+        self.abandoning = True
+        for session, task in list(self.sessions.items()):
+            if session.phase != "delivering" or (session.ticket and session.ticket.abandon()):
+                task.cancel()
+
     async def wait_sessions(self, timeout):
+        """Wait for the sessions (at most timeout seconds, None: for ever); True if all ended."""
         tasks = list(self.sessions.values())
         if tasks:
-            await asyncio.wait(tasks, timeout=timeout)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            return not pending
+        return True
 
 
 class Session:
@@ -103,11 +173,15 @@ class Session:
         self.greeted = False
         self.leftover = b""   # bytes read but not yet used (pipelined commands)
         self.outbox = []      # replies not yet written
-        self.spool_fd = None  # one unnamed spool file per session, truncated per message
+        self.spool = None     # one spool per session, reset per message
         self.in_flight = None # the delivery thread's future while it reads the spool
+        self.ticket = None    # that delivery's commit point
+        self.settings = None
         self.reset()
 
     def reset(self):
+        if self.settings is not None:
+            self.settings.release()
         self.settings = None
         self.sender = None
         self.recipients = []  # (recipient, original recipient, Mailbox)
@@ -128,41 +202,60 @@ class Session:
     async def run(self):
         try:
             if len(self.server.sessions) > self.server.max_connections:
-                await self.send("421 4.3.2 too many connections, try again later")
+                await self.send(reply("too many connections"))
                 return
-            await self.send(f"220 {self.server.hostname} LMTP vdeliver ready")
+            await self.send(reply("greeting", self.server.hostname))
             while not self.server.closing:
                 line = await self.read_command()
                 if line is None:
                     return
                 if not await self.dispatch(line):
                     return
-            await self.send("421 4.3.2 shutting down")
+            await self.send(reply("shutting down"))
         except asyncio.CancelledError:
             if self.phase == "idle":  # between commands: say goodbye
                 try:
-                    self.writer.write(b"421 4.3.2 shutting down\r\n")
+                    self.writer.write((reply("shutting down") + "\r\n").encode())
                 except Exception:
                     pass
-            # mid-DATA: close without a reply; nothing was delivered
+            # mid-DATA, or a delivery abandoned at shutdown: close without a reply;
+            # nothing was delivered (Ticket)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except Exception as error:  # a bug: say so and close; Postfix retries the mail later
             config = (self.settings or self.server.settings).config
             log.log(config, f"LMTP session ended by {internal_error(error).text()}", "error")
             try:
-                await self.send("421 4.3.0 internal software error, closing connection")
+                await self.send(reply("internal error"))
             except Exception:
                 pass
         finally:
-            if self.spool_fd is not None:
-                close_spool_when_unused(self.spool_fd, self.in_flight)
-            if self.outbox:  # e.g. 221 to a QUIT pipelined behind other commands
-                try:
-                    self.writer.write("".join(self.outbox).encode("utf-8", "surrogateescape"))
-                except Exception:
-                    pass
-            self.writer.close()
+            self.end()
+
+    def end(self):
+        """Close the session's files and connection; what a delivery thread still reads (its
+        session was cancelled mid-delivery) is released once that delivery is done: closing
+        the spool under the thread could let the fd number be reused and the thread copy
+        another file's bytes."""
+        spool, settings, in_flight = self.spool, self.settings, self.in_flight
+        self.spool = self.settings = None
+
+        def release(_=None):
+            if spool is not None:
+                spool.close()
+            if settings is not None:
+                settings.release()
+
+        if in_flight is not None and not in_flight.done():
+            in_flight.add_done_callback(release)
+        else:
+            release()
+        if self.outbox:  # e.g. 221 to a QUIT pipelined behind other commands
+            try:
+                self.writer.write("".join(self.outbox).encode("utf-8", "surrogateescape"))
+            except Exception:
+                pass
+        self.writer.close()
 
     async def read_command(self):
         """The next command line, from what was read already or from the socket; None: close."""
@@ -173,99 +266,100 @@ class Session:
                 line, self.leftover = self.leftover[:newline + 1], self.leftover[newline + 1:]
                 break
             if len(self.leftover) > MAX_COMMAND_LINE:
-                await self.send("500 5.5.2 line too long")
+                await self.send(reply("line too long"))
                 return None
             await self.flush()  # nothing more to answer: the client may be waiting for us
             try:
                 chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
             except asyncio.TimeoutError:
-                await self.send("421 4.4.2 idle timeout, closing connection")
+                await self.send(reply("idle timeout"))
                 return None
             if not chunk:
                 return None  # EOF; an unfinished line is not a command
             self.leftover += chunk
         if len(line) > MAX_COMMAND_LINE:
-            await self.send("500 5.5.2 line too long")
+            await self.send(reply("line too long"))
             return None
         return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
 
     async def dispatch(self, line):
+        """Run one command; False: close the connection."""
         verb, _, argument = line.partition(" ")
         verb = verb.upper()
         if verb == "LHLO":
-            return await self.lhlo(argument)
-        if verb in ("HELO", "EHLO"):
-            await self.send("500 5.5.1 this is an LMTP server: use LHLO")
+            await self.lhlo(argument)
+        elif verb in ("HELO", "EHLO"):
+            await self.send(reply("use lhlo"))
         elif verb == "MAIL":
             await self.mail(argument)
         elif verb == "RCPT":
             await self.rcpt(argument)
         elif verb == "DATA":
-            await self.data()
+            return await self.data()
         elif verb == "RSET":
             self.reset()
-            await self.send("250 2.0.0 Ok")
+            await self.send(reply("ok"))
         elif verb == "NOOP":
-            await self.send("250 2.0.0 Ok")
+            await self.send(reply("ok"))
         elif verb == "VRFY":
-            await self.send("252 2.5.0 cannot verify, but will try to deliver")
+            await self.send(reply("cannot verify"))
         elif verb == "QUIT":
-            await self.send("221 2.0.0 Bye")
+            await self.send(reply("bye"))
             return False
         else:
-            await self.send("500 5.5.2 command not recognized")
+            await self.send(reply("unknown command"))
         return True
 
     async def lhlo(self, argument):
         if not argument.strip():
-            await self.send("501 5.5.4 LHLO needs a host name")
-            return True
+            await self.send(reply("lhlo syntax"))
+            return
         self.greeted = True
         self.reset()
         size = self.server.settings.max_message_size
+        # RFC 1870: SIZE without a number announces the extension, no fixed limit.
         await self.send(f"250-{self.server.hostname}", "250-PIPELINING", "250-ENHANCEDSTATUSCODES",
-                        "250-8BITMIME", "250-SMTPUTF8", f"250 SIZE {size}")
-        return True
+                        "250-8BITMIME", "250-SMTPUTF8", f"250 SIZE {size}" if size > 0 else "250 SIZE")
 
     async def mail(self, argument):
         if not self.greeted:
-            await self.send("503 5.5.1 send LHLO first")
+            await self.send(reply("lhlo first"))
             return
         if self.sender is not None:
-            await self.send("503 5.5.1 nested MAIL command")
+            await self.send(reply("nested mail"))
             return
-        path, params = parse_path(argument, "FROM:")
+        path, params = address.parse_path(argument, "FROM:")
         if path is None:
-            await self.send("501 5.5.4 syntax: MAIL FROM:<address>")
+            await self.send(reply("mail syntax"))
             return
         path = address.unquote_local_part(path)
-        self.server.refresh()
+        await self.server.refresh()
         settings = self.server.settings
         declared = params.get("SIZE", "0")
-        if declared.isascii() and declared.isdigit() and int(declared) > settings.max_message_size:
-            await self.send("552 5.3.4 message size exceeds fixed limit")
+        if declared.isascii() and declared.isdigit() and settings.too_big(int(declared)):
+            await self.send(reply("too big"))
             return
         try:
             address.check_sender(path)
         except BadSenderAddress as error:
-            await self.send(f"501 {error.status} {error.text()}")
+            await self.send(lmtp_reply(error))
             return
-        self.settings, self.sender = settings, path
-        await self.send("250 2.1.0 Ok")
+        self.settings, self.sender = settings.acquire(), path
+        await self.send(reply("sender ok"))
 
     async def rcpt(self, argument):
         if self.sender is None:
-            await self.send("503 5.5.1 need MAIL before RCPT")
+            await self.send(reply("mail first"))
             return
-        path, params = parse_path(argument, "TO:")
+        path, params = address.parse_path(argument, "TO:")
         if not path:
-            await self.send("501 5.5.4 syntax: RCPT TO:<address>")
+            await self.send(reply("rcpt syntax"))
             return
         path = address.unquote_local_part(path)  # external (quoted) form -> internal, as pipe(8) gives
         if len(self.recipients) >= self.settings.max_recipients:
-            await self.send("452 4.5.3 too many recipients")
+            await self.send(reply("too many recipients"))
             return
-        original = decode_orcpt(params.get("ORCPT", ""))
+        original = address.decode_orcpt(params.get("ORCPT", ""))
         try:
             address.check_recipient(path)
             if original:
@@ -278,53 +372,58 @@ class Session:
                 mailbox = await loop.run_in_executor(
                     self.server.lookup_pool, resolve.resolve, path, settings.config, settings.tables)
         except BadRecipientAddress as error:
-            await self.send(f"550 {error.status} {error.text()}")
+            await self.send(lmtp_reply(error))
             return
         except DeliveryError as error:
             log_failure(self.settings.config, path, original, time.monotonic(), error)
-            await self.send(reply_for(error))
+            await self.send(lmtp_reply(error))
             return
         except Exception as error:
-            await self.send(reply_for(internal_error(error)))
+            await self.send(lmtp_reply(internal_error(error)))
             return
         self.recipients.append((path, original, mailbox))
-        await self.send("250 2.1.5 Ok")
+        await self.send(reply("recipient ok"))
 
     async def data(self):
+        """DATA up to the final dot, then one reply per recipient; False: close."""
         if not self.recipients:
-            await self.send("503 5.5.1 no valid recipients")
-            return
+            await self.send(reply("no recipients"))
+            return True
         config = self.settings.config
         try:
-            if self.spool_fd is None:
-                self.spool_fd = open_spool(config)
-            posix.lseek(self.spool_fd, 0, 0)  # SEEK_SET (empty: truncated after each message)
+            if self.spool is None:
+                self.spool = Spool(spool_directory(config))
         except OSError as err:  # e.g. a full, read-only or unwritable spool directory
             await self.refuse_all(from_os_error(err, f"open the DATA spool in {spool_directory(config)}"))
             self.reset()
-            return
-        spool_fd = self.spool_fd
+            return True
+        spool = self.spool
         try:
-            await self.send("354 End data with <CR><LF>.<CR><LF>")
+            await self.send(reply("start data"))
             await self.flush()  # the client waits for it, whatever else it sent
             self.phase = "data"
-            size, too_big, spool_error = await self.receive(spool_fd)
-            # The final dot was read: from here nothing cancels this transaction.
+            try:
+                too_big, spool_error = await self.receive(spool)
+            except asyncio.TimeoutError:
+                log.log(config, f"LMTP session: timeout during DATA after {spool.length} bytes,"
+                                " closing connection", "warning")
+                await self.send(reply("data timeout"))
+                self.phase = "idle"
+                return False
+            # The final dot was read: from here only shutdown's abandon() cancels it.
             self.phase = "delivering"
             if spool_error is not None:
                 await self.refuse_all(spool_error, per_recipient=True)
             elif too_big:
-                await self.send(*["552 5.3.4 message size exceeds fixed limit"] * len(self.recipients))
-            else:
-                await self.deliver_all(spool_fd)
+                await self.send(*[reply("too big")] * len(self.recipients))
+            elif not await self.deliver_all(spool):
+                return False
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
+            return True
         finally:
             self.reset()
             if self.in_flight is None:  # never under a delivery thread still reading it
-                try:  # give the blocks back now, not at the next message (a full disk needs them)
-                    posix.ftruncate(spool_fd, 0)
-                except OSError:
-                    pass
+                spool.reset()
 
     async def refuse_all(self, error, per_recipient=False):
         """The same failure for every accepted recipient: logged for each, one reply to a
@@ -332,102 +431,77 @@ class Session:
         started = time.monotonic()
         for recipient, original, _ in self.recipients:
             log_failure(self.settings.config, recipient, original, started, error)
-        await self.send(*[reply_for(error)] * (len(self.recipients) if per_recipient else 1))
+        await self.send(*[lmtp_reply(error)] * (len(self.recipients) if per_recipient else 1))
 
-    async def receive(self, spool_fd):
-        """Read DATA up to the final dot into the spool; (size, too_big, spool_error).
+    async def receive(self, spool):
+        """Read DATA up to the final dot into the spool; (too_big, spool_error).
 
-        Chunk by chunk, not line by line. `pending` is unprocessed input; when
-        it starts at a line boundary it starts with the CRLF that ended the
-        previous line (a dummy one at first), so the end is the first
-        CRLF.CRLF and dot-unstuffing is replacing CRLF. by CRLF (RFC 5321
-        4.5.2), then CRLF becomes LF. A line longer than MAX_DATA_LINE is
-        written out as it comes, but for its last 4 bytes, which may begin
-        the final CRLF.CRLF: memory stays bounded, nothing is refused. A
-        write to the spool that fails (a full disk) is kept as spool_error;
+        A write to the spool that fails (a full disk) is kept as spool_error;
         the rest is read and dropped, so the replies can follow the dot.
+        asyncio.TimeoutError: the client sent nothing for lmtp_idle_timeout.
         """
-        limit = self.settings.max_message_size
-        timeout = self.settings.idle_timeout
-        pending, self.leftover = b"\r\n" + self.leftover, b""
-        size, too_big, first, spool_error = 0, False, True, None
+        settings = self.settings
+        decoder, data, self.leftover = Decoder(), self.leftover, b""
+        size, too_big, spool_error = 0, False, None
         while True:
-            end = pending.find(b"\r\n.\r\n")
-            if end >= 0:
-                body, self.leftover = pending[:end + 2], pending[end + 5:]
-            else:
-                cut = pending.rfind(b"\r\n")
-                if cut <= 0 and len(pending) > MAX_DATA_LINE:
-                    cut = len(pending) - 4  # inside a very long line
-                body, pending = (pending[:cut], pending[cut:]) if cut > 0 else (b"", pending)
-            if body:
-                text = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")
-                if first:
-                    text, first = text[1:], False  # the dummy line end
+            text = decoder.feed(data)
+            if text:
                 size += len(text)
-                too_big = too_big or size > limit
+                too_big = too_big or settings.too_big(size)
                 if not too_big and spool_error is None:
                     try:
-                        write_all(spool_fd, text)
+                        spool.write(text)
                     except OSError as err:
                         spool_error = from_os_error(
-                            err, f"write the DATA spool in {spool_directory(self.settings.config)}")
-            if end >= 0:
-                return size, too_big, spool_error
-            chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
-            if not chunk:
+                            err, f"write the DATA spool in {spool_directory(settings.config)}")
+            if decoder.done:
+                self.leftover = decoder.rest
+                return too_big, spool_error
+            data = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), settings.idle_timeout)
+            if not data:
                 raise ConnectionError("connection closed during DATA")
-            pending += chunk
 
-    async def deliver_all(self, spool_fd):
+    async def deliver_all(self, spool):
+        """One delivery per distinct recipient, in RCPT order, each reply sent when its copy
+        is durable; False when shutdown abandoned the rest (no reply for them)."""
         loop = asyncio.get_running_loop()
         replies = {}
         for recipient, original, mailbox in self.recipients:
             key = address.fold(recipient)
             if key not in replies:
-                future = loop.run_in_executor(self.server.delivery_pool, deliver_one, self.settings,
-                                              self.sender, recipient, original, mailbox, spool_fd)
+                if self.server.abandoning:
+                    return False
+                self.ticket = Ticket()
+                future = loop.run_in_executor(
+                    self.server.delivery_pool, deliver_one, self.settings, self.sender, recipient,
+                    original, mailbox, spool.reader(), self.ticket)
                 self.in_flight = future
-                replies[key] = await asyncio.shield(future)
-                self.in_flight = None
+                answer = await asyncio.shield(future)
+                self.in_flight = self.ticket = None
+                if answer is None:  # abandoned at its commit point
+                    return False
+                replies[key] = answer
             await self.send(replies[key])
+        return True
 
 
-def close_spool_when_unused(spool_fd, in_flight):
-    """Close the spool, or, if a delivery thread still reads it (its session was cancelled
-    mid-delivery), once that delivery is done: closing it under the thread could let the fd
-    number be reused and the thread copy another file's bytes."""
-    if in_flight is not None and not in_flight.done():
-        in_flight.add_done_callback(lambda _: posix.close(spool_fd))
-    else:
-        posix.close(spool_fd)
-
-
-def deliver_one(settings, sender, recipient, original, mailbox, spool_fd):
-    """Deliver one copy from the spool (a delivery thread); return its LMTP reply."""
+def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, point):
+    """Deliver one copy from the spool (a delivery thread); its LMTP reply, None if abandoned."""
     started = time.monotonic()
-    offset = 0
-
-    def read_chunk(size=CHUNK_SIZE):
-        nonlocal offset
-        data = posix.pread(spool_fd, size, offset)
-        offset += len(data)
-        return data
-
     config = settings.config
     try:
         envelope = deliver.Envelope(sender, recipient, original)
-        delivery = deliver.deliver(envelope, config, read_chunk, settings.tables, mailbox)
+        delivery = deliver.deliver(envelope, config, read_chunk, settings.tables, mailbox, point)
     except DeliveryError as error:
         log_failure(config, recipient, original, started, error)
-        return reply_for(error)
+        return None if isinstance(error, Abandoned) else lmtp_reply(error)
     except Exception as error:
         error = internal_error(error)
         log_failure(config, recipient, original, started, error)
-        return reply_for(error)
+        return lmtp_reply(error)
     log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent",
                                       delivery.summary()))
-    return f"250 2.0.0 <{recipient}> delivered"
+    return reply("delivered", recipient)
 
 
 def log_failure(config, recipient, original, started, error):
@@ -439,68 +513,3 @@ def log_failure(config, recipient, original, started, error):
 
 def spool_directory(config):
     return config.get("lmtp_spool_directory") or config.get("virtual_mailbox_base")
-
-
-def open_spool(config):
-    """An unnamed file (O_TMPFILE) under the spool directory: never visible, gone on close."""
-    return posix.open(spool_directory(config), posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC, 0o600)
-
-
-def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[posix.write(fd, view):]
-
-
-def parse_path(argument, keyword):
-    """'FROM:<a@b> SIZE=10' -> ('a@b', {'SIZE': '10'}); (None, {}) when malformed."""
-    if argument[:len(keyword)].upper() != keyword:
-        return None, {}
-    rest = argument[len(keyword):].strip()
-    if not rest.startswith("<"):
-        return None, {}
-    end = closing_bracket(rest)
-    if end < 0:
-        return None, {}
-    path = rest[1:end]
-    if ":" in path and path.startswith("@"):  # a source route: drop it (RFC 5321 4.1.2)
-        path = path.split(":", 1)[1]
-    params = {}
-    for item in rest[end + 1:].split():
-        key, _, value = item.partition("=")
-        params[key.upper()] = value
-    return path, params
-
-
-def closing_bracket(rest):
-    """Index of the '>' that ends '<path>', skipping quoted strings ("a>b"@x); -1 if none."""
-    in_quote, index = False, 1
-    while index < len(rest):
-        ch = rest[index]
-        if ch == "\\" and in_quote:
-            index += 1
-        elif ch == '"':
-            in_quote = not in_quote
-        elif ch == ">" and not in_quote:
-            return index
-        index += 1
-    return -1
-
-
-def decode_orcpt(value):
-    """ORCPT=rfc822;addr (xtext, RFC 3461 4.2) -> addr; other types are ignored."""
-    kind, _, text = value.partition(";")
-    if kind.lower() != "rfc822" or not text:
-        return ""
-    out, index = [], 0
-    while index < len(text):
-        if text[index] == "+" and index + 2 < len(text) + 0 and len(text[index + 1:index + 3]) == 2:
-            try:
-                out.append(chr(int(text[index + 1:index + 3], 16)))
-                index += 3
-                continue
-            except ValueError:
-                pass
-        out.append(text[index])
-        index += 1
-    return "".join(out)

@@ -77,6 +77,22 @@ def open_maps(config, name):
     return tables
 
 
+def close_tables(tables):
+    """Release what open tables hold (files, connections), e.g. after the LMTP daemon's
+    reload: a Tables (every list of it) or a list; tables of unionmap:/pipemap: are
+    closed with them. Never raises."""
+    if isinstance(tables, Tables):
+        tables = tables.mailbox + tables.quota + tables.home
+    for table in tables:
+        close = getattr(table, "close", None)
+        if close is not None:
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - closing is best effort; nothing is delivered here
+                pass
+        close_tables(getattr(table, "tables", ()))
+
+
 SKIPPED = "skipped"  # what trace() is told for a pattern table and a derived key
 
 

@@ -52,11 +52,12 @@ from hypothesis import strategies as st
 
 from functional.test_lmtp import daemon, stuffed  # noqa: F401  (the fixture, shared)
 from outcomes import delivered, message, read, regular_files
+from support import require
 
 SENDER = "s@example.net"
 # A reply line: code, enhanced status (RFC 3463), text.
 REPLY_TEXT = re.compile(rb"[245]\.\d{1,3}\.\d{1,3} [^\r\n]*")
-CHUNK = 1 << 16  # the daemon reads the spool in 64 KiB chunks (lmtp.CHUNK_SIZE)
+CHUNK = 1 << 16  # the daemon reads the spool in 64 KiB chunks (spool.CHUNK_SIZE)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -760,3 +761,94 @@ def test_hostile_rcpt_addresses_never_write_outside_the_base(mail, daemon):
     print(f"address fuzz: {dict(seen)}")
     assert_no_bug_logged(mail)
     assert lmtpd.stop() == 0
+
+
+# --- 8. shutdown and the spool under injected syscall faults (strace) ----------------------
+
+def strace(*injections):
+    """Run the daemon under strace with these -e inject= rules (counted per thread)."""
+    require(shutil.which("strace"), "needs strace")
+    rules = []
+    for rule in injections:
+        rules += ["-e", f"trace={rule.split(':', 1)[0]}", "-e", f"inject={rule}"]
+    return ["strace", "-f", "-qq", "-o", "/dev/null", *rules]
+
+
+def wait_for(predicate, what, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_all(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_delivery_committed_before_shutdown_timeout_gets_its_250_after_it(mail, daemon):
+    """SIGTERM while a delivery sits just after its link into new/ (strace holds linkat()
+    for 3 s, past lmtp_shutdown_timeout = 1s): it is committed, so its 250 must reach the
+    client before the connection closes, and the file is in new/ exactly once."""
+    lmtpd = daemon("lmtp_shutdown_timeout = 1s\nlmtp_delivery_threads = 1\n",
+                   wrap=strace("linkat:delay_exit=3000000"))
+    text = text_of(3000)
+    sock = open_data(lmtpd, "bob@example.com")
+    sock.sendall(stuffed(text) + b".\r\n")
+    wait_for(lambda: mail.new_files("example.com/bob"), "the link into new/")
+    os.kill(lmtpd.pid, signal.SIGTERM)
+    rest = read_all(sock)
+    sock.close()
+    assert rest.startswith(b"250 2.0.0 <bob@example.com> delivered\r\n"), rest
+    assert lmtpd.stop() == 0
+    (path,), tmp = maildir_files(mail, "example.com/bob")
+    assert tmp == [] and read(path) == expected_file("bob@example.com", text)
+    assert_no_bug_logged(mail)
+
+
+def test_delivery_not_committed_at_shutdown_timeout_is_abandoned_without_a_reply(mail, daemon):
+    """SIGTERM while a delivery is held in the fsync of its tmp file (strace: 4 s, the first
+    fsync of the delivery thread), lmtp_shutdown_timeout = 1s: past the timeout the delivery
+    is abandoned before its commit point: no reply, no file in new/, its tmp file removed."""
+    lmtpd = daemon("lmtp_shutdown_timeout = 1s\nlmtp_delivery_threads = 1\n",
+                   wrap=strace("fsync:delay_enter=4000000:when=1"))
+    sock = open_data(lmtpd, "bob@example.com")
+    sock.sendall(stuffed(text_of(3000)) + b".\r\n")
+    wait_for(lambda: mail.tmp_files("example.com/bob"), "the tmp file")
+    pid = lmtpd.pid
+    started = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    rest = read_all(sock)
+    sock.close()
+    assert rest == b""
+    assert lmtpd.stop() == 0
+    assert time.monotonic() - started >= 1  # the delivery had its lmtp_shutdown_timeout
+    assert maildir_files(mail, "example.com/bob") == ([], [])
+    assert any("dsn=4.3.0, status=deferred (delivery abandoned at shutdown" in line
+               for line in mail.log_lines()), mail.log_lines()
+    assert_no_bug_logged(mail)
+
+
+def test_failed_spool_truncate_never_leaks_the_previous_message_into_the_next(mail, daemon):
+    """Every ftruncate() of the event loop's thread fails with EIO but the first (the pid
+    file's): a long message, then a short one in the same session (the same spool). The
+    short one's copy must be exactly the short message, not followed by the long one's tail."""
+    lmtpd = daemon(wrap=strace("ftruncate:error=EIO:when=2+"))
+    lmtp = lmtpd.client()
+    long_text, short_text = text_of(200_000, b"long"), text_of(500, b"short")
+    assert send_transaction(lmtp, ["bob@example.com"], long_text) == [
+        (250, b"2.0.0 <bob@example.com> delivered")]
+    assert send_transaction(lmtp, ["alice@example.com"], short_text) == [
+        (250, b"2.0.0 <alice@example.com> delivered")]
+    (long_copy,) = mail.new_files("example.com/bob")
+    (short_copy,) = mail.new_files("example.com/alice")
+    assert read(long_copy) == expected_file("bob@example.com", long_text)
+    assert read(short_copy) == expected_file("alice@example.com", short_text)
+    lmtp.quit()
+    assert_no_bug_logged(mail)

@@ -1,8 +1,10 @@
 """The LMTP daemon (vdeliver --lmtp) as Postfix's lmtp client would use it."""
 import os
+import shutil
 import signal
 import smtplib
 import socket
+import stat
 import subprocess
 import time
 
@@ -18,7 +20,9 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, mail, extra=""):
+    """`vdeliver --lmtp --foreground`, optionally under a wrapper (strace) given as `wrap`."""
+
+    def __init__(self, mail, extra="", wrap=()):
         self.mail = mail
         self.port = free_port()
         self.pid_file = os.path.join(mail.top, "lmtpd.pid")
@@ -26,7 +30,7 @@ class Daemon:
         mail.write_config(f"lmtp_listen = inet:127.0.0.1:{self.port}, unix:{self.socket_path}\n"
                           f"lmtp_pid_file = {self.pid_file}\nlmtp_socket_owner = {mail.user.pw_name}\n"
                           f"lmtp_user = {mail.user.pw_name}\n" + extra)
-        self.proc = subprocess.Popen([VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
+        self.proc = subprocess.Popen([*wrap, VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -39,6 +43,12 @@ class Daemon:
                 time.sleep(0.05)
         raise AssertionError("daemon did not start listening")
 
+    @property
+    def pid(self):
+        """The daemon's pid (not a wrapper's): from its pid file."""
+        with open(self.pid_file) as fh:
+            return int(fh.read())
+
     def client(self):
         lmtp = smtplib.LMTP("127.0.0.1", self.port, timeout=30)
         assert lmtp.docmd("LHLO", "client.example")[0] == 250
@@ -46,7 +56,7 @@ class Daemon:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
         try:
             return self.proc.wait(timeout=30)
         finally:
@@ -58,8 +68,8 @@ class Daemon:
 def daemon(mail):
     started = []
 
-    def start(extra=""):
-        started.append(Daemon(mail, extra))
+    def start(extra="", wrap=()):
+        started.append(Daemon(mail, extra, wrap))
         return started[-1]
 
     yield start
@@ -400,3 +410,214 @@ def test_a_changed_quota_table_is_reloaded_with_the_other_tables(mail, daemon):
     assert any("reloaded" in line for line in mail.log_lines())
     lmtp.quit()
     assert lmtpd.stop() == 0
+
+
+# --- issue 11 -------------------------------------------------------------------------------
+
+def read_until_closed(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_message_size_limit_0_means_no_limit(mail, daemon):
+    """As Postfix's message_size_limit = 0: no limit, and LHLO announces a plain SIZE."""
+    lmtp = daemon("lmtp_message_size_limit = 0\n").client()
+    code, text = lmtp.docmd("LHLO", "client.example")
+    assert code == 250 and text.split(b"\n")[-1] == b"SIZE"
+    assert lmtp.docmd("MAIL", "FROM:<s@example.net> SIZE=500000000")[0] == 250
+    lmtp.rset()
+    message = b"Subject: big\n\n" + b"z" * 70000 + b"\n"
+    _, data = transaction(lmtp, ["bob@example.com"], message)
+    assert data == [(250, b"2.0.0 <bob@example.com> delivered")]
+    (path,) = mail.new_files("example.com/bob")
+    assert read(path) == (b"Return-Path: <sender@example.net>\nDelivered-To: bob@example.com\n"
+                          + message)
+
+
+def test_client_stalling_mid_data_gets_421_4_4_2_and_a_timeout_log_line(mail, daemon):
+    lmtpd = daemon("lmtp_idle_timeout = 1s\n")
+    client = socket.create_connection(("127.0.0.1", lmtpd.port), timeout=30)
+    client.sendall(b"LHLO x\r\nMAIL FROM:<s@x>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    replies = b""
+    while not replies.rstrip().endswith(b"<CR><LF>.<CR><LF>"):
+        replies += client.recv(4096)
+    client.sendall(b"Subject: stalled\r\n\r\nhalf a mess")
+    rest = read_until_closed(client)
+    client.close()
+    assert rest == b"421 4.4.2 timeout during DATA, closing connection\r\n"
+    assert mail.new_files("example.com/bob") == [] and mail.tmp_files("example.com/bob") == []
+    lines = mail.log_lines()
+    assert not any("internal software error" in line for line in lines), lines
+    assert any("LMTP session: timeout during DATA" in line for line in lines), lines
+
+
+def run_refused(mail, config_extra, wrap=(), during=None):
+    """Start the daemon as root with config_extra; (exit code, stderr). It must exit by itself."""
+    mail.write_config(config_extra)
+    proc = subprocess.Popen([*wrap, VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+    try:
+        if during:
+            during()
+        _, err = proc.communicate(timeout=20)
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:
+        return None, b"the daemon started (still running)"
+    finally:
+        if proc.poll() is None:  # it started: stop the daemon itself (strace does not pass
+            for line in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                       text=True).stdout.split():  # SIGTERM on)
+                os.kill(int(line), signal.SIGTERM)
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def victim_file(mail):
+    """A root-owned file an attacker would like truncated, chmodded or chowned."""
+    victim = os.path.join(mail.top, "victim")
+    with open(victim, "wb") as fh:
+        fh.write(b"precious\n")
+    os.chmod(victim, 0o644)
+    return victim
+
+
+def assert_untouched(victim):
+    st = os.lstat(victim)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o644)
+    assert read(victim) == b"precious\n"
+
+
+@pytest.mark.parametrize("case", [
+    pytest.param("symlink", id="symlink planted at lmtp_pid_file"),
+    pytest.param("world-writable directory", id="pid file in a mode 1777 directory"),
+    pytest.param("directory of another user", id="pid file in the delivery user's directory"),
+])
+def test_pid_file_refused_when_an_attacker_could_plant_it(mail, case):
+    victim = victim_file(mail)
+    directory = os.path.join(mail.top, "run")
+    os.mkdir(directory, 0o755)
+    pid_file = os.path.join(directory, "lmtpd.pid")
+    if case == "symlink":
+        os.symlink(victim, pid_file)
+    elif case == "world-writable directory":
+        os.chmod(directory, 0o1777)
+    else:
+        os.chown(directory, mail.user.pw_uid, mail.user.pw_gid)
+    code, err = run_refused(mail, f"lmtp_listen = inet:127.0.0.1:{free_port()}\n"
+                                  f"lmtp_pid_file = {pid_file}\nlmtp_user = {mail.user.pw_name}\n")
+    assert code == 1 and b"lmtp_pid_file " + pid_file.encode() in err, err
+    assert_untouched(victim)
+    if case == "symlink":
+        assert os.readlink(pid_file) == victim
+
+
+def test_symlink_planted_at_the_socket_path_is_refused(mail):
+    victim = victim_file(mail)
+    socket_path = os.path.join(mail.top, "lmtp.sock")
+    os.symlink(victim, socket_path)
+    code, err = run_refused(mail, f"lmtp_listen = unix:{socket_path}\nlmtp_pid_file = {mail.top}/pid\n"
+                                  f"lmtp_socket_owner = {mail.user.pw_name}\nlmtp_user = {mail.user.pw_name}\n")
+    assert code == 1 and f"lmtp_listen unix:{socket_path}".encode() in err, err
+    assert_untouched(victim)
+
+
+def test_socket_swapped_for_a_symlink_after_bind_is_never_chowned_or_chmodded(mail):
+    """The owner of the socket's directory (postfix, for private/) replaces the socket by a
+    symlink between bind() and the chmod/chown: strace holds bind() for 2 s to open the
+    window. The daemon must refuse, and the symlink's target keep its owner and mode."""
+    require(shutil.which("strace"), "needs strace")
+    victim = victim_file(mail)
+    socket_path = os.path.join(mail.top, "lmtp.sock")
+
+    def swap():
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if stat.S_ISSOCK(os.lstat(socket_path).st_mode):
+                    break
+            except FileNotFoundError:
+                time.sleep(0.01)
+        else:
+            raise AssertionError("the daemon never bound its socket")
+        os.symlink(victim, socket_path + ".new")
+        os.replace(socket_path + ".new", socket_path)
+
+    code, err = run_refused(
+        mail, f"lmtp_listen = unix:{socket_path}\nlmtp_pid_file = {mail.top}/pid\n"
+              f"lmtp_socket_owner = {mail.user.pw_name}\nlmtp_user = {mail.user.pw_name}\n",
+        wrap=["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=bind",
+              "-e", "inject=bind:delay_exit=2000000"], during=swap)
+    assert code == 1 and f"lmtp_listen unix:{socket_path}".encode() in err, err
+    assert_untouched(victim)
+
+
+def test_maillog_created_by_the_daemon_belongs_to_the_delivery_user(mail, daemon):
+    """Started as root with no maillog yet: the file is created after the privilege drop,
+    so every line, from 'started' to 'stopped', is written."""
+    logs = os.path.join(mail.top, "log")
+    os.mkdir(logs, 0o755)
+    os.chown(logs, mail.user.pw_uid, mail.user.pw_gid)
+    maillog = os.path.join(logs, "maillog")
+    lmtpd = daemon(f"maillog_file = {maillog}\n")
+    lmtp = lmtpd.client()
+    _, data = transaction(lmtp, ["bob@example.com"], b"Subject: log\n\nx\n")
+    assert data[0][0] == 250
+    lmtp.quit()
+    assert lmtpd.stop() == 0
+    st = os.stat(maillog)
+    assert (st.st_uid, st.st_mode & 0o777) == (mail.user.pw_uid, 0o600)
+    text = read(maillog)
+    assert b"LMTP daemon started" in text and b"status=sent" in text and b"LMTP daemon stopped" in text
+
+
+def test_reload_runs_off_the_event_loop(mail, daemon):
+    """A reload whose table is slow to open (a FIFO nobody writes yet) must not stop the
+    daemon from answering other sessions."""
+    lmtpd = daemon()
+    lmtp = lmtpd.client()
+    fifo = mail.table_path + ".fifo"
+    os.mkfifo(fifo, 0o644)
+    os.replace(fifo, mail.table_path)
+    lmtpd.proc.send_signal(signal.SIGHUP)
+    try:
+        time.sleep(0.5)
+        lmtp.sock.settimeout(3)
+        assert lmtp.noop()[0] == 250
+    finally:
+        fd = os.open(mail.table_path, os.O_WRONLY)  # the reload is waiting to read it
+        os.write(fd, b"bob@example.com example.com/bob/\ncarol@example.com example.com/carol/\n")
+        os.close(fd)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any("reloaded" in line for line in mail.log_lines()):
+        time.sleep(0.05)
+    lmtp.sock.settimeout(30)
+    assert lmtp.mail("s@x")[0] == 250
+    assert lmtp.rcpt("carol@example.com")[0] == 250
+
+
+def test_reload_closes_the_old_tables(mail, daemon):
+    from vdeliver.tables import cdb
+    table = os.path.join(mail.top, "boxes")
+    cdb.write(table + ".cdb", [(b"bob@example.com\0", b"example.com/bob/\0")])
+    os.chmod(table + ".cdb", 0o644)
+    lmtpd = daemon(f"virtual_mailbox_maps = cdb:{table}\n")
+
+    def open_copies():
+        fds = f"/proc/{lmtpd.pid}/fd"
+        return sum(1 for fd in os.listdir(fds) if os.readlink(f"{fds}/{fd}") == table + ".cdb")
+
+    assert open_copies() == 1
+    for round in range(1, 4):
+        lmtpd.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum("reloaded" in line for line in mail.log_lines()) < round:
+            time.sleep(0.05)
+    time.sleep(0.2)
+    assert open_copies() == 1
+    lmtp = lmtpd.client()
+    _, data = transaction(lmtp, ["bob@example.com"], b"Subject: cdb\n\nx\n")
+    assert data[0][0] == 250

@@ -81,3 +81,37 @@ def test_unquote_local_part_inverts_quoting(external, internal):
     assert address.unquote_local_part(external) == internal
     if internal.count('"') == 0:
         assert address.quote_local_part(internal) in (external, internal)
+
+
+@pytest.mark.parametrize("argument, keyword, wanted", [
+    pytest.param("FROM:<a@b> SIZE=10", "FROM:", ("a@b", {"SIZE": "10"}), id="path and a parameter"),
+    pytest.param("from:<a@b> size=10 body=8BITMIME", "FROM:", ("a@b", {"SIZE": "10", "BODY": "8BITMIME"}),
+                 id="keyword and parameter names in any case"),
+    pytest.param("FROM: <a@b>", "FROM:", ("a@b", {}), id="space after the colon"),
+    pytest.param("FROM:<>", "FROM:", ("", {}), id="null sender"),
+    pytest.param("TO:<@r1,@r2:u@d>", "TO:", ("u@d", {}), id="source route dropped"),
+    pytest.param('TO:<"a>b"@x> NOTIFY=NEVER', "TO:", ('"a>b"@x', {"NOTIFY": "NEVER"}), id="quoted bracket"),
+    pytest.param('TO:<"a\\">"@x>', "TO:", ('"a\\">"@x', {}), id="escaped quote inside quotes"),
+    pytest.param("FROM:a@b", "FROM:", (None, {}), id="no brackets"),
+    pytest.param("TO:<a@b", "TO:", (None, {}), id="unterminated"),
+    pytest.param("TO:<a@b>", "FROM:", (None, {}), id="wrong keyword"),
+    pytest.param("", "TO:", (None, {}), id="empty"),
+])
+def test_parse_path(argument, keyword, wanted):
+    assert address.parse_path(argument, keyword) == wanted
+
+
+@pytest.mark.parametrize("value, wanted", [
+    pytest.param("rfc822;Bobby+2B1@example.com", "Bobby+1@example.com", id="xtext plus"),
+    pytest.param("RFC822;a@b", "a@b", id="type in upper case"),
+    pytest.param("rfc822;a+3Db@x", "a=b@x", id="xtext equals"),
+    pytest.param("utf-8;a@b", "", id="other address types ignored"),
+    pytest.param("rfc822;", "", id="empty address"),
+    pytest.param("", "", id="no ORCPT"),
+    pytest.param("rfc822;a+2", "a+2", id="truncated xtext kept"),
+    pytest.param("rfc822;a+ZZb", "a+ZZb", id="not hex: kept"),
+    pytest.param("rfc822;a+ 1@b", "a+ 1@b", id="space is not a hex digit"),
+    pytest.param("rfc822;a+-1@b", "a+-1@b", id="sign is not a hex digit"),
+])
+def test_decode_orcpt(value, wanted):
+    assert address.decode_orcpt(value) == wanted

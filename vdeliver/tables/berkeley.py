@@ -59,6 +59,11 @@ class BerkeleyTable:
                 raise
             raise TableError(f"cannot open {spec}: open database {path}: {describe(err)}") from None
 
+    def close(self):
+        if self.lock_fd >= 0:
+            posix.close(self.lock_fd)
+            self.lock_fd = -1
+
     def lookup(self, key):
         try:
             data = key.encode("utf-8")

@@ -98,6 +98,9 @@ class CdbTable:
         except OSError as err:
             raise TableError(f"cannot open {spec}: {path}: {err.strerror}") from None
 
+    def close(self):
+        self.file.close()
+
     def lookup(self, key):
         try:
             data = key.encode("utf-8")

@@ -67,6 +67,11 @@ class LmdbTable:
             posix.close(self.fd)
             raise
 
+    def close(self):
+        if self.fd >= 0:
+            posix.close(self.fd)
+            self.fd = -1
+
     def lookup(self, key):
         try:
             data = key.encode("utf-8")

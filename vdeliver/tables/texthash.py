@@ -61,6 +61,9 @@ class CachedTextHashTable:
         self.spec = spec
         self.file = cdb_file
 
+    def close(self):
+        self.file.close()
+
     def lookup(self, key):
         try:
             data = key.encode("utf-8")

@@ -1,0 +1,95 @@
+"""lmtp.Ticket (a delivery's commit point against shutdown) and lmtp.Settings' table
+lifetime: pure objects, no sockets, no threads but the ones made here."""
+import threading
+
+import pytest
+
+from vdeliver import config, lmtp
+from vdeliver.errors import Abandoned
+
+
+def test_commit_first_then_abandon_is_refused():
+    ticket = lmtp.Ticket()
+    ticket.enter()
+    assert ticket.abandon() is False  # committed: shutdown must wait for its reply
+    assert ticket.state == "committed"
+
+
+def test_abandon_first_then_commit_raises():
+    ticket = lmtp.Ticket()
+    assert ticket.abandon() is True
+    assert ticket.abandon() is True  # asking twice changes nothing
+    with pytest.raises(Abandoned):
+        ticket.enter()
+    assert ticket.state == "abandoned"
+
+
+def test_commit_and_abandon_race_exactly_one_wins():
+    for _ in range(300):
+        ticket, outcome = lmtp.Ticket(), {}
+        start = threading.Barrier(2)
+
+        def commit():
+            start.wait()
+            try:
+                ticket.enter()
+                outcome["committed"] = True
+            except Abandoned:
+                outcome["committed"] = False
+
+        thread = threading.Thread(target=commit)
+        thread.start()
+        start.wait()
+        abandoned = ticket.abandon()
+        thread.join()
+        assert abandoned != outcome["committed"]
+
+
+class FakeTable:
+    spec = "fake:x"
+
+    def __init__(self):
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+def settings():
+    cfg = config.from_text(b"virtual_mailbox_base = /m\nvirtual_mailbox_maps = fake:x\n", "t.cf")
+    return lmtp.Settings(cfg, [FakeTable()])
+
+
+def test_retired_settings_close_their_tables_when_the_last_user_lets_go():
+    old = settings()
+    table = old.tables[0]
+    old.acquire()
+    old.acquire()
+    old.retire()
+    assert table.closed == 0  # two transactions still use it
+    old.release()
+    assert table.closed == 0
+    old.release()
+    assert table.closed == 1 and old.tables is None
+
+
+def test_current_settings_are_never_closed_and_closed_once():
+    current = settings()
+    table = current.tables[0]
+    current.acquire()
+    current.release()
+    assert table.closed == 0
+    current.retire()
+    current.retire()
+    assert table.closed == 1
+
+
+@pytest.mark.parametrize("limit, size, too_big", [
+    pytest.param(0, 10 ** 12, False, id="0 is no limit"),
+    pytest.param(1000, 1000, False, id="at the limit"),
+    pytest.param(1000, 1001, True, id="over the limit"),
+])
+def test_message_size_limit(limit, size, too_big):
+    cfg = config.from_text(f"virtual_mailbox_base = /m\nlmtp_message_size_limit = {limit}\n".encode(),
+                           "t.cf")
+    assert lmtp.Settings(cfg, []).too_big(size) is too_big

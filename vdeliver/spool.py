@@ -1,0 +1,100 @@
+"""LMTP DATA: the decoder (dot-unstuffing, CRLF -> LF) and the spool file it fills.
+
+Decoder turns what an LMTP client sends after 354 into the message as pipe(8)
+would hand it over (RFC 5321 4.5.2): the data ends at the first CRLF.CRLF; a
+line that starts with a dot loses that dot; CRLF becomes LF; a bare CR or LF
+is kept. It works chunk by chunk, never line by line, and holds at most one
+line (a line longer than MAX_DATA_LINE is passed on as it comes). No sockets:
+tests/unit/test_spool.py feeds it by hand.
+
+Spool is one unnamed file (O_TMPFILE) per session, reused for each message,
+that knows its length: reader() gives back exactly the bytes written since
+the last reset(), so a truncate that failed can never hand the previous
+message's tail to the next recipient.
+
+Never: hold a message in memory; read past the current message's length;
+make the spool visible (it has no name, and is gone when closed). Raises
+OSError (the front end classifies it with errors.from_os_error).
+"""
+import posix
+
+CHUNK_SIZE = 1 << 16
+MAX_DATA_LINE = 1 << 20
+END = b"\r\n.\r\n"
+
+
+class Decoder:
+    """feed(bytes) -> the decoded bytes ready for the spool; done and rest once the final
+    dot was seen (rest: what came after it, e.g. pipelined commands)."""
+
+    def __init__(self):
+        # Unprocessed input. When it starts at a line boundary it starts with the CRLF that
+        # ended the previous line (a dummy one at first), so the end is the first CRLF.CRLF
+        # and dot-unstuffing is replacing CRLF. by CRLF.
+        self.pending = b"\r\n"
+        self.first = True
+        self.done = False
+        self.rest = b""
+
+    def buffered(self):
+        return len(self.pending)
+
+    def feed(self, data):
+        pending = self.pending + data
+        end = pending.find(END)
+        if end >= 0:
+            body, self.rest, self.pending, self.done = pending[:end + 2], pending[end + 5:], b"", True
+        else:
+            cut = pending.rfind(b"\r\n")
+            if cut <= 0 and len(pending) > MAX_DATA_LINE:
+                cut = len(pending) - 4  # inside a very long line: keep what may begin the end
+            body, self.pending = (pending[:cut], pending[cut:]) if cut > 0 else (b"", pending)
+        if not body:
+            return b""
+        text = body.replace(b"\r\n.", b"\r\n").replace(b"\r\n", b"\n")
+        if self.first:
+            text, self.first = text[1:], False  # the dummy line end
+        return text
+
+
+class Spool:
+    """An unnamed file in `directory` holding one message at a time, and its length."""
+
+    def __init__(self, directory):
+        self.fd = posix.open(directory, posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC, 0o600)
+        self.length = 0
+
+    def write(self, data):
+        view = memoryview(data)
+        while view:
+            written = posix.pwrite(self.fd, view, self.length)
+            self.length += written
+            view = view[written:]
+
+    def reader(self):
+        """read_chunk(size) over the current message: exactly `length` bytes, then b""."""
+        offset, length, fd = 0, self.length, self.fd
+
+        def read_chunk(size=CHUNK_SIZE):
+            nonlocal offset
+            if offset >= length:
+                return b""
+            data = posix.pread(fd, min(size, length - offset), offset)
+            if not data:  # shorter than what was written: never deliver a partial message
+                raise OSError(5, f"the DATA spool ends at {offset} of {length} bytes")  # EIO
+            offset += len(data)
+            return data
+
+        return read_chunk
+
+    def reset(self):
+        """Start the next message. The truncate only gives the blocks back (a full disk
+        needs them): reads never go past `length`, so its failure changes nothing."""
+        self.length = 0
+        try:
+            posix.ftruncate(self.fd, 0)
+        except OSError:
+            pass
+
+    def close(self):
+        posix.close(self.fd)
