@@ -175,6 +175,19 @@ def test_orcpt_becomes_x_original_to(mail, daemon):
     assert b"X-Original-To: Bobby+1@example.com\n" in read(mail.new_files("example.com/bob")[0])
 
 
+def test_a_malformed_orcpt_only_loses_x_original_to(mail, daemon):
+    """ORCPT decoding to a control character: before, RCPT got 550 5.1.3 (a bounce over a
+    header); now the message is delivered without X-Original-To and the log says why."""
+    lmtp = daemon().client()
+    assert lmtp.mail("s@example.net")[0] == 250
+    assert lmtp.docmd("RCPT", "TO:<bob@example.com> ORCPT=rfc822;bob+01@example.com")[0] == 250
+    assert lmtp.data(b"Subject: x\r\n\r\nx\r\n")[0] == 250
+    data = read(mail.new_files("example.com/bob")[0])
+    assert b"X-Original-To" not in data and data.endswith(b"Subject: x\n\nx\n")
+    assert any("malformed original recipient" in line and "status=sent" in line
+               for line in mail.log_lines())
+
+
 def test_message_size_limit(mail, daemon):
     lmtp = daemon("lmtp_message_size_limit = 1000\n").client()
     assert lmtp.docmd("MAIL", "FROM:<s@x> SIZE=5000")[0] == 552
