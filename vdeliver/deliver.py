@@ -131,7 +131,7 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point
             gate = quota_gate(root_fd, shown, envelope.recipient, config, tables)
         route, home = None, None
         if config.get_bool("sieve"):
-            home = sieve_home(base, mailbox, envelope.recipient, config, tables)
+            home = sieve_home(base, mailbox, envelope.recipient, config, tables, root_fd, shown)
             route = sieve_route(home, root_fd, shown, mailbox.path.rstrip("/"), box_fd, box_shown,
                                 relative, envelope, config, notes, tables is not None)
         try:
@@ -153,12 +153,15 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point
         maildir.close_quietly(root_fd)
 
 
-def sieve_home(base, mailbox, recipient, config, tables):
+def sieve_home(base, mailbox, recipient, config, tables, root_fd=None, shown=""):
     """The recipient's home (`~`): virtual_home_maps, looked up as the mailbox is,
-    relative to the base; by default the Maildir itself."""
+    relative to the base; by default the Maildir itself (root_fd, when it is open)."""
     from vdeliver import sievescripts
     relative = mailbox.path.rstrip("/")
-    if config.get_list("virtual_home_maps"):
+    if not config.get_list("virtual_home_maps"):
+        if root_fd is not None:
+            return sievescripts.Place(posix.dup(root_fd), shown)
+    else:
         folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
         if tables is None:
             found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
