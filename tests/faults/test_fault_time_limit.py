@@ -76,10 +76,9 @@ def test_time_limit_while_creating_the_extension_folder(mail):
 def test_time_limit_while_loading_a_table_driver(mail):
     """extension.load() falls back to a normal import when loading the .so directly fails."""
     try:
-        import berkeleydb
+        from berkeleydb import db
     except ImportError:
         require(False, "needs the berkeleydb binding (vdeliver[bdb])")
-    from berkeleydb import db
     # The path as vdeliver opens it: bin/vdeliver puts BIN/../lib/pythonX.Y/site-packages on
     # sys.path, and strace -P compares that text, not the file it resolves to.
     site = (f"{os.path.dirname(VDELIVER)}/../lib/python{sys.version_info[0]}.{sys.version_info[1]}"

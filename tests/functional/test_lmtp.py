@@ -634,3 +634,28 @@ def test_reload_closes_the_old_tables(mail, daemon):
     lmtp = lmtpd.client()
     _, data = transaction(lmtp, ["bob@example.com"], b"Subject: cdb\n\nx\n")
     assert data[0][0] == 250
+
+def test_held_maildirsize_lock_gets_451_4_2_0_and_frees_the_delivery_thread(mail, daemon):
+    """A process holding maildirsize.lock: the delivery thread waits quota_lock_timeout and
+    answers 451 4.2.0 (before locks.py its flock had no timeout: the thread hung for ever)."""
+    import fcntl
+    quotas = os.path.join(mail.top, "quotas")
+    mail.write_table("bob@example.com 1M\n", quotas)
+    lmtpd = daemon(f"virtual_mailbox_quota_maps = texthash:{quotas}\nquota_lock_timeout = 1s\n")
+    lmtp = lmtpd.client()
+    assert transaction(lmtp, ["bob@example.com"], b"Subject: 1\n\nbody\n")[1][0][0] == 250
+    holder = os.open(mail.path("example.com/bob/maildirsize.lock"), os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        _, data = transaction(lmtp, ["bob@example.com"], b"Subject: 2\n\nbody\n")
+        elapsed = time.monotonic() - started
+    finally:
+        os.close(holder)
+    assert data[0][0] == 451 and data[0][1].startswith(b"4.2.0 "), data
+    assert 0.9 < elapsed < 10, (data, elapsed)
+    assert any("maildirsize.lock is locked" in line for line in mail.log_lines())  # private detail
+    assert transaction(lmtp, ["bob@example.com"], b"Subject: 3\n\nbody\n")[1][0][0] == 250
+    assert len(mail.new_files("example.com/bob")) == 2
+    lmtp.quit()
+    assert lmtpd.stop() == 0

@@ -119,3 +119,59 @@ def test_regexp_refuses_what_it_cannot_match_faithfully(rule):
 def test_regexp_missing_file(tmp_path):
     with pytest.raises(TableError):
         open_table(f"regexp:{tmp_path}/none")
+
+
+# --- the rule-file grammar regexp: and pcre: share (tables/rulefile.py) ---
+
+def pattern_table(kind, text):
+    from vdeliver.tables import pcre, regexp
+    if kind == "regexp":
+        return regexp.RegexpTable("regexp:t", regexp.parse_rules(text, "regexp:t"))
+    return pcre.PcreTable("pcre:t", pcre.parse_rules(text, "pcre:t"))
+
+
+NESTED = ("# comment\n"
+          "if /@a\\.example$/\n"
+          "IF !/^x/\n"
+          "/^(.)/ $1/\n"
+          "\n"
+          "endif\n"
+          "/^x/\n"
+          "  x/\n"            # a continuation line: the result of the rule above
+          "EndIf\n"
+          "/./ other\n")
+
+
+@pytest.mark.parametrize("kind", ["regexp", "pcre"])
+@pytest.mark.parametrize("key, wanted", [
+    pytest.param("bob@a.example", "b/", id="both IFs hold"),
+    pytest.param("xena@a.example", "x/", id="inner IF fails: skipped to its ENDIF"),
+    pytest.param("bob@b.example", "other", id="outer IF fails: skipped past both"),
+])
+def test_if_endif_nesting_and_continuation_in_both_dialects(kind, key, wanted):
+    assert pattern_table(kind, NESTED).lookup(key) == wanted
+
+
+@pytest.mark.parametrize("kind", ["regexp", "pcre"])
+@pytest.mark.parametrize("text, key, wanted", [
+    pytest.param("if /^a/\n/b/ ab\n", "ab", "ab", id="IF left open runs to the end"),
+    pytest.param("if /^a/\n/b/ ab\n", "bb", None, id="IF left open: failing skips the rest"),
+    pytest.param("endif\n/b/ b\n", "b", "b", id="ENDIF without IF is ignored"),
+    pytest.param("ENDIF\u00e9\n/b/ b\n", "b", "b", id="ENDIF then a non-ASCII letter is ENDIF (C ISALNUM)"),
+    pytest.param("if/^a/\n/b/ ab\nendif\n", "ab", "ab", id="IF right before the delimiter"),
+    pytest.param("\udcffb\udcff b\n", "b", "b", id="a non-UTF-8 byte is a one-byte delimiter"),
+])
+def test_shared_grammar_edges(kind, text, key, wanted):
+    assert pattern_table(kind, text).lookup(key) == wanted
+
+
+@pytest.mark.parametrize("kind", ["regexp", "pcre"])
+@pytest.mark.parametrize("text, where", [
+    pytest.param("/a/ a\n\n# c\nword b\n", "line 4", id="unrecognized line, physical number"),
+    pytest.param("/a/ a\n\u00e9b\u00e9 r\n", "line 2", id="multi-byte delimiter (Postfix skips the rule)"),
+    pytest.param("ifx /a/\n", "line 1", id="IFx is no IF"),
+])
+def test_shared_grammar_refusals_name_the_line(kind, text, where):
+    with pytest.raises(ConfigError) as error:
+        pattern_table(kind, text)
+    assert f"{kind}:t, {where}:" in error.value.detail

@@ -1,8 +1,10 @@
 """pcre: Postfix pcre_table(5) files, matched with Python's `re` on bytes.
 
 Rules are tried in file order against the whole key; the first match wins.
-Forms: `/pattern/flags result`, `!/pattern/flags result`, `if /pattern/flags`
-... `endif` (nesting; `if !/pattern/`). The delimiter is any character after
+The file's grammar (if/endif, continuation lines) is rulefile.py's, shared
+with regexp:; this module is the dialect. Forms: `/pattern/flags result`,
+`!/pattern/flags result`, `if /pattern/flags` ... `endif` (nesting; `if
+!/pattern/`). The delimiter is any character after
 the optional `!`s; a backslash hides the next character from the delimiter
 scan. Flags toggle, as dict_pcre.c: i (caseless, on), s (dotall, on), m
 (multiline), x (extended), A (anchored), E (dollar matches only at the very
@@ -36,8 +38,9 @@ UTF-8 is a TableError (dict_utf8.c).
 import re
 
 from vdeliver.errors import ConfigError, TableError
+from vdeliver.tables import rulefile
 from vdeliver.tables.regexp import POSIX_CLASSES, parse_result
-from vdeliver.tables.textfile import ISSPACE, numbered_logical_lines, read_pattern_file, valid
+from vdeliver.tables.textfile import ISSPACE, read_pattern_file, valid
 
 PCRE_CLASSES = dict(POSIX_CLASSES, word=r"\w", ascii=r"\x00-\x7f")
 HSPACE = r"\t \xa0"
@@ -46,19 +49,6 @@ SIMPLE_ESCAPES = set("dDwWsSbBA")
 # Escapes that translate to assertions or to nothing: a quantifier after them is refused.
 NOT_REPEATABLE = ("", r"\b", r"\B", r"\A", r"\Z", r"(?=\n?\Z)")
 FLAG_BITS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE}
-
-
-class Rule:
-    __slots__ = ("kind", "pattern", "anchored", "match", "result", "parts", "endif_index")
-
-    def __init__(self, kind):
-        self.kind = kind  # "match", "if" or "endif"
-        self.pattern = None
-        self.anchored = False
-        self.match = True
-        self.result = ""
-        self.parts = None  # parsed result when it holds $n
-        self.endif_index = None
 
 
 class PcreTable:
@@ -74,35 +64,22 @@ class PcreTable:
             subject = key.encode("utf-8")
         except UnicodeEncodeError:
             return None  # not UTF-8: Postfix skips the lookup (dict_utf8.c)
-        index, rules = 0, self.rules
-        while index < len(rules):
-            rule = rules[index]
-            if rule.kind == "endif":
-                index += 1
-                continue
-            found = (rule.pattern.match if rule.anchored else rule.pattern.search)(subject)
-            if rule.kind == "if":
-                if bool(found) != rule.match:
-                    if rule.endif_index is None:
-                        return None
-                    index = rule.endif_index
-                index += 1
-                continue
-            if bool(found) == rule.match:
-                value = self.expand(rule, found, key)
-                if not value:  # maps.c: an empty result is an error, never "found"
-                    raise TableError(f"{self.spec}: empty result for key {key!r}")
-                return value
-            index += 1
-        return None
+        rule, found = rulefile.first_rule(self.rules, subject)
+        if rule is None:
+            return None
+        value = self.expand(rule.result, found, key)
+        if not value:  # maps.c: an empty result is an error, never "found"
+            raise TableError(f"{self.spec}: empty result for key {key!r}")
+        return value
 
-    def expand(self, rule, found, key):
-        if rule.parts is None:
-            if not rule.result.isascii() and not valid(rule.result):
+    def expand(self, result, found, key):
+        text, parts = result
+        if parts is None:
+            if not text.isascii() and not valid(text):
                 raise TableError(f"{self.spec}: key {key!r}: result is not valid UTF-8")
-            return rule.result
+            return text
         out = []
-        for kind, value in rule.parts:
+        for kind, value in parts:
             if kind == "text":
                 out.append(value.encode("utf-8", "surrogateescape"))
             else:
@@ -118,42 +95,29 @@ def open_table(name, spec):
 
 
 def parse_rules(text, spec="pcre"):
-    rules, stack = [], []
-    for number, line in numbered_logical_lines(text):
-        line = line.rstrip(ISSPACE)
-        where = f"{spec}, line {number}"
-        first = line[0]
-        if not (first.isascii() and first.isalnum()):
-            rule = Rule("match")
-            rest = parse_pattern(rule, line, where)
-            rule.result = rest.lstrip(ISSPACE)
-            check_result(rule, where)
-            rules.append(rule)
-        elif line[:2].lower() == "if" and not (line[2:3].isascii() and line[2:3].isalnum()):
-            rule = Rule("if")
-            parse_pattern(rule, line[2:].lstrip(ISSPACE), where)  # extra text: ignored, as Postfix
-            stack.append(len(rules))
-            rules.append(rule)
-        elif line[:5].lower() == "endif" and not (line[5:6].isascii() and line[5:6].isalnum()):
-            if not stack:
-                continue  # Postfix ignores ENDIF without IF, with a warning
-            rules[stack.pop()].endif_index = len(rules)
-            rules.append(Rule("endif"))
-        else:
-            raise ConfigError(f"{where}: unrecognized request {line[:40]!r}")
-    return rules
+    return rulefile.parse(text, spec, parse_match, parse_if, "unrecognized request")
 
 
-def parse_pattern(rule, text, where):
-    """Fill rule.pattern/anchored/match from `!*<d>pattern<d>flags`; return the rest."""
-    i, n = 0, len(text)
+def parse_match(line, where):
+    """`!*<d>pattern<d>flags result` -> (condition, (result text, parsed $n parts or None))."""
+    condition, pattern, wanted, rest = parse_pattern(line, where)
+    return condition, check_result(rest.lstrip(ISSPACE), pattern, wanted, where)
+
+
+def parse_if(text, where):
+    return parse_pattern(text, where)[0]  # extra text after the pattern: ignored, as Postfix
+
+
+def parse_pattern(text, where):
+    """`!*<d>pattern<d>flags rest` -> (condition, compiled pattern, wanted, rest)."""
+    wanted, i, n = True, 0, len(text)
     while i < n and (text[i] == "!" or text[i] in ISSPACE):
         if text[i] == "!":
-            rule.match = not rule.match
+            wanted = not wanted
         i += 1
     if i >= n:
         raise ConfigError(f"{where}: no regexp")
-    delimiter = text[i]
+    delimiter = rulefile.delimiter(text[i], where)
     start = i = i + 1
     while i < n and text[i] != delimiter:
         i += 2 if text[i] == "\\" else 1
@@ -169,8 +133,9 @@ def parse_pattern(rule, text, where):
         elif flag != "X":  # PCRE2 builds ignore X (dict_pcre.c)
             raise ConfigError(f"{where}: unknown regexp option {flag!r}")
         i += 1
-    rule.pattern, rule.anchored = compile_pattern(pattern, options, where)
-    return text[i:]
+    compiled, anchored = compile_pattern(pattern, options, where)
+    matcher = compiled.match if anchored else compiled.search
+    return (matcher if wanted else rulefile.negated(matcher)), compiled, wanted, text[i:]
 
 
 def compile_pattern(pattern, options, where):
@@ -186,19 +151,19 @@ def compile_pattern(pattern, options, where):
     return compiled, options["A"]
 
 
-def check_result(rule, where):
-    if "$" not in rule.result:
-        return
-    parts = parse_result(rule.result, where)
+def check_result(result, pattern, wanted, where):
+    """(result text, its parsed parts when it holds $n, else None)."""
+    if "$" not in result:
+        return result, None
+    parts = parse_result(result, where)
     numbers = [int(ref) for kind, ref in parts if kind == "group"]
     if not numbers:
-        rule.result = "".join(value for _, value in parts)  # only $$ -> $
-        return
-    if not rule.match:
+        return "".join(value for _, value in parts), None  # only $$ -> $
+    if not wanted:
         raise ConfigError(f"{where}: $number found in negative match replacement text")
-    if max(numbers) > rule.pattern.groups:
+    if max(numbers) > pattern.groups:
         raise ConfigError(f"{where}: out of range replacement index \"{max(numbers)}\"")
-    rule.parts = parts
+    return result, parts
 
 
 def translate(pattern, options, where):

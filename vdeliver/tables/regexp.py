@@ -1,8 +1,10 @@
 """regexp: Postfix regexp_table(5) files, matched with Python's `re`.
 
 Rules are tried in file order against the whole key; the first match wins.
-Forms: `/pattern/flags result`, `!/pattern/flags result`,
-`/pat1/!/pat2/ result`, `if /pattern/flags` ... `endif` (nesting).
+The file's grammar (if/endif, continuation lines) is rulefile.py's, shared
+with pcre:; this module is the dialect. Forms: `/pattern/flags result`,
+`!/pattern/flags result`, `/pat1/!/pat2/ result` (regexp only: pat1 matches
+and pat2 does not), `if /pattern/flags` ... `endif` (nesting).
 The delimiter is any non-alphanumeric character; a backslash escapes it.
 Flags toggle: `i` case-insensitive (on by default), `m` multi-line (off),
 `x` extended syntax (on). `$1`..`$n`, `${n}`, `$(n)` in the result expand to
@@ -21,25 +23,14 @@ Never: load a rule it cannot translate faithfully; never run at import time.
 import re
 
 from vdeliver.errors import ConfigError
-from vdeliver.tables.textfile import logical_lines, read_pattern_file
+from vdeliver.tables import rulefile
+from vdeliver.tables.textfile import ISSPACE, read_pattern_file
 
 POSIX_CLASSES = {
     "alpha": "a-zA-Z", "digit": "0-9", "alnum": "a-zA-Z0-9", "upper": "A-Z",
     "lower": "a-z", "space": r" \t\n\r\f\v", "blank": r" \t", "punct": r"!-/:-@\[-`{-~",
     "xdigit": "0-9A-Fa-f", "cntrl": r"\x00-\x1f\x7f", "print": r" -~", "graph": r"!-~",
 }
-
-
-class Rule:
-    __slots__ = ("kind", "first", "first_match", "second", "second_match", "result",
-                 "endif_index")
-
-    def __init__(self, kind):
-        self.kind = kind  # "match", "if" or "endif"
-        self.first = self.second = None
-        self.first_match = self.second_match = True
-        self.result = ""
-        self.endif_index = None
 
 
 class RegexpTable:
@@ -50,22 +41,8 @@ class RegexpTable:
         self.rules = rules
 
     def lookup(self, key):
-        index = 0
-        rules = self.rules
-        while index < len(rules):
-            rule = rules[index]
-            if rule.kind == "if":
-                if bool(rule.first.search(key)) != rule.first_match:
-                    if rule.endif_index is None:
-                        return None
-                    index = rule.endif_index
-            elif rule.kind == "match":
-                found = rule.first.search(key)
-                if bool(found) == rule.first_match and (
-                        rule.second is None or bool(rule.second.search(key)) == rule.second_match):
-                    return substitute(rule.result, found)
-            index += 1
-        return None
+        rule, found = rulefile.first_rule(self.rules, key)
+        return None if rule is None else substitute(rule.result, found)
 
 
 def open_table(name, spec):
@@ -73,32 +50,36 @@ def open_table(name, spec):
 
 
 def parse_rules(text, spec="regexp"):
-    rules, stack = [], []
-    for number, line in enumerate(logical_lines(text), 1):
-        line = line.strip()
-        where = f"{spec}, rule {number}"
-        lowered = line[:5].lower()
-        if lowered[:2] == "if" and (len(line) == 2 or not line[2].isalnum()):
-            rule = Rule("if")
-            rule.first, rule.first_match, rest = parse_pattern(line[2:].lstrip(), where)
-            stack.append(len(rules))
-            rules.append(rule)
-        elif lowered == "endif" and (len(line) == 5 or not line[5].isalnum()):
-            if not stack:
-                continue  # Postfix ignores ENDIF without IF, with a warning
-            rules[stack.pop()].endif_index = len(rules)
-            rules.append(Rule("endif"))
-        elif line and not line[0].isalnum():
-            rule = Rule("match")
-            rule.first, rule.first_match, rest = parse_pattern(line, where)
-            if rest.startswith("!"):
-                rule.second, rule.second_match, rest = parse_pattern(rest, where)
-            rule.result = rest.strip()
-            check_result(rule, where)
-            rules.append(rule)
-        else:
-            raise ConfigError(f"{where}: unrecognized line {line[:40]!r}")
-    return rules
+    return rulefile.parse(text, spec, parse_match, parse_if)
+
+
+def parse_match(line, where):
+    """`/pattern/flags result` or `/pat1/flags!/pat2/flags result` -> (condition, result)."""
+    first, wanted, rest = parse_pattern(line, where)
+    condition = condition_of(first, wanted)
+    if rest.startswith("!"):  # regexp's own form: and pat2 does not match (!! : does)
+        second, second_wanted, rest = parse_pattern(rest, where)
+        condition = both(condition, condition_of(second, second_wanted))
+    result = rest.strip(ISSPACE)
+    check_result(result, first, wanted, where)
+    return condition, result
+
+
+def parse_if(text, where):
+    pattern, wanted, _ = parse_pattern(text, where)  # text after the pattern: ignored
+    return condition_of(pattern, wanted)
+
+
+def condition_of(pattern, wanted):
+    return pattern.search if wanted else rulefile.negated(pattern.search)
+
+
+def both(first, second):
+    """Holds when both hold; the result is expanded from the first pattern's match."""
+    def holds(subject):
+        found = first(subject)
+        return None if found is None or second(subject) is None else found
+    return holds
 
 
 def parse_pattern(text, where):
@@ -110,7 +91,7 @@ def parse_pattern(text, where):
         i += 1
     if i >= len(text):
         raise ConfigError(f"{where}: no pattern")
-    delimiter = text[i]
+    delimiter = rulefile.delimiter(text[i], where)
     start = i = i + 1
     while i < len(text) and text[i] != delimiter:
         i += 2 if text[i] == "\\" else 1
@@ -192,12 +173,12 @@ def translate_bracket(pattern, start, where):
     return i + 1, "".join(out)
 
 
-def check_result(rule, where):
-    numbers = [int(ref) for kind, ref in parse_result(rule.result, where) if kind == "group"]
-    if numbers and not rule.first_match:
+def check_result(result, pattern, wanted, where):
+    numbers = [int(ref) for kind, ref in parse_result(result, where) if kind == "group"]
+    if numbers and not wanted:
         raise ConfigError(f"{where}: $number in the result of a negative match")
-    if numbers and max(numbers) > rule.first.groups:
-        raise ConfigError(f"{where}: ${max(numbers)} but the pattern has {rule.first.groups} groups")
+    if numbers and max(numbers) > pattern.groups:
+        raise ConfigError(f"{where}: ${max(numbers)} but the pattern has {pattern.groups} groups")
 
 
 def parse_result(result, where="regexp"):
