@@ -154,6 +154,28 @@ def test_a_texthash_cache_is_used_only_under_the_smtputf8_enable_that_wrote_it(t
     assert open_table(spec).lookup("straße@x") == "s/"  # from its own cache now
 
 
+@pytest.mark.parametrize("smtputf8_enable", [True, False])
+def test_the_postmap_fallback_gets_a_private_main_cf_that_states_smtputf8_enable(monkeypatch,
+                                                                                smtputf8_enable):
+    """Never the system's /etc/postfix/main.cf (absent on a Debian installed without
+    configuration; postmap dies without one) and never one that is still "hot"
+    (Postfix re-reads such a file for 2 s)."""
+    from vdeliver.tables import postmap
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", smtputf8_enable)
+    directory = postmap.private_config_directory()
+    try:
+        assert os.listdir(directory) == ["main.cf"]
+        with open(f"{directory}/main.cf") as fh:
+            text = fh.read()
+        st = os.stat(f"{directory}/main.cf")
+    finally:
+        postmap.remove_private(directory)
+    assert not os.path.exists(directory)
+    assert f"smtputf8_enable = {'yes' if smtputf8_enable else 'no'}\n" in text
+    assert "compatibility_level = 2\n" in text
+    assert time.time() - st.st_mtime >= 30 and st.st_mode & 0o077 == 0
+
+
 @pytest.mark.parametrize("options, key, code", [
     pytest.param([], "STRASSE@x", 0, id="yes: ss finds ß"),
     pytest.param(["-o", "smtputf8_enable=no"], "STRASSE@x", 1, id="no: it does not"),
