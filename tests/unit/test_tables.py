@@ -173,6 +173,7 @@ def test_the_postmap_fallback_gets_a_private_main_cf_that_states_smtputf8_enable
     assert not os.path.exists(directory)
     assert f"smtputf8_enable = {'yes' if smtputf8_enable else 'no'}\n" in text
     assert "compatibility_level = 2\n" in text
+    assert f"meta_directory = {directory}\n" in text  # not /etc/postfix's dynamicmaps.cf
     assert time.time() - st.st_mtime >= 30 and st.st_mode & 0o077 == 0
 
 

@@ -9,8 +9,10 @@ use.
 
 postmap never reads the system's /etc/postfix/main.cf: each query gets a
 private configuration directory (MAIL_CONFIG, a temporary directory removed
-after the query) whose main.cf says `compatibility_level = 2` and
-`smtputf8_enable` as vdeliver.cf does (address.py). Why: main.cf may be absent
+after the query) whose main.cf says `compatibility_level = 2`,
+`smtputf8_enable` as vdeliver.cf does (address.py), and `meta_directory` =
+that directory, which holds no dynamicmaps.cf: postmap then knows only its
+built-in table types, and hash: and btree: are built in. Why: main.cf may be absent
 (Debian's postfix installed without configuration; postmap then dies with
 "fatal: open /etc/postfix/main.cf"), empty (compatibility_level 0, so postmap
 folds ASCII only and looks up non-UTF-8 keys) or say anything else; vdeliver's
@@ -87,11 +89,11 @@ def query(spec, type_name, key):
     raise TableError(f"{spec}: postmap -q failed: {detail}")
 
 
-def main_cf_text():
+def main_cf_text(directory):
     """What the private main.cf states: all that postmap -q's answers depend on."""
     utf8 = "yes" if address.SMTPUTF8_ENABLE else "no"
     return (f"# written by vdeliver for postmap -q (vdeliver/tables/postmap.py)\n"
-            f"compatibility_level = 2\nsmtputf8_enable = {utf8}\n")
+            f"compatibility_level = 2\nsmtputf8_enable = {utf8}\nmeta_directory = {directory}\n")
 
 
 def private_config_directory():
@@ -102,7 +104,7 @@ def private_config_directory():
         fd = posix.open(directory + "/main.cf",
                         posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW, 0o600)
         try:
-            posix.write(fd, main_cf_text().encode())
+            posix.write(fd, main_cf_text(directory).encode())
             # Dated back a minute: Postfix re-reads a file changed within the last second
             # until it "cools down" (dict_load_file()), which cost 2 s per postmap run.
             past = int(time.time()) - 60
