@@ -115,6 +115,7 @@ endif
 /^CASE@case\.example$/i         sensitive/
 /^(.+)@example([0-9])\.com$/    example$2.com/$1/
 /^money@/                       $$cost/
+/^latin1-/                      latin1/
 """
 
 PCRE_SOURCE = rb"""# pcre_table(5) rules
@@ -134,6 +135,7 @@ endif
 /^(.+)@example(\d)\.com$/       example$2.com/${1}/
 /^money@/                       $$cost/
 /\Qjohn doe\E@example\.com\z/   quoted/
+/^latin1-/                      latin1/
 """
 PCRE_SOURCE += "/^[\\w.+-]+@exämple\\.com$/       exämple/\n".encode()
 

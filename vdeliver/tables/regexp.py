@@ -16,11 +16,17 @@ possessive quantifiers. Alternation is leftmost-first in Python where POSIX is
 leftmost-longest: this changes which text `$n` captures only for
 alternatives that are prefixes of each other.
 
+Under smtputf8_enable = yes (address.py) a key that is not valid UTF-8 is
+not matched (Postfix skips the lookup) and a result that is not valid UTF-8
+is a TableError (dict_utf8.c); under no, both are bytes as they are.
+
 Never: load a rule it cannot translate faithfully; never run at import time.
 """
 import re
 
-from vdeliver.errors import ConfigError
+from vdeliver import address
+from vdeliver.address import is_utf8
+from vdeliver.errors import ConfigError, TableError
 from vdeliver.tables.textfile import logical_lines, read_pattern_file
 
 POSIX_CLASSES = {
@@ -50,6 +56,9 @@ class RegexpTable:
         self.rules = rules
 
     def lookup(self, key):
+        utf8 = address.SMTPUTF8_ENABLE
+        if utf8 and not is_utf8(key):
+            return None  # not UTF-8 under smtputf8_enable = yes: Postfix skips the lookup
         index = 0
         rules = self.rules
         while index < len(rules):
@@ -63,7 +72,10 @@ class RegexpTable:
                 found = rule.first.search(key)
                 if bool(found) == rule.first_match and (
                         rule.second is None or bool(rule.second.search(key)) == rule.second_match):
-                    return substitute(rule.result, found)
+                    value = substitute(rule.result, found)
+                    if utf8 and not is_utf8(value):
+                        raise TableError(f"{self.spec}: key {key!r}: result is not valid UTF-8")
+                    return value
             index += 1
         return None
 
