@@ -6,8 +6,9 @@
 
 The first form is `postmap -q KEY TYPE:NAME` with vdeliver's readers (of
 the config file, -c or the default when it exists, and -o only
-smtputf8_enable matters to it, as main.cf's to postmap): one literal query, the key case-folded for fixed-key tables (not for regexp:,
-pcre:, fail:), the value on stdout. With `-` as the key, keys are read from
+smtputf8_enable matters to it, as main.cf's to postmap): one literal query,
+the key case-folded for fixed-key tables (not for regexp:, pcre:, fail:),
+the value on stdout. With `-` as the key, keys are read from
 stdin, one a line, and each hit printed as `key<TAB>value` (postmap -q -).
 The last form runs virtual(8)'s lookup order over virtual_mailbox_maps from
 the config file, as a delivery would, and prints every key it tries against

@@ -5,9 +5,9 @@ per message. So the parsed table is kept as a cdb file (cdb.py) in
 CACHE_DIRECTORY (default /var/cache/vdeliver, which the delivery user must
 own; "" turns the cache off), named after the table's path, and used only
 while its recorded identity -- path, device, inode, size and mtime in
-nanoseconds -- and smtputf8_enable (address.py: the parse depends on it) still
-match. Opening it and one lookup cost
-a few system calls, whatever the table's size.
+nanoseconds, and smtputf8_enable (address.py: the parse depends on it) --
+still matches. Opening it and one lookup cost a few system calls, whatever
+the table's size.
 
 A miss parses the file and, when the file has not changed for
 HOT_SECONDS (dict_thash.c re-reads a file that is still being written),
