@@ -9,6 +9,12 @@ as a table writes it), then as it is.
 
 LMTP's MAIL FROM and RCPT TO arguments are split here too (parse_path(),
 decode_orcpt()): they are pure text functions, tested without sockets.
+Case folding and the bytes of a table key follow smtputf8_enable, as in
+Postfix (casefold.c, dict_utf8.c): `yes` (the default, as Postfix with
+compatibility_level >= 1) folds valid UTF-8 fully (str.casefold(), ICU's
+u_strFoldCase: ß -> ss) and skips lookups of keys that are not valid UTF-8;
+`no` lowercases ASCII only and looks up any bytes. The front ends set it
+once per process from vdeliver.cf (set_smtputf8()), before opening a table.
 
 Never: let CR, LF, NUL or another control character through: an address
 reaches a header and a log line. Raises BadRecipientAddress / BadSenderAddress.
@@ -21,6 +27,9 @@ SPECIALS = frozenset('()<>@,;:\\"[] ')
 # Postfix never splits these local parts at the delimiter (split_addr.c).
 NEVER_SPLIT = ("postmaster", "mailer-daemon", "double-bounce")
 MAX_ADDRESS_LENGTH = 1000
+# smtputf8_enable of vdeliver.cf; set_smtputf8() changes it (once per process, or per reload).
+SMTPUTF8_ENABLE = True
+ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}  # for str.translate
 
 
 def has_control_characters(text):
@@ -43,9 +52,59 @@ def check_sender(address):
     return address
 
 
+def set_smtputf8(enabled):
+    """smtputf8_enable: how fold(), table_key() and table_value() treat non-ASCII text."""
+    global SMTPUTF8_ENABLE
+    SMTPUTF8_ENABLE = bool(enabled)
+
+
 def fold(address):
-    """Case-fold for lookups, as Postfix does with smtputf8_enable=yes (casefold.c)."""
-    return address.casefold() if not address.isascii() else address.lower()
+    """Case-fold for lookups, as Postfix's casefold() does under smtputf8_enable.
+
+    yes: full Unicode folding of valid UTF-8 (ICU's ucasemap_utf8FoldCase();
+    bytes that are not UTF-8, surrogate-escaped here, are kept as they are);
+    no: ASCII only (lowercase()), every other byte kept.
+    """
+    if address.isascii():
+        return address.lower()
+    if SMTPUTF8_ENABLE:
+        return address.casefold()
+    return address.translate(ASCII_LOWER)
+
+
+def table_key(key):
+    """The bytes a fixed-key table is asked for, or None when Postfix skips the
+    lookup: under smtputf8_enable = yes a key that is not valid UTF-8 cannot be
+    in the table (dict_utf8.c); under no, the bytes are looked up as they are."""
+    if SMTPUTF8_ENABLE:
+        try:
+            return key.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+    return key.encode("utf-8", "surrogateescape")
+
+
+def table_value(data):
+    """A table's value bytes -> str, or None when smtputf8_enable = yes refuses it
+    (not valid UTF-8: dict_utf8.c blocks it as a configuration error, the caller
+    raises TableError); under no, the bytes are kept (surrogateescape)."""
+    if SMTPUTF8_ENABLE:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return data.decode("utf-8", "surrogateescape")
+
+
+def is_utf8(text):
+    """False for text (decoded with surrogateescape) that is not valid UTF-8."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def split_domain(address):

@@ -161,6 +161,8 @@ def run(options, started):
     config = config_module.load(options.config, options.overrides)
     options.loaded_config = config
     _signal.alarm(config.get_time("time_limit"))
+    from vdeliver import address
+    address.set_smtputf8(config.get_bool("smtputf8_enable"))  # before any fold or table
     if len(options.recipients) != 1:
         raise ConfigError(
             f"{len(options.recipients)} recipients given",

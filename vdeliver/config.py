@@ -27,6 +27,9 @@ DEFAULTS = {
     "maillog_file": "",
     "time_limit": "600s",
     "table_cache_directory": "/var/cache/vdeliver",
+    # Postfix's UTF-8 mode of table lookups (address.py): case folding, non-UTF-8 keys.
+    # yes as Postfix with compatibility_level >= 1; set it as the admin's main.cf does.
+    "smtputf8_enable": "yes",
     # mbox delivery (mbox.py)
     "virtual_mailbox_lock": "fcntl, dotlock",
     "mbox_lock_timeout": "20s",

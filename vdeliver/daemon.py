@@ -46,7 +46,7 @@ import socket
 import stat
 import sys
 
-from vdeliver import config as config_module, deliver, log, privileges, resolve
+from vdeliver import address, config as config_module, deliver, log, privileges, resolve
 from vdeliver.errors import ConfigError, DeliveryError, internal_error
 from vdeliver.lmtp import Server, Settings
 
@@ -226,7 +226,15 @@ def check_lmtp_config(config):
 def make_settings(options):
     config = config_module.load(options["config"], options["overrides"])
     check_lmtp_config(config)
-    settings = Settings(config, resolve.open_tables(config))
+    # Before the tables are opened (texthash parses by it) and for every fold after;
+    # a reload that fails keeps the old tables, so it must not change this either.
+    before = address.SMTPUTF8_ENABLE
+    address.set_smtputf8(config.get_bool("smtputf8_enable"))
+    try:
+        settings = Settings(config, resolve.open_tables(config))
+    except BaseException:
+        address.set_smtputf8(before)
+        raise
     settings.files = table_files(config)
     settings.identity = files_identity(settings.files)
     return settings

@@ -4,10 +4,11 @@
     python -m vdeliver.query [-c config] [-o name=value]... - TYPE:NAME < keys
     python -m vdeliver.query [-c config] [-o name=value]... ADDRESS
 
-The first form is `postmap -q KEY TYPE:NAME` with vdeliver's readers (-c
-and -o do not matter to it): one
-literal query, the key case-folded for fixed-key tables (not for regexp:,
-pcre:, fail:), the value on stdout. With `-` as the key, keys are read from
+The first form is `postmap -q KEY TYPE:NAME` with vdeliver's readers (of
+the config file, -c or the default when it exists, and -o only
+smtputf8_enable matters to it, as main.cf's to postmap): one literal query,
+the key case-folded for fixed-key tables (not for regexp:, pcre:, fail:),
+the value on stdout. With `-` as the key, keys are read from
 stdin, one a line, and each hit printed as `key<TAB>value` (postmap -q -).
 The last form runs virtual(8)'s lookup order over virtual_mailbox_maps from
 the config file through the same resolve.search() a delivery uses, and
@@ -43,6 +44,7 @@ def main(argv=None, stdin=None, stdout=None, stderr=None):
     try:
         if len(arguments) == 2:
             key, spec = arguments
+            use_smtputf8_enable(config_path, overrides)
             return query_table(key, spec, stdin, stdout, stderr)
         return query_address(arguments[0], config_path, overrides, stdout, stderr)
     except DeliveryError as err:
@@ -102,9 +104,21 @@ def query_table(key, spec, stdin, stdout, stderr):
     return EX_FOUND if found else EX_NOTFOUND
 
 
+def use_smtputf8_enable(config_path, overrides):
+    """smtputf8_enable from -o, the -c file or the default file; `yes` without any."""
+    import os
+    from vdeliver import address, config
+    if config_path is None and not os.path.exists(config.DEFAULT_CONFIG):
+        loaded = config.from_text("", "-o", overrides)
+    else:
+        loaded = config.load(config_path or config.DEFAULT_CONFIG, overrides)
+    address.set_smtputf8(loaded.get_bool("smtputf8_enable"))
+
+
 def query_address(recipient, config_path, overrides, stdout, stderr):
     from vdeliver import address, config, resolve
     loaded = config.load(config_path or config.DEFAULT_CONFIG, overrides)
+    address.set_smtputf8(loaded.get_bool("smtputf8_enable"))
     tables = [open_reporting(spec, stderr) for spec in loaded.get_list("virtual_mailbox_maps")]
     address.check_recipient(recipient)
 

@@ -18,6 +18,7 @@ import pytest
 
 import harness
 from harness import HOSTED, SENDER, UNKNOWN, delivery_status, make_message
+from postfix_config import postfix_command
 
 
 def no_bounce_for(mail, queue_id: str, msgid: str) -> None:
@@ -213,7 +214,8 @@ def test_two_good_one_unknown_in_one_transaction(settled, mode):
     assert sorted(d["to"] for d in attempts) == sorted(good + [UNKNOWN]), [d["line"] for d in attempts]
     assert not os.path.exists(os.path.join(mail.mail_base, HOSTED, "ghost"))
     if mode == "lmtp":
-        limit = harness.run([harness.POSTCONF, "-c", mail.etc, "-h", "lmtp_destination_recipient_limit"])
+        limit = harness.run(postfix_command(harness.POSTCONF, mail.etc, "-h",
+                                            "lmtp_destination_recipient_limit"))
         assert limit.stdout.strip() != "1", "LMTP needs no recipient limit of 1"
         lines = [d["line"] for d in attempts]
         assert len({d["pid"] for d in attempts}) == 1, f"one lmtp(8) delivery: {lines}"

@@ -13,6 +13,7 @@ import stat
 import pytest
 
 import harness
+from postfix_config import postfix_command
 
 
 def descendants(root_pid: int) -> set[int]:
@@ -86,7 +87,7 @@ def test_snippet_is_installed_as_written(mail):
 
 
 def postconf(mail, *args: str) -> str:
-    return harness.run([harness.POSTCONF, "-c", mail.etc, *args]).stdout.strip()
+    return harness.run(postfix_command(harness.POSTCONF, mail.etc, *args)).stdout.strip()
 
 
 @pytest.mark.mode("lmtp")

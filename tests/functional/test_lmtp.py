@@ -659,3 +659,22 @@ def test_held_maildirsize_lock_gets_451_4_2_0_and_frees_the_delivery_thread(mail
     assert len(mail.new_files("example.com/bob")) == 2
     lmtp.quit()
     assert lmtpd.stop() == 0
+
+
+@pytest.mark.parametrize("smtputf8_enable, codes", [
+    pytest.param("yes", [250, 250, 250], id="yes: STRASSE finds straße, JÖRG jörg"),
+    pytest.param("no", [550, 250, 550], id="no: ASCII folding only"),
+])
+def test_smtputf8_enable_decides_how_rcpt_folds(mail, daemon, smtputf8_enable, codes):
+    """As Postfix's casefold() under the same main.cf setting (tests/functional/test_pipe.py
+    checks the pipe front end)."""
+    mail.write_table("straße@example.com example.com/strasse/\njörg@example.com example.com/joerg/\n")
+    lmtpd = daemon(f"smtputf8_enable = {smtputf8_enable}\n")
+    lmtp = lmtpd.client()
+    assert lmtp.mail("sender@example.net", ["SMTPUTF8"])[0] == 250
+    replies = []
+    for rcpt in ("STRASSE@example.com", "STRAßE@example.com", "JÖRG@example.com"):
+        lmtp.send(f"RCPT TO:<{rcpt}>\r\n".encode())
+        replies.append(lmtp.getreply()[0])
+    assert replies == codes
+    lmtp.quit()

@@ -526,3 +526,25 @@ def test_query_through_the_installed_command(mail):
 def test_help_and_version(mail):
     assert mail.run("--version").stdout.startswith(b"vdeliver ")
     assert b"usage: vdeliver" in mail.run("-h").stdout
+
+
+@pytest.mark.parametrize("smtputf8_enable, recipient, found", [
+    pytest.param("yes", "STRASSE@example.com", "example.com/strasse/", id="yes: full folding, ss"),
+    pytest.param("yes", "JÖRG@example.com", "example.com/joerg/", id="yes: UTF-8 folds"),
+    pytest.param("no", "STRASSE@example.com", None, id="no: ASCII only, ss is not ß"),
+    pytest.param("no", "STRAßE@example.com", "example.com/strasse/", id="no: ASCII folds"),
+    pytest.param("no", "JÖRG@example.com", None, id="no: Ö does not fold"),
+])
+def test_smtputf8_enable_decides_how_the_recipient_folds(mail, smtputf8_enable, recipient, found):
+    """As Postfix's casefold() under the same main.cf setting; the texthash cache of one
+    setting is never used under the other (both runs see the same cooled-down file)."""
+    mail.write_table("straße@example.com example.com/strasse/\njörg@example.com example.com/joerg/\n")
+    past = time.time() - 60
+    os.utime(mail.table_path, (past, past))  # cool: the cache is written
+    other = "no" if smtputf8_enable == "yes" else "yes"
+    mail.run("-o", f"smtputf8_enable={other}", "-n", "--", recipient, stdin=b"")
+    result = mail.run("-o", f"smtputf8_enable={smtputf8_enable}", "-n", "--", recipient, stdin=b"")
+    if found:
+        assert result.code == 0 and f"result: {found}\n".encode() in result.stdout, result
+    else:
+        assert result.code == 67, result

@@ -4,13 +4,18 @@ Outside CI a missing prerequisite (root, a Debian package, a Python driver)
 skips with the reason; in CI (CI=true) it fails (support.require). Run
 scripts/setup-databases (as root) to install them. The differential tests
 record how many answers they compared; the summary prints the counts.
+
+Postfix's commands run only through tests/postfix_config.py, with private
+configuration directories: `postfix` (smtputf8_enable = yes, what most tests
+compare with) and `postfix_mode`, each test once per smtputf8_enable value,
+with vdeliver's own smtputf8_enable set to the same.
 """
 import os
 import shutil
-import subprocess
 
 import pytest
 
+from postfix_config import MODES, POSTMAP, PostfixConfig
 from support import require
 from tables_support import require_module
 
@@ -31,12 +36,32 @@ def compared():
 
 
 @pytest.fixture(scope="session")
-def postmap_types():
-    """The table types this Postfix supports (postconf -m)."""
-    require(os.access("/usr/sbin/postmap", os.X_OK),
+def postfix_configs(tmp_path_factory):
+    """{smtputf8_enable value: PostfixConfig}, private configuration directories."""
+    require(os.access(POSTMAP, os.X_OK),
             "needs Postfix's postmap (scripts/setup-databases installs it)")
-    done = subprocess.run(["/usr/sbin/postconf", "-m"], stdout=subprocess.PIPE, text=True)
-    return set(done.stdout.split())
+    root = tmp_path_factory.mktemp("postfix-config")
+    return {mode: PostfixConfig(root / f"smtputf8-{mode}", mode) for mode in MODES}
+
+
+@pytest.fixture(scope="session")
+def postfix(postfix_configs):
+    """The private configuration most tests compare with: smtputf8_enable = yes."""
+    return postfix_configs["yes"]
+
+
+@pytest.fixture(params=MODES, ids=lambda mode: f"smtputf8_enable={mode}")
+def postfix_mode(request, postfix_configs, monkeypatch):
+    """Each test once per smtputf8_enable value, postmap's and vdeliver's the same."""
+    from vdeliver import address
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", request.param == "yes")
+    return postfix_configs[request.param]
+
+
+@pytest.fixture(scope="session")
+def postmap_types(postfix):
+    """The table types this Postfix supports (postconf -m)."""
+    return postfix.supported
 
 
 @pytest.fixture(scope="session")

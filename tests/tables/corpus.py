@@ -1,5 +1,6 @@
 """The shared inputs of the differential tests: a postmap source file, pattern
-tables and a key set, plus the two ways of asking (postmap, vdeliver).
+tables and a key set, plus the two ways of asking (postmap, through
+tests/postfix_config.py like every postmap of the tests; vdeliver).
 
 The source holds what postmap(1) parses in surprising ways: continuation
 lines (indentation kept), comments inside a logical line, CRLF, \\v and \\f,
@@ -15,7 +16,8 @@ import time
 from vdeliver.address import fold
 from vdeliver.errors import DeliveryError
 
-POSTMAP = "/usr/sbin/postmap"
+# postmap's fatal errors that say it cannot look at all, whatever the key.
+CANNOT_RUN = (b"main.cf", b"unsupported dictionary type")
 
 
 def source_bytes(generated=1000):
@@ -113,6 +115,7 @@ endif
 /^CASE@case\.example$/i         sensitive/
 /^(.+)@example([0-9])\.com$/    example$2.com/$1/
 /^money@/                       $$cost/
+/^latin1-/                      latin1/
 """
 
 PCRE_SOURCE = rb"""# pcre_table(5) rules
@@ -132,6 +135,7 @@ endif
 /^(.+)@example(\d)\.com$/       example$2.com/${1}/
 /^money@/                       $$cost/
 /\Qjohn doe\E@example\.com\z/   quoted/
+/^latin1-/                      latin1/
 """
 PCRE_SOURCE += "/^[\\w.+-]+@exämple\\.com$/       exämple/\n".encode()
 
@@ -145,15 +149,17 @@ def cool(*paths):
         os.utime(path, (past, past))
 
 
-def postmap_answers(spec, keys, config_directory=None):
-    """{key bytes: value bytes or "error"} from `postmap -q - spec`, one process
-    for all keys; when postmap dies on a key (a table error), per-key queries."""
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    if config_directory:
-        env["MAIL_CONFIG"] = config_directory
-    done = subprocess.run([POSTMAP, "-q", "-", spec], input=b"\n".join(keys) + b"\n",
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=120)
-    if b"fatal:" not in done.stderr:
+def postmap_answers(postfix, spec, keys):
+    """{key bytes: value bytes or "error"} from `postmap -c DIR -q - spec` (postfix:
+    a postfix_config.PostfixConfig), one process for all keys; when postmap dies on a
+    key (a table error), per-key queries. A postmap that cannot look at all (no
+    main.cf, a missing plugin) fails the test at once: every answer would be "error"."""
+    done = postfix.run(postfix.postmap("-q", "-", spec), input=b"\n".join(keys) + b"\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    fatal = [line for line in done.stderr.split(b"\n") if b"fatal:" in line]
+    assert not any(words in line for line in fatal for words in CANNOT_RUN), (
+        f"postmap cannot look up anything in {spec}: {fatal[0].decode(errors='replace')}")
+    if not fatal:
         answers = dict.fromkeys(keys)
         for line in done.stdout.split(b"\n"):
             if line:
@@ -162,8 +168,8 @@ def postmap_answers(spec, keys, config_directory=None):
         return answers
     answers = {}
     for key in keys:
-        one = subprocess.run([POSTMAP, "-q", key, spec], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=env, timeout=60)
+        one = postfix.run(postfix.postmap("-q", key, spec), stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=60)
         if one.returncode == 0:
             answers[key] = one.stdout[:-1] if one.stdout.endswith(b"\n") else one.stdout
         elif b"fatal:" in one.stderr:

@@ -1,7 +1,5 @@
 """Prerequisite checks of the table tests (skip outside CI, fail in CI: support.require),
-and a table built by the real postmap."""
-import subprocess
-
+and a table built by the real postmap (tests/postfix_config.py builds its command)."""
 import corpus
 from support import require
 
@@ -18,11 +16,12 @@ def require_module(name, extra):
         require(False, f"the {name} module is missing (pip install vdeliver[{extra}])")
 
 
-def postmap_table(directory, postmap_types, kind, name, lines, package="postfix"):
-    """`postmap kind:directory/name` of `lines`; returns the source path (the table's name)."""
-    require_type(postmap_types, kind, package)
+def postmap_table(directory, postfix, kind, name, lines, package="postfix"):
+    """`postmap -c DIR kind:directory/name` of `lines` (postfix: a PostfixConfig);
+    returns the source path (the table's name)."""
+    require_type(postfix.supported, kind, package)
     source = directory / name
     source.write_text("".join(lines))
     corpus.cool(source)
-    subprocess.run([corpus.POSTMAP, f"{kind}:{source}"], check=True)
+    postfix.build(kind, source)
     return source

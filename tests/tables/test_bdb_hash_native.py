@@ -18,18 +18,18 @@ from vdeliver.tables import open_table
 from vdeliver.tables.bdbhash import HashFile, Unsupported
 
 
-def postmap(tmp_path, postmap_types, kind, name, lines):
-    return postmap_table(tmp_path, postmap_types, kind, name, lines)
+def postmap(tmp_path, postfix, kind, name, lines):
+    return postmap_table(tmp_path, postfix, kind, name, lines)
 
 
-def test_every_key_neighbour_and_miss_reads_as_libdb_does(tmp_path, postmap_types):
+def test_every_key_neighbour_and_miss_reads_as_libdb_does(tmp_path, postfix):
     require_module("berkeleydb", "bdb")
     import berkeleydb
     chooser = random.Random(20261125)
     sizes = [1, 10, 100, 1500, 3000, 9000]  # > about 1000 bytes: an overflow item on 4 KiB pages
     lines = [f"{'k' * chooser.choice(sizes)}{number}@example.com {'v' * chooser.choice(sizes)}{number}\n"
              for number in range(3000)]
-    source = postmap(tmp_path, postmap_types, "hash", "big", lines)
+    source = postmap(tmp_path, postfix, "hash", "big", lines)
     path = f"{source}.db"
     db = berkeleydb.db.DB()
     db.open(path, None, berkeleydb.db.DB_HASH, berkeleydb.db.DB_RDONLY)
@@ -59,15 +59,15 @@ def test_every_key_neighbour_and_miss_reads_as_libdb_does(tmp_path, postmap_type
     assert table.lookup(lines[5].split(" ")[0]) == lines[5].split(" ", 1)[1].rstrip("\n")
 
 
-def test_an_empty_table_finds_nothing(tmp_path, postmap_types):
-    source = postmap(tmp_path, postmap_types, "hash", "empty", [])
+def test_an_empty_table_finds_nothing(tmp_path, postfix):
+    source = postmap(tmp_path, postfix, "hash", "empty", [])
     table = open_table(f"hash:{source}")
     assert table.get.__qualname__ == "HashFile.get" and table.lookup("anyone@example.com") is None
 
 
-def test_other_shapes_go_to_the_binding(tmp_path, postmap_types):
+def test_other_shapes_go_to_the_binding(tmp_path, postfix):
     require_module("berkeleydb", "bdb")
-    source = postmap(tmp_path, postmap_types, "hash", "charkey", ["a@example.com 1\n"])
+    source = postmap(tmp_path, postfix, "hash", "charkey", ["a@example.com 1\n"])
     data = bytearray((tmp_path / "charkey.db").read_bytes())
     fd = posix.open(str(tmp_path / "charkey.db"), posix.O_RDONLY)
     try:
@@ -80,14 +80,14 @@ def test_other_shapes_go_to_the_binding(tmp_path, postmap_types):
         posix.close(other)
     finally:
         posix.close(fd)
-    btree = postmap(tmp_path, postmap_types, "btree", "tree", ["a@example.com 1\n"])
+    btree = postmap(tmp_path, postfix, "btree", "tree", ["a@example.com 1\n"])
     with pytest.raises(TableError):  # a btree named hash: is an error, as in Postfix (libdb says so)
         open_table(f"hash:{btree}")
     assert open_table(f"hash:{source}").lookup("a@example.com") == "1"
 
 
-def test_a_damaged_bucket_page_is_a_table_error(tmp_path, postmap_types):
-    source = postmap(tmp_path, postmap_types, "hash", "damaged",
+def test_a_damaged_bucket_page_is_a_table_error(tmp_path, postfix):
+    source = postmap(tmp_path, postfix, "hash", "damaged",
                      [f"user{number}@example.com box{number}/\n" for number in range(200)])
     data = bytearray((tmp_path / "damaged.db").read_bytes())
     page_size = int.from_bytes(data[20:24], "little")
@@ -99,9 +99,9 @@ def test_a_damaged_bucket_page_is_a_table_error(tmp_path, postmap_types):
         table.lookup("user7@example.com")
 
 
-def test_a_file_cut_short_is_a_table_error_not_an_unknown_user(tmp_path, postmap_types):
+def test_a_file_cut_short_is_a_table_error_not_an_unknown_user(tmp_path, postfix):
     """A bucket page past the end (a truncated copy) must defer: 'not found' would bounce 5.1.1."""
-    source = postmap(tmp_path, postmap_types, "hash", "cut",
+    source = postmap(tmp_path, postfix, "hash", "cut",
                      [f"user{number}@example.com box{number}/\n" for number in range(500)])
     data = (tmp_path / "cut.db").read_bytes()
     page_size = int.from_bytes(data[20:24], "little")

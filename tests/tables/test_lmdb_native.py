@@ -15,17 +15,17 @@ from vdeliver.errors import TableError
 from vdeliver.tables import open_table
 
 
-def postmap_lmdb(tmp_path, postmap_types, name, lines):
-    return postmap_table(tmp_path, postmap_types, "lmdb", name, lines, "postfix-lmdb")
+def postmap_lmdb(tmp_path, postfix, name, lines):
+    return postmap_table(tmp_path, postfix, "lmdb", name, lines, "postfix-lmdb")
 
 
-def test_every_key_neighbour_and_miss_reads_as_liblmdb_does(tmp_path, postmap_types):
+def test_every_key_neighbour_and_miss_reads_as_liblmdb_does(tmp_path, postfix):
     require_module("lmdb", "test")
     import lmdb
     chooser = random.Random(20261125)
     sizes = [1, 10, 100, 1500, 2100, 3000, 9000, 40000]  # a 4 KiB page: > ~2000 bytes overflow
     lines = [f"key{number}@example.com {'v' * chooser.choice(sizes)}{number}\n" for number in range(3000)]
-    source = postmap_lmdb(tmp_path, postmap_types, "big", lines)
+    source = postmap_lmdb(tmp_path, postfix, "big", lines)
     table = open_table(f"lmdb:{source}")
     env = lmdb.open(f"{source}.lmdb", subdir=False, readonly=True, lock=False)
     checked = overflowed = 0
@@ -49,8 +49,8 @@ def test_every_key_neighbour_and_miss_reads_as_liblmdb_does(tmp_path, postmap_ty
     assert table.lookup("KEY7@example.com") is None  # folding is resolve's job, not the reader's
 
 
-def test_an_empty_table_finds_nothing(tmp_path, postmap_types):
-    source = postmap_lmdb(tmp_path, postmap_types, "empty", [])
+def test_an_empty_table_finds_nothing(tmp_path, postfix):
+    source = postmap_lmdb(tmp_path, postfix, "empty", [])
     assert open_table(f"lmdb:{source}").lookup("anyone@example.com") is None
 
 
@@ -61,9 +61,9 @@ def test_a_file_that_is_not_lmdb_is_a_table_error(tmp_path, content):
         open_table(f"lmdb:{tmp_path / 't'}")
 
 
-def test_sorted_duplicates_are_refused_not_misread(tmp_path, postmap_types):
+def test_sorted_duplicates_are_refused_not_misread(tmp_path, postfix):
     """A main database flagged MDB_DUPSORT (postmap never sets it) defers rather than guess."""
-    source = postmap_lmdb(tmp_path, postmap_types, "dup", ["a@example.com 1\n"])
+    source = postmap_lmdb(tmp_path, postfix, "dup", ["a@example.com 1\n"])
     assert open_table(f"lmdb:{source}").lookup("a@example.com") == "1"
     data = bytearray((tmp_path / "dup.lmdb").read_bytes())
     page_size = int.from_bytes(data[16 + 24:16 + 28], "little")

@@ -9,7 +9,6 @@ must then fail the same way). Fixed seed (derandomized), as tests/fuzz's ci prof
 """
 import os
 import shutil
-import subprocess
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -26,15 +25,15 @@ LINES += ["k" * 300 + "@x " + "v" * 9000 + "\n"]  # overflow pages (LMDB keys st
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory, postmap_types):
+def pristine(tmp_path_factory, postfix):
     directory = tmp_path_factory.mktemp("pristine")
     source = directory / "t"
     source.write_text("".join(LINES))
     corpus.cool(source)
     files = {}
     for kind, suffix in (("cdb", ".cdb"), ("lmdb", ".lmdb"), ("hash", ".db")):
-        require_type(postmap_types, kind, "postfix-" + kind if kind != "hash" else "postfix")
-        subprocess.run([corpus.POSTMAP, f"{kind}:{source}"], check=True)
+        require_type(postfix.supported, kind, "postfix-" + kind if kind != "hash" else "postfix")
+        postfix.build(kind, source)
         assert open_table(f"{kind}:{source}").lookup(KEYS[0]) == "example.com/user1/"
         assert open_table(f"{kind}:{source}").lookup(KEYS[3]) == "v" * 9000
         with open(f"{source}{suffix}", "rb") as fh:

@@ -89,18 +89,19 @@ def keys_for(kind):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("kind", ["pgsql", "mysql"])
-def test_sql_agrees_with_postmap(request, tmp_path, postmap_types, compared, kind, name):
-    require_type(postmap_types, kind, f"postfix-{kind}")
+def test_sql_agrees_with_postmap(request, tmp_path, postfix_mode, compared, kind, name):
+    require_type(postfix_mode.supported, kind, f"postfix-{kind}")
     server = request.getfixturevalue("pg" if kind == "pgsql" else "maria")
     config = write_config(tmp_path / f"{kind}.cf", server, CONFIGS[name])
     spec = f"{kind}:{config}"
     keys = keys_for(kind)
-    expected = corpus.postmap_answers(spec, keys)
+    expected = corpus.postmap_answers(postfix_mode, spec, keys)
     table = open_table(spec)
     actual = corpus.vdeliver_answers(table, keys)
     assert corpus.differences(expected, actual) == {}
     assert sum(1 for value in expected.values() if value not in (None, "error")) >= 10
-    compared[f"{kind} ({name})"] = len(keys)
+    label = f"{kind} ({name}, smtputf8_enable={postfix_mode.smtputf8_enable})"
+    compared[label] = len(keys)
 
 
 @pytest.mark.parametrize("kind", ["pgsql", "mysql"])

@@ -3,7 +3,6 @@ LDAP escaping, cdb, the texthash cache, combinations, and each type's errors.
 No database server needed (sqlite and ldap3's mock server stand in)."""
 import os
 import sqlite3
-import subprocess
 import sys
 
 import pytest
@@ -319,10 +318,10 @@ def test_pcre_refuses_what_it_cannot_match_faithfully(rule):
         parse_rules(rule + "\n")
 
 
-def test_pcre_result_errors_and_non_utf8_keys(tmp_path, postmap_types):
+def test_pcre_result_errors_and_non_utf8_keys(tmp_path, postfix):
     """Checked against postmap key by key (postmap dies on the first error)."""
     from tables_support import require_type
-    require_type(postmap_types, "pcre", "postfix-pcre")
+    require_type(postfix.supported, "pcre", "postfix-pcre")
     path = tmp_path / "rules.pcre"
     path.write_bytes(b"/^(.).*@first/ first/$1\n/^latin/ latin/\n/^empty@/\n/^ok@/ ok/\n"
                      b"/^(ok2|\xe9)@/ ok2/\n/^bad@/ bad\xe9/\n")  # Latin-1 rules stay rules
@@ -330,7 +329,7 @@ def test_pcre_result_errors_and_non_utf8_keys(tmp_path, postmap_types):
     spec = f"pcre:{path}"
     keys = ["ä@first".encode(), b"a@first", b"latin1-\xe9@x", b"ok@x", b"none", b"ok2@x",
             b"bad@x"]
-    expected = corpus.postmap_answers(spec, keys)
+    expected = corpus.postmap_answers(postfix, spec, keys)
     actual = corpus.vdeliver_answers(open_table(spec), keys)
     assert expected["ä@first".encode()] == "error" and actual == expected
     assert expected[b"ok2@x"] == b"ok2/" and expected[b"bad@x"] == "error"
@@ -428,7 +427,7 @@ def test_texthash_duplicate_fails_like_virtual8_also_from_the_cache(tmp_path, mo
 # --- Berkeley DB, combinations, fail ---------------------------------------------
 
 def test_without_the_binding_hash_is_native_and_btree_falls_back_to_postmap(tmp_path, monkeypatch,
-                                                                            postmap_types):
+                                                                            postfix):
     monkeypatch.setitem(sys.modules, "berkeleydb", None)
     monkeypatch.setitem(sys.modules, "berkeleydb._berkeleydb", None)
     monkeypatch.setattr(extension, "load_directly", no_extension)
@@ -436,7 +435,7 @@ def test_without_the_binding_hash_is_native_and_btree_falls_back_to_postmap(tmp_
         source = tmp_path / kind
         source.write_text("a@x.org a/\n")
         corpus.cool(source)
-        subprocess.run([corpus.POSTMAP, f"{kind}:{source}"], check=True)
+        postfix.build(kind, source)
     native = open_table(f"hash:{tmp_path / 'hash'}")
     assert native.note is None and native.get.__qualname__ == "HashFile.get"
     assert native.lookup("a@x.org") == "a/" and native.lookup("-") is None
@@ -448,12 +447,12 @@ def test_without_the_binding_hash_is_native_and_btree_falls_back_to_postmap(tmp_
             open_table(f"{kind}:{tmp_path}/absent").lookup("a@x.org")
 
 
-def test_hash_binding_errors(tmp_path, postmap_types):
+def test_hash_binding_errors(tmp_path, postfix):
     require_module("berkeleydb", "bdb")
     source = tmp_path / "vmailbox"
     source.write_text("a@x.org a/\n")
     corpus.cool(source)
-    subprocess.run([corpus.POSTMAP, f"btree:{source}"], check=True)
+    postfix.build("btree", source)
     assert open_table(f"btree:{source}").lookup("a@x.org") == "a/"
     with pytest.raises(TableError):
         open_table(f"hash:{source}")  # a btree file is not a hash file, as in Postfix

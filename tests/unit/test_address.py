@@ -26,6 +26,38 @@ def test_fold_ascii_and_unicode():
     assert address.fold("STRASSE@ÉX.de") == "strasse@éx.de"
 
 
+LATIN1 = b"Latin1-\xc9@X".decode("utf-8", "surrogateescape")  # not UTF-8: surrogate-escaped
+
+
+@pytest.mark.parametrize("smtputf8_enable, text, folded", [
+    pytest.param(True, "JÖSÉ@EXÄMPLE.COM", "jösé@exämple.com", id="yes: UTF-8 folds"),
+    pytest.param(True, "STRAßE@x", "strasse@x", id="yes: full folding, ß is ss"),
+    pytest.param(True, LATIN1, LATIN1.replace("L", "l").replace("X", "x"),
+                 id="yes: bytes that are not UTF-8 are kept, the rest folds"),
+    pytest.param(False, "JÖSÉ@EXÄMPLE.COM", "jÖsÉ@exÄmple.com", id="no: ASCII only"),
+    pytest.param(False, "STRAßE@x", "straße@x", id="no: ß stays"),
+    pytest.param(False, LATIN1, LATIN1.replace("L", "l").replace("X", "x"), id="no: bytes kept"),
+    pytest.param(False, "Bob@Example.COM", "bob@example.com", id="no: ASCII folds"),
+])
+def test_fold_follows_smtputf8_enable(monkeypatch, smtputf8_enable, text, folded):
+    """casefold.c: ICU folding of UTF-8 with smtputf8_enable = yes, lowercase() with no."""
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", smtputf8_enable)
+    assert address.fold(text) == folded
+
+
+def test_table_key_and_value_follow_smtputf8_enable(monkeypatch):
+    """dict_utf8.c (yes): a non-UTF-8 key is not looked up, a non-UTF-8 value refused;
+    without it (no) both are bytes as they are."""
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", True)
+    assert address.table_key("jösé@x") == "jösé@x".encode()
+    assert address.table_key(LATIN1) is None
+    assert address.table_value(b"a\xe9/") is None and address.table_value(b"\xc3\xa4/") == "ä/"
+    address.set_smtputf8(False)
+    assert address.SMTPUTF8_ENABLE is False
+    assert address.table_key(LATIN1) == b"Latin1-\xc9@X"
+    assert address.to_bytes(address.table_value(b"a\xe9/")) == b"a\xe9/"
+
+
 @pytest.mark.parametrize("bad", ["a\r\nb@x", "a\nb@x", "a\0@x", "a\x1b@x", "", "x" * 1001 + "@x"])
 def test_recipient_with_control_characters_is_refused(bad):
     with pytest.raises(BadRecipientAddress):

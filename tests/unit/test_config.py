@@ -75,3 +75,11 @@ def test_time_units(value, seconds):
 def test_list_keeps_brace_groups():
     assert config.split_list("inline:{ a=b, c=d }, texthash:/x static:{ a b }") == [
         "inline:{ a=b, c=d }", "texthash:/x", "static:{ a b }"]
+
+
+@pytest.mark.parametrize("text, wanted", [
+    pytest.param("", True, id="default yes, as Postfix with compatibility_level >= 1"),
+    pytest.param("smtputf8_enable = no\n", False, id="no, as an admin's main.cf may say"),
+])
+def test_smtputf8_enable(text, wanted):
+    assert parse(text).get_bool("smtputf8_enable") is wanted

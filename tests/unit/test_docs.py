@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from support import require
 from vdeliver import config, errors
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -49,8 +50,8 @@ def test_bounces_only_for_recipient_or_message():
 
 @pytest.mark.parametrize("page", ["man/vdeliver.8", "man/vdeliver.cf.5"])
 def test_groff_prints_no_warnings(page):
-    if not shutil.which("groff"):
-        pytest.skip("groff is not installed")
+    require(shutil.which("groff"), "groff is not installed (Debian's groff-base;"
+            " scripts/setup-e2e and scripts/setup-databases install it)")
     result = subprocess.run(["groff", "-man", "-ww", "-z", os.path.join(ROOT, page)],
                             capture_output=True, text=True)
     assert (result.returncode, result.stderr) == (0, "")

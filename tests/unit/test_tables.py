@@ -1,6 +1,10 @@
 """tables: texthash (postmap syntax), inline, static, regexp (regexp_table(5))."""
+import os
+import time
+
 import pytest
 
+from vdeliver import address
 from vdeliver.errors import ConfigError, TableError
 from vdeliver.tables import open_table
 from vdeliver.tables.regexp import parse_rules, RegexpTable
@@ -175,3 +179,69 @@ def test_shared_grammar_refusals_name_the_line(kind, text, where):
     with pytest.raises(ConfigError) as error:
         pattern_table(kind, text)
     assert f"{kind}:t, {where}:" in error.value.detail
+
+
+@pytest.mark.parametrize("smtputf8_enable, wanted", [
+    pytest.param(True, {"strasse@x": "s/", "jösé@x": "j/"}, id="yes: folded, the Latin-1 line skipped"),
+    pytest.param(False, {"straße@x": "s/", "jÖsÉ@x": "j/", "latin1-\udce9@x": "l/"},
+                 id="no: ASCII folded, the Latin-1 line kept"),
+])
+def test_postmap_syntax_under_smtputf8_enable(monkeypatch, smtputf8_enable, wanted):
+    """postmap.c, dict_thash.c: non-UTF-8 lines are dropped only in UTF-8 mode."""
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", smtputf8_enable)
+    source = "STRAßE@x s/\nJÖSÉ@x j/\n".encode() + b"latin1-\xe9@x l/\n"
+    assert parse_entries(source.decode("utf-8", "surrogateescape")) == wanted
+
+
+def test_a_texthash_cache_is_used_only_under_the_smtputf8_enable_that_wrote_it(tmp_path, monkeypatch):
+    from vdeliver.tables import texthash
+    monkeypatch.setattr(texthash, "CACHE_DIRECTORY", str(tmp_path / "cache"))
+    path = tmp_path / "t"
+    path.write_bytes("STRAßE@x s/\n".encode())
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    spec = f"texthash:{path}"
+    assert isinstance(open_table(spec), texthash.TextHashTable)  # parsed; the cache written
+    cached = open_table(spec)
+    assert isinstance(cached, texthash.CachedTextHashTable) and cached.lookup("strasse@x") == "s/"
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", False)
+    table = open_table(spec)
+    assert isinstance(table, texthash.TextHashTable)  # the yes cache does not answer for no
+    assert table.lookup("strasse@x") is None and table.lookup("straße@x") == "s/"
+    assert open_table(spec).lookup("straße@x") == "s/"  # from its own cache now
+
+
+@pytest.mark.parametrize("smtputf8_enable", [True, False])
+def test_the_postmap_fallback_gets_a_private_main_cf_that_states_smtputf8_enable(monkeypatch,
+                                                                                smtputf8_enable):
+    """Never the system's /etc/postfix/main.cf (absent on a Debian installed without
+    configuration; postmap dies without one) and never one that is still "hot"
+    (Postfix re-reads such a file for 2 s)."""
+    from vdeliver.tables import postmap
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", smtputf8_enable)
+    directory = postmap.private_config_directory()
+    try:
+        assert os.listdir(directory) == ["main.cf"]
+        with open(f"{directory}/main.cf") as fh:
+            text = fh.read()
+        st = os.stat(f"{directory}/main.cf")
+    finally:
+        postmap.remove_private(directory)
+    assert not os.path.exists(directory)
+    assert f"smtputf8_enable = {'yes' if smtputf8_enable else 'no'}\n" in text
+    assert "compatibility_level = 2\n" in text
+    assert f"meta_directory = {directory}\n" in text  # not /etc/postfix's dynamicmaps.cf
+    assert time.time() - st.st_mtime >= 30 and st.st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("options, key, code", [
+    pytest.param([], "STRASSE@x", 0, id="yes: ss finds ß"),
+    pytest.param(["-o", "smtputf8_enable=no"], "STRASSE@x", 1, id="no: it does not"),
+    pytest.param(["-o", "smtputf8_enable=no"], "STRAßE@x", 0, id="no: ASCII folds"),
+])
+def test_the_query_tool_folds_as_the_config_says(tmp_path, monkeypatch, capsys, options, key, code):
+    from vdeliver import query
+    monkeypatch.setattr(address, "SMTPUTF8_ENABLE", True)  # restored after the test
+    empty = tmp_path / "vdeliver.cf"
+    empty.write_text("")
+    argv = ["-c", str(empty), *options, key, "inline:{ straße@x=s/ }"]
+    assert query.main(argv) == code, capsys.readouterr()

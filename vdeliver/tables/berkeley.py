@@ -14,11 +14,12 @@ Without the binding, lookups go to `/usr/sbin/postmap -q` (postmap.py); the
 table's `note` says so, for the caller to log once.
 
 Never: return a value for a key it does not hold; a missing or unreadable
-.db file is a TableError (defer); a value that is not valid UTF-8 is a
-TableError (dict_utf8.c).
+.db file is a TableError (defer); under smtputf8_enable = yes a value that
+is not valid UTF-8 is a TableError (dict_utf8.c).
 """
 import posix
 
+from vdeliver.address import table_key
 from vdeliver.errors import DeliveryError, TableError
 from vdeliver.tables.bdbhash import HashFile, Unsupported
 from vdeliver.tables.cdb import decode, get_stored
@@ -65,10 +66,9 @@ class BerkeleyTable:
             self.lock_fd = -1
 
     def lookup(self, key):
-        try:
-            data = key.encode("utf-8")
-        except UnicodeEncodeError:
-            return None  # not UTF-8: Postfix skips the lookup (dict_utf8.c)
+        data = table_key(key)
+        if data is None:
+            return None  # not UTF-8 under smtputf8_enable = yes: Postfix skips the lookup
         try:
             self.flock(self.lock_fd, self.shared)
             try:

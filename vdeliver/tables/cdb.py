@@ -13,11 +13,14 @@ it), so no lock is needed. Also used by texthash.py for its compiled cache
 (write()).
 
 Never: return a value for a key it does not hold; a missing, unreadable or
-truncated file is a TableError (defer), not "not found"; a value that is not
-valid UTF-8 is a TableError (dict_utf8.c). Imports only builtins.
+truncated file is a TableError (defer), not "not found"; under
+smtputf8_enable = yes a value that is not valid UTF-8 is a TableError
+(dict_utf8.c), under no it is returned as it is. Imports only builtins and
+vdeliver.address.
 """
 import posix
 
+from vdeliver.address import table_key, table_value
 from vdeliver.errors import TableError
 
 MASK = 0xFFFFFFFF
@@ -102,10 +105,9 @@ class CdbTable:
         self.file.close()
 
     def lookup(self, key):
-        try:
-            data = key.encode("utf-8")
-        except UnicodeEncodeError:
-            return None  # not UTF-8: Postfix skips the lookup (dict_utf8.c)
+        data = table_key(key)
+        if data is None:
+            return None  # not UTF-8 under smtputf8_enable = yes: Postfix skips the lookup
         try:
             value = get_stored(self.file.get, data)
         except (OSError, ValueError) as err:
@@ -121,12 +123,12 @@ def get_stored(get, data):
 
 
 def decode(value, spec, key):
-    """A stored C string -> str: up to the first NUL, strict UTF-8."""
-    value = value.partition(b"\0")[0]
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        raise TableError(f"{spec}: key {key!r}: value is not valid UTF-8") from None
+    """A stored C string -> str: up to the first NUL; strict UTF-8 under
+    smtputf8_enable = yes (address.table_value())."""
+    text = table_value(value.partition(b"\0")[0])
+    if text is None:
+        raise TableError(f"{spec}: key {key!r}: value is not valid UTF-8")
+    return text
 
 
 def open_table(name, spec):

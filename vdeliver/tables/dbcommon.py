@@ -29,6 +29,7 @@ a key can still break out of when it is not quoted.
 Never: put key text into SQL text; treat a template it cannot read as
 anything but a ConfigError.
 """
+from vdeliver.address import is_utf8
 from vdeliver.config import logical_lines, split_list
 from vdeliver.errors import ConfigError, DeliveryError
 
@@ -439,11 +440,7 @@ class SqlTable:
 
 
 def valid_key(key):
-    """Postfix (smtputf8_enable=yes) skips keys that are not valid UTF-8."""
-    if key.isascii():
-        return True
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    """Postfix skips keys that are not valid UTF-8, whatever smtputf8_enable says:
+    dict_utf8.c under yes, dict_sqlite.c, dict_pgsql.c, dict_mysql.c and
+    dict_ldap.c themselves under no."""
+    return is_utf8(key)

@@ -20,11 +20,13 @@ a value ends at its first NUL.
 Never: return a value for a key it does not hold, or guess: a bad magic or
 version, a database flag that changes the key order or allows duplicates
 (postmap sets none), a page or node out of range or of an unexpected kind is
-a TableError (defer), as is a missing or unreadable file; a value that is not
-valid UTF-8 is a TableError (dict_utf8.c).
+a TableError (defer), as is a missing or unreadable file; under
+smtputf8_enable = yes a value that is not valid UTF-8 is a TableError
+(dict_utf8.c).
 """
 import posix
 
+from vdeliver.address import table_key
 from vdeliver.errors import TableError
 from vdeliver.tables.cdb import decode, get_stored
 
@@ -73,10 +75,9 @@ class LmdbTable:
             self.fd = -1
 
     def lookup(self, key):
-        try:
-            data = key.encode("utf-8")
-        except UnicodeEncodeError:
-            return None  # not UTF-8: Postfix skips the lookup (dict_utf8.c)
+        data = table_key(key)
+        if data is None:
+            return None  # not UTF-8 under smtputf8_enable = yes: Postfix skips the lookup
         value = self.locked(self.find_both, data)
         return None if value is None else decode(value, self.spec, key)
 

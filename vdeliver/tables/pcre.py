@@ -31,16 +31,19 @@ negative rule, a pattern PCRE cannot compile) makes the whole table a
 ConfigError here: a typo defers mail instead of silently changing which rule
 answers.
 
-Never: load a rule it cannot translate faithfully; never match a key that is
-not valid UTF-8 (Postfix skips those lookups); a result that is not valid
-UTF-8 is a TableError (dict_utf8.c).
+Never: load a rule it cannot translate faithfully. Under smtputf8_enable =
+yes (address.py) never match a key that is not valid UTF-8 (Postfix skips
+those lookups), and a result that is not valid UTF-8 is a TableError
+(dict_utf8.c); under no, both are bytes as they are.
 """
 import re
 
+from vdeliver import address
+from vdeliver.address import is_utf8, table_key, table_value
 from vdeliver.errors import ConfigError, TableError
 from vdeliver.tables import rulefile
 from vdeliver.tables.regexp import POSIX_CLASSES, parse_result
-from vdeliver.tables.textfile import ISSPACE, read_pattern_file, valid
+from vdeliver.tables.textfile import ISSPACE, read_pattern_file
 
 PCRE_CLASSES = dict(POSIX_CLASSES, word=r"\w", ascii=r"\x00-\x7f")
 HSPACE = r"\t \xa0"
@@ -60,10 +63,9 @@ class PcreTable:
         self.rules = rules
 
     def lookup(self, key):
-        try:
-            subject = key.encode("utf-8")
-        except UnicodeEncodeError:
-            return None  # not UTF-8: Postfix skips the lookup (dict_utf8.c)
+        subject = table_key(key)
+        if subject is None:
+            return None  # not UTF-8 under smtputf8_enable = yes: Postfix skips the lookup
         rule, found = rulefile.first_rule(self.rules, subject)
         if rule is None:
             return None
@@ -75,7 +77,7 @@ class PcreTable:
     def expand(self, result, found, key):
         text, parts = result
         if parts is None:
-            if not text.isascii() and not valid(text):
+            if not text.isascii() and address.SMTPUTF8_ENABLE and not is_utf8(text):
                 raise TableError(f"{self.spec}: key {key!r}: result is not valid UTF-8")
             return text
         out = []
@@ -84,10 +86,10 @@ class PcreTable:
                 out.append(value.encode("utf-8", "surrogateescape"))
             else:
                 out.append(found.group(int(value)) or b"")
-        try:
-            return b"".join(out).decode("utf-8")
-        except UnicodeDecodeError:
-            raise TableError(f"{self.spec}: key {key!r}: result is not valid UTF-8") from None
+        text = table_value(b"".join(out))
+        if text is None:
+            raise TableError(f"{self.spec}: key {key!r}: result is not valid UTF-8")
+        return text
 
 
 def open_table(name, spec):

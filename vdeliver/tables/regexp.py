@@ -18,11 +18,17 @@ possessive quantifiers. Alternation is leftmost-first in Python where POSIX is
 leftmost-longest: this changes which text `$n` captures only for
 alternatives that are prefixes of each other.
 
+Under smtputf8_enable = yes (address.py) a key that is not valid UTF-8 is
+not matched (Postfix skips the lookup) and a result that is not valid UTF-8
+is a TableError (dict_utf8.c); under no, both are bytes as they are.
+
 Never: load a rule it cannot translate faithfully; never run at import time.
 """
 import re
 
-from vdeliver.errors import ConfigError
+from vdeliver import address
+from vdeliver.address import is_utf8
+from vdeliver.errors import ConfigError, TableError
 from vdeliver.tables import rulefile
 from vdeliver.tables.textfile import ISSPACE, read_pattern_file
 
@@ -41,8 +47,16 @@ class RegexpTable:
         self.rules = rules
 
     def lookup(self, key):
+        utf8 = address.SMTPUTF8_ENABLE
+        if utf8 and not is_utf8(key):
+            return None  # not UTF-8 under smtputf8_enable = yes: Postfix skips the lookup
         rule, found = rulefile.first_rule(self.rules, key)
-        return None if rule is None else substitute(rule.result, found)
+        if rule is None:
+            return None
+        value = substitute(rule.result, found)
+        if utf8 and not is_utf8(value):
+            raise TableError(f"{self.spec}: key {key!r}: result is not valid UTF-8")
+        return value
 
 
 def open_table(name, spec):

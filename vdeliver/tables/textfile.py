@@ -7,21 +7,23 @@ locale's space, \\t, \\n, \\v, \\f and \\r:
   - a line starting with whitespace continues the previous logical line
     (newline dropped, indentation kept); a continuation with nothing before
     it is dropped with the lines that continue it;
-  - a logical line that is not valid UTF-8 is skipped by parse()
-    (smtputf8_enable=yes, the default; regexp and pcre files keep such lines);
+  - a logical line that is not valid UTF-8 is skipped by parse() under
+    smtputf8_enable = yes (the default; address.py), kept under no
+    (regexp and pcre files keep such lines either way);
     text after a NUL byte is ignored (C strings);
   - the key ends at the first whitespace outside double quotes; a backslash
     hides the next character from that scan; the key keeps its quotes and
     backslashes; a line whose quotes do not balance is skipped;
   - the value is the rest, trimmed; a line without a value is skipped;
-  - keys are case-folded; the first of duplicate keys wins (postmap), or the
+  - keys are case-folded (address.fold()); the first of duplicate keys wins (postmap), or the
     duplicate is reported (texthash in a daemon: parse() says where).
 
 Never: raise on bad content (Postfix skips it with a warning); OSError from
 reading is the caller's to classify. Imports nothing beyond vdeliver.address:
 it can run on every message.
 """
-from vdeliver.address import fold
+from vdeliver import address
+from vdeliver.address import fold, is_utf8
 from vdeliver.errors import TableError
 
 ISSPACE = " \t\n\v\f\r"
@@ -53,8 +55,9 @@ def parse(text):
     first repeated key, which texthash in a daemon treats as an error."""
     entries = {}
     duplicate = None
+    skip_non_utf8 = address.SMTPUTF8_ENABLE
     for number, line in numbered_logical_lines(text):
-        if not valid(line):
+        if skip_non_utf8 and not is_utf8(line):
             continue  # postmap.c, dict_thash.c: "non-UTF-8 input -- ignoring this line"
         key, value = split_key_value(line)
         if not key or not value:
@@ -92,17 +95,6 @@ def numbered_logical_lines(text):
         current, start = line, number
     if current is not None:
         yield start, current
-
-
-def valid(line):
-    """False for a line that is not valid UTF-8 (decoded with surrogateescape)."""
-    if line.isascii():
-        return True
-    try:
-        line.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def split_key_value(line):

@@ -5,8 +5,9 @@ per message. So the parsed table is kept as a cdb file (cdb.py) in
 CACHE_DIRECTORY (default /var/cache/vdeliver, which the delivery user must
 own; "" turns the cache off), named after the table's path, and used only
 while its recorded identity -- path, device, inode, size and mtime in
-nanoseconds -- still matches the table file. Opening it and one lookup cost
-a few system calls, whatever the table's size.
+nanoseconds, and smtputf8_enable (address.py: the parse depends on it) --
+still matches. Opening it and one lookup cost a few system calls, whatever
+the table's size.
 
 A miss parses the file and, when the file has not changed for
 HOT_SECONDS (dict_thash.c re-reads a file that is still being written),
@@ -27,6 +28,7 @@ table file is a TableError (defer), not "not found".
 """
 import posix
 
+from vdeliver import address
 from vdeliver.errors import TableError
 from vdeliver.tables.textfile import parse
 
@@ -65,9 +67,8 @@ class CachedTextHashTable:
         self.file.close()
 
     def lookup(self, key):
-        try:
-            data = key.encode("utf-8")
-        except UnicodeEncodeError:
+        data = address.table_key(key)
+        if data is None:
             return None  # such a key is never in the table (invalid lines are skipped)
         try:
             value = self.file.get(data)
@@ -114,8 +115,9 @@ def read_all(fd, size):
 
 
 def identity_of(name, st):
-    return f"{name}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}".encode(
-        "utf-8", "surrogateescape")
+    utf8 = "yes" if address.SMTPUTF8_ENABLE else "no"
+    return (f"{name}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}"
+            f"\0smtputf8_enable={utf8}").encode("utf-8", "surrogateescape")
 
 
 def is_hot(st):
@@ -178,7 +180,8 @@ def write_cache(cache, identity, entries, error):
             if error:
                 items.append((ERROR_KEY, error.encode("utf-8", "surrogateescape")))
             else:
-                items.extend((key.encode("utf-8"), value.encode("utf-8"))
+                items.extend((key.encode("utf-8", "surrogateescape"),
+                              value.encode("utf-8", "surrogateescape"))
                              for key, value in entries.items())
             from vdeliver.tables.cdb import write
             write(temporary, items)
