@@ -27,6 +27,8 @@ def _load_pipe_modules():
     import posix
     import sys
     from _frozen_importlib_external import MAGIC_NUMBER
+    if sys.flags.optimize:  # python -O reads .opt-1.pyc files, without asserts: leave it those
+        return
     header = MAGIC_NUMBER + b"\0\0\0\0"  # flags 0: a timestamp .pyc, not a hash-based one
     suffix = f".{sys.implementation.cache_tag}.pyc"
     module_type = type(sys)

@@ -102,6 +102,15 @@ def test_a_pyc_it_cannot_use_midway_leaves_the_import_system_to_it(package_copy,
     assert loaded == 0 and where == "vdeliver.cli"
 
 
+def test_python_dash_o_is_left_to_the_import_system(package_copy):
+    python, directory = package_copy
+    out = subprocess.run([python, "-O", "-I", "-S", "-c", "import sys; sys.path.insert(0,"
+                          " sys.argv[1]); import vdeliver.cli as c; print(c.__spec__ is None,"
+                          " c.__spec__.cached.endswith('.opt-1.pyc'))", str(directory)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
+
+
 def test_pipe_modules_out_of_import_order_are_ignored(package_copy):
     python, directory = package_copy
     init = directory / "vdeliver" / "__init__.py"
