@@ -40,14 +40,16 @@ def _load_pipe_modules():
                 raise ImportError(f"{name} comes too late in PIPE_MODULES")
             source = f"{folder}/{base}.py"
             st = posix.stat(source)
-            fd = posix.open(f"{folder}/__pycache__/{base}{suffix}", posix.O_RDONLY | posix.O_CLOEXEC)
+            pyc = f"{folder}/__pycache__/{base}{suffix}"
+            fd = posix.open(pyc, posix.O_RDONLY | posix.O_CLOEXEC)
             try:
                 # Its own size: reading into a large buffer maps and unmaps it, which cost
                 # more here (0.4 ms for 15 files in a new process) than all the rest.
                 data = posix.read(fd, posix.fstat(fd).st_size)
             finally:
                 posix.close(fd)
-            if (data[:8] != header or data[8:12] != (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+            if (data[:8] != header
+                    or data[8:12] != (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
                     or data[12:16] != (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")):
                 raise ImportError(f"{name}: no current .pyc")
             code = marshal.loads(memoryview(data)[16:])
@@ -70,7 +72,7 @@ def _load_pipe_modules():
         for name in [name for name in sys.modules if name.startswith(__name__ + ".")]:
             del sys.modules[name]
         for name, value in list(globals().items()):
-            if type(value) is module_type:  # only submodules: nothing here imports at top level
+            if type(value) is module_type and value.__name__ == f"{__name__}.{name}":
                 del globals()[name]
 
 

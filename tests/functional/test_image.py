@@ -17,7 +17,8 @@ CHECK = """
 import sys
 sys.path.insert(0, sys.argv[1])
 import vdeliver.cli
-names = [("vdeliver." + m).removesuffix("/__init__").replace("/", ".") for m in vdeliver.PIPE_MODULES]
+names = [("vdeliver." + m).removesuffix("/__init__").replace("/", ".")
+         for m in vdeliver.PIPE_MODULES]
 fast = [m for m in names if m in sys.modules and sys.modules[m].__spec__ is None]
 # one copy of each module: every package attribute that is a module is the one in sys.modules
 one_copy = all(sys.modules.get(package.__name__ + "." + key) is value
