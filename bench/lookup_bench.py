@@ -6,7 +6,7 @@
 Builds, with Postfix's postmap, hash:, cdb: and lmdb: tables of --keys keys
 and a texthash: source of --text-lines lines, then starts the interpreter
 the way the installed launcher does (python3 -I -S, site-packages put on the
-path by hand, vdeliver loaded from its module image) RUNS times without a
+path by hand, the pipe modules run from their .pyc files) RUNS times without a
 table and RUNS times with each table (interleaved in a shuffled order, so
 drift hits all alike), the child opening the table and looking up one key that exists. The
 table's cost is the median fresh-process time with it minus the median

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """pipe_startup.py: what one pipe(8)-style vdeliver process costs, beside its floors.
 
-    bench/pipe_startup.py [-n 300] [--vdeliver /opt/vdeliver/bin/vdeliver] [--size 4096]
+    bench/pipe_startup.py [-n 300] [--vdeliver [LABEL=]/opt/vdeliver/bin/vdeliver]... [--size 4096]
+                          [--dry-run-only]
 
 Runs each entry N times, interleaved round-robin, one fresh process per
 message (as pipe(8) does), as the delivery user when run as root, and prints
@@ -12,6 +13,9 @@ a table: median / p90 wall ms from spawn to reap, and CPU ms per message.
                     (tmp O_EXCL, write, fsync, link, fsync new/, unlink)
   vdeliver -n       dry run: start-up + config + table lookup, no write
   vdeliver          a real delivery (texthash table, Maildir)
+                    (--vdeliver again: one pair per launcher, named LABEL, in the
+                    same interleaved rounds, to compare start-up variants;
+                    --dry-run-only keeps only the -n entries, which have no fsync noise)
   in-process fsync  fsync of a 4 KiB file + its directory, no process: the disk floor
 
 Needs no peers installed. Figures move ±30 % between runs on a shared VM:
@@ -80,10 +84,13 @@ def fsync_probe(directory):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=300)
-    parser.add_argument("--vdeliver", default="/opt/vdeliver/bin/vdeliver")
+    parser.add_argument("--vdeliver", action="append", metavar="[LABEL=]PATH")
+    parser.add_argument("--dry-run-only", action="store_true")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--user", default="vmail")
     args = parser.parse_args()
+    variants = [(v.partition("=")[0], v.partition("=")[2]) if "=" in v else ("vdeliver", v)
+                for v in args.vdeliver or ["/opt/vdeliver/bin/vdeliver"]]
 
     top = tempfile.mkdtemp(prefix="vdeliver-bench-", dir="/var/tmp")
     os.chmod(top, 0o755)
@@ -113,9 +120,11 @@ def main():
     entries = [
         ("python -I -S", ["/usr/bin/python3", "-I", "-S", "-c", "pass"]),
         ("python fsync", ["/usr/bin/python3", "-I", "-S", "-c", PY_FSYNC, os.path.join(base, "py")]),
-        ("vdeliver -n", [args.vdeliver, "-c", cfg, "-n", "bob+x@example.com"]),
-        ("vdeliver", [args.vdeliver, "-c", cfg, "-f", "a@example.net", "--", "bob+x@example.com"]),
     ]
+    for label, path in variants:
+        entries.append((f"{label} -n", [path, "-c", cfg, "-n", "bob+x@example.com"]))
+        if not args.dry_run_only:
+            entries.append((label, [path, "-c", cfg, "-f", "a@example.net", "--", "bob+x@example.com"]))
     samples = {name: ([], []) for name, _ in entries}
     samples["in-process fsync"] = ([], [])
     for _ in range(3):  # warm-up
@@ -128,20 +137,23 @@ def main():
             samples[name][0].append(wall)
             samples[name][1].append(cpu)
         samples["in-process fsync"][0].append(fsync_probe(top))
-    delivered = len(os.listdir(os.path.join(base, "example.com", "bob", "new")))
+    new = os.path.join(base, "example.com", "bob", "new")
+    delivered = len(os.listdir(new)) if os.path.isdir(new) else 0
 
     floor = statistics.median(samples["python -I -S"][0])
     print(f"pipe_startup: n={args.n} per entry, {args.size}-byte message, "
           f"run as {args.user if owner else 'self'}, python {sys.version.split()[0]}")
-    print(f"{'entry':18} {'med ms':>7} {'p90':>7} {'cpu ms':>7} {'x py-IS':>8}")
-    print("-" * 51)
+    width = max(18, *(len(name) for name in samples))
+    print(f"{'entry':{width}} {'med ms':>7} {'p90':>7} {'cpu ms':>7} {'x py-IS':>8}")
+    print("-" * (width + 33))
     for name, (walls, cpus) in samples.items():
         median = statistics.median(walls)
         cpu = f"{statistics.mean(cpus):7.2f}" if cpus else "      -"
-        print(f"{name:18} {median:7.2f} {percentile(walls, 0.9):7.2f} {cpu} {median / floor:8.2f}")
-    print(f"verify: vdeliver delivered {delivered} of {args.n + 3} messages")
+        print(f"{name:{width}} {median:7.2f} {percentile(walls, 0.9):7.2f} {cpu} {median / floor:8.2f}")
+    wanted = 0 if args.dry_run_only else len(variants) * (args.n + 3)
+    print(f"verify: vdeliver delivered {delivered} of {wanted} messages")
     shutil.rmtree(top)
-    if delivered != args.n + 3:
+    if delivered != wanted:
         raise SystemExit("vdeliver did not deliver every message")
 
 
