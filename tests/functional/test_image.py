@@ -116,7 +116,7 @@ def test_pipe_modules_out_of_import_order_are_ignored(package_copy):
     python, directory = package_copy
     init = directory / "vdeliver" / "__init__.py"
     # cli first: it imports the others through the import system before their turn comes
-    init.write_text(init.read_text().replace('"errors", "address"', '"cli", "errors", "address"'))
+    init.write_text(init.read_text().replace('"errors", "commitpoint"', '"cli", "errors", "commitpoint"'))
     loaded, _, where = pipe_modules(python, directory)
     assert loaded == 0 and where == "vdeliver.cli"
 
