@@ -137,10 +137,24 @@ def _seg_at(value, pos, seg, fold):
     return True
 
 
+_BYTEWISE = frozenset({"i;octet", "i;ascii-casemap"})
+
+
 def wildcard(value, pattern, cmp):
     """Match `value` against a :matches pattern. Returns the list of wildcard
     expansions (one per '*' and '?', RFC 5229 §3.2) or None. Stars take as little as
-    possible except the last, which takes the rest: O(len(value) * len(pattern))."""
+    possible except the last, which takes the rest: O(len(value) * len(pattern)).
+    Under i;octet and i;ascii-casemap "?" is one octet, as in Pigeonhole."""
+    if cmp.name in _BYTEWISE and not (value.isascii() and pattern.isascii()):
+        caps = _wildcard(value.encode("utf-8", "surrogateescape").decode("latin-1"),
+                         pattern.encode("utf-8", "surrogateescape").decode("latin-1"), cmp)
+        if caps is None:
+            return None
+        return [c.encode("latin-1").decode("utf-8", "replace") for c in caps]
+    return _wildcard(value, pattern, cmp)
+
+
+def _wildcard(value, pattern, cmp):
     fold = cmp.fold
     fv = fold(value)
     if len(fv) != len(value):       # casefolding changed the length: capture folded text

@@ -218,23 +218,109 @@ def _q_decode(text):
     return bytes(out)
 
 
-# -- addresses (RFC 5322 §3.4), tolerant
+# -- addresses (RFC 5322 §3.4)
 def parse_addresses(value):
-    """A header value -> list of (localpart, domain) or (raw, None) for an item that
-    is not an address. Groups contribute their members; comments are dropped."""
-    tokens = _addr_tokens(value)
+    """A header value -> [(localpart, domain, full)] for each address of its
+    address list, in order. Parsing stops at the first malformed item (what came
+    before counts); a value with no address at all gives [(value, None, value)]
+    (so :all sees the raw text and :localpart/:domain see nothing), as Pigeonhole."""
+    toks = _addr_tokens(value)
     out = []
-    item = []
-    for tok in tokens:
-        if tok == (",",) or tok == (";",):
-            _finish(item, out)
-            item = []
-        elif tok == (":",) and not any(t == ("<",) for t in item):
-            item = []                         # group display name
+    i, n = 0, len(toks)
+    while i < n:
+        if toks[i] == (",",):
+            i += 1
+            continue
+        j = _group_start(toks, i)
+        if j is not None:                       # display-name ":" [mailbox-list] ";"
+            i = j
+            while i < n and toks[i] != (";",):
+                if toks[i] == (",",):
+                    i += 1
+                    continue
+                r = _mailbox(toks, i)
+                if r is None:
+                    return _fallback(out, value)
+                out.append(r[0])
+                i = r[1]
+            i += 1
+            continue
+        r = _mailbox(toks, i)
+        if r is None:
+            return _fallback(out, value)
+        out.append(r[0])
+        i = r[1]
+        if i < n and toks[i] != (",",):
+            return _fallback(out, value)
+    return _fallback(out, value)
+
+
+def _fallback(out, value):
+    if out:
+        return out
+    v = value.strip()
+    return [(v, None, v)]
+
+
+def _group_start(toks, i):
+    j = i
+    while j < len(toks) and len(toks[j]) == 2:
+        j += 1
+    if j > i and j < len(toks) and toks[j] == (":",):
+        return j + 1
+    return None
+
+
+def _mailbox(toks, i):
+    """name-addr or addr-spec at toks[i] -> ((local, domain, full), next index) or None."""
+    n = len(toks)
+    j = i
+    while j < n and (len(toks[j]) == 2 or toks[j] == (".",)):
+        j += 1
+    if j < n and toks[j] == ("<",):
+        k = j + 1
+        if k < n and toks[k] == ("@",):        # obsolete route "@a,@b:"
+            while k < n and toks[k] != (":",):
+                k += 1
+            k += 1
+        r = _addr_spec(toks, k)
+        if r is None or r[1] >= n or toks[r[1]] != (">",):
+            return None
+        return r[0], r[1] + 1
+    return _addr_spec(toks, i)
+
+
+def _addr_spec(toks, i):
+    n = len(toks)
+    local, quoted, j = [], False, i
+    while j < n and len(toks[j]) == 2:
+        local.append(toks[j][1])
+        quoted = quoted or toks[j][0] == "q"
+        j += 1
+        if j < n and toks[j] == (".",):
+            local.append(".")
+            j += 1
         else:
-            item.append(tok)
-    _finish(item, out)
-    return out
+            break
+    if not local or j >= n or toks[j] != ("@",):
+        return None
+    j += 1
+    domain = []
+    while j < n and toks[j][0] == "a":
+        domain.append(toks[j][1])
+        j += 1
+        if j < n and toks[j] == (".",):
+            domain.append(".")
+            j += 1
+        else:
+            break
+    if not domain or domain[-1] == ".":
+        return None
+    lp, dom = "".join(local), "".join(domain)
+    if not (lp + dom).isascii():
+        return None                  # 8-bit addresses are not RFC 5322 (Pigeonhole: raw value)
+    shown = '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"' if quoted else lp
+    return (lp, dom, f"{shown}@{dom}"), j
 
 
 def _addr_tokens(s):
@@ -265,43 +351,18 @@ def _addr_tokens(s):
                 j += 1
             toks.append(("q", "".join(buf)))
             i = j + 1
+        elif c == "[":
+            j = s.find("]", i)
+            j = n if j < 0 else j + 1
+            toks.append(("a", s[i:j]))
+            i = j
         elif c in "<>@,;:.":
             toks.append((c,))
             i += 1
         else:
             j = i
-            while j < n and s[j] not in ' \t\r\n()"<>@,;:.':
+            while j < n and s[j] not in ' \t\r\n()"<>@,;:.[':
                 j += 1
             toks.append(("a", s[i:j]))
             i = j
     return toks
-
-
-def _text(toks):
-    out = []
-    for t in toks:
-        out.append(t[1] if len(t) == 2 else t[0])
-    return "".join(out)
-
-
-def _finish(item, out):
-    if not item:
-        return
-    if ("<",) in item:
-        start = item.index(("<",))
-        end = item.index((">",)) if (">",) in item[start:] else len(item)
-        addr = item[start + 1:end]
-        if addr and addr[0] == ("@",):           # obsolete route: @a,@b:user@d
-            if (":",) in addr:
-                addr = addr[addr.index((":",)) + 1:]
-        if not addr:
-            return                               # <> : the null address, nothing to test
-    else:
-        addr = item
-    if ("@",) in addr:
-        at = len(addr) - 1 - addr[::-1].index(("@",))
-        local, domain = _text(addr[:at]), _text(addr[at + 1:])
-        if local and domain:
-            out.append((local, domain))
-            return
-    out.append((_text(addr), None))

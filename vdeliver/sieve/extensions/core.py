@@ -22,6 +22,7 @@ for _m in ("is", "contains", "matches"):
     registry.match_type(_m)
 
 registry.address_part("all", lambda local, domain, run: local if domain is None else f"{local}@{domain}")
+# (address_values() gives :all the address as written, quotes included)
 registry.address_part("localpart", lambda local, domain, run: None if domain is None else local)
 registry.address_part("domain", lambda local, domain, run: domain)
 
@@ -80,11 +81,15 @@ def header_values(run, node, names):
 
 
 def address_values(run, node, header_vals):
-    part = registry.ADDRESS_PARTS[node.tags.get("address-part", "all")][1]
+    name = node.tags.get("address-part", "all")
+    part = registry.ADDRESS_PARTS[name][1]
     out = []
     for value in header_vals:
-        for local, domain in parse_addresses(value):
-            out.append(part(local, domain, run))
+        for local, domain, full in parse_addresses(value):
+            if full == "":
+                out.append("")       # an empty field: every part is "" (Pigeonhole)
+            else:
+                out.append(full if name == "all" else part(local, domain, run))
     return out
 
 
@@ -145,7 +150,7 @@ x-report-abuse-to x-beenthere""".split())
 def check_header_names(v, node, what):
     for name in constant_strings(node.args[0]):
         if not name or any(ord(c) <= 32 or ord(c) >= 127 or c == ":" for c in name):
-            v.error(node.line, f"specified header field name '{name}' is invalid")
+            v.warn(node.line, f"specified header field name '{name}' is invalid")   # Pigeonhole warns
 
 
 def _address_check(v, node):
