@@ -1,0 +1,122 @@
+"""vdeliver.sieve.parser (and compile errors of the validator): AST shape, and each
+malformed script ending in a CompileError naming the right line."""
+import pytest
+
+from vdeliver import sieve
+from vdeliver.sieve import lexer, parser
+
+
+def parse(src):
+    return parser.parse(lexer.tokenize(src))
+
+
+def test_ast_shape():
+    cmds = parse(b'if anyof (header :contains "subject" ["a", "b"], true) { fileinto "x"; }\nstop;')
+    assert [c.name for c in cmds] == ["if", "stop"]
+    test = cmds[0].tests[0]
+    assert test.name == "anyof" and test.test_list and [t.name for t in test.tests] == ["header", "true"]
+    hdr = test.tests[0]
+    assert isinstance(hdr.args[0], parser.Tag) and hdr.args[0].name == "contains"
+    assert hdr.args[2].values == ["a", "b"]
+    assert cmds[0].block[0].name == "fileinto" and cmds[1].line == 2
+
+
+@pytest.mark.parametrize("src, line", [
+    pytest.param(b"keep", 1, id="missing semicolon at end"),
+    pytest.param(b"keep\n\n)", 3, id="missing semicolon"),
+    pytest.param(b"if true { keep;", 1, id="unclosed block"),
+    pytest.param(b'fileinto ["a" "b"];', 1, id="string list without comma"),
+    pytest.param(b"if anyof(true\n;) { }", 2, id="test list without comma"),
+    pytest.param(b"}\n", 1, id="stray close brace"),
+    pytest.param(b"keep;\n\n[\"x\"];", 3, id="argument at top level"),
+])
+def test_parse_errors(src, line):
+    with pytest.raises(parser.ParseError) as e:
+        parse(src)
+    assert e.value.line == line
+
+
+@pytest.mark.parametrize("src, line, text", [
+    pytest.param(b"keep;\nfrobnicate;", 2, "unknown command 'frobnicate'", id="unknown command"),
+    pytest.param(b'fileinto "x";', 1, "unknown command 'fileinto'", id="extension not required"),
+    pytest.param(b'require "nosuch";', 1, "unknown Sieve capability 'nosuch'", id="unknown capability"),
+    pytest.param(b'keep;\nrequire "fileinto";', 2, "require command can only be placed", id="late require"),
+    pytest.param(b"if true {}\nelse {}\nelse {}", 3, "must follow an if", id="else after else"),
+    pytest.param(b"elsif true {}", 1, "must follow an if", id="elsif alone"),
+    pytest.param(b'if header :over "a" "b" {}', 1, "unknown tagged argument ':over'", id="tag of another test"),
+    pytest.param(b'if header :is :contains "a" "b" {}', 1, "multiple match type", id="two match types"),
+    pytest.param(b'if header "a" {}', 1, "requires 2 positional", id="too few arguments"),
+    pytest.param(b'redirect "a@b" "c@d";', 1, "accepts only 1", id="too many arguments"),
+    pytest.param(b"redirect 5;", 1, "expects a string", id="number for string"),
+    pytest.param(b'redirect "not an address";', 1, "redirect address", id="invalid redirect address"),
+    pytest.param(b"if size 100 {}", 1, "requires either the :under or the :over", id="size without tag"),
+    pytest.param(b'if header :comparator "i;nope" "a" "b" {}', 1, "unknown comparator", id="unknown comparator"),
+    pytest.param(b'require "relational";\nif header :count "xx" "a" "b" {}', 2, "invalid relational",
+                 id="bad relop"),
+    pytest.param(b'require ["relational", "comparator-i;ascii-numeric"];\n'
+                 b'if header :contains :comparator "i;ascii-numeric" "a" "1" {}', 2, "sub-string",
+                 id="numeric comparator with contains"),
+    pytest.param(b'require "regex";\n\nif header :regex "a" "(" {}', 3, "invalid regular expression",
+                 id="bad regex"),
+    pytest.param(b'require "variables";\nset "a b" "x";', 2, "invalid variable name", id="bad variable name"),
+    pytest.param(b'require "variables";\nset :lower :upper "a" "x";', 2, "same precedence",
+                 id="modifiers of equal precedence"),
+    pytest.param(b'require "index";\nif header :last "a" "b" {}', 2, "requires the :index", id=":last alone"),
+    pytest.param(b'require "foreverypart";\nbreak;', 2, "not placed inside a foreverypart", id="break outside"),
+    pytest.param(b'require "enotify";\nnotify "xmpp:a@b";', 2, "not supported", id="notify method"),
+    pytest.param(b'require "vacation";\nvacation :from "nope" "r";', 2, ":from address", id="vacation from"),
+    pytest.param(b'require "encoded-character";\nreject "${unicode:D800}";', 2, "unknown command 'reject'",
+                 id="unknown command before its arguments"),
+    pytest.param(b'require ["encoded-character", "reject"];\nreject "${unicode:D800}";', 2, "invalid unicode",
+                 id="surrogate in encoded character"),
+    pytest.param(b"keep\nkeep;", 1, "accepts no test", id="command read as a test argument"),
+    pytest.param(b'if address :is "subject" "x" {}', 1, "not allowed for the address test",
+                 id="address on a non-address header"),
+    pytest.param(b'require "include";\ninclude "nope";', 2, "does not exist", id="missing include"),
+])
+def test_compile_errors(src, line, text):
+    with pytest.raises(sieve.CompileError) as e:
+        sieve.compile(src, name="t")
+    first = e.value.errors[0]
+    assert first.startswith(f"t: line {line}: error: "), e.value.errors
+    assert text in "\n".join(e.value.errors)
+
+
+@pytest.mark.parametrize("src", [
+    pytest.param(b"if false { frobnicate; }", id="dead if block"),
+    pytest.param(b"if true { keep; } else { frobnicate; }", id="dead else"),
+    pytest.param(b'require "ihave";\nif ihave "x-nosuch" { frobnicate; }', id="ihave of unknown capability"),
+    pytest.param(b'if header :is "a b" "x" {}', id="bad header name only warns"),
+    pytest.param(b'require "date";\nif date :is "date" "century" "20" {}', id="unknown date part only warns"),
+])
+def test_compiles_as_pigeonhole_does(src):
+    sieve.compile(src)
+
+
+def test_nesting_limit_is_a_compile_error():
+    ok = b"if true {" * 32 + b"keep;" + b"}" * 32
+    sieve.compile(ok)
+    with pytest.raises(sieve.CompileError) as e:
+        sieve.compile(b"if true {" * 33 + b"keep;" + b"}" * 33)
+    assert "nest" in e.value.errors[0]
+    with pytest.raises(sieve.CompileError):
+        sieve.compile(b"if " + b"not " * 40 + b"true { keep; }")
+
+
+def test_extensions_setting():
+    default = sieve.parse_extensions_setting("+editheader -vacation")
+    assert "editheader" in default and "vacation" not in default and "fileinto" in default
+    assert sieve.parse_extensions_setting("fileinto envelope") == {"fileinto", "envelope"}
+    assert sieve.parse_extensions_setting("") == set()
+    with pytest.raises(sieve.CompileError):
+        sieve.compile(b'require "editheader";')
+    sieve.compile(b'require "editheader";', extensions=default)
+    with pytest.raises(sieve.CompileError):
+        sieve.compile(b'require "vacation";', extensions=default)
+
+
+def test_capabilities_as_pigeonhole_announces():
+    assert " ".join(sieve.CAPABILITIES) == (
+        "fileinto reject envelope encoded-character vacation subaddress comparator-i;ascii-numeric "
+        "relational regex imap4flags copy include body variables enotify environment mailbox date "
+        "index ihave duplicate mime foreverypart extracttext")
