@@ -25,7 +25,9 @@ see oracle.py and test_oracle.py):
 - redirect: one per distinct address; none when the message already carries
   X-Sieve-Redirected-From with the recipient's address (a mail loop): then
   the message is kept in INBOX instead;
-- vacation, notify: decided on.
+- vacation, notify: decided on;
+- addheader/deleteheader edit the header of the copies stored after them
+  (and of the implicit keep), not of those stored before.
 
 Never: consult sieve-test here, or anything of oracle.py's but the canonical form.
 """
@@ -85,29 +87,34 @@ def first_line(errors):
     return None
 
 
-def outcome_of(result, existing_folders, *, redirect_loop=False):
+def outcome_of(result, existing_folders, *, redirect_loop=False, headers=None):
     """What the delivery core makes of a Result, in the canonical form.
-    REDIRECT_LOOP: the message says it was redirected by this user before."""
+    REDIRECT_LOOP: the message says it was redirected by this user before.
+    HEADERS: the message's header fields (oracle.header_fields), to which the
+    addheader/deleteheader actions are applied; each store keeps the header
+    as it was when its keep/fileinto ran, an implicit keep the final one."""
     if result.errors:
         return oracle.finish("runtime-error", [oracle.INBOX_STORE], first_line(result.errors),
                              "\n".join(map(str, result.errors)))
-    stores = {}        # mailbox -> flags; insertion order, the last flags win
+    original = tuple(headers or ())
+    current = list(original)
+    stores = {}        # mailbox -> (flags, header fields); insertion order, the last wins
     others = []
     failed = False
     for action in result.actions:
         kind = action.kind
         if kind == "keep":
-            stores["INBOX"] = store_flags(action.flags)
+            stores["INBOX"] = (store_flags(action.flags), tuple(current))
         elif kind == "fileinto":
             name = mailbox_name(action.mailbox)
             if name not in existing_folders and not getattr(action, "create", False):
                 failed = True
             if "/" in name:      # Maildir++ folders are "."-separated; "/" is refused
                 failed = True
-            stores[name] = store_flags(action.flags)
+            stores[name] = (store_flags(action.flags), tuple(current))
         elif kind == "redirect":
             if redirect_loop:
-                stores.setdefault("INBOX", ())
+                stores.setdefault("INBOX", ((), tuple(current)))
             elif ("redirect", action.address) not in others:
                 others.append(("redirect", action.address))
         elif kind in ("reject", "ereject"):
@@ -118,13 +125,38 @@ def outcome_of(result, existing_folders, *, redirect_loop=False):
             others.append(("vacation",))
         elif kind == "notify":
             others.append(mailto(action))
-        # addheader/deleteheader change the message; the stores show no headers
+        elif kind == "addheader":
+            current = add_header(current, action.params)
+        elif kind == "deleteheader":
+            current = delete_header(current, action.params)
     if result.implicit_keep:
-        stores.setdefault("INBOX", store_flags(result.keep_flags))
+        stores.setdefault("INBOX", (store_flags(result.keep_flags), tuple(current)))
     if failed:
         return oracle.finish("action-failed", [oracle.INBOX_STORE])
-    actions = [("store", name, flags) for name, flags in stores.items()] + others
-    return oracle.finish("ok", actions)
+    actions = [("store", name, flags) for name, (flags, _h) in stores.items()] + others
+    stored = [(name, fields) for name, (_f, fields) in stores.items()] if headers is not None else ()
+    return oracle.finish("ok", actions, stored=stored, original=original)
+
+
+def add_header(fields, params):
+    name, value = params["name"], params["value"]
+    field = (name, " ".join(value.split()))
+    return fields + [field] if params.get("last") else [field] + fields
+
+
+def delete_header(fields, params):
+    """Drop the fields the action names: its 1-based occurrences among the
+    fields called params["name"]."""
+    key = params["name"].lower()
+    drop = set(params.get("occurrences") or ())
+    out, n = [], 0
+    for field in fields:
+        if field[0].lower() == key:
+            n += 1
+            if n in drop:
+                continue
+        out.append(field)
+    return out
 
 
 def loader_for(case):
@@ -160,7 +192,8 @@ def run_case(case):
                               auth="")
     result = sieve.run(script, sieve.Message.from_bytes(case.message), envelope,
                        environment=dict(ENVIRONMENT), settings=settings_for(case))
-    return outcome_of(result, existing(case.folders), redirect_loop=redirect_loop(case))
+    return outcome_of(result, existing(case.folders), redirect_loop=redirect_loop(case),
+                      headers=oracle.header_fields(case.message))
 
 
 def redirect_loop(case):

@@ -809,6 +809,30 @@ add("edit-delete-matches", req("fileinto", *E) + 'deleteheader :matches "x-*" "*
 add("edit-delete-missing", req("fileinto", *E) + 'deleteheader "x-nope";\nfileinto "Yes";\n', A, folders=YES_NO)
 add("edit-add-keep", req(*E) + 'addheader "X-A" "b";\nkeep;\n', A)
 
+# what is stored: the header of each copy as it was when its action ran
+EF = ("fileinto", "editheader")
+add("edit-store-before-after", req(*EF) + 'fileinto "Work";\naddheader "X-A" "1";\nkeep;\n', A, folders=("Work",))
+add("edit-implicit-keep", req(*E) + 'addheader "X-A" "1";\naddheader :last "X-B" "2";\n', A)
+add("edit-unicode-folded", req(*E) + 'addheader "X-Long" "a value \u00e9 with unicode and\nnewline";\n', A)
+add("edit-delete-last-index", req(*E, "index") + 'deleteheader :index 1 :last "to";\n', A,
+    message=with_headers("To: second@example.com"))
+add("edit-delete-patterns", req(*E) + 'deleteheader :matches "x-*" ["3", "0*"];\n', A)
+add("edit-delete-all-of-name", req(*E) + 'deleteheader "to";\n', A,
+    message=with_headers("To: second@example.com", "TO: third@example.com"))
+add("edit-then-runtime-error", req(*E) + 'addheader "X-A" "1";\n'
+    + "".join(f'redirect "r{i}@example.net";\n' for i in range(5)), A)
+add("edit-then-missing-folder", req(*EF) + 'addheader "X-A" "1";\nfileinto "Missing";\n', A)
+add("edit-add-delete-same", req(*E) + 'addheader "X-A" "1";\ndeleteheader "x-a";\n', A)
+add("edit-delete-then-add", req(*E) + 'deleteheader "subject";\naddheader "Subject" "replaced";\n', A)
+add("edit-variables", req(*E, "variables") + 'if header :matches "subject" "*" { set "s" "${1}"; }\n'
+    'deleteheader "subject";\naddheader "Subject" "[tagged] ${s}";\n', A)
+add("edit-two-folders", req(*EF) + 'addheader "X-A" "1";\nfileinto "Work";\ndeleteheader "x-a";\naddheader "X-B" "2";\n'
+    'fileinto "Other";\n', A, folders=("Work", "Other"))
+add("edit-same-folder-twice", req(*EF) + 'fileinto "Work";\naddheader "X-A" "1";\nfileinto "Work";\n', A, folders=("Work",))
+add("edit-copy-redirect", req(*E, "copy") + 'addheader "X-A" "1";\nredirect :copy "a@example.net";\n', A)
+add("edit-crlf-message", req(*E) + 'addheader "X-A" "1";\ndeleteheader "cc";\n', A,
+    message=msg(BASE_HEADERS, crlf=True))
+
 # -- spamtest / spamtestplus / virustest ----------------------------------------------
 
 A = "spamtest"

@@ -40,6 +40,13 @@ actions
                                "mailto:" + the recipients joined by ","
     A compile error has no actions; a runtime error or a failed action has
     exactly (("store", "INBOX", ()),).
+stored_headers
+    The header fields of every stored copy whose header differs from the
+    message's own (editheader), as a sorted tuple of (MAILBOX, FIELDS); FIELDS
+    is the header in order, each (name, value) with the value unfolded,
+    RFC 2047 decoded and its white space runs made one space (header_fields()).
+    () when no store was edited. Pigeonhole stores a copy as the header was
+    when the fileinto/keep ran; an implicit keep has the final header.
 error_line
     The line of the first error Pigeonhole reported in the main script
     (compile or runtime), or None. Only the first line is compared: the
@@ -134,11 +141,15 @@ class Outcome:
     status: str
     actions: tuple = ()
     error_line: int | None = None
+    stored_headers: tuple = ()
     detail: str = dataclasses.field(default="", compare=False)
 
     def __str__(self):
         lines = [f"status={self.status} error_line={self.error_line}"]
         lines += [f"  {a!r}" for a in self.actions]
+        for mailbox, fields in self.stored_headers:
+            lines.append(f"  stored in {mailbox} with the header:")
+            lines += [f"    {n}: {v}" for n, v in fields]
         return "\n".join(lines)
 
 
@@ -163,15 +174,40 @@ def canonical_flags(flags):
     return tuple(sorted(out))
 
 
-def finish(status, actions, error_line=None, detail=""):
-    """The one place an Outcome is assembled, for both sides: the discard rule
-    and the sort order live here."""
+def finish(status, actions, error_line=None, detail="", stored=(), original=None):
+    """The one place an Outcome is assembled, for both sides: the discard rule,
+    the sort order and which stored headers count live here. STORED: (mailbox,
+    fields) per copy; ORIGINAL: the message's own fields."""
     actions = list(actions)
     discarded = ("discard",) in actions
     actions = [a for a in actions if a != ("discard",)]
     if discarded and not any(a[0] == "store" for a in actions):
         actions.append(("discard",))
-    return Outcome(status, tuple(sorted(actions)), error_line, detail)
+    edited = tuple(sorted((m, tuple(f)) for m, f in stored if tuple(f) != tuple(original or ())))
+    return Outcome(status, tuple(sorted(actions)), error_line, edited, detail)
+
+
+def header_fields(data):
+    """The header of a message (bytes) as ((name, value), ...): values unfolded,
+    RFC 2047 decoded, white space runs made one space."""
+    from email.header import decode_header, make_header
+    head = data.replace(b"\r\n", b"\n")
+    head = head[1:] if head.startswith(b"\n") else head.split(b"\n\n", 1)[0]
+    fields = []
+    for line in head.decode("utf-8", "replace").split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1][1] += line
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            fields.append([name, value])
+    out = []
+    for name, value in fields:
+        try:
+            value = str(make_header(decode_header(value)))
+        except Exception:
+            pass
+        out.append((name, " ".join(value.split())))
+    return tuple(out)
 
 
 # -- running sieve-test ------------------------------------------------------
@@ -313,7 +349,7 @@ def dry_run_actions(stdout):
 
 
 def read_maildir(root):
-    """The stores as the Maildir shows them: [("store", MAILBOX, FLAGS)]."""
+    """The stores as the Maildir shows them: [(("store", MAILBOX, FLAGS), FIELDS)]."""
     stores = []
     mail = f"{root}/mail"
     folders = [("INBOX", mail)]
@@ -337,7 +373,9 @@ def read_maildir(root):
                 if ":2," in fn:
                     for ch in fn.rsplit(":2,", 1)[1]:
                         flags.append(MAILDIR_FLAGS.get(ch) or keywords.get(ch, "?" + ch))
-                stores.append(("store", name, canonical_flags(flags)))
+                with open(os.path.join(d, fn), "rb") as f:
+                    fields = header_fields(f.read())
+                stores.append((("store", name, canonical_flags(flags)), fields))
     return stores
 
 
@@ -345,6 +383,9 @@ def parse(case, dry, run, stores):
     """sieve-test's two runs and the Maildir -> Outcome. The one normaliser."""
     err = run.stderr.decode("utf-8", "replace")
     out = run.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
+    original = header_fields(case.message)
+    stored = [(a[1], fields) for a, fields in stores]
+    stores = [a for a, _ in stores]
     detail = (f"$ exit {run.returncode}\n{err}\n{out}\n--- dry run:\n"
               + dry.stdout.decode("utf-8", "replace") + dry.stderr.decode("utf-8", "replace"))
     if run.returncode == EX_COMPILE or "failed to compile sieve script" in err:
@@ -354,14 +395,14 @@ def parse(case, dry, run, stores):
     if "final result: success" not in err:
         m = ERROR_LINE.search(err)
         if m:
-            return finish("runtime-error", stores, int(m.group(1)), detail)
+            return finish("runtime-error", stores, int(m.group(1)), detail, stored, original)
         # the error command (ihave) reports "error: MESSAGE." without a line;
         # a failed action's error names the message ("error: msgid=...: ...")
         if re.search(r"^error: (?!msgid=)", err, re.M):
-            return finish("runtime-error", stores, None, detail)
+            return finish("runtime-error", stores, None, detail, stored, original)
         if "resolved with successful implicit keep" in err:
-            return finish("action-failed", stores, None, detail)
-        return finish("sieve-test-failure", stores, None, detail)
+            return finish("action-failed", stores, None, detail, stored, original)
+        return finish("sieve-test-failure", stores, None, detail, stored, original)
     # the user log's lines ("info: msgid=...: redirect action: ...") name each
     # action once; the same events also go to the main log, with a prefix
     log = "\n".join(l for l in err.splitlines() if re.match(r"(info|warning|error): ", l))
@@ -380,7 +421,7 @@ def parse(case, dry, run, stores):
         elif head.startswith("send notification with method") and notify_sent:
             rcpts = [s[len("+ To: "):] for s in sub if s.startswith("+ To: ")]
             actions.append(("notify", "mailto:" + ",".join(rcpts)))
-    return finish("ok", actions, None, detail)
+    return finish("ok", actions, None, detail, stored, original)
 
 
 def run_case(case, user=None, base=None):

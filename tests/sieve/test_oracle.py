@@ -53,6 +53,11 @@ KNOWN = [
     (Case("editheader-visible", b'require ["editheader"];\naddheader "X-A" "1";\n'
           b'if header :is "X-A" "1" { redirect "yes@x.example"; }\n'),
      Outcome("ok", (("redirect", "yes@x.example"),))),
+    (Case("editheader-stored", b'require ["fileinto", "editheader"];\nfileinto "Work";\n'
+          b'addheader "X-A" "1";\ndeleteheader "subject";\nkeep;\n',
+          message=b"From: a@example.org\nSubject: s\n\nbody\n", folders=("Work",)),
+     Outcome("ok", (INBOX, ("store", "Work", ())),
+             stored_headers=(("INBOX", (("X-A", "1"), ("From", "a@example.org"))),))),
     (Case("spamtest-configured", b'require ["spamtest", "relational", "comparator-i;ascii-numeric"];\n'
           b'if spamtest :value "ge" :comparator "i;ascii-numeric" "5" { discard; }\n',
           message=corpus_sieve.M_SPAM),
