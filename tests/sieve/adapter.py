@@ -25,7 +25,8 @@ see oracle.py and test_oracle.py):
 - redirect: one per distinct address; none when the message already carries
   X-Sieve-Redirected-From with the recipient's address (a mail loop): then
   the message is kept in INBOX instead;
-- vacation, notify: decided on;
+- vacation, notify: decided on (with the vacation's period, subject and from,
+  the notification's importance);
 - addheader/deleteheader edit the header of the copies stored after them
   (and of the implicit keep), not of those stored before.
 
@@ -61,7 +62,7 @@ def mailbox_name(name):
 
 
 def mailto(action):
-    """("notify", "mailto:" + the To recipients) from an enotify action."""
+    """("notify", "mailto:" + the To recipients, importance) from an enotify action."""
     params = getattr(action, "params", None) or {}
     uri = params.get("method") or params.get("uri") or getattr(action, "address", None) or ""
     scheme, _, rest = uri.partition(":")
@@ -71,7 +72,7 @@ def mailto(action):
         name, _, value = field.partition("=")
         if name.lower() == "to":
             rcpts += [urllib.parse.unquote(a) for a in value.split(",") if a]
-    return ("notify", scheme.lower() + ":" + ",".join(rcpts))
+    return ("notify", scheme.lower() + ":" + ",".join(rcpts), params.get("importance") or "2")
 
 
 def first_line(errors):
@@ -122,7 +123,8 @@ def outcome_of(result, existing_folders, *, redirect_loop=False, headers=None):
         elif kind == "discard":
             others.append(("discard",))
         elif kind == "vacation":
-            others.append(("vacation",))
+            p = action.params or {}
+            others.append(("vacation", p.get("seconds"), p.get("subject"), p.get("from")))
         elif kind == "notify":
             others.append(mailto(action))
         elif kind == "addheader":

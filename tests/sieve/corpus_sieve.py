@@ -876,6 +876,13 @@ add("vacation-bad-from", req(*VA) + 'vacation :from "not an address" "x";\n', A)
 add("vacation-days-zero", req(*VA) + 'vacation :days 0 "x";\n', A)
 add("vacation-seconds", req("vacation-seconds") + 'vacation :seconds 60 "x";\n', A)
 add("vacation-seconds-disabled", req("vacation-seconds") + 'vacation :seconds 60 "x";\n', A, extensions="+editheader")
+for days in (1, 30, 60, 61, 100, 365):
+    add(f"vacation-days-{days}", req(*VA) + f'vacation :days {days} "x";\n', A)
+for secs in (0, 1, 86399, 86400, 604800, 5184001):
+    add(f"vacation-seconds-{secs}", req("vacation-seconds") + f'vacation :seconds {secs} "x";\n', A)
+add("vacation-variables", req(*VA, "variables") + 'if header :matches "subject" "*" { set "s" "${1}"; }\n'
+    'vacation :subject "Re: ${s}" :from "user@example.com" "away";\n', A)
+add("vacation-subject-unicode", req(*VA) + 'vacation :subject "Abwesenheit \u00fcber Ostern" "x";\n', A)
 add("vacation-discard", req(*VA) + 'vacation "x";\ndiscard;\n', A)
 add("vacation-with-fileinto", req(*VA, "fileinto") + 'vacation "x";\nfileinto "Work";\n', A, folders=("Work",))
 add("vacation-auto-submitted", req(*VA) + 'vacation "x";\n', A, message=with_headers("Auto-Submitted: auto-replied"))

@@ -24,7 +24,7 @@ status
                      exist); nothing of the script's is done, the message is
                      kept in INBOX once, without flags
 actions
-    A sorted tuple of what happened to the message, each a tuple:
+    A tuple of what happened to the message, sorted by repr(), each a tuple:
     ("store", MAILBOX, FLAGS)  one copy stored. MAILBOX is the Sieve-side name
                                ("INBOX", "Work", "Lists.dev": Maildir++ with the
                                "." separator); FLAGS a sorted tuple, system
@@ -33,10 +33,14 @@ actions
     ("redirect", ADDRESS)      forwarded to ADDRESS (no angle brackets)
     ("reject", REASON)         rejected with REASON (reject; ereject alike)
     ("discard",)               discard ran and nothing was stored anywhere
-    ("vacation",)              the script decided on a vacation response
-                               (whether Pigeonhole's RFC 3834 checks then let
-                               it go out is in the detail, not compared)
-    ("notify", URI)            an enotify notification was decided on: URI is
+    ("vacation", SECONDS, SUBJECT, FROM)
+                               the script decided on a vacation response with
+                               that period (after Pigeonhole's clamping to
+                               1d..60d), :subject and :from (None when not
+                               given); whether Pigeonhole's RFC 3834 checks then
+                               let it go out is in the detail, not compared
+    ("notify", URI, IMPORTANCE)
+                               an enotify notification was decided on: URI is
                                "mailto:" + the recipients joined by ","
     A compile error has no actions; a runtime error or a failed action has
     exactly (("store", "INBOX", ()),).
@@ -184,7 +188,7 @@ def finish(status, actions, error_line=None, detail="", stored=(), original=None
     if discarded and not any(a[0] == "store" for a in actions):
         actions.append(("discard",))
     edited = tuple(sorted((m, tuple(f)) for m, f in stored if tuple(f) != tuple(original or ())))
-    return Outcome(status, tuple(sorted(actions)), error_line, edited, detail)
+    return Outcome(status, tuple(sorted(actions, key=repr)), error_line, edited, detail)
 
 
 def header_fields(data):
@@ -411,16 +415,20 @@ def parse(case, dry, run, stores):
         actions.append(("redirect", addr))
     if "discard action: Marked message to be discarded" in log:
         actions.append(("discard",))
-    actions += [("vacation",)] * len(re.findall(r"vacation action: ", log))
-    notify_sent = "notify action: " in log
+    vacation_done = "vacation action: " in log
+    notify_done = "notify action: " in log
     rejected = re.findall(r"was automatically rejected:\n(.*?)\n--", out, re.S)
     for head, sub in dry_run_actions(dry.stdout):
+        values = dict(re.match(r"=> (\S+)\s*: ?(.*)$", s).groups() for s in sub if re.match(r"=> \S+\s*:", s))
         if head.startswith("reject message with reason: "):
             reason = rejected.pop(0) if rejected else head[len("reject message with reason: "):]
             actions.append(("reject", reason))
-        elif head.startswith("send notification with method") and notify_sent:
+        elif head.startswith("send vacation message") and vacation_done:
+            actions.append(("vacation", int(values.get("seconds", "0")), values.get("subject"),
+                            values.get("from")))
+        elif head.startswith("send notification with method") and notify_done:
             rcpts = [s[len("+ To: "):] for s in sub if s.startswith("+ To: ")]
-            actions.append(("notify", "mailto:" + ",".join(rcpts)))
+            actions.append(("notify", "mailto:" + ",".join(rcpts), values.get("importance")))
     return finish("ok", actions, None, detail, stored, original)
 
 

@@ -36,7 +36,11 @@ KNOWN = [
      Outcome("ok", (("store", "Work", ()),))),
     (Case("vacation-notify-redirect", b'require ["vacation", "enotify"];\nvacation "x";\n'
           b'notify "mailto:a%40b.example";\nredirect "r@x.example";\n'),
-     Outcome("ok", (("notify", "mailto:a@b.example"), ("redirect", "r@x.example"), ("vacation",)))),
+     Outcome("ok", (("notify", "mailto:a@b.example", "2"), ("redirect", "r@x.example"),
+                    ("vacation", 604800, None, None)))),
+    (Case("vacation-clamped", b'require ["vacation", "vacation-seconds"];\n'
+          b'vacation :seconds 60 :subject "Away" :from "me@example.com" "x";\n'),
+     Outcome("ok", (INBOX, ("vacation", 86400, "Away", "me@example.com")))),
     (Case("redirect-dedupe-exact", b'redirect "a@b.c";\nredirect "A@b.c";\nredirect "a@b.c";\n'),
      Outcome("ok", (("redirect", "A@b.c"), ("redirect", "a@b.c")))),
     (Case("utf8-folder", 'require ["fileinto", "mailbox"];\nfileinto :create "Über.a&b";\n'.encode()),
@@ -92,7 +96,7 @@ def test_each_run_is_fresh():
                 b'if duplicate { fileinto "Dup"; }\nvacation "x";\n', folders=("Dup",))
     first = oracle.run_cases([case])[case.id]
     second = oracle.run_cases([case])[case.id]
-    assert first == second == Outcome("ok", (INBOX, ("vacation",)))
+    assert first == second == Outcome("ok", (INBOX, ("vacation", 604800, None, None)))
 
 
 @pytest.mark.parametrize("name,encoded", [
@@ -133,7 +137,7 @@ def result(actions=(), implicit_keep=False, errors=(), keep_flags=()):
     pytest.param(result([act("keep", flags=("A",)), act("fileinto", mailbox="inbox", flags=("B",))]), (),
                  Outcome("ok", (("store", "INBOX", ("B",)),)), id="one INBOX copy, last flags"),
     pytest.param(result([act("notify", params={"method": "mailto:a%40b.c?subject=x"})], implicit_keep=True), (),
-                 Outcome("ok", (("notify", "mailto:a@b.c"), INBOX)), id="notify"),
+                 Outcome("ok", (("notify", "mailto:a@b.c", "2"), INBOX)), id="notify"),
     pytest.param(result([act("keep", flags=("\\Recent", "x(y", "ok", "OK"))]), (),
                  Outcome("ok", (("store", "INBOX", ("ok",)),)), id="flags as stored"),
 ])
