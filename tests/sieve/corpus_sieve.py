@@ -624,6 +624,21 @@ probe("var-unicode-length", 'set :length "n" "日本語";\nset :upperfirst "u" "
 probe("var-match-vars-in-set", 'if header :matches "from" "* <*@*>" { set "who" "${1}"; set "dom" "${3}"; }', A,
       exts=V, reason="[${who}][${dom}]")
 
+# modifier precedence (RFC 5229 §4.1): case 40, first 30, quotewildcard 20, encodeurl 15, length 10
+for i, mods in enumerate([":lower :upperfirst", ":upperfirst :lower", ":upper :lowerfirst", ":quotewildcard :upper",
+                          ":length :quotewildcard", ":encodeurl :upper", ":length :encodeurl", ":lower :upper",
+                          ":lowerfirst :upperfirst", ":length :length", ":quotewildcard :encodeurl"]):
+    probe(f"var-modifiers-{i:02d}", f'set {mods} "v" "hELLo *wOrld?";', A, exts=("variables", "enotify"),
+          reason="[${v}]")
+probe("var-set-overwrite", 'set "a" "1";\nset "a" "2";', A, exts=V, reason="[${a}]")
+probe("var-match-vars-reset", 'if header :matches "subject" "W*" { }\nif header :matches "to" "*" { }', A,
+      exts=V, reason="[${1}]")
+probe("var-match-vars-contains", 'if header :contains "subject" "report" { }', A, exts=V, reason="[${0}][${1}]")
+probe("var-in-header-name", 'set "h" "subject";\nif header :is "${h}" "Weekly report" { set "r" "yes"; }', A,
+      exts=V, reason="[${r}]")
+probe("var-name-underscore", 'set "_a_1" "x";\nset "A_1" "y";', A, exts=V, reason="[${_a_1}][${a_1}]")
+probe("var-digits-ref", 'set "a" "1";', A, exts=V, reason="[${01}][${1a}]")
+
 # -- include ------------------------------------------------------------------------
 
 A = "include"
