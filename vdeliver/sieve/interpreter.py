@@ -11,6 +11,7 @@ back to the implicit keep), write or send mail, or open a file.
 import time
 
 from . import result as result_mod
+from .match import MatchError
 from .result import SieveRuntimeError
 from .validator import IfChain
 
@@ -89,11 +90,21 @@ def execute(run, nodes):
         run.tick(node.line)
         if type(node) is IfChain:
             for test, block in node.branches:
-                if test is None or evaluate(run, test):
+                if test is None:
+                    execute(run, block)
+                    break
+                try:
+                    hit = test.spec.run(run, test)
+                except MatchError as e:
+                    raise SieveRuntimeError(test.line, str(e)) from None
+                if hit:
                     execute(run, block)
                     break
         else:
-            node.spec.run(run, node)
+            try:
+                node.spec.run(run, node)
+            except MatchError as e:
+                raise SieveRuntimeError(node.line, str(e)) from None
 
 
 def evaluate(run, node):

@@ -40,9 +40,20 @@ def parse_flags(values):
     return out
 
 
+_SYSTEM_FLAGS = {"\\answered", "\\flagged", "\\deleted", "\\seen", "\\draft"}
+_KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
+
+
+def valid_flag(flag):
+    """RFC 3501 flag: a known system flag (not \\Recent) or an atom keyword."""
+    if flag.startswith("\\"):
+        return flag.lower() in _SYSTEM_FLAGS
+    return bool(_KEYWORD.fullmatch(flag))
+
+
 def action_flags(run, node):
     if "flags" in node.tags:
-        return tuple(parse_flags(run.expand_all(node.tags["flags"])))
+        return tuple(f for f in parse_flags(run.expand_all(node.tags["flags"])) if valid_flag(f))
     return tuple(run.flags)
 
 
