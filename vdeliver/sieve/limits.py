@@ -23,6 +23,7 @@ class Limits:
     max_header_size: int = 1 << 20      # vdeliver: header block bytes parsed
     max_body_size: int = 1 << 20        # vdeliver: body bytes body/mime tests read
     max_foreverypart: int = 1000        # vdeliver: MIME parts a foreverypart loop visits
+    max_expanded_size: int = 1 << 20    # vdeliver: characters one string may expand to
 
 
 DEFAULT = Limits()

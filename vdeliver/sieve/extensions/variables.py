@@ -71,16 +71,22 @@ class Template:
         self.source = source
 
     def render(self, run):
+        # bounded: "${a}${a}..." over a whole script must not build gigabytes
         out = []
+        size, cap = 0, run.limits.max_expanded_size
         for p in self.parts:
             t = type(p)
             if t is str:
-                out.append(p)
+                piece = p
             elif t is int:
                 mv = run.match_values
-                out.append(mv[p] if p < len(mv) else "")
+                piece = mv[p] if p < len(mv) else ""
             else:
-                out.append(lookup(run, p[1], p[0]))
+                piece = lookup(run, p[1], p[0])
+            out.append(piece)
+            size += len(piece)
+            if size > cap:
+                return "".join(out)[:cap]
         return "".join(out)
 
     def __repr__(self):

@@ -1,0 +1,212 @@
+"""Hostile scripts and messages: each ends in a compile error or a run-time error
+within the limits (or a correct result), quickly, with no exception escaping."""
+import time
+
+import pytest
+
+from vdeliver import sieve
+
+ENVELOPE = sieve.Envelope(sender="a@example.org", recipient="u@example.com")
+MESSAGE = b"From: a@example.org\r\nTo: u@example.com\r\nSubject: " + b"a" * 3000 + b"!\r\n\r\nbody\r\n"
+
+
+def run(src, message=MESSAGE, limits=None, loader=None, extensions=None):
+    script = sieve.compile(src, limits=limits, loader=loader, extensions=extensions, name="t")
+    return sieve.run(script, sieve.Message.from_bytes(message) if isinstance(message, bytes) else message,
+                     ENVELOPE, limits=limits)
+
+
+def timed(fn, *args, **kw):
+    t0 = time.process_time()
+    out = fn(*args, **kw)
+    return out, time.process_time() - t0
+
+
+@pytest.mark.parametrize("src", [
+    pytest.param(b'require ["regex", "fileinto"];\nif header :regex "subject" "^(a+)+$" { fileinto "x"; }',
+                 id="nested quantifier"),
+    pytest.param(b'require ["regex", "fileinto"];\nif header :regex "subject" "^(a|a)*$" { fileinto "x"; }',
+                 id="alternation blowup"),
+    pytest.param(b'require ["regex", "fileinto"];\nif header :regex "subject" "(.*a){20}$" { fileinto "x"; }',
+                 id="repeated dot-star group"),
+    pytest.param(b'require "fileinto";\nif header :matches "subject" "' + b"*a" * 200 + b'*b" { fileinto "x"; }',
+                 id="matches with 200 stars"),
+    pytest.param(b'require "fileinto";\nif header :matches "subject" "' + b"?*" * 300 + b'!" { fileinto "x"; }',
+                 id="matches with ? and * alternating"),
+])
+def test_patterns_run_in_bounded_time(src):
+    result, cpu = timed(run, src)
+    assert result.errors == [] and cpu < 1.0, cpu
+
+
+def test_regex_match_values_are_capped():
+    src = b'require ["regex", "variables", "reject"];\nif header :regex "subject" "' + b"(a)" * 100 + \
+          b'" { reject "${32}|${33}|${99}"; }'
+    result = run(src)
+    assert result.actions[0].reason == "||"
+
+
+@pytest.mark.parametrize("src, text", [
+    pytest.param(b"if true {" * 1000 + b"}" * 1000, "nest", id="1000 nested blocks"),
+    pytest.param(b"if " + b"not " * 5000 + b"true {}", "nest", id="5000 nested nots"),
+    pytest.param(b"if " + b"anyof(" * 2000 + b"true" + b")" * 2000 + b" {}", "nest", id="2000 nested test lists"),
+    pytest.param(b"#" * ((1 << 20) + 1), "too large", id="script over 1M"),
+    pytest.param(b"keep;" + b" " * (1 << 20), "too large", id="whitespace over 1M"),
+    pytest.param(b'require "fileinto";\nfileinto "' + b"x" * 20 + b"\n" * 10 + b"", "end of file",
+                 id="unterminated string with lines"),
+    pytest.param(b"if size :over 99999999999 { keep; }", "integer limit", id="huge number"),
+])
+def test_compile_limits(src, text):
+    (err, cpu) = timed(lambda: pytest.raises(sieve.CompileError, sieve.compile, src))
+    assert text in "\n".join(err.value.errors)
+    assert cpu < 2.0
+
+
+def test_big_script_under_the_limit_compiles():
+    rule = b'if header :contains "subject" "spam%d" { fileinto "Junk"; stop; }\n'
+    body = b"".join(rule.replace(b"%d", str(i).encode()) for i in range(12000))
+    src = b'require "fileinto";\n' + body
+    assert len(src) < (1 << 20)
+    script, cpu = timed(sieve.compile, src)
+    assert cpu < 5.0
+    assert sieve.run(script, sieve.Message.from_bytes(MESSAGE), ENVELOPE).implicit_keep
+
+
+def test_huge_variables_are_capped():
+    src = b'require ["variables", "reject"];\nset "a" "' + b"x" * 3000 + b'";\n' + \
+          b'set "a" "${a}${a}";\n' * 40 + b'set :length "n" "${a}";\nreject "${n}";'
+    result, cpu = timed(run, src)
+    assert result.actions[0].reason == "4096" and cpu < 1.0
+
+
+def test_expansion_of_many_references_is_bounded():
+    src = b'require ["variables", "reject"];\nset "a" "' + b"x" * 4096 + b'";\n' + \
+          b'reject "' + b"${a}" * 200000 + b'";'
+    result, cpu = timed(run, src)
+    assert not result.errors and len(result.actions[0].reason) == sieve.DEFAULT_LIMITS.max_expanded_size
+    assert cpu < 2.0
+
+
+def test_utf8_variable_truncated_at_character_boundary():
+    src = 'require ["variables", "reject"];\nset "a" "' + "é" * 3000 + '";\nreject "${a}";'
+    reason = run(src.encode()).actions[0].reason
+    assert reason == "é" * 2048
+
+
+def test_too_many_variables():
+    src = b'require "variables";\n' + b"".join(b'set "v%d" "x";\n' % i for i in range(300))
+    with pytest.raises(sieve.CompileError) as e:
+        sieve.compile(src)
+    assert "number of variables" in e.value.errors[0]
+
+
+@pytest.mark.parametrize("scripts, text", [
+    pytest.param({"a": b'require "include";\ninclude "a";'}, "circular include", id="self include"),
+    pytest.param({"a": b'require "include";\ninclude "b";', "b": b'require "include";\ninclude "a";'},
+                 "circular include", id="two-script loop"),
+    pytest.param({f"s{i}": b'require "include";\ninclude "s%d";' % (i + 1) for i in range(12)} | {"s12": b"keep;"},
+                 "deeper than 10", id="include chain of 12"),
+    pytest.param({"a": b'require "include";\ninclude "../../etc/passwd";'}, "invalid script name",
+                 id="path in include name"),
+])
+def test_include_abuse_is_a_compile_error(scripts, text):
+    loader = lambda loc, name: scripts.get(name)  # noqa: E731
+    with pytest.raises(sieve.CompileError) as e:
+        sieve.compile(scripts["a"] if "a" in scripts else scripts["s0"], name="a" if "a" in scripts else "s0",
+                      loader=loader)
+    assert text in "\n".join(e.value.errors)
+
+
+def test_include_fan_out_hits_the_cpu_limit():
+    scripts = {f"s{i}": b'require "include";\n' + b'include "s%d";\n' % (i + 1) * 8 for i in range(9)}
+    scripts["s9"] = b'require "variables";\nset "x" "y";'
+    loader = lambda loc, name: scripts.get(name)  # noqa: E731
+    limits = sieve.Limits(max_cpu_time=0.3)
+    result, cpu = timed(run, scripts["s0"], loader=loader, limits=limits)
+    assert result.errors and "CPU time limit" in result.errors[0] and result.implicit_keep
+    assert cpu < 2.0
+
+
+def test_ten_thousand_actions():
+    src = b'require "fileinto";\n' + b"".join(b'fileinto "f%d";\n' % i for i in range(10000))
+    result, cpu = timed(run, src)
+    assert result.errors == ["t: line 34: error: total number of actions exceeds policy limit (33 > 32)."]
+    assert result.implicit_keep and cpu < 2.0
+
+
+def test_ten_thousand_flag_commands_are_fine():
+    src = b'require "imap4flags";\n' + b"".join(b'addflag "k%d";\nremoveflag "k%d";\n' % (i, i)
+                                                for i in range(10000))
+    result, cpu = timed(run, src)
+    assert result.errors == [] and result.keep_flags == () and cpu < 3.0
+
+
+def test_fileinto_path_is_returned_unchanged():
+    result = run(b'require "fileinto";\nfileinto "../../x";\nfileinto "/etc/passwd";')
+    assert [a.mailbox for a in result.actions] == ["../../x", "/etc/passwd"]
+
+
+def test_60_megabyte_message_is_not_loaded_whole(tmp_path):
+    path = tmp_path / "big.eml"
+    with open(path, "wb") as f:
+        f.write(b"From: a@example.org\r\nSubject: big\r\n\r\nneedle at the start\r\n")
+        f.truncate(60 << 20)
+    msg = sieve.Message.from_file(str(path))
+    assert msg.size == 60 << 20
+    src = b'require ["body", "fileinto"];\nif body :raw :contains "needle" { fileinto "B"; }\n' \
+          b'if body :raw :contains "not there" { fileinto "C"; }\nif size :over 50M { fileinto "Big"; }'
+    result, cpu = timed(sieve.run, sieve.compile(src), msg, ENVELOPE)
+    assert [a.mailbox for a in result.actions] == ["B", "Big"]
+    assert len(msg._body) <= sieve.DEFAULT_LIMITS.max_body_size and cpu < 2.0
+
+
+def test_huge_header_block_is_capped():
+    data = b"Subject: first\r\n" + b"X-Junk: " + b"j" * 100 + b"\r\n" * 1 + \
+           (b"X-Junk: " + b"j" * 100 + b"\r\n") * 50000 + b"Subject: late\r\n\r\nbody\r\n"
+    msg = sieve.Message.from_bytes(data)
+    assert sum(len(n) + len(v) for n, v in msg.headers) <= sieve.message.MAX_HEADER_SIZE
+    assert msg.header("subject") == ["first"]
+
+
+def test_deeply_nested_mime_is_a_runtime_error_or_bounded():
+    parts = []
+    for i in range(3000):
+        parts.append(b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i))
+    data = b"From: a@b.c\r\nMIME-Version: 1.0\r\n" + b"".join(parts) + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    src = b'require ["foreverypart", "mime", "variables"];\nforeverypart { set "n" "${n}x"; }'
+    result, cpu = timed(run, src, message=data)
+    assert cpu < 5.0
+    assert result.implicit_keep
+
+
+def test_cpu_limit_in_a_loop():
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(900))
+    data = b"From: a@b.c\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n" + \
+        parts + b"--b--\r\n"
+    src = b'require ["foreverypart", "mime", "variables", "body"];\nforeverypart { foreverypart {' \
+          b' if body :text :contains "zzz" { set "n" "${n}x"; } } }'
+    result, cpu = timed(run, src, message=data, limits=sieve.Limits(max_cpu_time=0.2))
+    assert result.errors and "CPU time limit" in result.errors[0]
+    assert cpu < 2.0
+
+
+@pytest.mark.parametrize("data", [
+    pytest.param(b"", id="empty message"),
+    pytest.param(b"\r\n\r\n", id="only a blank line"),
+    pytest.param(b"no colon here\r\nSubject x\r\n", id="garbage header lines"),
+    pytest.param(b"Subject: =?x-nosuch?B?!!!?= =?utf-8?B?####?= =?utf-8?Q?=ZZ?=\r\n\r\n", id="bad encoded words"),
+    pytest.param(b"From: " + b"<" * 5000 + b"\r\nTo: ((((((((\r\n\r\n", id="garbage addresses"),
+    pytest.param(b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n", id="bad boundary"),
+    pytest.param(b"\xff\xfe: \xff\r\nSubject: \xc3\r\n\r\n\xff", id="8-bit junk"),
+])
+def test_garbage_messages_never_raise(data):
+    src = (b'require ["body", "mime", "foreverypart", "variables", "date", "fileinto", "extracttext", '
+           b'"relational", "regex"];\n'
+           b'if address :all :matches ["from", "to"] "*" { set "a" "${1}"; }\n'
+           b'if header :mime :anychild :type :regex "content-type" ".*" { set "t" "${0}"; }\n'
+           b'if body :content "text" :contains "x" { set "b" "1"; }\n'
+           b'if date :value "gt" "date" "year" "2000" { set "d" "1"; }\n'
+           b'foreverypart { extracttext "e"; }\n'
+           b'fileinto "${a}${t}${b}${d}";')
+    result = run(src, message=data)
+    assert all("internal error" not in e for e in result.errors), result.errors
