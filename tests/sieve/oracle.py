@@ -318,8 +318,8 @@ def chown_tree(root, user):
             os.chown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid)
 
 
-def sieve_test(case, root, user, execute):
-    argv = [SIEVE_TEST, "-c", f"{root}/dovecot.conf", "-C"]
+def sieve_test(case, root, user, execute, extra=()):
+    argv = [SIEVE_TEST, "-c", f"{root}/dovecot.conf", "-C", *extra]
     if execute:
         argv += ["-e", "-l", f"maildir:{root}/mail"]
     argv += ["-f", case.sender,
@@ -458,6 +458,21 @@ def run_case(case, user=None, base=None):
             chown_tree(root, user)
             dry = sieve_test(case, root, user, execute=False)
         return parse(case, dry, run, stores)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def trace(case):
+    """sieve-test's own trace of the case (-t - -Tlevel=matching, a dry run), for
+    explaining a disagreement."""
+    user = ensure_user()
+    root = tempfile.mkdtemp(prefix="sieve-oracle-trace-")
+    try:
+        os.chmod(root, 0o755)
+        prepare(case, root)
+        chown_tree(root, user)
+        proc = sieve_test(case, root, user, execute=False, extra=["-t", "-", "-Tlevel=matching"])
+        return (proc.stdout + proc.stderr).decode("utf-8", "replace")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

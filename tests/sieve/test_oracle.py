@@ -170,3 +170,9 @@ def test_deliberate_differences_have_reasons():
     ids = {c.id for c in corpus_sieve.CASES}
     for case_id, why in corpus_sieve.DELIBERATE_DIFFERENCES.items():
         assert case_id in ids and why.strip()
+
+
+def test_trace_explains():
+    oracle.require_available()
+    text = oracle.trace(Case("trace", b'if header :is "subject" "Weekly report" { discard; }\n'))
+    assert "Started executing script 'script'" in text and "matching value `Weekly report'" in text
