@@ -1172,6 +1172,174 @@ add("ext-empty-setting", req("fileinto") + 'keep;\n', A, extensions="")
 add("ext-plus-unknown", 'keep;\n', A, extensions="+x-unknown")
 
 
+# -- message parsing: charsets, transfer encodings, MIME parameters, dates ----------------
+
+A = "message"
+for i, (raw, key) in enumerate([
+    ("=?windows-1252?Q?caf=E9_=80?=", "café €"),
+    ("=?iso-8859-15?Q?=A4uro?=", "€uro"),
+    ("=?koi8-r?B?8NLJ18XU?=", "Привет"),
+    ("=?gb2312?B?xOO6ww==?=", "你好"),
+    ("=?shift_jis?B?grGC8YLJgr+CzQ==?=", "こんにちは"),
+    ("=?iso-2022-jp?B?GyRCJDMkcyRLJEEkTxsoQg==?=", "こんにちは"),
+    ("=?UTF-8?Q?a?= b =?UTF-8?Q?c?=", "a b c"),
+    ("=?UTF-8?Q?a?=\n =?UTF-8?Q?b?=", "ab"),
+    ("=?utf-8?q?x=3Fy?=", "x?y"),
+    ("=?UTF-8*de?Q?Gr=C3=BC=C3=9Fe?=", "Grüße"),
+    ("=?utf-8?b?w6k?=", "é"),
+    ("prefix=?utf-8?q?x?=suffix", "prefix=?utf-8?q?x?=suffix"),
+    ('"=?utf-8?q?quoted?="', '"quoted"'),
+    ("=?utf-8?q?=E9?=", "\ufffd"),
+]):
+    yes_no(f"charset-{i:02d}", f'header :is "subject" "{key}"', A, message=subject(raw))
+    probe(f"charset-value-{i:02d}", 'if header :matches "subject" "*" { set "v" "${1}"; }', A,
+          exts=("variables",), reason="[${v}]", message=subject(raw))
+
+def mime_msg(ctype, body, cte=None, extra=()):
+    hs = ["From: a@example.org", "To: user@example.com", "Subject: t", "MIME-Version: 1.0", f"Content-Type: {ctype}"]
+    if cte:
+        hs.append(f"Content-Transfer-Encoding: {cte}")
+    return msg(hs + list(extra), body)
+
+for i, (m, test) in enumerate([
+    (mime_msg("text/plain; charset=utf-8", "SGVsbG8gd29ybGQsIGNhZsOp\n", "base64"), 'body :text :contains "café"'),
+    (mime_msg("text/plain; charset=utf-8", "SGVsbG8gd29ybGQsIGNhZsOp\n", "base64"), 'body :raw :contains "SGVsbG8"'),
+    (mime_msg("text/plain; charset=utf-8", "soft=\nbreak caf=C3=A9\n", "quoted-printable"), 'body :text :contains "softbreak café"'),
+    (mime_msg("text/plain; charset=iso-8859-1", "caf\xe9\n", "8bit").replace("\u00e9".encode(), b"\xe9"),
+     'body :text :contains "café"'),
+    (mime_msg("text/plain; charset=windows-1252", "=80 sign\n", "quoted-printable"), 'body :text :contains "€ sign"'),
+    (mime_msg("text/html; charset=utf-8", "<p>Hello <b>there</b></p>\n"), 'body :text :contains "Hello there"'),
+    (mime_msg("text/html; charset=utf-8", "<p>Hello <b>there</b></p>\n"), 'body :text :contains "<b>"'),
+    (mime_msg("text/html; charset=utf-8", "<p>Hello <b>there</b></p>\n"), 'body :content "text/html" :contains "<b>"'),
+    (mime_msg("application/octet-stream", "binary\n"), 'body :text :contains "binary"'),
+    (mime_msg("application/octet-stream", "binary\n"), 'body :content "application" :contains "binary"'),
+    (mime_msg("text/plain", "plain body\n"), 'body :content "text/plain" :is "plain body\r\n"'),
+    (mime_msg("TEXT/PLAIN; CHARSET=US-ASCII", "upper body\n"), 'body :content "text/plain" :contains "upper"'),
+    (mime_msg('multipart/mixed; boundary="b"', "--b\nContent-Type: text/plain\n\nfirst\n--b\nContent-Type: text/plain\n\nsecond\n--b--\n"),
+     'body :text :contains "second"'),
+    (mime_msg('multipart/mixed; boundary="b"', "--b\nContent-Type: text/plain\n\nfirst\n--b\nContent-Type: text/plain\n\nsecond\n--b--\n"),
+     'body :content "text" :is "second"'),
+    (mime_msg('multipart/mixed; boundary="b"', "--b\nContent-Type: text/plain\n\nno end boundary\n"),
+     'body :text :contains "no end"'),
+    (mime_msg('multipart/mixed', "--b\nContent-Type: text/plain\n\nmissing boundary param\n--b--\n"),
+     'body :text :contains "missing boundary"'),
+    (mime_msg('text/plain; charset="utf-8"; format=flowed', "flowed \nline\n"), 'body :text :contains "flowed line"'),
+    (mime_msg('text/plain; charset=bogus-charset', "text\n"), 'body :text :contains "text"'),
+    (M_MIME, 'header :mime :anychild :param "name" "content-type" "invoice-2026.pdf"'),
+    (mime_msg('application/pdf; name*=UTF-8\'\'R%C3%A9sum%C3%A9.pdf', "x\n"),
+     'header :mime :param "name" "content-type" "Résumé.pdf"'),
+    (mime_msg('application/pdf; name*0="long"; name*1="name.pdf"', "x\n"),
+     'header :mime :param "name" "content-type" "longname.pdf"'),
+    (mime_msg('application/pdf; name="=?utf-8?q?R=C3=A9sum=C3=A9.pdf?="', "x\n"),
+     'header :mime :param "name" "content-type" "Résumé.pdf"'),
+    (mime_msg('text/plain; charset=utf-8', "x\n"), 'header :mime :param "charset" "content-type" "utf-8"'),
+    (mime_msg('text/plain; charset=utf-8', "x\n"), 'header :mime :param ["format", "charset"] "content-type" "*"'),
+    (mime_msg('text/plain; charset=utf-8', "x\n"), 'header :mime :contenttype "content-type" "text/plain"'),
+    (mime_msg('text/plain;charset=utf-8', "x\n"), 'header :mime :type :matches "content-type" "t*"'),
+    (mime_msg('garbage', "x\n"), 'header :mime :type "content-type" "garbage"'),
+    (mime_msg('text/', "x\n"), 'header :mime :subtype "content-type" ""'),
+    (M_MIME, 'exists :mime :anychild "content-disposition"'),
+    (M_MIME, 'header :mime :anychild :contenttype "content-type" "message/rfc822"'),
+]):
+    yes_no(f"mime-parse-{i:02d}", test, A, exts=("body", "mime"), message=m)
+
+FPV = ("foreverypart", "mime", "variables", "reject")
+NESTED = mime_msg('multipart/mixed; boundary="a"', "\n".join([
+    "--a", 'Content-Type: multipart/alternative; boundary="b"', "",
+    "--b", "Content-Type: text/plain", "", "one", "--b", "Content-Type: text/html", "", "<i>two</i>", "--b--",
+    "--a", "Content-Type: message/rfc822", "",
+    "Subject: inner", 'Content-Type: multipart/mixed; boundary="c"', "",
+    "--c", "Content-Type: text/plain", "", "three", "--c", "Content-Type: image/png", "", "four", "--c--",
+    "--a--", ""]))
+add("foreverypart-types", req(*FPV) + 'set "t" "";\nforeverypart {\n  if header :mime :contenttype :matches "content-type" "*" {\n'
+    '    set "t" "${t}[${1}]";\n  }\n}\nreject "${t}";\n', A, message=NESTED)
+add("foreverypart-types-plain", req(*FPV) + 'set "t" "";\nforeverypart {\n  if header :mime :contenttype :matches "content-type" "*" {\n'
+    '    set "t" "${t}[${1}]";\n  }\n}\nreject "${t}";\n', A)
+add("foreverypart-nested-break", req(*FPV) + 'set "t" "";\nforeverypart :name "o" {\n  set "t" "${t}o";\n'
+    '  foreverypart :name "i" {\n    set "t" "${t}i";\n    if header :mime :type "content-type" "text" { break :name "i"; }\n  }\n}\n'
+    'reject "${t}";\n', A, message=NESTED)
+add("foreverypart-anychild-inside", req(*FPV) + 'set "t" "";\nforeverypart {\n'
+    '  if header :mime :anychild :subtype "content-type" "png" { set "t" "${t}y"; } else { set "t" "${t}n"; }\n}\n'
+    'reject "${t}";\n', A, message=NESTED)
+add("extracttext-each", req(*FPV, "extracttext") + 'set "t" "";\nforeverypart {\n'
+    '  if header :mime :type "content-type" "text" { extracttext "x"; set "t" "${t}[${x}]"; }\n}\nreject "${t}";\n', A,
+    message=NESTED)
+add("extracttext-first-unicode", req(*FPV, "extracttext") + 'foreverypart { extracttext :first 3 "x"; }\nreject "[${x}]";\n', A,
+    message=mime_msg('multipart/mixed; boundary="b"', "--b\nContent-Type: text/plain; charset=utf-8\n\nÜñï text\n--b--\n"))
+add("extracttext-base64", req(*FPV, "extracttext") + 'foreverypart { extracttext "x"; }\nreject "[${x}]";\n', A,
+    message=mime_msg('multipart/mixed; boundary="b"',
+                     "--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\nY2Fmw6k=\n--b--\n"))
+
+for i, date in enumerate([
+    "3 Nov 2026 10:20:30 +0100",
+    "Tue, 3 Nov 2026 10:20 +0100",
+    "Tue, 03 Nov 26 10:20:30 +0100",
+    "Tue, 03 Nov 2026 10:20:30 GMT",
+    "Tue, 03 Nov 2026 10:20:30 UT",
+    "Tue, 03 Nov 2026 10:20:30 EST",
+    "Tue, 03 Nov 2026 10:20:30 PDT",
+    "Tue, 03 Nov 2026 10:20:30 Z",
+    "Tue, 03 Nov 2026 10:20:30 A",
+    "Tue, 03 Nov 2026 10:20:30 -0000",
+    "Tue, 03 Nov 2026 10:20:30 +0100 (CET)",
+    "Tue,  03  Nov  2026  10:20:30  +0100",
+    "tue, 03 nov 2026 10:20:30 +0100",
+    "Tue, 03 Nov 2026 25:20:30 +0100",
+    "Tue, 31 Feb 2026 10:20:30 +0100",
+    "Tue, 03 Nov 2026 10:20:60 +0100",
+    "2026-11-03T10:20:30+01:00",
+    "Tue, 03 Nov 2026 10:20:30",
+    "Tue, 03 Nov 1969 10:20:30 +0100",
+    "Tue, 03 Nov 2026 10:20:30 +2400",
+]):
+    probe(f"date-format-{i:02d}", "".join(
+        f'if date :originalzone :matches "date" "{part}" "*" {{ set "{part}" "${{1}}"; }}\n'
+        for part in ("date", "time", "zone", "weekday"))
+        + 'if date :zone "+0000" :matches "date" "iso8601" "*" { set "utc" "${1}"; }',
+        A, exts=("date", "variables"), reason="[${date}][${time}][${zone}][${weekday}][${utc}]",
+        message=with_headers(f"Date: {date}", drop=("Date",)))
+probe("currentdate-zone", 'if currentdate :zone "+0130" :matches "zone" "*" { set "z" "${1}"; }', A,
+      exts=("date", "variables"), reason="[${z}]")
+probe("currentdate-weekday-range", 'if currentdate :value "ge" :comparator "i;ascii-numeric" "weekday" "0" {\n'
+      '  if currentdate :value "le" :comparator "i;ascii-numeric" "weekday" "6" { set "ok" "y"; } }', A,
+      exts=("date", "variables", "relational", "comparator-i;ascii-numeric"), reason="[${ok}]")
+
+# i;ascii-numeric: strings that do not start with a digit are positive infinity (RFC 4790 §9.1)
+for i, (value, op, key) in enumerate([
+    ("abc", "gt", "99999999999999999999"), ("abc", "eq", "xyz"), ("", "eq", "abc"), ("12abc", "eq", "12"),
+    ("007", "eq", "7"), (" 7", "eq", "7"), ("99999999999999999999999", "gt", "99999999999999999999998"),
+    ("-5", "lt", "0"), ("5", "lt", "abc"), ("0", "eq", "00000"),
+]):
+    yes_no(f"numeric-{i:02d}", f'header :value "{op}" :comparator "i;ascii-numeric" "subject" "{key}"', A,
+           exts=("relational", "comparator-i;ascii-numeric"), message=subject(value))
+
+# headers themselves
+for i, (extra, test) in enumerate([
+    (("X-Dup: one", "X-Dup: two"), 'header :is "x-dup" "two"'),
+    (("X-Empty:",), 'header :is "x-empty" ""'),
+    (("X-Empty:",), 'exists "x-empty"'),
+    (("X-Long: " + "word " * 300,), 'header :contains "x-long" "word word"'),
+    (("X-Folded: a\n\tb\n c",), 'header :is "x-folded" "a\tb c"'),
+    (("X-Folded: a\n\tb\n c",), 'header :is "x-folded" "a b c"'),
+    (("x-lower: v",), 'header :is "X-LOWER" "v"'),
+    (("X-Tab:\tv",), 'header :is "x-tab" "v"'),
+    (("X-Colon: a: b",), 'header :is "x-colon" "a: b"'),
+    (("X-Sp : v",), 'header :is "x-sp" "v"'),
+    (("X-Ctrl: a\x01b",), 'header :contains "x-ctrl" "b"'),
+]):
+    yes_no(f"header-{i:02d}", test, A, message=with_headers(*extra))
+for i, (extra, test) in enumerate([
+    (("Reply-To: r@example.net",), 'address :is "reply-to" "r@example.net"'),
+    (("Bcc: b@example.net",), 'address :is "bcc" "b@example.net"'),
+    (("Resent-To: x@example.net, y@example.net",), 'address :is "resent-to" "y@example.net"'),
+    (("Sender: s@example.net",), 'address :domain :is "sender" "example.net"'),
+    (("X-Addr: a@example.net",), 'address :is "x-addr" "a@example.net"'),
+    (("From: =?utf-8?q?J=C3=BCrgen?= <j@example.de>",), 'address :all :is "from" "j@example.de"'),
+    (("From: j@b\u00fccher.example",), 'address :domain :is "from" "bücher.example"'),
+    (("From: J@EXAMPLE.DE",), 'address :localpart :comparator "i;octet" :is "from" "J"'),
+]):
+    yes_no(f"address-header-{i:02d}", test, A, message=with_headers(*extra, drop=("From",) if "From:" in extra[0] else ()))
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;
