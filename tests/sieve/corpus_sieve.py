@@ -1006,6 +1006,35 @@ add("runtime-ihave-error-after-actions", req("ihave", "fileinto") + 'fileinto "W
 add("runtime-include-missing-at-run", req("include") + 'if false { include "nope"; }\nkeep;\n', A)
 add("runtime-flags-after-error", req("imap4flags", "fileinto") + 'addflag "\\\\Seen";\nfileinto "Nope";\n', A)
 
+# limits: include depth and count, variables, match values, test nesting, notifications
+A = "limits"
+chain = {f"s{i}": (b'require "include";\ninclude "s%d";\n' % (i + 1)) for i in range(12)}
+chain["s12"] = b'redirect "deep@example.net";\n'
+for depth in (9, 10, 11, 12):
+    scripts = dict(chain)
+    scripts[f"s{depth}"] = b'redirect "deep@example.net";\n'
+    add(f"limit-include-depth-{depth}", req("include") + 'include "s1";\n', A, personal=scripts)
+add("limit-variables-255", req("variables", "reject") + "".join(f'set "v{i}" "{i}";\n' for i in range(255))
+    + 'reject "${v254}";\n', A)
+add("limit-variables-256", req("variables", "reject") + "".join(f'set "v{i}" "{i}";\n' for i in range(256))
+    + 'reject "${v255}";\n', A)
+add("limit-variable-name-64", req("variables", "reject") + f'set "{"n" * 64}" "x";\nreject "[${{{"n" * 64}}}]";\n', A)
+add("limit-variable-name-65", req("variables", "reject") + f'set "{"n" * 65}" "x";\nreject "[${{{"n" * 65}}}]";\n', A)
+probe("limit-match-values", 'if header :matches "subject" "' + "?" * 13 + '" { }', A, exts=("variables",),
+      reason="[${9}][${10}][${13}][${14}][${32}][${33}]", message=subject("abcdefghijklm"))
+add("limit-test-nesting-31", "if " + "not " * 31 + "false { discard; }\n", A)
+add("limit-test-nesting-33", "if " + "not " * 33 + "false { discard; }\n", A)
+add("limit-test-nesting-allof", "if " + "allof(" * 33 + "true" + ")" * 33 + " { discard; }\n", A)
+add("limit-notify-10", req("enotify") + "".join(f'notify "mailto:n{i}@example.net";\n' for i in range(10)), A)
+add("limit-notify-11", req("enotify") + "".join(f'notify "mailto:n{i}@example.net";\n' for i in range(11)), A)
+add("limit-string-list-long", req("fileinto") + 'if header :contains "subject" [' + ", ".join(f'"k{i}"' for i in range(2000))
+    + ', "report"] { fileinto "Yes"; }\n', A, folders=YES_NO)
+add("limit-redirect-4-with-dupes", "".join(f'redirect "r{i % 4}@example.net";\n' for i in range(12)), A)
+add("limit-actions-32-with-keep", req("fileinto", "mailbox") + "".join(f'fileinto :create "F{i}";\n' for i in range(31))
+    + "keep;\n", A)
+add("limit-actions-32-plus-keep", req("fileinto", "mailbox") + "".join(f'fileinto :create "F{i}";\n' for i in range(32))
+    + "keep;\n", A)
+
 # -- realistic Roundcube / ManageSieve scripts ---------------------------------------------
 
 A = "roundcube"
