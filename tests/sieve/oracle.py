@@ -3,8 +3,8 @@
 One case is run by /usr/bin/sieve-test (Debian's dovecot-sieve, Pigeonhole
 0.5.19 for Dovecot 2.3.19) in a private directory of its own: an executed run
 (-e -l maildir:DIR) into a real Maildir holding the case's folders, which gives
-Pigeonhole's real outcome (a fileinto into a missing folder
-fails the whole transaction there, and the message is kept in INBOX once). The
+Pigeonhole's real outcome (a fileinto into a missing folder fails the whole
+transaction there, and the message is kept in INBOX once). The
 stores are read back from the Maildir: which folders hold a copy, and with which
 flags (":2,FLAGS" plus the folder's dovecot-keywords file), with which header.
 When it rejected, or decided on a vacation or a notification, a dry run (in a
@@ -25,6 +25,7 @@ status
                      fileinto without :create into a folder that does not
                      exist); nothing of the script's is done, the message is
                      kept in INBOX once, without flags
+    "sieve-test-failure"  anything else (sieve-test itself failed; never expected)
 actions
     A tuple of what happened to the message, sorted by repr(), each a tuple:
     ("store", MAILBOX, FLAGS)  one copy stored. MAILBOX is the Sieve-side name
@@ -37,15 +38,22 @@ actions
     ("discard",)               discard ran and nothing was stored anywhere
     ("vacation", SECONDS, SUBJECT, FROM)
                                the script decided on a vacation response with
-                               that period (after Pigeonhole's clamping to
-                               1d..60d), :subject and :from (None when not
-                               given); whether Pigeonhole's RFC 3834 checks then
-                               let it go out is in the detail, not compared
+                               that period in seconds (at least a day; 0.5.19
+                               has no maximum by default), :subject and :from
+                               (None when not given); whether Pigeonhole's
+                               RFC 3834 checks then let it go out is in the
+                               detail, not compared
     ("notify", URI, IMPORTANCE)
                                an enotify notification was decided on: URI is
                                "mailto:" + the recipients joined by ","
     A compile error has no actions; a runtime error or a failed action has
     exactly (("store", "INBOX", ()),).
+error_line
+    The line of the first error Pigeonhole reported in the main script
+    (compile or runtime), or None. Only the first line is compared: the
+    follow-on errors differ between implementations without anything being
+    wrong. Where Pigeonhole gives no line (the ihave "error" command says just
+    "error: MESSAGE."), any line vdeliver gives is accepted (agree()).
 stored_headers
     The header fields of every stored copy whose header differs from the
     message's own (editheader), as a sorted tuple of (MAILBOX, FIELDS); FIELDS
@@ -53,12 +61,6 @@ stored_headers
     RFC 2047 decoded and its white space runs made one space (header_fields()).
     () when no store was edited. Pigeonhole stores a copy as the header was
     when the fileinto/keep ran; an implicit keep has the final header.
-error_line
-    The line of the first error Pigeonhole reported in the main script
-    (compile or runtime), or None. Only the first line is compared: the
-    follow-on errors differ between implementations without anything being
-    wrong. Where Pigeonhole gives no line (the ihave "error" command says just
-    "error: MESSAGE."), any line vdeliver gives is accepted (agree()).
 
 Outcome.detail (not compared) keeps sieve-test's own words for the report.
 
@@ -326,7 +328,8 @@ def sieve_test(case, root, user, execute, extra=()):
              "-a", case.original_recipient or case.recipient,
              "-r", case.recipient,
              f"{root}/{SCRIPT_NAME}.sieve", f"{root}/message.eml"]
-    env = {"HOME": f"{root}/home", "USER": user.pw_name if user else "root", "PATH": "/usr/bin:/bin", "TZ": "UTC", "LANG": "C"}
+    env = {"HOME": f"{root}/home", "USER": user.pw_name if user else "root",
+           "PATH": "/usr/bin:/bin", "TZ": "UTC", "LANG": "C"}
     kw = {}
     if user is not None:
         kw = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])

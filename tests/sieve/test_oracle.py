@@ -21,7 +21,8 @@ KNOWN = [
           folders=("Work",)),
      Outcome("ok", (("store", "Work", ("$Junk", "\\Seen")),))),
     (Case("implicit-keep", b'if false { discard; }\n'), Outcome("ok", (INBOX,))),
-    (Case("missing-folder", b'require "fileinto";\nfileinto "Missing";\n'), Outcome("action-failed", (INBOX,))),
+    (Case("missing-folder", b'require "fileinto";\nfileinto "Missing";\n'),
+     Outcome("action-failed", (INBOX,))),
     (Case("missing-folder-aborts-all", b'require ["fileinto", "imap4flags"];\naddflag "\\\\Seen";\n'
           b'redirect "r@example.net";\nfileinto "Work";\nfileinto "Missing";\n', folders=("Work",)),
      Outcome("action-failed", (INBOX,))),
@@ -136,7 +137,8 @@ def result(actions=(), implicit_keep=False, errors=(), keep_flags=()):
                  Outcome("ok", (("reject", "no\nway"),)), id="reject line ends"),
     pytest.param(result([act("keep", flags=("A",)), act("fileinto", mailbox="inbox", flags=("B",))]), (),
                  Outcome("ok", (("store", "INBOX", ("B",)),)), id="one INBOX copy, last flags"),
-    pytest.param(result([act("notify", params={"method": "mailto:a%40b.c?subject=x"})], implicit_keep=True), (),
+    pytest.param(result([act("notify", params={"method": "mailto:a%40b.c?subject=x"})],
+                        implicit_keep=True), (),
                  Outcome("ok", (("notify", "mailto:a@b.c", "2"), INBOX)), id="notify"),
     pytest.param(result([act("keep", flags=("\\Recent", "x(y", "ok", "OK"))]), (),
                  Outcome("ok", (("store", "INBOX", ("ok",)),)), id="flags as stored"),
@@ -152,7 +154,8 @@ def test_outcome_of_redirect_loop():
 
 # -- the corpus --------------------------------------------------------------
 
-AREAS = {"core", "tests", "address", "envelope", "match", "encoded-character", "reject", "copy", "message", "limits",
+AREAS = {"core", "tests", "address", "envelope", "match", "encoded-character", "reject", "copy",
+         "message", "limits",
          "subaddress", "relational", "regex", "imap4flags", "body", "variables", "include",
          "environment", "mailbox", "date", "index", "ihave", "mime", "editheader", "spamtest",
          "vacation", "notify", "duplicate", "malformed", "runtime", "roundcube", "extensions"}
