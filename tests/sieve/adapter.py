@@ -30,7 +30,8 @@ see oracle.py and test_oracle.py):
 - addheader/deleteheader edit the header of the copies stored after them
   (and of the implicit keep), not of those stored before.
 
-Never: consult sieve-test here, or anything of oracle.py's but the canonical form.
+Never: consult sieve-test here (only the canonical form, the shared settings and
+header_fields() come from oracle.py).
 """
 import re
 import socket
