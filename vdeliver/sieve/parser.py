@@ -11,8 +11,6 @@ hostile script cannot exhaust the Python stack.
 Never: look at command names (that is the validator's job) or recurse without a
 depth check. Raises: ParseError (line, message).
 """
-from dataclasses import dataclass, field
-
 from .lexer import EOF, IDENT, NUMBER, PUNCT, STRING, TAG
 
 MAX_NESTING = 32
@@ -25,48 +23,60 @@ class ParseError(Exception):
         self.message = message
 
 
-@dataclass(slots=True)
-class Tag:
-    name: str
-    line: int
+class _Value:
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass(slots=True)
-class Number:
-    value: int
-    line: int
+class Tag(_Value):
+    __slots__ = ("name", "line")
+
+    def __init__(self, name, line):
+        self.name, self.line = name, line
 
 
-@dataclass(slots=True)
-class String:
-    value: str
-    line: int
-    multiline: bool = False
+class Number(_Value):
+    __slots__ = ("value", "line")
+
+    def __init__(self, value, line):
+        self.value, self.line = value, line
 
 
-@dataclass(slots=True)
-class StringList:
-    values: list
-    line: int
+class String(_Value):
+    __slots__ = ("value", "line", "multiline")
+
+    def __init__(self, value, line, multiline=False):
+        self.value, self.line, self.multiline = value, line, multiline
 
 
-@dataclass(slots=True)
-class Test:
-    name: str
-    line: int
-    args: list = field(default_factory=list)
-    tests: list = field(default_factory=list)
-    test_list: bool = False     # written as "( ... )"
+class StringList(_Value):
+    __slots__ = ("values", "line")
+
+    def __init__(self, values, line):
+        self.values, self.line = values, line
 
 
-@dataclass(slots=True)
-class Command:
-    name: str
-    line: int
-    args: list = field(default_factory=list)
-    tests: list = field(default_factory=list)
-    test_list: bool = False
-    block: list | None = None
+class Test(_Value):
+    """name arguments [test / test-list]; test_list: written as "( ... )"."""
+    __slots__ = ("name", "line", "args", "tests", "test_list")
+
+    def __init__(self, name, line):
+        self.name, self.line = name, line
+        self.args, self.tests, self.test_list = [], [], False
+
+
+class Command(_Value):
+    __slots__ = ("name", "line", "args", "tests", "test_list", "block")
+
+    def __init__(self, name, line):
+        self.name, self.line = name, line
+        self.args, self.tests, self.test_list = [], [], False
+        self.block = None
 
 
 def parse(tokens, max_nesting=MAX_NESTING):
@@ -110,14 +120,14 @@ class _Parser:
         cmd = Command(name_tok.value, name_tok.line)
         cmd.args, cmd.tests, cmd.test_list = self.arguments(depth)
         tok = self.take()
-        if self.is_punct(tok, ";"):
+        if (tok.kind is PUNCT and tok.value == ";"):
             return cmd
-        if self.is_punct(tok, "{"):
+        if (tok.kind is PUNCT and tok.value == "{"):
             if depth + 1 > self.max_nesting:
                 raise ParseError(tok.line, f"cannot nest command blocks deeper than {self.max_nesting} levels")
             cmd.block = self.commands(depth + 1)
             end = self.take()
-            if not self.is_punct(end, "}"):
+            if not (end.kind is PUNCT and end.value == "}"):
                 raise ParseError(end.line, f"expected command or end of block '}}', but found {end.describe()}")
             return cmd
         raise ParseError(tok.line, f"expected end of command ';' or the beginning of a compound block '{{', "
@@ -136,21 +146,21 @@ class _Parser:
             elif tok.kind == TAG:
                 self.pos += 1
                 args.append(Tag(tok.value, tok.line))
-            elif self.is_punct(tok, "["):
+            elif (tok.kind is PUNCT and tok.value == "["):
                 args.append(self.string_list())
             else:
                 break
         tok = self.peek()
         if tok.kind == IDENT:
             return args, [self.test(depth, test_depth + 1)], False
-        if self.is_punct(tok, "("):
+        if (tok.kind is PUNCT and tok.value == "("):
             self.pos += 1
             tests = [self.test(depth, test_depth + 1)]
             while True:
                 tok = self.take()
-                if self.is_punct(tok, ")"):
+                if (tok.kind is PUNCT and tok.value == ")"):
                     return args, tests, True
-                if not self.is_punct(tok, ","):
+                if not (tok.kind is PUNCT and tok.value == ","):
                     raise ParseError(tok.line, f"expected ',' or end of test list ')', but found {tok.describe()}")
                 tests.append(self.test(depth, test_depth + 1))
         return args, [], False
@@ -164,9 +174,9 @@ class _Parser:
                 raise ParseError(tok.line, f"expected string in string list, but found {tok.describe()}")
             values.append(tok.value)
             tok = self.take()
-            if self.is_punct(tok, "]"):
+            if (tok.kind is PUNCT and tok.value == "]"):
                 return StringList(values, start.line)
-            if not self.is_punct(tok, ","):
+            if not (tok.kind is PUNCT and tok.value == ","):
                 raise ParseError(tok.line, f"expected ',' or end of string list ']', but found {tok.describe()}")
 
     def test(self, depth, test_depth):
