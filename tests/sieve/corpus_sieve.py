@@ -1189,6 +1189,61 @@ add("rc-spam-score", RC9, A, message=M_SPAM, folders=("Junk", "Shopping"))
 add("rc-detail-shop", RC9, A, recipient="user+shop@example.com", folders=("Junk", "Shopping"))
 add("rc-else-keep", RC9, A, folders=("Junk", "Shopping"))
 
+RAINLOOP = """require ["include","fileinto","imap4flags"];
+/*
+BEGIN:FILTER:2b4c7e
+BEGIN:HEADER
+eyJJRCI6IjJiNGM3ZSIsIkVuYWJsZWQiOnRydWV9
+END:HEADER
+*/
+if header :contains ["Subject"] "report"
+{
+\tfileinto "Work";
+\taddflag "\\\\Seen";
+\tstop;
+}
+"""
+add("rainloop-filter", RAINLOOP, A, folders=("Work",))
+add("rainloop-filter-miss", RAINLOOP, A, message=M_LIST, folders=("Work",))
+SOGO = """require ["vacation","fileinto","envelope"];
+if allof (not header :contains "precedence" "list", not header :contains "precedence" "bulk")
+{
+  vacation :days 7 :addresses ["user@example.com"] :subject "Away" "I am away.";
+}
+if anyof (header :contains "subject" "report") { fileinto "INBOX/Work"; }
+"""
+add("sogo-slash-folder", SOGO, A, folders=("Work",))
+add("sogo-list", SOGO, A, message=M_LIST, folders=("Work",))
+SPAM_GLOBAL = b'require "fileinto";\nif header :contains "X-Spam-Flag" "YES" { fileinto "Junk"; stop; }\n'
+MAILCOW = """require ["include", "fileinto"];
+include :global "spam";
+if address :domain :is "from" "example.org" { fileinto "Customers"; }
+"""
+add("mailcow-global-spam", MAILCOW, A, message=with_headers("X-Spam-Flag: YES"), global_={"spam": SPAM_GLOBAL},
+    folders=("Junk", "Customers"))
+add("mailcow-global-ham", MAILCOW, A, global_={"spam": SPAM_GLOBAL}, folders=("Junk", "Customers"))
+add("mailcow-global-missing-junk", MAILCOW, A, message=with_headers("X-Spam-Flag: YES"), global_={"spam": SPAM_GLOBAL},
+    folders=("Customers",))
+INGO = """require ["fileinto", "reject", "vacation", "imap4flags"];
+# Blacklist
+if address :all :comparator "i;ascii-casemap" :is "From" ["spammer@bad.example", "other@bad.example"]  {
+   discard;
+   stop;
+}
+# Whitelist
+if address :all :comparator "i;ascii-casemap" :is "From" "sender@example.org"  {
+   keep;
+   stop;
+}
+# Flag
+if header :comparator "i;ascii-casemap" :contains "Subject" "urgent"  {
+   addflag "\\\\Flagged";
+}
+"""
+add("ingo-whitelist", INGO, A)
+add("ingo-blacklist", INGO, A, message=with_headers("From: Other@Bad.Example", drop=("From",)))
+add("ingo-flag", INGO, A, message=with_headers("From: x@y.example", "Subject: URGENT: call me", drop=("From", "Subject")))
+
 # -- extension settings ----------------------------------------------------------------
 
 A = "extensions"
