@@ -1424,6 +1424,31 @@ for i, (extra, test) in enumerate([
 ]):
     yes_no(f"address-header-{i:02d}", test, A, message=with_headers(*extra, drop=("From",) if "From:" in extra[0] else ()))
 
+# odd messages: every script below probes a header, the size and the body
+ODD = req("fileinto", "body", "variables", "reject") + (
+    'set "r" "";\n'
+    'if exists "subject" { set "r" "${r}[subject]"; }\n'
+    'if header :matches "from" "*" { set "r" "${r}[from=${1}]"; }\n'
+    'if size :over 0 { set "r" "${r}[size>0]"; }\n'
+    'if body :raw :contains "x" { set "r" "${r}[body x]"; }\n'
+    'reject "${r}";\n')
+for i, m in enumerate([
+    b"",
+    b"\n",
+    b"\n\nx body only\n",
+    b"From: a@example.org\nSubject: no body",
+    b"From: a@example.org\nSubject: no blank line\nx body?\n",
+    b"not a header line\nFrom: a@example.org\n\nx\n",
+    b"From: a@example.org\nSubject: bare CR\rline\n\nx\n",
+    b"From: a@example.org\nSubject: nul \x00 byte\n\nx\n",
+    b"From: a@example.org\n Subject: starts folded\n\nx\n",
+    b"From: a@example.org\nSubject: " + b"y" * 5000 + b"\n\nx\n",
+    b"From: a@example.org\r\nSubject: mixed\n\r\nx\r\n",
+    b"\xff\xfe\x00garbage\n\nx\n",
+    b"From: a@example.org\nSubject: latin1 \xe9\n\nx\n",
+]):
+    add(f"odd-message-{i:02d}", ODD, "message", message=m)
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;
