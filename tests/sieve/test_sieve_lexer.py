@@ -46,3 +46,24 @@ def test_errors(src, line, message):
         lexer.tokenize(src)
     assert e.value.line == line
     assert message in e.value.message
+
+
+# The one-regex lexer and the careful one must agree on every input the fast one
+# accepts (it hands anything else to the careful one, which reports the error).
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = st.sampled_from(["keep", ";", " ", "\n", "\r\n", "\t", '"', "\\", ":is", ":", "1", "5K", "9G",
+                           "text:", "text: # c\n", ".", "..", "\n.\n", "/*", "*/", "#", "[", "]", "{", "}", "(",
+                           ")", ",", "é", "\x00", "x_1", "99999999999", "a", "*", "/"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=30).map("".join))
+def test_fast_lexer_agrees_with_careful_lexer(text):
+    fast = lexer._fast(text)
+    try:
+        slow = lexer._slow(text)
+    except lexer.LexError:
+        slow = None
+    if fast is not None:
+        assert fast == slow

@@ -130,4 +130,5 @@ def run_script(script, message, envelope, environment, limits, settings):
                       f"{type(e).__name__}: {e}.")
     rb = run.result
     return result_mod.Result(actions=list(rb.actions), implicit_keep=True if errors else rb.implicit_keep,
-                             errors=errors, keep_flags=tuple(run.flags), warnings=run.warnings)
+                             errors=errors, keep_flags=() if errors else tuple(run.flags),
+                             warnings=run.warnings)

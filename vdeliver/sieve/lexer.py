@@ -77,8 +77,9 @@ _FAST = re.compile(r"""
   | (?P<ml>[Tt][Ee][Xx][Tt]:[ \t]*(?:\#[^\n]*)?\r?\n(?:(?!\.\r?\n)[^\n]*\n)*?\.\r?\n)
   | (?P<id>[A-Za-z_][A-Za-z0-9_]*)(?!:)
   | (?P<end>\Z)
+  | (?P<bad>.)
   )
-""", re.VERBOSE)
+""", re.VERBOSE | re.DOTALL)
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
@@ -91,21 +92,14 @@ def tokenize(source):
 def _fast(text):
     tokens = []
     append = tokens.append
-    pos, line, last = 0, 1, 0
+    line, last = 1, 0
     count = text.count
+    # "bad" matches any character no token starts with, so finditer never skips text
     for m in _FAST.finditer(text):
-        start = m.start()
-        if start != pos:
-            return None
-        pos = m.end()
         kind = m.lastgroup
-        if kind is None:
-            return None                        # only whitespace/comments and no end: malformed
         start = m.start(kind)
         line += count("\n", last, start)
         last = start
-        if kind == "end":
-            break
         if kind == "id":
             append(Token(IDENT, m.group(kind), line))
         elif kind == "punct":
@@ -122,6 +116,10 @@ def _fast(text):
             if value > MAX_NUMBER:
                 return None
             append(Token(NUMBER, value, line))
+        elif kind == "end":
+            break
+        elif kind == "bad":
+            return None
         elif kind == "qe":
             append(Token(STRING, _UNESCAPE.sub(r"\1", m.group(kind)[1:-1]), line))
         else:                                   # ml: text: ... .
@@ -135,8 +133,6 @@ def _fast(text):
                     return None
                 out.append((ln[1:] if ln.startswith("..") else ln) + "\r\n")
             append(Token(STRING, "".join(out), line, multiline=True))
-    if pos != len(text):
-        return None
     append(Token(EOF, None, line))
     return tokens
 
