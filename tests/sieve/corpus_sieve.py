@@ -1449,6 +1449,52 @@ for i, m in enumerate([
 ]):
     add(f"odd-message-{i:02d}", ODD, "message", message=m)
 
+# more of the small extensions
+A = "copy"
+add("copy-fileinto-keep", req("fileinto", "copy") + 'fileinto :copy "Work";\nkeep;\n', A, folders=("Work",))
+add("copy-fileinto-inbox", req("fileinto", "copy") + 'fileinto :copy "INBOX";\n', A)
+add("copy-redirect-discard", req("copy") + 'redirect :copy "a@example.net";\ndiscard;\n', A)
+add("copy-with-flags", req("fileinto", "copy", "imap4flags") + 'fileinto :copy :flags "\\\\Seen" "Work";\n', A,
+    folders=("Work",))
+add("copy-create", req("fileinto", "copy", "mailbox") + 'fileinto :copy :create "New";\n', A)
+add("copy-twice", req("copy") + 'redirect :copy "a@example.net";\nredirect :copy "a@example.net";\n', A)
+A = "duplicate"
+add("duplicate-twice-in-run", req("duplicate", "fileinto") + 'if duplicate { fileinto "Yes"; }\nif duplicate { fileinto "No"; }\n',
+    A, folders=YES_NO)
+add("duplicate-last", req("duplicate", "fileinto") + 'if duplicate :last :seconds 3600 { fileinto "Yes"; }\n', A, folders=YES_NO)
+add("duplicate-no-message-id", req("duplicate", "fileinto") + 'if duplicate { fileinto "Yes"; } else { fileinto "No"; }\n', A,
+    folders=YES_NO, message=with_headers(drop=("Message-ID",)))
+add("duplicate-missing-header", req("duplicate", "fileinto") + 'if duplicate :header "x-nope" { fileinto "Yes"; }\n', A,
+    folders=YES_NO)
+A = "ihave"
+add("ihave-list", req("ihave") + 'if ihave ["fileinto", "envelope"] { redirect "has@example.net"; }\n', A)
+add("ihave-list-one-missing", req("ihave") + 'if ihave ["fileinto", "x-nope"] { redirect "has@example.net"; }\n', A)
+add("ihave-not-enabled-ext", req("ihave") + 'if ihave "imapflags" { discard; }\n', A)
+add("ihave-then-require-inside", req("ihave") + 'if ihave "fileinto" { require "fileinto"; fileinto "Work"; }\n', A,
+    folders=("Work",))
+A = "reject"
+add("reject-variables", req("reject", "variables") + 'if header :matches "subject" "*" { set "s" "${1}"; }\n'
+    'reject "No thanks: ${s}";\n', A)
+add("reject-encoded", req("reject", "encoded-character") + 'reject "caf${unicode:e9}";\n', A)
+add("reject-empty", req("reject") + 'reject "";\n', A)
+add("reject-after-stop", req("reject") + 'stop;\nreject "never";\n', A)
+add("reject-copy-redirect", req("reject", "copy") + 'redirect :copy "a@example.net";\nreject "x";\n', A)
+A = "mailbox"
+add("mailbox-exists-variable", req("fileinto", "mailbox", "variables") + 'set "f" "Work";\n'
+    'if mailboxexists "${f}" { fileinto "${f}"; }\n', A, folders=("Work",))
+add("mailbox-create-flags", req("fileinto", "mailbox", "imap4flags") + 'fileinto :create :flags "$Label1" "New";\n', A)
+add("mailbox-exists-case", req("fileinto", "mailbox") + 'if mailboxexists "work" { fileinto "Work"; }\n', A,
+    folders=("Work",))
+add("mailbox-exists-subfolder", req("fileinto", "mailbox") + 'if mailboxexists "Lists.dev" { fileinto "Lists.dev"; }\n', A,
+    folders=("Lists", "Lists.dev"))
+A = "extensions"
+add("ext-octet-always", 'require "comparator-i;octet";\nkeep;\n', A)
+add("ext-casemap-always", 'require "comparator-i;ascii-casemap";\nkeep;\n', A)
+add("ext-list-only", 'require ["fileinto", "envelope"];\nif envelope :is "to" "user@example.com" { fileinto "Work"; }\n', A,
+    folders=("Work",), extensions="fileinto envelope")
+add("ext-minus-plus", req("fileinto") + 'fileinto "Work";\n', A, folders=("Work",), extensions="-fileinto +fileinto")
+add("ext-require-unknown-with-ihave", req("ihave", "x-nope") + 'keep;\n', A)
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;
@@ -1464,6 +1510,9 @@ DELIBERATE_DIFFERENCES = {
                    'interpreter alone knows none, so it does not match; Pigeonhole says "0.5.19"',
     "index-05": 'Pigeonhole 0.5.19 ignores :last in "date :index N :last" (it counts from the first '
                 'Received field); vdeliver counts from the last, as RFC 5260 §6 says',
+    "duplicate-twice-in-run": 'a second duplicate test for the same message in one run makes Pigeonhole '
+                              '0.5.19 fail the whole run without an error message (kept in INBOX); '
+                              'vdeliver answers "not a duplicate" both times and the run succeeds',
 }
 
 # Not in the corpus, because sieve-test cannot show them:
