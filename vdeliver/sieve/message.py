@@ -317,8 +317,8 @@ def _addr_spec(toks, i):
     if not domain or domain[-1] == ".":
         return None
     lp, dom = "".join(local), "".join(domain)
-    if not (lp + dom).isascii():
-        return None                  # 8-bit addresses are not RFC 5322 (Pigeonhole: raw value)
+    if not lp.isascii():
+        return None                  # an 8-bit local part is not an address (Pigeonhole: raw value)
     shown = '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"' if quoted else lp
     return (lp, dom, f"{shown}@{dom}"), j
 

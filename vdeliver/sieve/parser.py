@@ -5,8 +5,9 @@
     argument  = string-list / number / tag
     test      = identifier arguments
 
-Block and test nesting are capped (Pigeonhole's sieve-limits.h: 32 each), so a
-hostile script cannot exhaust the Python stack.
+Block and test nesting are capped (Pigeonhole's sieve-limits.h: 32 each, which
+Pigeonhole reaches at the 32nd level), so a hostile script cannot exhaust the
+Python stack.
 
 Never: look at command names (that is the validator's job) or recurse without a
 depth check. Raises: ParseError (line, message).
@@ -123,8 +124,10 @@ class _Parser:
         if (tok.kind is PUNCT and tok.value == ";"):
             return cmd
         if (tok.kind is PUNCT and tok.value == "{"):
-            if depth + 1 > self.max_nesting:
-                raise ParseError(tok.line, f"cannot nest command blocks deeper than {self.max_nesting} levels")
+            if depth + 1 >= self.max_nesting:          # Pigeonhole: 31 levels are fine, 32 are not
+                # reported where the too-deep block's content starts, as Pigeonhole does
+                raise ParseError(self.peek().line, f"cannot nest command blocks deeper than "
+                                                   f"{self.max_nesting} levels")
             cmd.block = self.commands(depth + 1)
             end = self.take()
             if not (end.kind is PUNCT and end.value == "}"):
@@ -183,7 +186,7 @@ class _Parser:
         tok = self.take()
         if tok.kind != IDENT:
             raise ParseError(tok.line, f"expected test command, but found {tok.describe()}")
-        if test_depth > self.max_nesting:
+        if test_depth >= self.max_nesting:
             raise ParseError(tok.line, f"cannot nest tests deeper than {self.max_nesting} levels")
         test = Test(tok.value, tok.line)
         test.args, test.tests, test.test_list = self.arguments(depth, test_depth)

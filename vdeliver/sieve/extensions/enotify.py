@@ -2,7 +2,8 @@
 notify_method_capability, and the :encodeurl modifier of set.
 
 notify produces a "notify" Action (params: method, message, importance, options,
-from); at most limits.max_notifications per run. Never: send the notification.
+from); limits.max_notifications per run if set (Pigeonhole 0.5 has no such limit:
+max_actions bounds them). Never: send the notification.
 """
 import urllib.parse
 
@@ -55,7 +56,7 @@ def _notify(run, node):
     if mailto_recipients(method) is None:
         raise SieveRuntimeError(node.line, f"notify action: invalid method '{method}'")
     count = run.ext.get("notify-count", 0) + 1
-    if count > run.limits.max_notifications:
+    if run.limits.max_notifications and count > run.limits.max_notifications:
         raise SieveRuntimeError(node.line, "number of notifications exceeds policy limit "
                                            f"({count} > {run.limits.max_notifications})")
     run.ext["notify-count"] = count

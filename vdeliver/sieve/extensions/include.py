@@ -41,7 +41,7 @@ def _check(v, node):
     if key in stack or key == ("personal", v.name) and not stack:
         v.error(node.line, f"circular include for script '{name}'")
         return
-    if len(stack) + 1 > v.limits.max_include_depth:
+    if max(len(stack), 1) > v.limits.max_include_depth:     # stack: the main script and the includes
         v.error(node.line, f"cannot nest includes deeper than {v.limits.max_include_depth} levels")
         return
     if key in shared["cache"]:

@@ -7,11 +7,11 @@ limits.max_foreverypart parts. Never: decode a part that no test asks for.
 """
 from .. import registry
 from ..interpreter import execute
-from ..message import decode_value
+from ..message import decode_2047, decode_value
 from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import SieveRuntimeError
 from . import variables
-from .body import part_text
+from .body import html_to_text, part_text
 
 registry.capability("mime")
 registry.capability("foreverypart")
@@ -30,7 +30,7 @@ def _current(run):
 def _parts_for(run, node):
     part = _current(run) or run.message.mime(run.limits.max_body_size)
     if node.tags.get("anychild"):
-        return [p for p in part.walk() if p is not part]
+        return list(part.walk())      # the part and all below it, as Pigeonhole counts them
     return [part]
 
 
@@ -48,11 +48,13 @@ def _option_values(part, name, node):
         return [part.get_content_subtype()]
     if opt == "contenttype":
         return [part.get_content_type()]
+    import email.utils
     out = []
     for pname in node.tags.get("param", []):
         v = part.get_param(pname, header=name)
         if v is not None:
-            out.append(v if isinstance(v, str) else str(v[2]))
+            v = email.utils.collapse_rfc2231_value(v)          # RFC 2231 name*=utf-8''...
+            out.append(decode_2047(v) if "=?" in v else v)
     return out
 
 
@@ -146,9 +148,12 @@ def _extracttext(run, node):
     if part is None:
         raise SieveRuntimeError(node.line, "extracttext used outside foreverypart")
     text = "" if part.is_multipart() or part.get_content_maintype() != "text" else part_text(part)
+    if part.get_content_type() == "text/html":
+        text = html_to_text(text)
     first = node.tags.get("first")
     if first is not None:
-        text = text[:first]
+        # :first counts octets in Pigeonhole (a cut character becomes U+FFFD)
+        text = text.encode("utf-8", "surrogateescape")[:first].decode("utf-8", "replace")
     store(run, run.expand(node.args[0]).lower(), variables.apply_modifiers(node, text))
 
 

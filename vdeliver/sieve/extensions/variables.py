@@ -110,12 +110,16 @@ def store(run, name, value, scope=None):
     scope_of(run, name, scope)[name] = value
 
 
-def _count(v, name):
+MAX_NAME = 64              # Pigeonhole's EXT_VARIABLES_MAX_VARIABLE_NAME_LEN
+
+
+def _count(v, name, line):
     names = v.data.setdefault("variable-names", set())
     if name not in names:
         names.add(name)
         if len(names) > v.limits.max_variables:
-            v.error(0, f"number of variables exceeds the maximum ({v.limits.max_variables})")
+            v.error(line, f"(implicit) declaration of new variable '{name}' exceeds the limit "
+                          f"(max variables: {v.limits.max_variables})")
 
 
 def split_name(v, name, line):
@@ -139,8 +143,10 @@ def _hook(v, s, line):
         if m.group(1) is not None:
             ref = int(m.group(1))
         else:
+            if len(m.group(2)) > MAX_NAME:
+                continue                          # not a variable reference: stays as written
             scope, name = split_name(v, m.group(2), line)
-            _count(v, name)
+            _count(v, name, line)
             ref = (scope, name)
         if m.start() > pos:
             parts.append(s[pos:m.start()])
@@ -163,11 +169,11 @@ def _quotewildcard(value):
 
 def _set_check(v, node):
     name = node.args[0]
-    if type(name) is not str or not _NAME.fullmatch(name):
+    if type(name) is not str or not _NAME.fullmatch(name) or len(name.rpartition(".")[2]) > MAX_NAME:
         v.error(node.line, f"invalid variable name '{getattr(name, 'source', name)}'")
         return
     scope, lname = split_name(v, name, node.line)
-    _count(v, lname)
+    _count(v, lname, node.line)
     node.data["target"] = (scope, lname)
     modifiers_check(v, node)
 
