@@ -223,6 +223,10 @@ def cond(test, req=()):
     # ihave
     pytest.param(cond('ihave "fileinto"', ["ihave"]), YES, id="ihave known"),
     pytest.param(cond('ihave "x-nosuch"', ["ihave"]), KEEP, id="ihave unknown"),
+    pytest.param('require ["ihave", "fileinto"]; if not ihave "x-nosuch" { fileinto "Yes"; } else { xnosuch; }',
+                 YES, id="not ihave unknown, dead else"),
+    pytest.param('require ["duplicate", "fileinto"]; if duplicate { fileinto "A"; } if duplicate { fileinto "B"; }',
+                 [("fileinto", "B")], id="second duplicate test in a run is true"),
 ])
 def test_actions(script, want):
     result = run(script)
@@ -267,10 +271,45 @@ def test_actions(script, want):
                  "inv.pdf", id="mime anychild param"),
     pytest.param('require "body"; if body :content "text/plain" :contains "Café" { reject "ok"; }', "ok",
                  id="body content decoded"),
+    pytest.param('require ["mime", "foreverypart", "extracttext"]; foreverypart { extracttext :first 7 "t"; }'
+                 'reject "${t}";', "", id="extracttext of a non-text part is empty"),
+    pytest.param('require ["mime", "foreverypart", "extracttext"]; foreverypart { if header :mime :subtype '
+                 '"content-type" "plain" { extracttext :first 14 "t"; } } reject "${t}";', "Total: 42 EUR.",
+                 id="extracttext first counts octets"),
+    pytest.param('require ["mime"]; if header :mime :anychild :subtype "content-type" "mixed" { reject "self"; }',
+                 "self", id="anychild includes the part itself"),
 ])
+
 def test_values(script, want):
     kw = {"message": MIME} if "mime" in script or "body :content" in script else {}
     assert reason(script, **kw) == want
+
+
+@pytest.mark.parametrize("html, text", [
+    pytest.param("<html><body><p>Please find the <b>invoice</b> attached.</p></body></html>",
+                 "Please find the invoice  attached. ", id="tags end in one space"),
+    pytest.param("a<!-- hidden -->b", "ab", id="comment"),
+    pytest.param("x<script type='a>b'>alert(1)</script>y", "x y", id="script dropped"),
+    pytest.param("<style>p {}</style>t", "t", id="style at start, no leading space"),
+    pytest.param("&lt;b&gt; &amp; &#65;&#x42; &nosuch; & x", "<b> & AB   x", id="entities"),
+    pytest.param("<![CDATA[raw <i>]]>", "raw <i>", id="cdata"),
+])
+def test_html_to_text(html, text):
+    from vdeliver.sieve.extensions.body import html_to_text
+    assert html_to_text(html) == text
+
+
+@pytest.mark.parametrize("date, part, want", [
+    pytest.param("Tue, 03 Nov 2026 10:20:30 A", "zone", "+0100", id="military zone A"),
+    pytest.param("Tue, 03 Nov 2026 10:20:30 +2400", "zone", "+2400", id="zone +2400 kept"),
+    pytest.param("Tue, 03 Nov 2026 10:20:30 -0330", "iso8601", "2026-11-03T10:20:30-03:30", id="iso8601 offset"),
+    pytest.param("3 Nov 2026 10:20 +0000", "std11", "Tue, 03 Nov 2026 10:20:00 +0000", id="no weekday, no seconds"),
+    pytest.param("garbage", "date", None, id="unparsable date has no value"),
+])
+def test_date_parts(date, part, want):
+    from vdeliver.sieve.extensions import date as d
+    when = d.parse_date(date)
+    assert (None if when is None else d.date_part(when, part)) == want
 
 
 def test_include_and_globals():
