@@ -94,13 +94,15 @@ def test_compiles_as_pigeonhole_does(src):
 
 
 def test_nesting_limit_is_a_compile_error():
-    ok = b"if true {" * 32 + b"keep;" + b"}" * 32
-    sieve.compile(ok)
+    # Pigeonhole: 31 nested blocks (tests) compile, the 32nd level is an error
+    sieve.compile(b"if true {" * 31 + b"keep;" + b"}" * 31)
     with pytest.raises(sieve.CompileError) as e:
-        sieve.compile(b"if true {" * 33 + b"keep;" + b"}" * 33)
-    assert "nest" in e.value.errors[0]
-    with pytest.raises(sieve.CompileError):
-        sieve.compile(b"if " + b"not " * 40 + b"true { keep; }")
+        sieve.compile(b"if true {" * 32 + b"keep;" + b"}" * 32)
+    assert "cannot nest command blocks deeper than 32 levels" in e.value.errors[0]
+    sieve.compile(b"if " + b"not " * 30 + b"true { keep; }")
+    with pytest.raises(sieve.CompileError) as e:
+        sieve.compile(b"if " + b"not " * 31 + b"true { keep; }")
+    assert "cannot nest tests deeper than 32 levels" in e.value.errors[0]
 
 
 def test_extensions_setting():

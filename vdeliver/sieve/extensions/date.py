@@ -7,7 +7,6 @@ settings["current_time"] (an aware datetime) when given, else the clock.
 Never: raise on an unparsable Date header (it simply has no value).
 """
 import datetime
-import email.utils
 import re
 
 from .. import match, registry
@@ -94,6 +93,7 @@ _MILITARY["Z"] = 0
 def parse_date(value):
     """An RFC 5322 date -> (naive datetime, offset minutes), or None. Offsets up to
     +/-99:59 are kept as written (Pigeonhole shows "+2400")."""
+    import email.utils              # on first use: it pulls in socket and friends
     value = value.strip()
     head, _, last = value.rpartition(" ")
     military = _MILITARY.get(last.upper()) if len(last) == 1 and head else None

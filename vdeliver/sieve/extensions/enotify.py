@@ -5,8 +5,6 @@ notify produces a "notify" Action (params: method, message, importance, options,
 from); limits.max_notifications per run if set (Pigeonhole 0.5 has no such limit:
 max_actions bounds them). Never: send the notification.
 """
-import urllib.parse
-
 from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
 from ..result import Action, SieveRuntimeError
@@ -20,6 +18,7 @@ def mailto_recipients(uri):
     """A mailto: URI -> its list of recipient addresses, or None if invalid."""
     if not uri[:7].lower() == "mailto:":
         return None
+    import urllib.parse
     rest = uri[7:]
     to, _, query = rest.partition("?")
     if "," in to:
@@ -90,4 +89,9 @@ def _capability(run, node):
 registry.test("notify_method_capability", extension="enotify", positional=(STRING, STRING, STRINGS),
               comparator=True, match=True, run=_capability)
 
-variables.modifier("encodeurl", 15, lambda s: urllib.parse.quote(s, safe="-._~"), extension="enotify")
+def _encodeurl(s):
+    import urllib.parse
+    return urllib.parse.quote(s, safe="-._~")
+
+
+variables.modifier("encodeurl", 15, _encodeurl, extension="enotify")
