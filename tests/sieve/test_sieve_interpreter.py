@@ -413,3 +413,38 @@ def test_action_fields():
     assert (a.kind, a.mailbox, a.flags, a.create, a.copy, a.line) == ("fileinto", "X", ("\\Seen",), False, False, 3)
     with pytest.raises(Exception):
         a.kind = "keep"
+
+
+def _wildcard_reference(value, pattern):
+    """Does the :matches pattern match? By Python's fnmatch-free regex, for checking."""
+    import re
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        out.append(".*" if c == "*" else "." if c == "?" else re.escape(c))
+        i += 1
+    return re.fullmatch("".join(out), value, re.DOTALL) is not None
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.text("ab", max_size=12), st.text("ab*?", max_size=8))
+def test_wildcard_agrees_with_a_regex(value, pattern):
+    from vdeliver.sieve import comparators, match
+    caps = match.wildcard(value, pattern, comparators.COMPARATORS["i;octet"])
+    assert (caps is not None) == _wildcard_reference(value, pattern)
+    if caps is not None:                 # the expansions rebuild the value
+        rebuilt, k = [], 0
+        for c in pattern:
+            if c in "*?":
+                rebuilt.append(caps[k])
+                k += 1
+            else:
+                rebuilt.append(c)
+        assert "".join(rebuilt) == value

@@ -57,7 +57,7 @@ _PIECES = st.sampled_from(["keep", ";", " ", "\n", "\r\n", "\t", '"', "\\", ":is
                            ")", ",", "é", "\x00", "x_1", "99999999999", "a", "*", "/"])
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.lists(_PIECES, max_size=30).map("".join))
 def test_fast_lexer_agrees_with_careful_lexer(text):
     fast = lexer._fast(text)

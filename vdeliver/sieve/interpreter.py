@@ -56,6 +56,11 @@ class Run:
         if time.thread_time() > self.deadline:
             raise SieveRuntimeError(line, "execution exceeded CPU time limit")
 
+    def check_time(self):
+        """The clock inside a long match (raises MatchError, which gets the test's line)."""
+        if time.thread_time() > self.deadline:
+            raise MatchError("execution exceeded CPU time limit")
+
     # -- strings
     def expand(self, s):
         return s if type(s) is str else s.render(self)

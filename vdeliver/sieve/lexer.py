@@ -64,7 +64,8 @@ def decode(source):
 
 
 # One pass over well-formed scripts: every token kind as one alternative (each
-# linear: no nested quantifiers). Any gap (a malformed token) falls back to the
+# linear: no nested quantifiers; possessive where a lookahead follows, so that a
+# failed lookahead cannot shorten an identifier or a number). Any gap (a malformed token) falls back to the
 # character-by-character lexer below, which reports the error and its line.
 _FAST = re.compile(r"""
     (?:[ \t\r\n]+|\#[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*
@@ -73,9 +74,9 @@ _FAST = re.compile(r"""
   | "(?P<qs>[^"\\\x00]*)"
   | (?P<qe>"(?:[^"\\\x00]|\\[^\x00])*")
   | :(?P<tag>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<num>[0-9]+)(?P<q>[KMGkmg])?(?![A-Za-z_])
+  | (?P<num>[0-9]++)(?P<q>[KMGkmg])?+(?![A-Za-z_])
   | (?P<ml>[Tt][Ee][Xx][Tt]:[ \t]*(?:\#[^\n]*)?\r?\n(?:(?!\.\r?\n)[^\n]*\n)*?\.\r?\n)
-  | (?P<id>[A-Za-z_][A-Za-z0-9_]*)(?!:)
+  | (?P<id>[A-Za-z_][A-Za-z0-9_]*+)(?!:)
   | (?P<end>\Z)
   | (?P<bad>.)
   )

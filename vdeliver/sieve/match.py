@@ -79,7 +79,7 @@ def match(run, spec, values, keys):
             if v is None:
                 continue
             for k in expanded:
-                caps = wildcard(v, k, cmp)
+                caps = wildcard(v, k, cmp, run.check_time)
                 if caps is not None:
                     run.set_match_values([v] + caps)
                     return True
@@ -140,21 +140,70 @@ def _seg_at(value, pos, seg, fold):
 _BYTEWISE = frozenset({"i;octet", "i;ascii-casemap"})
 
 
-def wildcard(value, pattern, cmp):
+def _no_clock():
+    pass
+
+
+def wildcard(value, pattern, cmp, clock=_no_clock):
     """Match `value` against a :matches pattern. Returns the list of wildcard
     expansions (one per '*' and '?', RFC 5229 §3.2) or None. Stars take as little as
-    possible except the last, which takes the rest: O(len(value) * len(pattern)).
+    possible except the last, which takes the rest. Segments between stars are
+    found leftmost with str.find; worst case O(len(value) * len(pattern)), with
+    `clock` (the run's CPU check) called during long searches.
     Under i;octet and i;ascii-casemap "?" is one octet, as in Pigeonhole."""
     if cmp.name in _BYTEWISE and not (value.isascii() and pattern.isascii()):
         caps = _wildcard(value.encode("utf-8", "surrogateescape").decode("latin-1"),
-                         pattern.encode("utf-8", "surrogateescape").decode("latin-1"), cmp)
+                         pattern.encode("utf-8", "surrogateescape").decode("latin-1"), cmp, clock)
         if caps is None:
             return None
         return [c.encode("latin-1").decode("utf-8", "replace") for c in caps]
-    return _wildcard(value, pattern, cmp)
+    return _wildcard(value, pattern, cmp, clock)
 
 
-def _wildcard(value, pattern, cmp):
+def _find(fv, seg, start, limit, clock):
+    """Leftmost p in [start, limit] where seg matches fv, or -1. Literal runs are
+    found with str.find; `clock` is called now and then on long searches."""
+    if None not in seg:
+        return fv.find("".join(seg), start, limit + len(seg))
+    # anchor on the literal run that occurs least often in the value
+    runs, j = [], 0
+    while j < len(seg):
+        if seg[j] is None:
+            j += 1
+            continue
+        e = j
+        while e < len(seg) and seg[e] is not None:
+            e += 1
+        runs.append((j, e))
+        j = e
+    if not runs:                                        # only '?': any position fits
+        return start if start <= limit else -1
+    best, counted = None, {}
+    for k, r in runs:
+        text = "".join(seg[k:r])
+        n = counted.get(text)          # the count of the first place it occurs: a heuristic
+        if n is None:
+            n = counted[text] = fv.count(text, start + k, limit + r)
+            if n == 0:
+                return -1              # this run fits nowhere: the segment cannot match
+        if best is None or n < best[0]:
+            best = (n, k, r)
+    _n, k, r = best
+    run = "".join(seg[k:r])
+    q = fv.find(run, start + k, limit + r)
+    tries = 0
+    while q >= 0:
+        p = q - k
+        if _seg_at(fv, p, seg, None):
+            return p
+        tries += 1
+        if tries & 0xFFF == 0:
+            clock()
+        q = fv.find(run, q + 1, limit + r)
+    return -1
+
+
+def _wildcard(value, pattern, cmp, clock):
     fold = cmp.fold
     fv = fold(value)
     if len(fv) != len(value):       # casefolding changed the length: capture folded text
@@ -178,10 +227,8 @@ def _wildcard(value, pattern, cmp):
     pos = len(first)
     for seg in segments[1:-1]:
         limit = end_start - len(seg)
-        p = pos
-        while p <= limit and not _seg_at(fv, p, seg, fold):
-            p += 1
-        if p > limit:
+        p = _find(fv, seg, pos, limit, clock) if seg else pos
+        if p < 0 or p > limit:
             return None
         caps.append(value[pos:p])                       # the '*' before seg
         caps.extend(value[p + j] for j, item in enumerate(seg) if item is None)
