@@ -39,6 +39,21 @@ def test_patterns_run_in_bounded_time(src):
     assert result.errors == [] and cpu < 1.0, cpu
 
 
+def test_matches_on_a_megabyte_body_is_bounded():
+    data = b"From: a@b.c\r\n\r\n" + b"a" * (1 << 20)
+    src = b'require ["body", "fileinto"];\nif body :raw :matches "*' + b"a?" * 1000 + b'b*" { fileinto "x"; }\n' \
+          b'if body :raw :matches "*' + b"a?" * 1000 + b'a*" { fileinto "y"; }'
+    result, cpu = timed(run, src, message=data)
+    assert [a.mailbox for a in result.actions] == ["y"] and cpu < 3.0
+
+
+def test_many_address_tests_parse_a_big_header_once():
+    data = b"To: " + b", ".join(b"user%d@example.com" % i for i in range(20000)) + b"\r\n\r\nx\r\n"
+    src = b"".join(b'if address :is "to" "nobody%d@example.com" { keep; }\n' % i for i in range(50))
+    result, cpu = timed(run, src, message=data)
+    assert result.implicit_keep and not result.errors and cpu < 3.0
+
+
 def test_regex_match_values_are_capped():
     src = b'require ["regex", "variables", "reject"];\nif header :regex "subject" "' + b"(a)" * 100 + \
           b'" { reject "${32}|${33}|${99}"; }'

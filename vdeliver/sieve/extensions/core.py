@@ -95,8 +95,14 @@ def address_values(run, node, header_vals):
     name = node.tags.get("address-part", "all")
     part = registry.ADDRESS_PARTS[name][1]
     out = []
+    cache = run.ext.setdefault("addresses", {})     # a header's addresses, parsed once per run
     for value in header_vals:
-        for local, domain, full in parse_addresses(value):
+        addrs = cache.get(value)
+        if addrs is None:
+            addrs = parse_addresses(value)
+            if len(cache) < 1000:
+                cache[value] = addrs
+        for local, domain, full in addrs:
             if full == "":
                 out.append("")       # an empty field: every part is "" (Pigeonhole)
             else:
