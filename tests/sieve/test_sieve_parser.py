@@ -122,3 +122,32 @@ def test_capabilities_as_pigeonhole_announces():
         "fileinto reject envelope encoded-character vacation subaddress comparator-i;ascii-numeric "
         "relational regex imap4flags copy include body variables enotify environment mailbox date "
         "index ihave duplicate mime foreverypart extracttext")
+
+
+# Extension modules load when a script first requires them: whatever the order, an
+# extension's tags on another extension's commands must be there.
+LAZY_CASES = [
+    b'require ["index", "date"]; if date :index 1 :is "date" "year" "2026" { keep; }',
+    b'require ["copy", "fileinto"]; fileinto :copy "x";',
+    b'require ["mailbox", "imap4flags", "fileinto"]; fileinto :create :flags "\\\\Seen" "x";',
+    b'require ["regex", "variables"]; set :quoteregex "a" "b"; if header :regex "a" "b" {}',
+    b'require ["enotify", "variables"]; set :encodeurl "a" "b";',
+    b'require ["extracttext", "foreverypart", "variables"]; foreverypart { extracttext :lower "t"; }',
+    b'require ["mime"]; if exists :mime :anychild "content-type" {}',
+    b'require ["encoded-character", "variables", "reject"]; set "x" "1"; reject "${${hex:78}}";',
+]
+
+
+@pytest.mark.parametrize("order", [pytest.param(1, id="in order"), pytest.param(-1, id="reversed")])
+def test_lazy_extension_loading_in_a_fresh_process(order):
+    import subprocess
+    import sys
+    code = ("import sys\nfrom vdeliver import sieve\n"
+            "assert 'vdeliver.sieve.extensions.mime' not in sys.modules\n"
+            f"for src in {LAZY_CASES[::order]!r}:\n"
+            "    s = sieve.compile(src)\n"
+            "    r = sieve.run(s, sieve.Message.from_bytes(b'Subject: x\\r\\n\\r\\n'), sieve.Envelope())\n"
+            "    assert not r.errors, (src, r.errors)\n"
+            "    if b'hex' in src: assert r.actions[0].reason == '1', r.actions\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

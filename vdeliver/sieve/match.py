@@ -7,8 +7,6 @@ uses RE2 (bounded time, leftmost-longest like POSIX regexec).
 
 Never: use Python's backtracking `re` on script-supplied patterns; raise on input.
 """
-from dataclasses import dataclass
-
 from . import comparators
 
 RELOPS = {"gt": lambda c: c > 0, "ge": lambda c: c >= 0, "lt": lambda c: c < 0,
@@ -16,12 +14,16 @@ RELOPS = {"gt": lambda c: c > 0, "ge": lambda c: c >= 0, "lt": lambda c: c < 0,
 MAX_MATCH_VALUES = 32      # Pigeonhole sieve-limits.h: SIEVE_MAX_MATCH_VALUES
 
 
-@dataclass(frozen=True, slots=True)
 class MatchSpec:
-    type: str = "is"                 # is contains matches regex value count
-    relop: str = ""                  # for value/count
-    comparator: comparators.Comparator = comparators.DEFAULT
-    regexes: tuple = ()              # compiled patterns for constant :regex keys, by key index
+    """How a test matches: type (is contains matches regex value count), relop (for
+    value/count), the comparator, and compiled patterns of constant :regex keys."""
+    __slots__ = ("type", "relop", "comparator", "regexes")
+
+    def __init__(self, type="is", relop="", comparator=comparators.DEFAULT, regexes=()):  # noqa: A002
+        self.type, self.relop, self.comparator, self.regexes = type, relop, comparator, regexes
+
+    def __repr__(self):
+        return f"MatchSpec({self.type!r}, {self.relop!r}, {self.comparator.name!r})"
 
 
 DEFAULT = MatchSpec()

@@ -9,8 +9,6 @@ anything.
 Never: open a file (the loader does that), or let a LexError/ParseError escape
 as anything but CompileError.
 """
-from dataclasses import dataclass, field
-
 from . import lexer, parser, registry
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .validator import Validator
@@ -22,15 +20,20 @@ class CompileError(Exception):
         self.errors = list(errors)
 
 
-@dataclass
 class Script:
-    name: str
-    nodes: list
-    required: frozenset
-    enabled: frozenset
-    uses_variables: bool = False
-    data: dict = field(default_factory=dict)      # per-script data of extensions (e.g. includes)
-    warnings: list = field(default_factory=list)  # compile warnings, sievec style
+    """A compiled script: its name, validated nodes, the capabilities it requires and
+    those that were enabled, per-script data of extensions (includes, globals) and
+    the compile warnings (sievec style). Reusable for any number of runs."""
+    __slots__ = ("name", "nodes", "required", "enabled", "uses_variables", "data", "warnings")
+
+    def __init__(self, name, nodes, required, enabled, uses_variables=False, data=None, warnings=None):
+        self.name, self.nodes, self.required, self.enabled = name, nodes, required, enabled
+        self.uses_variables = uses_variables
+        self.data = data if data is not None else {}
+        self.warnings = warnings if warnings is not None else []
+
+    def __repr__(self):
+        return f"Script({self.name!r}, {len(self.nodes)} commands, requires {sorted(self.required)})"
 
 
 def default_extensions():

@@ -9,7 +9,6 @@ and if/elsif/else order. Extensions add their own checks through Spec.check.
 Never: run anything, read the message, or stop at the first error (all errors are
 collected, up to registry.MAX_ERRORS).
 """
-from dataclasses import dataclass
 
 from . import comparators, match, parser, registry
 from .registry import NUMBER, STRING, STRINGS
@@ -35,11 +34,13 @@ class Node:
         return f"Node({self.name!r}, line {self.line}, tags={self.tags}, args={self.args})"
 
 
-@dataclass(slots=True)
 class IfChain:
-    line: int
-    branches: list                 # [(test Node or None for else, [Node])]
-    settled: bool = False          # a branch is constantly true: the rest are dead
+    """if/elsif/else as one node: branches [(test Node or None for else, [Node])];
+    settled: a branch is constantly true, so the ones after it are dead."""
+    __slots__ = ("line", "branches", "settled")
+
+    def __init__(self, line, branches, settled=False):
+        self.line, self.branches, self.settled = line, branches, settled
 
 
 def constant(test):
@@ -113,10 +114,10 @@ class Validator:
             self.add_required(cap)
 
     def add_required(self, cap):
-        self.required.add(cap)
-        for other in registry.CAPABILITIES[cap].implies if cap in registry.CAPABILITIES else ():
-            self.required.add(other)
-        self.hooks = [fn for ext, fn in registry.STRING_HOOKS if ext in self.required]
+        for name in (cap,) + (registry.CAPABILITIES[cap].implies if cap in registry.CAPABILITIES else ()):
+            registry.load(name)
+            self.required.add(name)
+        self.hooks = [fn for _order, ext, fn in registry.STRING_HOOKS if ext in self.required]
 
     def block(self, commands):
         out = []

@@ -8,7 +8,6 @@ Never: load a whole large message.
 from .. import match, registry
 from ..registry import STRINGS, TagSpec
 
-registry.capability("body")
 
 
 def html_to_text(html):
@@ -144,4 +143,4 @@ def _check(v, node):
         node.tags["transform"] = "content"
 
 
-registry.TESTS["body"].add_check(_check)
+registry.add_check(["body"], _check)

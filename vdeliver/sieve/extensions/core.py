@@ -15,9 +15,6 @@ from ..message import parse_addresses
 from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import Action, SieveRuntimeError
 
-for _cap in ("comparator-i;octet", "comparator-i;ascii-casemap"):
-    registry.capability(_cap, default=True, announce=False)
-
 for _m in ("is", "contains", "matches"):
     registry.match_type(_m)
 

@@ -13,7 +13,6 @@ from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
 from .core import header_values, select_index  # noqa: F401
 
-registry.capability("date")
 
 PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "second", "time",
          "iso8601", "std11", "zone", "weekday")

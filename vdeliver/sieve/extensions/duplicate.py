@@ -9,7 +9,6 @@ Never: store anything; the callback owns the duplicate database.
 from .. import registry
 from ..registry import NUMBER, STRING, TagSpec
 
-registry.capability("duplicate")
 
 
 def _duplicate(run, node):

@@ -13,7 +13,6 @@ from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import Action, SieveRuntimeError
 from .core import select_index  # noqa: F401
 
-registry.capability("editheader", default=False)
 PROTECTED = frozenset({"received", "auto-submitted"})
 MAX_HEADER_SIZE = 2048
 

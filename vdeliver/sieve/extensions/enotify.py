@@ -11,7 +11,6 @@ from ..result import Action, SieveRuntimeError
 from . import variables
 from .core import valid_address
 
-registry.capability("enotify")
 
 
 def mailto_recipients(uri):

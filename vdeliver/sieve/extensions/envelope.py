@@ -8,7 +8,6 @@ from ..registry import STRINGS
 from ..result import SieveRuntimeError  # noqa: F401
 from .core import constant_strings
 
-registry.capability("envelope")
 PARTS = ("from", "to", "auth")
 
 

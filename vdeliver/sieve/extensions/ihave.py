@@ -9,7 +9,6 @@ from .. import registry
 from ..registry import STRING, STRINGS
 from ..result import SieveRuntimeError
 
-registry.capability("ihave")
 
 
 def _check(v, node):

@@ -9,10 +9,7 @@ from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
 from .core import parse_flags, valid_flag
 
-registry.capability("imap4flags")
-# The deprecated draft name: Pigeonhole 0.5 accepts it when explicitly enabled.
-registry.capability("imapflags", default=False, implies=("imap4flags",), announce=False)
-registry.add_tag(["keep", "fileinto"], TagSpec("flags", "imap4flags", arg=STRINGS))
+registry.add_tag(["keep", "fileinto"], TagSpec("flags", "imap4flags", arg=STRINGS), tests=False)
 
 def clean(flags):
     return [f for f in flags if valid_flag(f)]

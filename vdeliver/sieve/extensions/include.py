@@ -16,7 +16,6 @@ from ..registry import STRING, STRINGS, TagSpec
 from ..result import SieveRuntimeError
 from . import variables
 
-registry.capability("include")
 variables.namespace("global", "include")
 
 

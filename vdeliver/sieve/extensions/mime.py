@@ -13,9 +13,6 @@ from ..result import SieveRuntimeError
 from . import variables
 from .body import html_to_text, part_text
 
-registry.capability("mime")
-registry.capability("foreverypart")
-registry.capability("extracttext")
 
 
 class Break(Exception):
@@ -80,15 +77,15 @@ def _check(v, node):
         node.data["header_source"] = _header_source
 
 
-for _name in ("header", "address", "exists"):
-    registry.add_tag([_name], TagSpec("mime", "mime"))
-    registry.add_tag([_name], TagSpec("anychild", "mime"))
-    registry.TESTS[_name].add_check(_check)
+_TESTS = ["header", "address", "exists"]
+registry.add_tag(_TESTS, TagSpec("mime", "mime"), tests=True)
+registry.add_tag(_TESTS, TagSpec("anychild", "mime"), tests=True)
+registry.add_check(_TESTS, _check)
 for _opt in ("type", "subtype", "contenttype"):
-    registry.add_tag(["header"], TagSpec(_opt, "mime", group="mime-option", key="mime-option", value=_opt))
-registry.add_tag(["header"], TagSpec("param", "mime", arg=STRINGS, group="mime-option", key="param"))
-registry.TESTS["header"].add_check(lambda v, n: n.tags.setdefault("mime-option", "param")
-                                   if "param" in n.tags else None)
+    registry.add_tag(["header"], TagSpec(_opt, "mime", group="mime-option", key="mime-option", value=_opt),
+                     tests=True)
+registry.add_tag(["header"], TagSpec("param", "mime", arg=STRINGS, group="mime-option", key="param"), tests=True)
+registry.add_check(["header"], lambda v, n: n.tags.setdefault("mime-option", "param") if "param" in n.tags else None)
 
 
 def _foreverypart(run, node):

@@ -11,8 +11,6 @@ from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import Action
 from .core import valid_address
 
-registry.capability("vacation")
-registry.capability("vacation-seconds", default=False, implies=("vacation",))
 
 DAY = 86400
 

@@ -17,7 +17,6 @@ from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
 from ..result import SieveRuntimeError  # noqa: F401
 
-registry.capability("variables")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _REF = re.compile(rf"\$\{{(?:([0-9]+)|({_IDENT}(?:\.{_IDENT})*))\}}")
@@ -159,7 +158,7 @@ def _hook(v, s, line):
     return Template(parts, s)
 
 
-registry.string_hook("variables", _hook)
+registry.string_hook("variables", _hook, order=20)
 
 
 # -- set
