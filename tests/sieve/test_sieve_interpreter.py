@@ -97,7 +97,7 @@ def cond(test, req=()):
     pytest.param('redirect "boss@example.net";', [("redirect", "boss@example.net")], id="redirect"),
     pytest.param('redirect "Boss <boss@example.net>";', [("redirect", "boss@example.net")],
                  id="redirect to a name-addr"),
-    pytest.param('redirect "a@example.net"; redirect "a@EXAMPLE.net";', [("redirect", "a@example.net")],
+    pytest.param('redirect "a@EXAMPLE.net"; redirect "a@example.net";', [("redirect", "a@example.net")],
                  id="duplicate redirect, domain case-insensitive"),
     pytest.param('redirect "A@example.net"; redirect "a@example.net";',
                  [("redirect", "A@example.net"), ("redirect", "a@example.net")], id="local part is case-sensitive"),
@@ -448,3 +448,34 @@ def test_wildcard_agrees_with_a_regex(value, pattern):
             else:
                 rebuilt.append(c)
         assert "".join(rebuilt) == value
+
+
+def test_message_from_a_pipe_reads_the_body_after_the_headers():
+    import os
+    import threading
+    r, w = os.pipe()
+    data = MESSAGE + b"x" * 200000 + b"\r\nneedle\r\n"
+    writer = threading.Thread(target=lambda: (os.write(w, data) and None, os.close(w)))
+    writer.start()
+    with os.fdopen(r, "rb") as f:
+        msg = sieve.Message.from_file(f)
+        script = sieve.compile(b'require ["body", "fileinto"];\nif body :raw :contains "needle" { fileinto "N"; }')
+        result = sieve.run(script, msg, ENVELOPE)
+    writer.join()
+    assert brief(result) == [("fileinto", "N")]
+    assert msg.header("message-id") == ["<report-1@example.org>"]
+
+
+def test_message_size_from_a_pipe_is_counted():
+    import os
+    import threading
+    r, w = os.pipe()
+    data = MESSAGE + b"y" * (3 << 20)
+    writer = threading.Thread(target=lambda: (os.write(w, data) and None, os.close(w)))
+    writer.start()
+    with os.fdopen(r, "rb") as f:
+        msg = sieve.Message.from_file(f)
+        result = sieve.run(sieve.compile(b'require "fileinto";\nif size :over 3M { fileinto "Big"; }'), msg, ENVELOPE)
+        assert msg.size == len(data) and len(msg.body()) == sieve.DEFAULT_LIMITS.max_body_size
+    writer.join()
+    assert brief(result) == [("fileinto", "Big")]

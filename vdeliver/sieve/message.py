@@ -2,7 +2,9 @@
 
 Message.from_bytes(data) / Message.from_file(path_or_binary_file) read at most
 max_header_size bytes of header block (lines past the cap are ignored) and,
-only when a body/mime test asks, at most max_body_size bytes of body.
+only when a body/mime test asks, at most max_body_size bytes of body (a regular
+file is re-read from the body's offset; a pipe is read on once, the rest only
+counted for the size test).
 Header values are unfolded, RFC 2047-decoded and trimmed for header tests;
 addresses are parsed per RFC 5322 for address tests; MIME parts come from the
 stdlib email parser over the bounded body.
@@ -13,18 +15,19 @@ path given to from_file. Raises: OSError only from from_file's open/read.
 import codecs
 import os
 import re
+import stat
 
 MAX_HEADER_SIZE = 1 << 20
 MAX_BODY_SIZE = 1 << 20
 
 
 class Message:
-    def __init__(self, header_bytes, body_reader, size, body_size_hint=None):
+    def __init__(self, header_bytes, body_reader, size):
         self._header_bytes = header_bytes
         self._body_reader = body_reader      # callable(max) -> bytes
         self._body = None
         self._body_cap = None
-        self.size = size
+        self._size = size                    # int, or callable() -> int (a pipe: counted on demand)
         self.headers = parse_headers(header_bytes)   # [(name, raw value)]
         self._decoded = {}
         self._mime = None
@@ -43,11 +46,20 @@ class Message:
                 return cls._from_open_file(f, own_path=source, max_header_size=max_header_size)
         return cls._from_open_file(source, own_path=None, max_header_size=max_header_size)
 
+    @property
+    def size(self):
+        if callable(self._size):
+            self._size = self._size()
+        return self._size
+
     @classmethod
     def _from_open_file(cls, f, own_path, max_header_size):
         try:
             start = f.tell()
-            size = os.fstat(f.fileno()).st_size - start
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError("not a regular file")
+            size = st.st_size - start
         except (OSError, AttributeError, ValueError):
             start, size = None, None
         buf = b""
@@ -62,29 +74,21 @@ class Message:
         header = buf[:end]
         leftover = buf[body_start:] if body_start <= len(buf) else b""
         if size is None:
-            size = len(buf)
+            # A pipe: the body is read once, its first max_body_size bytes kept and the
+            # rest only counted, when a body test or the size test first asks.
+            body = _StreamBody(f, leftover, len(buf))
+            return cls(header, body.read, body.total)
 
         def read_body(cap):
             if own_path is not None:
                 with open(own_path, "rb") as g:
                     g.seek(body_start)
                     return g.read(cap)
-            if start is not None:
-                try:
-                    pos = f.tell()
-                    f.seek(start + body_start)
-                    data = f.read(cap)
-                    f.seek(pos)
-                    return data
-                except (OSError, ValueError):
-                    pass
-            more = leftover
-            while len(more) < cap:
-                chunk = f.read(min(65536, cap - len(more)))
-                if not chunk:
-                    break
-                more += chunk
-            return more[:cap]
+            pos = f.tell()
+            f.seek(start + body_start)
+            data = f.read(cap)
+            f.seek(pos)
+            return data
         return cls(header, read_body, size)
 
     # -- headers
@@ -116,6 +120,32 @@ class Message:
             self._mime = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
                 self._header_bytes + b"\n" + self.body(cap))
         return self._mime
+
+
+class _StreamBody:
+    """The body of a non-seekable stream, read once: keeps MAX_BODY_SIZE bytes, counts the rest."""
+
+    def __init__(self, f, leftover, consumed):
+        self.f, self.kept, self.consumed, self.done = f, leftover, consumed, False
+
+    def _drain(self):
+        while not self.done:
+            chunk = self.f.read(65536)
+            if not chunk:
+                self.done = True
+                break
+            self.consumed += len(chunk)
+            room = MAX_BODY_SIZE - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+
+    def read(self, cap):
+        self._drain()
+        return self.kept[:cap]
+
+    def total(self):
+        self._drain()
+        return self.consumed
 
 
 def _header_end(data, cap):

@@ -147,6 +147,8 @@ def _redirect(run, node):
     addr = valid_address(raw)
     if addr is None:
         raise SieveRuntimeError(node.line, f"specified redirect address '{raw}' is invalid")
+    local, _, domain = addr.rpartition("@")
+    addr = f"{local}@{domain.lower()}"           # as Pigeonhole normalises it
     run.add(Action("redirect", address=addr, copy=bool(node.tags.get("copy")), line=node.line))
 
 
