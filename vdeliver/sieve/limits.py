@@ -20,8 +20,8 @@ class Limits:
     max_variables: int = 255            # sieve_variables_max_scope_size
     max_match_values: int = 32          # SIEVE_MAX_MATCH_VALUES
     max_notifications: int = 0          # 0: none beyond max_actions (Pigeonhole 0.5; 2.4 has 10)
-    max_header_size: int = 1 << 20      # vdeliver: header block bytes parsed
-    max_body_size: int = 1 << 20        # vdeliver: body bytes body/mime tests read
+    max_header_size: int = 1 << 20      # vdeliver: header block bytes parsed (message.MAX_HEADER_SIZE)
+    max_body_size: int = 1 << 20        # vdeliver: body bytes body/mime tests read (a pipe: message.MAX_BODY_SIZE)
     max_foreverypart: int = 1000        # vdeliver: MIME parts a foreverypart loop visits
     max_expanded_size: int = 1 << 20    # vdeliver: characters one string may expand to
 

@@ -122,19 +122,12 @@ def string_hook(extension, fn, order):
     STRING_HOOKS.sort(key=lambda h: h[0])
 
 
-def add_tag(names, tag, tests=None):
-    """Add a tagged argument to commands/tests of other extensions (e.g. :copy on
-    redirect), now or when they are loaded. tests=None: the names are commands if
-    they are known as commands, else tests."""
-    for name in names:
-        is_test = (name not in COMMANDS and name in _TEST_NAMES) if tests is None else tests
-        _each([name], lambda spec: spec.add_tag(tag), is_test)
+def add_tag(names, tag, tests):
+    """Add a tagged argument to commands (tests=False) or tests (tests=True) of other
+    extensions (e.g. :copy on redirect), now or when they are loaded."""
+    _each(names, lambda spec: spec.add_tag(tag), tests)
 
 
 def add_check(names, fn, tests=True):
     """Add a compile-time check to tests (or commands) of other extensions."""
     _each(names, lambda spec: spec.add_check(fn), tests)
-
-
-# Tests that other extensions extend before they may be loaded (for add_tag's guess).
-_TEST_NAMES = {"header", "address", "exists", "date", "body", "envelope"}

@@ -11,7 +11,7 @@ import re
 
 from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
-from .core import header_values, select_index  # noqa: F401
+from .core import header_values
 
 
 PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "second", "time",

@@ -15,7 +15,6 @@ import re
 
 from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
-from ..result import SieveRuntimeError  # noqa: F401
 
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
