@@ -2,7 +2,9 @@
 last) -> bool (default: never a duplicate). The key is the Message-ID, or the
 :header field, or :uniqueid; without one the test is false. :seconds is capped at
 settings sieve_duplicate_max_period (default 2 days), default period 12 hours.
-A second test of the same handle and key in one run is true, as in Pigeonhole.
+The callback answers each test; the delivery side records the message only
+once the delivery succeeds, so two tests in one run give the same answer
+(Pigeonhole 0.5.19 instead fails such a run silently).
 
 Never: store anything; the callback owns the duplicate database.
 """
@@ -26,11 +28,6 @@ def _duplicate(run, node):
         seconds = int(run.settings.get("sieve_duplicate_default_period", 12 * 3600))
     seconds = min(seconds, maxp)
     handle = run.expand(tags["handle"]) if "handle" in tags else ""
-    # a second test of the same handle and key in one run sees the first one (Pigeonhole)
-    seen = run.ext.setdefault("duplicate-seen", set())
-    if (handle, key) in seen:
-        return True
-    seen.add((handle, key))
     check = run.settings.get("duplicate_check")
     if check is None:
         return False
