@@ -220,6 +220,20 @@ def cond(test, req=()):
                  'deleteheader :index 1 "received";'
                  'if header :count "eq" :comparator "i;ascii-numeric" "received" "1" { fileinto "Yes"; }',
                  KEEP, id="received protected with index"),
+    pytest.param('require ["editheader", "fileinto", "index"]; addheader :last "X-A" "1"; addheader "X-A" "0";'
+                 'if header :index 1 :is "x-a" "0" { fileinto "Yes"; }',
+                 [("addheader", "X-A"), ("addheader", "X-A"), ("fileinto", "Yes")], id="addheader first and :last"),
+    pytest.param('require ["editheader", "fileinto"]; deleteheader :index 1 :last "received";', KEEP,
+                 id="deleteheader of a protected header is ignored"),
+    pytest.param('require ["editheader", "fileinto"]; addheader "X-B" "keep"; addheader "X-B" "drop me";'
+                 'deleteheader :contains "x-b" "drop"; if header :is "x-b" "keep" { fileinto "Yes"; }',
+                 [("addheader", "X-B"), ("addheader", "X-B"), ("deleteheader", "x-b"), ("fileinto", "Yes")],
+                 id="deleteheader by value pattern"),
+    # imap4flags counts
+    pytest.param(cond('hasflag :count "eq" :comparator "i;ascii-numeric" "2"',
+                      ["imap4flags", "relational", "comparator-i;ascii-numeric"]).replace(
+                          "if hasflag", 'setflag "a b"; if hasflag'), [("fileinto", "Yes", ("a", "b"))],
+                 id="hasflag count"),
     # ihave
     pytest.param(cond('ihave "fileinto"', ["ihave"]), YES, id="ihave known"),
     pytest.param(cond('ihave "x-nosuch"', ["ihave"]), KEEP, id="ihave unknown"),
@@ -322,6 +336,14 @@ def test_include_and_globals():
             loader=lambda loc, name: scripts.get((loc, name)))
     assert r.errors == ["t: line 9: error: reject action conflicts with other action: the fileinto action "
                         "(line 4) tries to deliver the message."]
+
+
+def test_global_namespace_and_caller_environment():
+    scripts = {("global", "g"): b'require ["variables", "include"];\nset "global.seen" "${global.seen}g";'}
+    r = run('require ["include", "variables", "reject", "environment"];\ninclude :global "g";\n'
+            'include :global "g";\nif environment :is "remote-ip" "192.0.2.9" { reject "${global.seen}"; }',
+            loader=lambda loc, name: scripts.get((loc, name)), environment={"remote-ip": "192.0.2.9"})
+    assert brief(r) == [("reject", "gg")]
 
 
 def test_include_once_and_return():

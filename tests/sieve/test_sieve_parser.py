@@ -73,6 +73,16 @@ def test_parse_errors(src, line):
     pytest.param(b'if address :is "subject" "x" {}', 1, "not allowed for the address test",
                  id="address on a non-address header"),
     pytest.param(b'require "include";\ninclude "nope";', 2, "does not exist", id="missing include"),
+    pytest.param(b'require "enotify";\nnotify :importance "4" "mailto:a@b.c";', 2, ":importance",
+                 id="notify importance"),
+    pytest.param(b'require "enotify";\nnotify "mailto:a@b.c,d@e.f";', 2, "invalid mailto", id="comma in mailto"),
+    pytest.param(b'require "variables";\nset "' + b"n" * 65 + b'" "x";', 2, "invalid variable name",
+                 id="variable name over 64"),
+    pytest.param(b'require "variables";\nset "env.x" "y";', 2, "unknown variable namespace", id="namespace"),
+    pytest.param(b'require "imap4flags";\nsetflag "v" "x";', 2, "variables extension", id="flag variable"),
+    pytest.param(b'require "mime";\nif header :anychild "a" "b" {}', 2, "requires the :mime", id="anychild alone"),
+    pytest.param(b'require "vacation";\nvacation :seconds 5 "x";', 2, "unknown tagged argument ':seconds'",
+                 id="seconds needs vacation-seconds"),
 ])
 def test_compile_errors(src, line, text):
     with pytest.raises(sieve.CompileError) as e:
@@ -91,6 +101,13 @@ def test_compile_errors(src, line, text):
 ])
 def test_compiles_as_pigeonhole_does(src):
     sieve.compile(src)
+
+
+def test_editheader_compile_errors():
+    with pytest.raises(sieve.CompileError) as e:
+        sieve.compile(b'require "editheader";\naddheader "bad name" "x";',
+                      extensions=sieve.parse_extensions_setting("+editheader"), name="t")
+    assert e.value.errors[0].startswith("t: line 2: error: addheader command: specified field name")
 
 
 def test_nesting_limit_is_a_compile_error():
