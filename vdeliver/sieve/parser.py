@@ -98,9 +98,6 @@ class _Parser:
         self.pos += 1
         return tok
 
-    def is_punct(self, tok, ch):
-        return tok.kind == PUNCT and tok.value == ch
-
     def script(self):
         commands = self.commands(0)
         tok = self.peek()
@@ -137,24 +134,29 @@ class _Parser:
                                    f"but found {tok.describe()}")
 
     def arguments(self, depth, test_depth=0):
+        # the hot loop of the parser: token kinds are the lexer's constants, compared by identity
         args = []
+        toks, pos = self.tokens, self.pos
         while True:
-            tok = self.peek()
-            if tok.kind == STRING:
-                self.pos += 1
+            tok = toks[pos]
+            kind = tok.kind
+            if kind is STRING:
+                pos += 1
                 args.append(String(tok.value, tok.line, tok.multiline))
-            elif tok.kind == NUMBER:
-                self.pos += 1
-                args.append(Number(tok.value, tok.line))
-            elif tok.kind == TAG:
-                self.pos += 1
+            elif kind is TAG:
+                pos += 1
                 args.append(Tag(tok.value, tok.line))
-            elif (tok.kind is PUNCT and tok.value == "["):
+            elif kind is NUMBER:
+                pos += 1
+                args.append(Number(tok.value, tok.line))
+            elif kind is PUNCT and tok.value == "[":
+                self.pos = pos
                 args.append(self.string_list())
+                pos = self.pos
             else:
                 break
-        tok = self.peek()
-        if tok.kind == IDENT:
+        self.pos = pos
+        if tok.kind is IDENT:
             return args, [self.test(depth, test_depth + 1)], False
         if (tok.kind is PUNCT and tok.value == "("):
             self.pos += 1
