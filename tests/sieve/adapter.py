@@ -13,9 +13,11 @@ see oracle.py and test_oracle.py):
 - a fileinto without :create into a folder that does not exist: the whole
   transaction fails (stores, redirects, vacation...), the message is kept in
   INBOX once, without flags ("action-failed");
-- a folder name with "/" is refused by the Maildir++ layout (the separator is
-  "."): the transaction fails as for a missing folder;
-- keep and fileinto "INBOX" (any case) store into INBOX; two stores into one
+- a folder name the Maildir++ layout cannot hold (a "/", an empty level as in
+  "Work." or "a..b", a control character) fails the transaction as a missing
+  folder does;
+- keep and fileinto "INBOX" (any case, also as the first level: "inbox.sub"
+  is "INBOX.sub") store into INBOX; two stores into one
   mailbox are one copy, with the flags of the last;
 - result.implicit_keep: store into INBOX with result.keep_flags;
 - flags are stored as Dovecot stores them: \\Recent and keywords that are not
@@ -59,7 +61,19 @@ def store_flags(flags):
 
 
 def mailbox_name(name):
-    return "INBOX" if not name or name.upper() == "INBOX" else name
+    """The name as the store files it: INBOX in any case is INBOX, also as the
+    first level of a hierarchy ("inbox.sub" is "INBOX.sub")."""
+    if not name:
+        return "INBOX"
+    first, dot, rest = name.partition(".")
+    return "INBOX" + dot + rest if first.upper() == "INBOX" else name
+
+
+def mailbox_valid(name):
+    """Whether the Maildir++ layout can hold NAME: "." separates the levels, so
+    no level may be empty; "/" and control characters are refused."""
+    return ("/" not in name and all(name.split("."))
+            and not any(ord(c) < 0x20 or ord(c) == 0x7f for c in name))
 
 
 def mailto(action):
@@ -111,7 +125,7 @@ def outcome_of(result, existing_folders, *, redirect_loop=False, headers=None):
             name = mailbox_name(action.mailbox)
             if name not in existing_folders and not getattr(action, "create", False):
                 failed = True
-            if "/" in name:      # Maildir++ folders are "."-separated; "/" is refused
+            if not mailbox_valid(name):
                 failed = True
             stores[name] = (store_flags(action.flags), tuple(current))
         elif kind == "redirect":

@@ -1502,6 +1502,26 @@ add("ext-list-only", 'require ["fileinto", "envelope"];\nif envelope :is "to" "u
 add("ext-minus-plus", req("fileinto") + 'fileinto "Work";\n', A, folders=("Work",), extensions="-fileinto +fileinto")
 add("ext-require-unknown-with-ihave", req("ihave", "x-nope") + 'keep;\n', A)
 
+# redirect addresses and folder names as the store sees them
+A = "core"
+for i, addr in enumerate(["User@EXAMPLE.NET", "<a@example.net>", " a@example.net ", "a@example.net (comment)",
+                          '"quoted local"@example.net', "a@[192.0.2.1]", "j\u00fcrgen@b\u00fccher.example",
+                          "a@example.net, b@example.net", "a@localhost", "a.@example.net", "@example.net"]):
+    add(f"redirect-address-{i:02d}", f'redirect "{addr}";\n', A)
+add("redirect-runtime-invalid", req("variables") + 'set "a" "not valid";\nredirect "${a}";\n', A)
+add("redirect-runtime-valid", req("variables") + 'set "u" "boss";\nredirect "${u}@example.net";\n', A)
+for i, name in enumerate(["INBOX.Work", "Work.", ".Work", "Work..x", "W" * 200, "a~b", "a%b", "a*b", "a&b", "a\tb",
+                          "Inbox", "inbox.sub", "Ärger.Über", "a b", "-dash", "日本語"]):
+    add(f"folder-name-{i:02d}", req("fileinto", "mailbox") + f'fileinto :create "{name}";\n', A)
+add("folder-variable-name", req("fileinto", "mailbox", "variables") +
+    'if header :matches "subject" "*" { set "s" "${1}"; }\nfileinto :create "Subj.${s}";\n', A)
+A = "imap4flags"
+add("flags-26-keywords", req("imap4flags") + 'addflag "' + " ".join(f"k{i:02d}" for i in range(26)) + '";\n', A)
+add("flags-unicode-keyword", req("imap4flags") + 'addflag ["caf\u00e9", "ok"];\n', A)
+add("flags-dollar-keywords", req("imap4flags") + 'addflag ["$Junk", "$NotJunk", "$Forwarded", "$MDNSent"];\n', A)
+add("flags-system-unknown", req("imap4flags") + 'addflag ["\\\\Nonsense", "ok"];\n', A)
+add("flags-space-runs", req("imap4flags") + 'addflag "  a   b  ";\n', A)
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;

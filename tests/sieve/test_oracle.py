@@ -147,6 +147,18 @@ def test_outcome_of(res, folders, want):
     assert adapter.outcome_of(res, adapter.existing(folders)) == want
 
 
+@pytest.mark.parametrize("name,valid", [
+    ("Work", True), ("Lists.dev", True), ("a/b", False), ("Work.", False), (".Work", False),
+    ("a..b", False), ("a\tb", False), ("a%b*", True)])
+def test_mailbox_valid(name, valid):
+    assert adapter.mailbox_valid(name) is valid
+
+
+def test_mailbox_name():
+    assert [adapter.mailbox_name(n) for n in ("", "inbox", "Inbox.sub", "Inboxes")] == [
+        "INBOX", "INBOX", "INBOX.sub", "Inboxes"]
+
+
 def test_outcome_of_redirect_loop():
     res = result([act("redirect", address="boss@example.net")])
     assert adapter.outcome_of(res, adapter.existing(()), redirect_loop=True) == Outcome("ok", (INBOX,))
