@@ -1522,6 +1522,23 @@ add("flags-dollar-keywords", req("imap4flags") + 'addflag ["$Junk", "$NotJunk", 
 add("flags-system-unknown", req("imap4flags") + 'addflag ["\\\\Nonsense", "ok"];\n', A)
 add("flags-space-runs", req("imap4flags") + 'addflag "  a   b  ";\n', A)
 
+# numbers and odd arguments
+A = "tests"
+for i, num in enumerate(["0", "1G", "4294967295", "4294967296", "18446744073709551615", "99999999999999999999",
+                         "007", "3k", "1T"]):
+    yes_no(f"number-{i:02d}", f"size :under {num}", A)
+yes_no("tests-exists-empty-name", 'exists ""', A)
+yes_no("tests-header-empty-name", 'header :is "" ""', A)
+yes_no("tests-string-empty-list", 'string :is "" ""', A, exts=("variables",))
+yes_no("tests-string-matches-multi", 'string :matches ["abc", "xyz"] ["*y*", "q"]', A, exts=("variables",))
+yes_no("body-message-rfc822", 'body :content "message/rfc822" :contains "forwarded inner"', "body", exts=("body",),
+       message=M_MIME)
+yes_no("body-content-multipart-text", 'body :content "text" :contains "inner body"', "body", exts=("body",),
+       message=M_MIME)
+yes_no("body-raw-headers", 'body :raw :contains "Content-Type: application/pdf"', "body", exts=("body",),
+       message=M_MIME)
+yes_no("body-text-empty", 'body :text :is ""', "body", exts=("body",), message=msg(["Subject: x"], ""))
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;
