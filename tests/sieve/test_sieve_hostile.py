@@ -3,6 +3,7 @@ within the limits (or a correct result), quickly, with no exception escaping."""
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from vdeliver import sieve
 
@@ -225,3 +226,100 @@ def test_garbage_messages_never_raise(data):
            b'fileinto "${a}${t}${b}${d}";')
     result = run(src, message=data)
     assert all("internal error" not in e for e in result.errors), result.errors
+
+
+# Random scripts made of Sieve's own words: compiling raises only CompileError, and
+# a script that compiles runs without an internal error.
+_WORDS = ['require', '"fileinto"', '"variables"', '"regex"', '"relational"', '"imap4flags"', '"body"',
+          '"mime"', '"foreverypart"', '"extracttext"', '"date"', '"index"', '"include"', '"envelope"',
+          '"subaddress"', '"copy"', '"vacation"', '"enotify"', '"editheader"', '"ihave"', '"duplicate"',
+          'if', 'elsif', 'else', 'anyof', 'allof', 'not', 'true', 'false', 'header', 'address', 'exists', 'size',
+          'envelope', 'body', 'string', 'date', 'currentdate', 'hasflag', 'fileinto', 'keep', 'discard', 'stop',
+          'redirect', 'set', 'setflag', 'addflag', 'foreverypart', 'break', 'extracttext', 'vacation', 'notify',
+          'addheader', 'deleteheader', 'include', 'return', 'global', 'error', 'ihave', 'duplicate',
+          ':is', ':contains', ':matches', ':regex', ':count', ':value', ':comparator', ':all', ':localpart',
+          ':domain', ':user', ':detail', ':over', ':under', ':flags', ':copy', ':create', ':index', ':last',
+          ':mime', ':anychild', ':type', ':param', ':raw', ':text', ':content', ':days', ':seconds', ':lower',
+          ':length', ':zone', ':originalzone', ':first', ':name', ':once', ':optional',
+          '"subject"', '"from"', '"to"', '"*"', '"${1}"', '"${x}"', '"x"', '"gt"', '"eq"', '"i;octet"',
+          '"i;ascii-numeric"', '"(a+)+"', '"[[:digit:]]"', '"date"', '"year"', '"+0100"', '"mailto:a@b.c"',
+          '"a@b.c"', '"\\\\Seen"', '10', '1K', '0', '[', ']', '{', '}', '(', ')', ',', ';', ';', ';']
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_WORDS), max_size=40))
+def test_random_scripts_never_crash(words):
+    src = " ".join(words).encode()
+    everything = sieve.parse_extensions_setting("+editheader +vacation-seconds +spamtest +virustest")
+    try:
+        script = sieve.compile(src, extensions=everything, loader=lambda loc, name: b"keep;")
+    except sieve.CompileError as e:
+        assert e.errors and all(": error: " in x for x in e.errors)
+        return
+    result = sieve.run(script, sieve.Message.from_bytes(MESSAGE), ENVELOPE)
+    assert all("internal error" not in e for e in result.errors), (src, result.errors)
+
+
+_REQUIRE = ('require ["fileinto", "variables", "regex", "relational", "imap4flags", "body", "mime", '
+            '"foreverypart", "extracttext", "date", "index", "include", "envelope", "subaddress", "copy", '
+            '"vacation", "enotify", "editheader", "ihave", "duplicate", "reject", "mailbox", "environment", '
+            '"spamtest", "virustest", "encoded-character", "comparator-i;ascii-numeric"];\n')
+_MT = st.sampled_from(["", ":is", ":contains", ":matches", ":regex", ':count "ge"', ':value "lt"'])
+_CMP = st.sampled_from(["", "", ':comparator "i;octet"', ':comparator "i;ascii-numeric"'])
+_KEYS = st.sampled_from(['"x"', '["*", "?e*"]', '"${1}"', '"[[:alpha:]]+"', '"3"', '""', '"*${x}*"',
+                         '"(a|b)*c"', '"\\\\*"'])
+_STR = st.sampled_from(['"x"', '"${1}${x}"', '"${hex:41 42}"', '"Junk"', '"../x"', '""', '"a b"'])
+_HDRS = st.sampled_from(['"subject"', '["from", "to"]', '"x-none"', '"received"', '"date"'])
+_AP = st.sampled_from(["", ":all", ":localpart", ":domain", ":user", ":detail"])
+
+
+def _fill(template):
+    parts = {"mt": _MT, "cmp": _CMP, "keys": _KEYS, "str": _STR, "hdrs": _HDRS, "ap": _AP}
+    names = [n for n in parts if "{" + n + "}" in template]
+    return st.tuples(*[parts[n] for n in names]).map(lambda vals: template.format(**dict(zip(names, vals))))
+
+
+_TEST_TEMPLATES = [
+    "header {mt} {cmp} {hdrs} {keys}", "address {ap} {mt} {hdrs} {keys}", 'envelope {ap} {mt} "to" {keys}',
+    "exists {hdrs}", "size :over 1K", "body :text {mt} {keys}", 'body :content "text" {mt} {keys}',
+    "string {mt} {str} {keys}", 'date {mt} {cmp} "date" "year" {keys}', 'currentdate :zone "+0000" {mt} "hour" {keys}',
+    "hasflag {mt} {keys}", 'header :mime :anychild :subtype {mt} "content-type" {keys}', "duplicate",
+    "true", "false", 'ihave "fileinto"', 'environment {mt} "name" {keys}', "spamtest {mt} {keys}",
+    'header :index 1 :last {mt} {hdrs} {keys}']
+_CMD_TEMPLATES = [
+    "fileinto {str};", 'fileinto :copy :create :flags {str} "F";', 'keep :flags "\\\\Seen";', "discard;",
+    "stop;", 'redirect :copy "a@b.c";', 'set :lower :length "x" {str};', 'set "x" {str};', "setflag {str};",
+    'addflag "v" {str};', "removeflag {str};", "vacation :days 3 :subject {str} {str};",
+    'notify :message {str} "mailto:a@b.c";', 'addheader "X-T" {str};', 'deleteheader {mt} "x-t" {keys};',
+    "reject {str};", 'include :optional "x";', 'extracttext :first 5 "x";', "break;", "return;"]
+_TEST = st.recursive(
+    st.one_of(*[_fill(t) for t in _TEST_TEMPLATES]),
+    lambda inner: st.one_of(
+        inner.map(lambda t: "not " + t),
+        st.tuples(st.sampled_from(["anyof", "allof"]), st.lists(inner, min_size=1, max_size=3)).map(
+            lambda t: f"{t[0]} ({', '.join(t[1])})")),
+    max_leaves=6)
+_COMMAND = st.recursive(
+    st.one_of(*[_fill(t) for t in _CMD_TEMPLATES]),
+    lambda inner: st.one_of(
+        st.tuples(_TEST, st.lists(inner, max_size=3), st.lists(inner, max_size=2)).map(
+            lambda t: f"if {t[0]} {{ {' '.join(t[1])} }} else {{ {' '.join(t[2])} }}"),
+        st.lists(inner, max_size=3).map(lambda b: "foreverypart { " + " ".join(b) + " }")),
+    max_leaves=10)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_COMMAND, max_size=6))
+def test_random_structured_scripts_never_crash(commands):
+    src = (_REQUIRE + "\n".join(commands)).encode()
+    everything = sieve.parse_extensions_setting("+editheader +vacation-seconds +spamtest +virustest")
+    settings_ = {"sieve_spamtest_status_header": "X-Spam: ([0-9]+)", "sieve_spamtest_max_value": "5"}
+    try:
+        script = sieve.compile(src, extensions=everything, loader=lambda loc, name: b"keep;")
+    except sieve.CompileError as e:
+        assert e.errors and all(": error: " in x for x in e.errors)
+        return
+    message = MESSAGE.replace(b"\r\n\r\n", b"\r\nX-Spam: 3\r\nContent-Type: multipart/mixed; boundary=b"
+                                           b"\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--b--\r\n")
+    result = sieve.run(script, sieve.Message.from_bytes(message), ENVELOPE, settings=settings_)
+    assert all("internal error" not in e for e in result.errors), (src, result.errors)
