@@ -501,3 +501,24 @@ def test_message_size_from_a_pipe_is_counted():
         assert msg.size == len(data) and len(msg.body()) == sieve.DEFAULT_LIMITS.max_body_size
     writer.join()
     assert brief(result) == [("fileinto", "Big")]
+
+
+@pytest.mark.parametrize("pattern, want", [
+    pytest.param(r"^\w+ \s\b", r"^\w+ \s\b", id="GNU classes kept"),
+    pytest.param(r"\d\n\x", "dnx", id="other escaped letters are the letter (glibc)"),
+    pytest.param(r"\<a\>", r"\ba\b", id="word anchors become word boundaries"),
+    pytest.param(r"\`a\'", r"\Aa\z", id="buffer anchors"),
+    pytest.param("a{,2}", "a{0,2}", id="{,n}"),
+    pytest.param(r"[\d]", r"[\\d]", id="backslash literal in brackets"),
+    pytest.param("[]a][^]b][[:digit:]]", "[]a][^]b][[:digit:]]", id="brackets with ] and classes"),
+    pytest.param(r"\.\*\[", r"\.\*\[", id="escaped punctuation stays"),
+])
+def test_posix_regex_translation(pattern, want):
+    from vdeliver.sieve import regex
+    assert regex.translate(pattern) == want
+
+
+def test_back_references_are_refused_at_compile_time():
+    with pytest.raises(sieve.CompileError) as e:
+        sieve.compile(b'require "regex";\nif header :regex "subject" "(a)\\\\1" {}')
+    assert "back-references are not supported" in e.value.errors[0]
