@@ -5,15 +5,15 @@ quoted strings (backslash escapes), multi-line "text:" strings (dot-stuffed,
 ended by a line holding only "."), and the punctuation [ ] { } ( ) , ;.
 Comments ("#" to end of line, "/* ... */") are skipped.
 
-Never: evaluate anything, open a file, or accept a number above 2**32-1
-(Pigeonhole's sieve_number_t is 32 bits wide on the wire).
+Never: evaluate anything, open a file, or accept a number above 2**64-1
+(Pigeonhole's limit).
 Raises: LexError (line, message) at the first malformed token.
 """
 import re
 
 IDENT, TAG, NUMBER, STRING, PUNCT, EOF = "identifier", "tag", "number", "string", "punct", "end of script"
 
-MAX_NUMBER = 2**32 - 1
+MAX_NUMBER = 2**64 - 1            # Pigeonhole 0.5's sieve_number_t is 64 bits
 _QUANTIFIERS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _IDSTART = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
 _IDCHARS = _IDSTART | frozenset("0123456789")

@@ -249,14 +249,23 @@ def _q_decode(text):
 
 
 # -- addresses (RFC 5322 §3.4)
-def parse_addresses(value):
+def parse_addresses(value, strict=False):
     """A header value -> [(localpart, domain, full)] for each address of its
     address list, in order. Parsing stops at the first malformed item (what came
     before counts); a value with no address at all gives [(value, None, value)]
-    (so :all sees the raw text and :localpart/:domain see nothing), as Pigeonhole."""
+    (so :all sees the raw text and :localpart/:domain see nothing), as Pigeonhole.
+    strict: None instead, for anything malformed or empty (redirect's address)."""
     toks = _addr_tokens(value)
     out = []
     i, n = 0, len(toks)
+
+    def stop():
+        if strict:
+            return None
+        if out:
+            return out
+        v = value.strip()
+        return [(v, None, v)]
     while i < n:
         if toks[i] == (",",):
             i += 1
@@ -270,26 +279,22 @@ def parse_addresses(value):
                     continue
                 r = _mailbox(toks, i)
                 if r is None:
-                    return _fallback(out, value)
+                    return stop()
                 out.append(r[0])
                 i = r[1]
             i += 1
             continue
         r = _mailbox(toks, i)
         if r is None:
-            return _fallback(out, value)
+            return stop()
         out.append(r[0])
         i = r[1]
         if i < n and toks[i] != (",",):
-            return _fallback(out, value)
-    return _fallback(out, value)
+            return stop()
+    return out if out else stop()
 
 
-def _fallback(out, value):
-    if out:
-        return out
-    v = value.strip()
-    return [(v, None, v)]
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
 def _group_start(toks, i):
@@ -322,10 +327,9 @@ def _mailbox(toks, i):
 
 def _addr_spec(toks, i):
     n = len(toks)
-    local, quoted, j = [], False, i
+    local, j = [], i
     while j < n and len(toks[j]) == 2:
         local.append(toks[j][1])
-        quoted = quoted or toks[j][0] == "q"
         j += 1
         if j < n and toks[j] == (".",):
             local.append(".")
@@ -349,7 +353,7 @@ def _addr_spec(toks, i):
     lp, dom = "".join(local), "".join(domain)
     if not lp.isascii():
         return None                  # an 8-bit local part is not an address (Pigeonhole: raw value)
-    shown = '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"' if quoted else lp
+    shown = lp if _DOT_ATOM.fullmatch(lp) else '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return (lp, dom, f"{shown}@{dom}"), j
 
 

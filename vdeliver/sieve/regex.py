@@ -1,4 +1,4 @@
-"""POSIX extended regular expressions for :regex, on RE2 (bounded time).
+r"""POSIX extended regular expressions for :regex, on RE2 (bounded time).
 
 Pigeonhole compiles :regex keys with regcomp(REG_EXTENDED [| REG_ICASE]) and
 matches leftmost-longest. RE2 with posix_syntax and longest_match gives the same
@@ -39,7 +39,7 @@ _GNU_ANCHORS = {"<": r"\b", ">": r"\b", "`": r"\A", "'": r"\z"}   # RE2 has no \
 
 
 def translate(pattern):
-    """A POSIX ERE as glibc's regcomp reads it -> RE2 syntax with the same meaning:
+    r"""A POSIX ERE as glibc's regcomp reads it -> RE2 syntax with the same meaning:
     a backslash is literal inside brackets; GNU's \w \s \b \< \> \` \' are kept or
     mapped; any other escaped letter is that letter (glibc: "\d" is "d"); "{,n}"
     is "{0,n}". Back-references (\1..\9) cannot be done in linear time: RegexError."""

@@ -117,6 +117,12 @@ def _values(run, node):
     types = run.expand_all(node.tags["content"]) if transform == "content" else ["text"]
     out = []
     for part in run.message.mime(cap).walk():
+        if part.get_content_type() == "message/rfc822" and transform == "content" and \
+                any(t.lower() in ("message", "message/rfc822") for t in types):
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner:   # the encapsulated message, as text
+                out.append(inner[0].as_bytes().decode("utf-8", "replace"))
+            continue
         if part.is_multipart():
             if any(t.lower() == "multipart" or t == "" for t in types) and transform == "content":
                 pre = part.preamble or ""

@@ -54,19 +54,14 @@ def action_flags(run, node):
     return tuple(run.flags)
 
 
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = re.compile(rf'(?:{_ATOM}(?:\.{_ATOM})*|"(?:[^"\\\r\n]|\\.)*")@(?:{_ATOM}(?:\.{_ATOM})*|\[[^\]\r\n]*\])')
-
-
 def valid_address(addr):
-    """An RFC 5322 addr-spec (optionally in angle brackets or with a display name) ->
-    the bare addr-spec, or None."""
-    a = addr.strip()
-    if a.endswith(">") and "<" in a:
-        a = a[a.rindex("<") + 1:-1].strip()
-    if len(a) > 998 or not _ADDR_SPEC.fullmatch(a):
+    """One RFC 5322 address (a bare addr-spec, <addr-spec>, a name-addr, comments
+    allowed) -> the addr-spec as Pigeonhole writes it (a local part that is not a
+    dot-atom quoted), or None."""
+    addrs = parse_addresses(addr, strict=True)
+    if not addrs or len(addrs) != 1 or addrs[0][1] is None or len(addrs[0][2]) > 998:
         return None
-    return a
+    return addrs[0][2]
 
 
 def select_index(node, values):
