@@ -323,3 +323,18 @@ def test_random_structured_scripts_never_crash(commands):
                                            b"\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n--b--\r\n")
     result = sieve.run(script, sieve.Message.from_bytes(message), ENVELOPE, settings=settings_)
     assert all("internal error" not in e for e in result.errors), (src, result.errors)
+
+
+def test_a_failing_loader_is_not_a_compile_error():
+    def loader(location, name):
+        raise OSError(5, "Input/output error")
+    with pytest.raises(OSError):
+        sieve.compile(b'require "include";\ninclude "x";', loader=loader)
+
+
+def test_a_failing_callback_ends_the_run_in_an_error():
+    def exists(name):
+        raise RuntimeError("no database")
+    script = sieve.compile(b'require ["mailbox", "fileinto"];\nif mailboxexists "A" { fileinto "A"; }')
+    result = sieve.run(script, sieve.Message.from_bytes(MESSAGE), ENVELOPE, settings={"mailbox_exists": exists})
+    assert result.implicit_keep and result.errors and "no database" in result.errors[0]

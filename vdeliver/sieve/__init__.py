@@ -9,8 +9,9 @@ delivery core executes the Result; if result.errors is non-empty the run failed
 and the message goes to INBOX, as Pigeonhole does.
 
 Never: write or send mail, print, exit, or open a file other than what the loader
-or Message.from_file is given. compile() raises CompileError; run() never raises
-for anything the script or the message does.
+or Message.from_file is given. compile() raises CompileError (or what the loader
+raised when it could not look); run() never raises for anything the script, the
+message or a settings callback does.
 """
 from . import extensions as _extensions  # noqa: F401  (registers every extension)
 from . import interpreter, registry

@@ -6,12 +6,18 @@ problems come back together in CompileError.errors as sievec-style lines
 caller's loader and compiled here too (include extension), so a run never reads
 anything.
 
-Never: open a file (the loader does that), or let a LexError/ParseError escape
-as anything but CompileError.
+Never: open a file (the loader does that), or let anything escape but
+CompileError (a validator bug becomes one) and what the loader itself raised
+("not found" is the loader's None; "could not look" is its exception, which the
+caller turns into a deferral).
 """
 from . import lexer, parser, registry
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .validator import Validator
+
+
+class LoaderFailed(Exception):
+    """The loader raised (it could not look): compile() re-raises what it raised."""
 
 
 class CompileError(Exception):
@@ -58,9 +64,15 @@ def compile_script(source, *, name="script", extensions=None, loader=None, limit
     v = Validator(name, enabled, limits, loader, include_stack)
     try:
         nodes = v.script(ast)
+    except CompileError:
+        raise
+    except LoaderFailed as e:
+        raise e.__cause__ from None
     except RecursionError:
-        v.error(0, "script nested too deeply")
-        nodes = []
+        raise CompileError([f"{name}: error: script nested too deeply."]) from None
+    except Exception as e:       # a validator bug (or a failing loader) is still only a CompileError
+        raise CompileError(v.errors + [f"{name}: error: internal error during validation: "
+                                       f"{type(e).__name__}: {e}."]) from None
     if v.errors:
         raise CompileError(v.errors)
     return Script(name, nodes, frozenset(v.required), enabled,

@@ -50,14 +50,17 @@ def _check(v, node):
     if shared["count"] > v.limits.max_includes:
         v.error(node.line, f"total number of included scripts exceeds the limit ({v.limits.max_includes})")
         return
-    source = v.loader(location, name) if v.loader is not None else None
+    from ..script import CompileError, LoaderFailed, compile_script
+    try:
+        source = v.loader(location, name) if v.loader is not None else None
+    except Exception as e:              # could not look: not a script error, the caller defers
+        raise LoaderFailed() from e
     if source is None:
         if node.tags.get("optional"):
             node.data["script"] = None
             return
         v.error(node.line, f"included {location} script '{name}' does not exist")
         return
-    from ..script import CompileError, compile_script
     try:
         child = compile_script(source, name=name, extensions=v.enabled, loader=v.loader, limits=v.limits,
                                include_stack=(stack + ((("personal", v.name),) if not stack else ()) + (key,),
