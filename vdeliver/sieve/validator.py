@@ -4,7 +4,9 @@ Checks, as Pigeonhole's sieve-validator.c does: require (only at the top, only
 enabled capabilities), that each command/test is known and its extension
 required, tagged arguments (known, not repeated, of the right type, before the
 positional ones), positional argument count and types, blocks and test lists,
-and if/elsif/else order. Extensions add their own checks through Spec.check.
+and if/elsif/else order. Extensions add their own checks (Spec.checks). Blocks
+under a constant test (if false, ihave of an unknown capability, the else of
+if true) are not validated, as Pigeonhole's constant folding does.
 
 Never: run anything, read the message, or stop at the first error (all errors are
 collected, up to registry.MAX_ERRORS).
@@ -75,7 +77,6 @@ class Validator:
         self.required = set()
         self.errors = []
         self.reported_unknown = set()
-        self.skip_block = False
         self.data = {}               # per-script state of extensions (variables, include)
         self.warnings = []
         self.loops = []              # names of the enclosing loops (foreverypart)
@@ -177,9 +178,8 @@ class Validator:
             self.error(cmd.line, f"the {cmd.name} command accepts no test arguments")
         for check in spec.checks:
             check(self, node)
-        skip, self.skip_block = self.skip_block, False
         # Pigeonhole folds constant tests: a block that can never run is not validated
-        skip = skip or dead or (cmd.name in ("if", "elsif") and node.tests and constant(node.tests[0]) is False)
+        skip = dead or (cmd.name in ("if", "elsif") and node.tests and constant(node.tests[0]) is False)
         if spec.block:
             if cmd.block is None:
                 self.error(cmd.line, f"the {cmd.name} command requires a command block")
