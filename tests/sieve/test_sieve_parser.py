@@ -168,3 +168,16 @@ def test_lazy_extension_loading_in_a_fresh_process(order):
             "    if b'hex' in src: assert r.actions[0].reason == '1', r.actions\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_limits_from_pigeonhole_settings():
+    limits = sieve.limits_from_settings({"sieve_max_actions": "5", "sieve_max_script_size": "2K",
+                                         "sieve_max_cpu_time": "2min", "sieve_max_redirects": "0",
+                                         "recipient_delimiter": "+"})
+    assert (limits.max_actions, limits.max_script_size, limits.max_cpu_time, limits.max_redirects) == \
+        (5, 2048, 120, 0)
+    assert limits.max_include_depth == sieve.DEFAULT_LIMITS.max_include_depth
+    with pytest.raises(ValueError):
+        sieve.limits_from_settings({"sieve_max_actions": "many"})
+    with pytest.raises(sieve.CompileError):
+        sieve.compile(b"keep;" * 500, limits=limits)

@@ -18,12 +18,13 @@ from . import interpreter, registry
 from .envelope import Envelope
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
+from .limits import from_settings as limits_from_settings
 from .message import Message
 from .result import Action, Result
 from .script import CompileError, Script, compile_script, default_extensions
 
-__all__ = ["compile", "run", "Message", "Envelope", "Limits", "Action", "Result", "Script",
-           "CompileError", "CAPABILITIES", "parse_extensions_setting"]
+__all__ = ["compile", "run", "Message", "Envelope", "Limits", "limits_from_settings", "Action", "Result",
+           "Script", "CompileError", "CAPABILITIES", "parse_extensions_setting"]
 
 # Pigeonhole's default sieve_extensions, in the order it announces them.
 _DEFAULT_ORDER = ("fileinto reject envelope encoded-character vacation subaddress "
