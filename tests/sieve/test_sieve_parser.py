@@ -181,3 +181,12 @@ def test_limits_from_pigeonhole_settings():
         sieve.limits_from_settings({"sieve_max_actions": "many"})
     with pytest.raises(sieve.CompileError):
         sieve.compile(b"keep;" * 500, limits=limits)
+
+
+def test_every_declared_capability_loads():
+    from vdeliver.sieve import registry
+    sieve.load_extensions()
+    for name, cap in registry.CAPABILITIES.items():
+        if cap.module:
+            src = f'require "{name}";'.encode()
+            sieve.compile(src, extensions=set(registry.CAPABILITIES))

@@ -24,7 +24,7 @@ from .result import Action, Result
 from .script import CompileError, Script, compile_script, default_extensions
 
 __all__ = ["compile", "run", "Message", "Envelope", "Limits", "limits_from_settings", "Action", "Result",
-           "Script", "CompileError", "CAPABILITIES", "parse_extensions_setting"]
+           "Script", "CompileError", "CAPABILITIES", "parse_extensions_setting", "load_extensions"]
 
 # Pigeonhole's default sieve_extensions, in the order it announces them.
 _DEFAULT_ORDER = ("fileinto reject envelope encoded-character vacation subaddress "
@@ -55,6 +55,13 @@ def parse_extensions_setting(value, base=None):
         else:
             current.discard(name)
     return current
+
+
+def load_extensions():
+    """Import every extension module now (a long-running daemon may prefer this to
+    loading them on first use from several threads)."""
+    for name in registry.CAPABILITIES:
+        registry.load(name)
 
 
 def compile(source, *, name="script", extensions=None, loader=None, limits=None):  # noqa: A001
