@@ -326,6 +326,16 @@ def test_date_parts(date, part, want):
     assert (None if when is None else d.date_part(when, part)) == want
 
 
+@pytest.mark.parametrize("field, want", [
+    pytest.param(b"=?utf-8?q?Doe=2C_John?= <j@x.org>", "j@x.org", id="encoded comma in the display name"),
+    pytest.param(b"=?utf-8?q?a=40b.c?= <j@x.org>", "j@x.org", id="encoded @ in the display name"),
+    pytest.param(b"=?utf-8?q?j=40x.org?=", "=?utf-8?q?j=40x.org?=", id="an encoded word is not an address"),
+])
+def test_address_parses_before_decoding(field, want):
+    msg = b"From: " + field + b"\r\nTo: u@example.com\r\n\r\nx\r\n"
+    assert reason('if address :all :matches "from" "*" { reject "${1}"; }', message=msg) == want
+
+
 def test_include_and_globals():
     scripts = {("personal", "lib"): b'require ["variables", "include", "fileinto"];\nglobal "where";\n'
                                      b'set "local" "lib";\nfileinto "${where}";\nreturn;\nfileinto "never";',

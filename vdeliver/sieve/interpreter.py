@@ -80,6 +80,12 @@ class Run:
         key = name.lower()
         return [decode_value(v) for n, v in self.headers if n.lower() == key]
 
+    def raw_header(self, name):
+        """Unfolded but not RFC 2047-decoded values (the address test parses these)."""
+        from .message import unfold
+        key = name.lower()
+        return [unfold(v) for n, v in self.header_fields() if n.lower() == key]
+
     def header_fields(self):
         return self.message.headers if self.headers is None else self.headers
 

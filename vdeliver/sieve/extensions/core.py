@@ -74,16 +74,22 @@ def select_index(node, values):
     return [values[index - 1]] if 1 <= index <= len(values) else []
 
 
-def header_values(run, node, names):
+def header_values(run, node, names, raw=False):
+    """The values of the named fields (decoded, or raw: unfolded only)."""
     source = node.data.get("header_source")
     out = []
     for name in run.expand_all(names):
-        vals = source(run, node, name) if source is not None else run.header(name)
+        if source is not None:
+            vals = source(run, node, name, raw)
+        else:
+            vals = run.raw_header(name) if raw else run.header(name)
         out.extend(select_index(node, vals))
     return out
 
 
 def address_values(run, node, header_vals):
+    """Addresses of raw header values: parsed first, then each part decoded, so an
+    encoded display name with a comma or an "@" cannot split or fake an address."""
     name = node.tags.get("address-part", "all")
     part = registry.ADDRESS_PARTS[name][1]
     out = []
@@ -176,7 +182,7 @@ def _address_check(v, node):
 
 
 def _address(run, node):
-    values = address_values(run, node, header_values(run, node, node.args[0]))
+    values = address_values(run, node, header_values(run, node, node.args[0], raw=True))
     return match.match(run, node.match, values, node.args[1])
 
 
@@ -187,7 +193,7 @@ def _header(run, node):
 def _exists(run, node):
     source = node.data.get("header_source")
     for name in run.expand_all(node.args[0]):
-        vals = source(run, node, name) if source is not None else run.header(name)
+        vals = source(run, node, name, True) if source is not None else run.raw_header(name)
         if not vals:
             return False
     return True

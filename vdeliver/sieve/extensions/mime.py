@@ -7,7 +7,7 @@ limits.max_foreverypart parts. Never: decode a part that no test asks for.
 """
 from .. import registry
 from ..interpreter import execute
-from ..message import decode_2047, decode_value
+from ..message import decode_2047, decode_value, unfold
 from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import SieveRuntimeError
 from . import variables
@@ -31,10 +31,10 @@ def _parts_for(run, node):
     return [part]
 
 
-def _option_values(part, name, node):
+def _option_values(part, name, node, raw=False):
     opt = node.tags.get("mime-option")
     if opt is None:
-        return [decode_value(v) for v in (part.get_all(name) or [])]
+        return [(unfold(v) if raw else decode_value(v)) for v in (part.get_all(name) or [])]
     if name.lower() != "content-type" and opt != "param":
         return []
     if part.get(name) is None:
@@ -55,15 +55,15 @@ def _option_values(part, name, node):
     return out
 
 
-def _header_source(run, node, name):
+def _header_source(run, node, name, raw=False):
     if not node.tags.get("mime"):
-        return run.header(name)
+        return run.raw_header(name) if raw else run.header(name)
     out = []
     for part in _parts_for(run, node):
         if part is run.message.mime(run.limits.max_body_size) and not node.tags.get("mime-option"):
-            out.extend(run.header(name))
+            out.extend(run.raw_header(name) if raw else run.header(name))
         else:
-            out.extend(_option_values(part, name, node))
+            out.extend(_option_values(part, name, node, raw))
     return out
 
 
