@@ -219,7 +219,7 @@ def _decode_word(m):
     try:
         codecs.lookup(charset)
     except LookupError:
-        return m.group(0)
+        charset = "utf-8"                        # as Dovecot: an unknown charset is read as UTF-8
     try:
         if enc == "B":
             import binascii
