@@ -285,6 +285,8 @@ def test_actions(script, want):
                  "inv.pdf", id="mime anychild param"),
     pytest.param('require "body"; if body :content "text/plain" :contains "Café" { reject "ok"; }', "ok",
                  id="body content decoded"),
+    pytest.param('require "body"; if body :matches "*" { reject "[${1}]"; }', "[]",
+                 id="body sets no match variables"),
     pytest.param('require ["mime", "foreverypart", "extracttext"]; foreverypart { extracttext :first 7 "t"; }'
                  'reject "${t}";', "", id="extracttext of a non-text part is empty"),
     pytest.param('require ["mime", "foreverypart", "extracttext"]; foreverypart { if header :mime :subtype '

@@ -33,9 +33,10 @@ class MatchError(Exception):
     """A run-time pattern problem (a variable :regex key that does not compile)."""
 
 
-def match(run, spec, values, keys):
+def match(run, spec, values, keys, capture=True):
     """True when any value matches any key. Sets the match variables of `run`
-    (RFC 5229: only on success, only for :matches and :regex)."""
+    (RFC 5229: only on success, only for :matches and :regex; never for the body
+    test, capture=False, as Pigeonhole)."""
     t = spec.type
     cmp = spec.comparator
     if t == "count":
@@ -83,7 +84,8 @@ def match(run, spec, values, keys):
             for k in expanded:
                 caps = wildcard(v, k, cmp, run.check_time)
                 if caps is not None:
-                    run.set_match_values([v] + caps)
+                    if capture:
+                        run.set_match_values([v] + caps)
                     return True
         return False
     if t == "regex":
@@ -100,7 +102,8 @@ def match(run, spec, values, keys):
                     continue
                 m = pat.search(v)
                 if m is not None:
-                    run.set_match_values([m.group(0)] + [g or "" for g in m.groups()])
+                    if capture:
+                        run.set_match_values([m.group(0)] + [g or "" for g in m.groups()])
                     return True
         return False
     raise AssertionError(t)

@@ -2,7 +2,8 @@
 parts of those types) and :text (the default: decoded text parts, HTML turned
 into text as Dovecot does).
 
-Reads at most limits.max_body_size bytes of body, through the Message.
+Reads at most limits.max_body_size bytes of body, through the Message. Like
+Pigeonhole, the body test sets no match variables.
 Never: load a whole large message.
 """
 from .. import match, registry
@@ -138,7 +139,7 @@ def _values(run, node):
 
 
 registry.test("body", extension="body", positional=(STRINGS,), comparator=True, match=True,
-              run=lambda run, node: match.match(run, node.match, _values(run, node), node.args[0]),
+              run=lambda run, node: match.match(run, node.match, _values(run, node), node.args[0], capture=False),
               tags={"raw": TagSpec("raw", "body", group="transform", key="transform", value="raw"),
                     "text": TagSpec("text", "body", group="transform", key="transform", value="text"),
                     "content": TagSpec("content", "body", arg=STRINGS, group="transform", key="content")})
