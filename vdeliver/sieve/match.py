@@ -2,8 +2,9 @@
 :is, :contains, :matches (with match values for ${N}), :value/:count and :regex.
 
 match(run, spec, values, keys) -> bool, where spec is a MatchSpec built at compile
-time. :matches runs a linear-time wildcard matcher (no backtracking regex), :regex
-uses RE2 (bounded time, leftmost-longest like POSIX regexec).
+time. :matches runs a wildcard matcher without backtracking (segments between stars
+found leftmost with str.find, under the run's CPU clock), :regex uses RE2
+(linear time, leftmost-longest like POSIX regexec).
 
 Never: use Python's backtracking `re` on script-supplied patterns; raise on input.
 """

@@ -1,8 +1,8 @@
 """The extension registry: capabilities, commands, tests, tags, match types,
 address parts and string hooks, as data that extension modules fill in.
 
-Each module under extensions/ calls capability(), command(), test() ... at import
-time; the validator and interpreter only consult this registry. Adding an
+Each module under extensions/ calls command(), test(), add_tag() ... when it is
+imported; the validator and interpreter only consult this registry. Adding an
 extension is one new module plus its line in extensions/__init__.py, which
 declares every capability and the module that implements it; a module is
 imported only when a script requires one of its capabilities (load()), so a
