@@ -13,9 +13,11 @@ see oracle.py and test_oracle.py):
 - a fileinto without :create into a folder that does not exist: the whole
   transaction fails (stores, redirects, vacation...), the message is kept in
   INBOX once, without flags ("action-failed");
-- a folder name with "/" is refused by the Maildir++ layout (the separator is
-  "."): the transaction fails as for a missing folder;
-- keep and fileinto "INBOX" (any case) store into INBOX; two stores into one
+- a folder name the Maildir++ layout cannot hold (a "/", an empty level as in
+  "Work." or "a..b", a control character) fails the transaction as a missing
+  folder does;
+- keep and fileinto "INBOX" (any case, also as the first level: "inbox.sub"
+  is "INBOX.sub") store into INBOX; two stores into one
   mailbox are one copy, with the flags of the last;
 - result.implicit_keep: store into INBOX with result.keep_flags;
 - flags are stored as Dovecot stores them: \\Recent and keywords that are not
@@ -25,9 +27,13 @@ see oracle.py and test_oracle.py):
 - redirect: one per distinct address; none when the message already carries
   X-Sieve-Redirected-From with the recipient's address (a mail loop): then
   the message is kept in INBOX instead;
-- vacation, notify: decided on.
+- vacation, notify: decided on (with the vacation's period, subject and from,
+  the notification's importance);
+- addheader/deleteheader edit the header of the copies stored after them
+  (and of the implicit keep), not of those stored before.
 
-Never: consult sieve-test here, or anything of oracle.py's but the canonical form.
+Never: consult sieve-test here (only the canonical form, the shared settings and
+header_fields() come from oracle.py).
 """
 import re
 import socket
@@ -55,11 +61,23 @@ def store_flags(flags):
 
 
 def mailbox_name(name):
-    return "INBOX" if not name or name.upper() == "INBOX" else name
+    """The name as the store files it: INBOX in any case is INBOX, also as the
+    first level of a hierarchy ("inbox.sub" is "INBOX.sub")."""
+    if not name:
+        return "INBOX"
+    first, dot, rest = name.partition(".")
+    return "INBOX" + dot + rest if first.upper() == "INBOX" else name
+
+
+def mailbox_valid(name):
+    """Whether the Maildir++ layout can hold NAME: "." separates the levels, so
+    no level may be empty; "/" and control characters are refused."""
+    return ("/" not in name and all(name.split("."))
+            and not any(ord(c) < 0x20 or ord(c) == 0x7f for c in name))
 
 
 def mailto(action):
-    """("notify", "mailto:" + the To recipients) from an enotify action."""
+    """("notify", "mailto:" + the To recipients, importance) from an enotify action."""
     params = getattr(action, "params", None) or {}
     uri = params.get("method") or params.get("uri") or getattr(action, "address", None) or ""
     scheme, _, rest = uri.partition(":")
@@ -69,7 +87,7 @@ def mailto(action):
         name, _, value = field.partition("=")
         if name.lower() == "to":
             rcpts += [urllib.parse.unquote(a) for a in value.split(",") if a]
-    return ("notify", scheme.lower() + ":" + ",".join(rcpts))
+    return ("notify", scheme.lower() + ":" + ",".join(rcpts), params.get("importance") or "2")
 
 
 def first_line(errors):
@@ -85,29 +103,34 @@ def first_line(errors):
     return None
 
 
-def outcome_of(result, existing_folders, *, redirect_loop=False):
+def outcome_of(result, existing_folders, *, redirect_loop=False, headers=None):
     """What the delivery core makes of a Result, in the canonical form.
-    REDIRECT_LOOP: the message says it was redirected by this user before."""
+    REDIRECT_LOOP: the message says it was redirected by this user before.
+    HEADERS: the message's header fields (oracle.header_fields), to which the
+    addheader/deleteheader actions are applied; each store keeps the header
+    as it was when its keep/fileinto ran, an implicit keep the final one."""
     if result.errors:
         return oracle.finish("runtime-error", [oracle.INBOX_STORE], first_line(result.errors),
                              "\n".join(map(str, result.errors)))
-    stores = {}        # mailbox -> flags; insertion order, the last flags win
+    original = tuple(headers or ())
+    current = list(original)
+    stores = {}        # mailbox -> (flags, header fields); insertion order, the last wins
     others = []
     failed = False
     for action in result.actions:
         kind = action.kind
         if kind == "keep":
-            stores["INBOX"] = store_flags(action.flags)
+            stores["INBOX"] = (store_flags(action.flags), tuple(current))
         elif kind == "fileinto":
             name = mailbox_name(action.mailbox)
             if name not in existing_folders and not getattr(action, "create", False):
                 failed = True
-            if "/" in name:      # Maildir++ folders are "."-separated; "/" is refused
+            if not mailbox_valid(name):
                 failed = True
-            stores[name] = store_flags(action.flags)
+            stores[name] = (store_flags(action.flags), tuple(current))
         elif kind == "redirect":
             if redirect_loop:
-                stores.setdefault("INBOX", ())
+                stores.setdefault("INBOX", ((), tuple(current)))
             elif ("redirect", action.address) not in others:
                 others.append(("redirect", action.address))
         elif kind in ("reject", "ereject"):
@@ -115,16 +138,42 @@ def outcome_of(result, existing_folders, *, redirect_loop=False):
         elif kind == "discard":
             others.append(("discard",))
         elif kind == "vacation":
-            others.append(("vacation",))
+            p = action.params or {}
+            others.append(("vacation", p.get("seconds"), p.get("subject"), p.get("from")))
         elif kind == "notify":
             others.append(mailto(action))
-        # addheader/deleteheader change the message; the stores show no headers
+        elif kind == "addheader":
+            current = add_header(current, action.params)
+        elif kind == "deleteheader":
+            current = delete_header(current, action.params)
     if result.implicit_keep:
-        stores.setdefault("INBOX", store_flags(result.keep_flags))
+        stores.setdefault("INBOX", (store_flags(result.keep_flags), tuple(current)))
     if failed:
         return oracle.finish("action-failed", [oracle.INBOX_STORE])
-    actions = [("store", name, flags) for name, flags in stores.items()] + others
-    return oracle.finish("ok", actions)
+    actions = [("store", name, flags) for name, (flags, _h) in stores.items()] + others
+    stored = [(name, fields) for name, (_f, fields) in stores.items()] if headers is not None else ()
+    return oracle.finish("ok", actions, stored=stored, original=original)
+
+
+def add_header(fields, params):
+    name, value = params["name"], params["value"]
+    field = (name, " ".join(value.split()))
+    return fields + [field] if params.get("last") else [field] + fields
+
+
+def delete_header(fields, params):
+    """Drop the fields the action names: its 1-based occurrences among the
+    fields called params["name"]."""
+    key = params["name"].lower()
+    drop = set(params.get("occurrences") or ())
+    out, n = [], 0
+    for field in fields:
+        if field[0].lower() == key:
+            n += 1
+            if n in drop:
+                continue
+        out.append(field)
+    return out
 
 
 def loader_for(case):
@@ -160,7 +209,8 @@ def run_case(case):
                               auth="")
     result = sieve.run(script, sieve.Message.from_bytes(case.message), envelope,
                        environment=dict(ENVIRONMENT), settings=settings_for(case))
-    return outcome_of(result, existing(case.folders), redirect_loop=redirect_loop(case))
+    return outcome_of(result, existing(case.folders), redirect_loop=redirect_loop(case),
+                      headers=oracle.header_fields(case.message))
 
 
 def redirect_loop(case):

@@ -21,3 +21,24 @@ def pigeonhole(request):
               and isinstance(item.callspec.params["case"], oracle.Case)}
     cases = [c for c in corpus_sieve.CASES if c.id in wanted] or corpus_sieve.CASES
     return oracle.run_cases(cases)
+
+
+_AREA = {c.id: c.area for c in corpus_sieve.CASES}
+_DISAGREE = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.failed and "test_agrees_with_pigeonhole[" in report.nodeid:
+        _DISAGREE.append(report.nodeid.rsplit("[", 1)[1].rstrip("]"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line per corpus area that disagrees with Pigeonhole, with its cases."""
+    if not _DISAGREE:
+        return
+    by_area = {}
+    for case_id in _DISAGREE:
+        by_area.setdefault(_AREA.get(case_id, "?"), []).append(case_id)
+    terminalreporter.section("Sieve cases that disagree with Pigeonhole, by area")
+    for area, ids in sorted(by_area.items(), key=lambda kv: -len(kv[1])):
+        terminalreporter.write_line(f"{area} ({len(ids)}): {' '.join(ids)}")

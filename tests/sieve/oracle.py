@@ -1,17 +1,19 @@
 """Pigeonhole's sieve-test as the oracle: run a case, return its canonical Outcome.
 
-One case is run twice by /usr/bin/sieve-test (Debian's dovecot-sieve, Pigeonhole
-0.5.19 for Dovecot 2.3.19) in a private directory of its own: a dry run, whose
-"Performed actions" list gives the details (reject reason, notify recipients),
-and an executed run (-e -l maildir:DIR) into a real Maildir holding the case's
-folders, which gives Pigeonhole's real outcome (a fileinto into a missing folder
-fails the whole transaction there, and the message is kept in INBOX once). The
+One case is run by /usr/bin/sieve-test (Debian's dovecot-sieve, Pigeonhole
+0.5.19 for Dovecot 2.3.19) in a private directory of its own: an executed run
+(-e -l maildir:DIR) into a real Maildir holding the case's folders, which gives
+Pigeonhole's real outcome (a fileinto into a missing folder fails the whole
+transaction there, and the message is kept in INBOX once). The
 stores are read back from the Maildir: which folders hold a copy, and with which
-flags (":2,FLAGS" plus the folder's dovecot-keywords file).
+flags (":2,FLAGS" plus the folder's dovecot-keywords file), with which header.
+When it rejected, or decided on a vacation or a notification, a dry run (in a
+fresh directory) adds the details from its "Performed actions" list (the
+vacation's period, subject and from, the notification's recipients).
 
 The canonical form, shared with adapter.py (vdeliver's side):
 
-    Outcome(status, actions, error_line)
+    Outcome(status, actions, error_line, stored_headers)
 
 status
     "ok"             the script ran and every action was carried out
@@ -23,8 +25,9 @@ status
                      fileinto without :create into a folder that does not
                      exist); nothing of the script's is done, the message is
                      kept in INBOX once, without flags
+    "sieve-test-failure"  anything else (sieve-test itself failed; never expected)
 actions
-    A sorted tuple of what happened to the message, each a tuple:
+    A tuple of what happened to the message, sorted by repr(), each a tuple:
     ("store", MAILBOX, FLAGS)  one copy stored. MAILBOX is the Sieve-side name
                                ("INBOX", "Work", "Lists.dev": Maildir++ with the
                                "." separator); FLAGS a sorted tuple, system
@@ -33,10 +36,15 @@ actions
     ("redirect", ADDRESS)      forwarded to ADDRESS (no angle brackets)
     ("reject", REASON)         rejected with REASON (reject; ereject alike)
     ("discard",)               discard ran and nothing was stored anywhere
-    ("vacation",)              the script decided on a vacation response
-                               (whether Pigeonhole's RFC 3834 checks then let
-                               it go out is in the detail, not compared)
-    ("notify", URI)            an enotify notification was decided on: URI is
+    ("vacation", SECONDS, SUBJECT, FROM)
+                               the script decided on a vacation response with
+                               that period in seconds (at least a day; 0.5.19
+                               has no maximum by default), :subject and :from
+                               (None when not given); whether Pigeonhole's
+                               RFC 3834 checks then let it go out is in the
+                               detail, not compared
+    ("notify", URI, IMPORTANCE)
+                               an enotify notification was decided on: URI is
                                "mailto:" + the recipients joined by ","
     A compile error has no actions; a runtime error or a failed action has
     exactly (("store", "INBOX", ()),).
@@ -46,6 +54,13 @@ error_line
     follow-on errors differ between implementations without anything being
     wrong. Where Pigeonhole gives no line (the ihave "error" command says just
     "error: MESSAGE."), any line vdeliver gives is accepted (agree()).
+stored_headers
+    The header fields of every stored copy whose header differs from the
+    message's own (editheader), as a sorted tuple of (MAILBOX, FIELDS); FIELDS
+    is the header in order, each (name, value) with the value unfolded,
+    RFC 2047 decoded and its white space runs made one space (header_fields()).
+    () when no store was edited. Pigeonhole stores a copy as the header was
+    when the fileinto/keep ran; an implicit keep has the final header.
 
 Outcome.detail (not compared) keeps sieve-test's own words for the report.
 
@@ -134,11 +149,15 @@ class Outcome:
     status: str
     actions: tuple = ()
     error_line: int | None = None
+    stored_headers: tuple = ()
     detail: str = dataclasses.field(default="", compare=False)
 
     def __str__(self):
         lines = [f"status={self.status} error_line={self.error_line}"]
         lines += [f"  {a!r}" for a in self.actions]
+        for mailbox, fields in self.stored_headers:
+            lines.append(f"  stored in {mailbox} with the header:")
+            lines += [f"    {n}: {v}" for n, v in fields]
         return "\n".join(lines)
 
 
@@ -163,15 +182,40 @@ def canonical_flags(flags):
     return tuple(sorted(out))
 
 
-def finish(status, actions, error_line=None, detail=""):
-    """The one place an Outcome is assembled, for both sides: the discard rule
-    and the sort order live here."""
+def finish(status, actions, error_line=None, detail="", stored=(), original=None):
+    """The one place an Outcome is assembled, for both sides: the discard rule,
+    the sort order and which stored headers count live here. STORED: (mailbox,
+    fields) per copy; ORIGINAL: the message's own fields."""
     actions = list(actions)
     discarded = ("discard",) in actions
     actions = [a for a in actions if a != ("discard",)]
     if discarded and not any(a[0] == "store" for a in actions):
         actions.append(("discard",))
-    return Outcome(status, tuple(sorted(actions)), error_line, detail)
+    edited = tuple(sorted((m, tuple(f)) for m, f in stored if tuple(f) != tuple(original or ())))
+    return Outcome(status, tuple(sorted(actions, key=repr)), error_line, edited, detail)
+
+
+def header_fields(data):
+    """The header of a message (bytes) as ((name, value), ...): values unfolded,
+    RFC 2047 decoded, white space runs made one space."""
+    from email.header import decode_header, make_header
+    head = data.replace(b"\r\n", b"\n")
+    head = head[1:] if head.startswith(b"\n") else head.split(b"\n\n", 1)[0]
+    fields = []
+    for line in head.decode("utf-8", "replace").split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1][1] += line
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            fields.append([name, value])
+    out = []
+    for name, value in fields:
+        try:
+            value = str(make_header(decode_header(value)))
+        except Exception:
+            pass
+        out.append((name, " ".join(value.split())))
+    return tuple(out)
 
 
 # -- running sieve-test ------------------------------------------------------
@@ -276,15 +320,16 @@ def chown_tree(root, user):
             os.chown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid)
 
 
-def sieve_test(case, root, user, execute):
-    argv = [SIEVE_TEST, "-c", f"{root}/dovecot.conf", "-C"]
+def sieve_test(case, root, user, execute, extra=()):
+    argv = [SIEVE_TEST, "-c", f"{root}/dovecot.conf", "-C", *extra]
     if execute:
         argv += ["-e", "-l", f"maildir:{root}/mail"]
     argv += ["-f", case.sender,
              "-a", case.original_recipient or case.recipient,
              "-r", case.recipient,
              f"{root}/{SCRIPT_NAME}.sieve", f"{root}/message.eml"]
-    env = {"HOME": f"{root}/home", "USER": user.pw_name if user else "root", "PATH": "/usr/bin:/bin", "TZ": "UTC", "LANG": "C"}
+    env = {"HOME": f"{root}/home", "USER": user.pw_name if user else "root",
+           "PATH": "/usr/bin:/bin", "TZ": "UTC", "LANG": "C"}
     kw = {}
     if user is not None:
         kw = dict(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
@@ -313,7 +358,7 @@ def dry_run_actions(stdout):
 
 
 def read_maildir(root):
-    """The stores as the Maildir shows them: [("store", MAILBOX, FLAGS)]."""
+    """The stores as the Maildir shows them: [(("store", MAILBOX, FLAGS), FIELDS)]."""
     stores = []
     mail = f"{root}/mail"
     folders = [("INBOX", mail)]
@@ -337,7 +382,9 @@ def read_maildir(root):
                 if ":2," in fn:
                     for ch in fn.rsplit(":2,", 1)[1]:
                         flags.append(MAILDIR_FLAGS.get(ch) or keywords.get(ch, "?" + ch))
-                stores.append(("store", name, canonical_flags(flags)))
+                with open(os.path.join(d, fn), "rb") as f:
+                    fields = header_fields(f.read())
+                stores.append((("store", name, canonical_flags(flags)), fields))
     return stores
 
 
@@ -345,6 +392,9 @@ def parse(case, dry, run, stores):
     """sieve-test's two runs and the Maildir -> Outcome. The one normaliser."""
     err = run.stderr.decode("utf-8", "replace")
     out = run.stdout.decode("utf-8", "replace").replace("\r\n", "\n")
+    original = header_fields(case.message)
+    stored = [(a[1], fields) for a, fields in stores]
+    stores = [a for a, _ in stores]
     detail = (f"$ exit {run.returncode}\n{err}\n{out}\n--- dry run:\n"
               + dry.stdout.decode("utf-8", "replace") + dry.stderr.decode("utf-8", "replace"))
     if run.returncode == EX_COMPILE or "failed to compile sieve script" in err:
@@ -354,14 +404,14 @@ def parse(case, dry, run, stores):
     if "final result: success" not in err:
         m = ERROR_LINE.search(err)
         if m:
-            return finish("runtime-error", stores, int(m.group(1)), detail)
+            return finish("runtime-error", stores, int(m.group(1)), detail, stored, original)
         # the error command (ihave) reports "error: MESSAGE." without a line;
         # a failed action's error names the message ("error: msgid=...: ...")
         if re.search(r"^error: (?!msgid=)", err, re.M):
-            return finish("runtime-error", stores, None, detail)
+            return finish("runtime-error", stores, None, detail, stored, original)
         if "resolved with successful implicit keep" in err:
-            return finish("action-failed", stores, None, detail)
-        return finish("sieve-test-failure", stores, None, detail)
+            return finish("action-failed", stores, None, detail, stored, original)
+        return finish("sieve-test-failure", stores, None, detail, stored, original)
     # the user log's lines ("info: msgid=...: redirect action: ...") name each
     # action once; the same events also go to the main log, with a prefix
     log = "\n".join(l for l in err.splitlines() if re.match(r"(info|warning|error): ", l))
@@ -370,37 +420,62 @@ def parse(case, dry, run, stores):
         actions.append(("redirect", addr))
     if "discard action: Marked message to be discarded" in log:
         actions.append(("discard",))
-    actions += [("vacation",)] * len(re.findall(r"vacation action: ", log))
-    notify_sent = "notify action: " in log
+    vacation_done = "vacation action: " in log
+    notify_done = "notify action: " in log
     rejected = re.findall(r"was automatically rejected:\n(.*?)\n--", out, re.S)
     for head, sub in dry_run_actions(dry.stdout):
+        values = dict(re.match(r"=> (\S+)\s*: ?(.*)$", s).groups() for s in sub if re.match(r"=> \S+\s*:", s))
         if head.startswith("reject message with reason: "):
             reason = rejected.pop(0) if rejected else head[len("reject message with reason: "):]
             actions.append(("reject", reason))
-        elif head.startswith("send notification with method") and notify_sent:
+        elif head.startswith("send vacation message") and vacation_done:
+            actions.append(("vacation", int(values.get("seconds", "0")), values.get("subject"),
+                            values.get("from")))
+        elif head.startswith("send notification with method") and notify_done:
             rcpts = [s[len("+ To: "):] for s in sub if s.startswith("+ To: ")]
-            actions.append(("notify", "mailto:" + ",".join(rcpts)))
-    return finish("ok", actions, None, detail)
+            actions.append(("notify", "mailto:" + ",".join(rcpts), values.get("importance")))
+    return finish("ok", actions, None, detail, stored, original)
+
+
+NEEDS_DRY_RUN = re.compile(rb"^info: .*(?:reject|vacation|notify) action: ", re.M)
 
 
 def run_case(case, user=None, base=None):
-    """Run one case through sieve-test; its private directory is removed after."""
+    """Run one case through sieve-test; its private directory is removed after.
+    The executed run always; the dry run (in a fresh directory: nothing of the
+    first run, a compiled binary or the duplicate database, may reach it) only
+    when its action list has details we need (reject, vacation, notify)."""
     root = tempfile.mkdtemp(prefix="sieve-oracle-", dir=base)
     try:
         os.chmod(root, 0o755)
         prepare(case, root)
         chown_tree(root, user)
-        dry = sieve_test(case, root, user, execute=False)
-        # a fresh Maildir and HOME for the executed run: the dry run must not leave
-        # anything (a compiled binary, a duplicate database) the real run could see
-        shutil.rmtree(root)
-        os.makedirs(root)
+        run = sieve_test(case, root, user, execute=True)
+        stores = read_maildir(root)
+        dry = subprocess.CompletedProcess([], 0, b"", b"(no dry run needed)")
+        if NEEDS_DRY_RUN.search(run.stderr):
+            shutil.rmtree(root)
+            os.makedirs(root)
+            os.chmod(root, 0o755)
+            prepare(case, root)
+            chown_tree(root, user)
+            dry = sieve_test(case, root, user, execute=False)
+        return parse(case, dry, run, stores)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def trace(case):
+    """sieve-test's own trace of the case (-t - -Tlevel=matching, a dry run), for
+    explaining a disagreement."""
+    user = ensure_user()
+    root = tempfile.mkdtemp(prefix="sieve-oracle-trace-")
+    try:
         os.chmod(root, 0o755)
         prepare(case, root)
         chown_tree(root, user)
-        run = sieve_test(case, root, user, execute=True)
-        stores = read_maildir(root)
-        return parse(case, dry, run, stores)
+        proc = sieve_test(case, root, user, execute=False, extra=["-t", "-", "-Tlevel=matching"])
+        return (proc.stdout + proc.stderr).decode("utf-8", "replace")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

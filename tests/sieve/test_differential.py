@@ -15,12 +15,12 @@ import oracle
 
 
 def params():
+    out = []
     for case in corpus_sieve.CASES:
-        marks = []
         why = corpus_sieve.DELIBERATE_DIFFERENCES.get(case.id)
-        if why:
-            marks.append(pytest.mark.xfail(strict=True, reason=why))
-        yield pytest.param(case, id=case.id, marks=marks)
+        marks = [pytest.mark.xfail(strict=True, reason=why)] if why else []
+        out.append(pytest.param(case, id=case.id, marks=marks))
+    return out
 
 
 def explain(case, want, got):
@@ -29,7 +29,8 @@ def explain(case, want, got):
             f"extensions={case.extensions!r} envelope from={case.sender} to={case.recipient}"
             f"{' orig=' + case.original_recipient if case.original_recipient else ''}\n"
             f"{script}\n--- Pigeonhole:\n{want}\n--- vdeliver:\n{got}\n"
-            f"--- vdeliver's errors:\n{got.detail}\n--- sieve-test said:\n{want.detail}")
+            f"--- vdeliver's errors:\n{got.detail}\n--- sieve-test said:\n{want.detail}\n"
+            f"--- sieve-test's trace (a dry run):\n{oracle.trace(case)}")
 
 
 @pytest.mark.parametrize("case", params())

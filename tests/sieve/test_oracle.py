@@ -21,7 +21,8 @@ KNOWN = [
           folders=("Work",)),
      Outcome("ok", (("store", "Work", ("$Junk", "\\Seen")),))),
     (Case("implicit-keep", b'if false { discard; }\n'), Outcome("ok", (INBOX,))),
-    (Case("missing-folder", b'require "fileinto";\nfileinto "Missing";\n'), Outcome("action-failed", (INBOX,))),
+    (Case("missing-folder", b'require "fileinto";\nfileinto "Missing";\n'),
+     Outcome("action-failed", (INBOX,))),
     (Case("missing-folder-aborts-all", b'require ["fileinto", "imap4flags"];\naddflag "\\\\Seen";\n'
           b'redirect "r@example.net";\nfileinto "Work";\nfileinto "Missing";\n', folders=("Work",)),
      Outcome("action-failed", (INBOX,))),
@@ -36,7 +37,11 @@ KNOWN = [
      Outcome("ok", (("store", "Work", ()),))),
     (Case("vacation-notify-redirect", b'require ["vacation", "enotify"];\nvacation "x";\n'
           b'notify "mailto:a%40b.example";\nredirect "r@x.example";\n'),
-     Outcome("ok", (("notify", "mailto:a@b.example"), ("redirect", "r@x.example"), ("vacation",)))),
+     Outcome("ok", (("notify", "mailto:a@b.example", "2"), ("redirect", "r@x.example"),
+                    ("vacation", 604800, None, None)))),
+    (Case("vacation-clamped", b'require ["vacation", "vacation-seconds"];\n'
+          b'vacation :seconds 60 :subject "Away" :from "me@example.com" "x";\n'),
+     Outcome("ok", (INBOX, ("vacation", 86400, "Away", "me@example.com")))),
     (Case("redirect-dedupe-exact", b'redirect "a@b.c";\nredirect "A@b.c";\nredirect "a@b.c";\n'),
      Outcome("ok", (("redirect", "A@b.c"), ("redirect", "a@b.c")))),
     (Case("utf8-folder", 'require ["fileinto", "mailbox"];\nfileinto :create "Über.a&b";\n'.encode()),
@@ -53,6 +58,11 @@ KNOWN = [
     (Case("editheader-visible", b'require ["editheader"];\naddheader "X-A" "1";\n'
           b'if header :is "X-A" "1" { redirect "yes@x.example"; }\n'),
      Outcome("ok", (("redirect", "yes@x.example"),))),
+    (Case("editheader-stored", b'require ["fileinto", "editheader"];\nfileinto "Work";\n'
+          b'addheader "X-A" "1";\ndeleteheader "subject";\nkeep;\n',
+          message=b"From: a@example.org\nSubject: s\n\nbody\n", folders=("Work",)),
+     Outcome("ok", (INBOX, ("store", "Work", ())),
+             stored_headers=(("INBOX", (("X-A", "1"), ("From", "a@example.org"))),))),
     (Case("spamtest-configured", b'require ["spamtest", "relational", "comparator-i;ascii-numeric"];\n'
           b'if spamtest :value "ge" :comparator "i;ascii-numeric" "5" { discard; }\n',
           message=corpus_sieve.M_SPAM),
@@ -87,7 +97,7 @@ def test_each_run_is_fresh():
                 b'if duplicate { fileinto "Dup"; }\nvacation "x";\n', folders=("Dup",))
     first = oracle.run_cases([case])[case.id]
     second = oracle.run_cases([case])[case.id]
-    assert first == second == Outcome("ok", (INBOX, ("vacation",)))
+    assert first == second == Outcome("ok", (INBOX, ("vacation", 604800, None, None)))
 
 
 @pytest.mark.parametrize("name,encoded", [
@@ -127,13 +137,26 @@ def result(actions=(), implicit_keep=False, errors=(), keep_flags=()):
                  Outcome("ok", (("reject", "no\nway"),)), id="reject line ends"),
     pytest.param(result([act("keep", flags=("A",)), act("fileinto", mailbox="inbox", flags=("B",))]), (),
                  Outcome("ok", (("store", "INBOX", ("B",)),)), id="one INBOX copy, last flags"),
-    pytest.param(result([act("notify", params={"method": "mailto:a%40b.c?subject=x"})], implicit_keep=True), (),
-                 Outcome("ok", (("notify", "mailto:a@b.c"), INBOX)), id="notify"),
+    pytest.param(result([act("notify", params={"method": "mailto:a%40b.c?subject=x"})],
+                        implicit_keep=True), (),
+                 Outcome("ok", (("notify", "mailto:a@b.c", "2"), INBOX)), id="notify"),
     pytest.param(result([act("keep", flags=("\\Recent", "x(y", "ok", "OK"))]), (),
                  Outcome("ok", (("store", "INBOX", ("ok",)),)), id="flags as stored"),
 ])
 def test_outcome_of(res, folders, want):
     assert adapter.outcome_of(res, adapter.existing(folders)) == want
+
+
+@pytest.mark.parametrize("name,valid", [
+    ("Work", True), ("Lists.dev", True), ("a/b", False), ("Work.", False), (".Work", False),
+    ("a..b", False), ("a\tb", False), ("a%b*", True)])
+def test_mailbox_valid(name, valid):
+    assert adapter.mailbox_valid(name) is valid
+
+
+def test_mailbox_name():
+    assert [adapter.mailbox_name(n) for n in ("", "inbox", "Inbox.sub", "Inboxes")] == [
+        "INBOX", "INBOX", "INBOX.sub", "Inboxes"]
 
 
 def test_outcome_of_redirect_loop():
@@ -144,6 +167,7 @@ def test_outcome_of_redirect_loop():
 # -- the corpus --------------------------------------------------------------
 
 AREAS = {"core", "tests", "address", "envelope", "match", "encoded-character", "reject", "copy",
+         "message", "limits",
          "subaddress", "relational", "regex", "imap4flags", "body", "variables", "include",
          "environment", "mailbox", "date", "index", "ihave", "mime", "editheader", "spamtest",
          "vacation", "notify", "duplicate", "malformed", "runtime", "roundcube", "extensions"}
@@ -161,3 +185,9 @@ def test_deliberate_differences_have_reasons():
     ids = {c.id for c in corpus_sieve.CASES}
     for case_id, why in corpus_sieve.DELIBERATE_DIFFERENCES.items():
         assert case_id in ids and why.strip()
+
+
+def test_trace_explains():
+    oracle.require_available()
+    text = oracle.trace(Case("trace", b'if header :is "subject" "Weekly report" { discard; }\n'))
+    assert "Started executing script 'script'" in text and "matching value `Weekly report'" in text

@@ -9,20 +9,22 @@ delivery core executes the Result; if result.errors is non-empty the run failed
 and the message goes to INBOX, as Pigeonhole does.
 
 Never: write or send mail, print, exit, or open a file other than what the loader
-or Message.from_file is given. compile() raises CompileError; run() never raises
-for anything the script or the message does.
+or Message.from_file is given. compile() raises CompileError (or what the loader
+raised when it could not look); run() never raises for anything the script, the
+message or a settings callback does.
 """
 from . import extensions as _extensions  # noqa: F401  (registers every extension)
 from . import interpreter, registry
 from .envelope import Envelope
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .limits import Limits
+from .limits import from_settings as limits_from_settings
 from .message import Message
 from .result import Action, Result
 from .script import CompileError, Script, compile_script, default_extensions
 
-__all__ = ["compile", "run", "Message", "Envelope", "Limits", "Action", "Result", "Script",
-           "CompileError", "CAPABILITIES", "parse_extensions_setting"]
+__all__ = ["compile", "run", "Message", "Envelope", "Limits", "limits_from_settings", "Action", "Result",
+           "Script", "CompileError", "CAPABILITIES", "parse_extensions_setting", "load_extensions"]
 
 # Pigeonhole's default sieve_extensions, in the order it announces them.
 _DEFAULT_ORDER = ("fileinto reject envelope encoded-character vacation subaddress "
@@ -53,6 +55,13 @@ def parse_extensions_setting(value, base=None):
         else:
             current.discard(name)
     return current
+
+
+def load_extensions():
+    """Import every extension module now (a long-running daemon may prefer this to
+    loading them on first use from several threads)."""
+    for name in registry.CAPABILITIES:
+        registry.load(name)
 
 
 def compile(source, *, name="script", extensions=None, loader=None, limits=None):  # noqa: A001

@@ -11,6 +11,7 @@ back to the implicit keep), write or send mail, or open a file.
 import time
 
 from . import result as result_mod
+from .match import MatchError
 from .result import SieveRuntimeError
 from .validator import IfChain
 
@@ -55,6 +56,11 @@ class Run:
         if time.thread_time() > self.deadline:
             raise SieveRuntimeError(line, "execution exceeded CPU time limit")
 
+    def check_time(self):
+        """The clock inside a long match (raises MatchError, which gets the test's line)."""
+        if time.thread_time() > self.deadline:
+            raise MatchError("execution exceeded CPU time limit")
+
     # -- strings
     def expand(self, s):
         return s if type(s) is str else s.render(self)
@@ -74,6 +80,12 @@ class Run:
         key = name.lower()
         return [decode_value(v) for n, v in self.headers if n.lower() == key]
 
+    def raw_header(self, name):
+        """Unfolded but not RFC 2047-decoded values (the address test parses these)."""
+        from .message import unfold
+        key = name.lower()
+        return [unfold(v) for n, v in self.header_fields() if n.lower() == key]
+
     def header_fields(self):
         return self.message.headers if self.headers is None else self.headers
 
@@ -89,11 +101,21 @@ def execute(run, nodes):
         run.tick(node.line)
         if type(node) is IfChain:
             for test, block in node.branches:
-                if test is None or evaluate(run, test):
+                if test is None:
+                    execute(run, block)
+                    break
+                try:
+                    hit = test.spec.run(run, test)
+                except MatchError as e:
+                    raise SieveRuntimeError(test.line, str(e)) from None
+                if hit:
                     execute(run, block)
                     break
         else:
-            node.spec.run(run, node)
+            try:
+                node.spec.run(run, node)
+            except MatchError as e:
+                raise SieveRuntimeError(node.line, str(e)) from None
 
 
 def evaluate(run, node):
@@ -119,4 +141,5 @@ def run_script(script, message, envelope, environment, limits, settings):
                       f"{type(e).__name__}: {e}.")
     rb = run.result
     return result_mod.Result(actions=list(rb.actions), implicit_keep=True if errors else rb.implicit_keep,
-                             errors=errors, keep_flags=tuple(run.flags), warnings=run.warnings)
+                             errors=errors, keep_flags=() if errors else tuple(run.flags),
+                             warnings=run.warnings)

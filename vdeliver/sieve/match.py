@@ -2,13 +2,12 @@
 :is, :contains, :matches (with match values for ${N}), :value/:count and :regex.
 
 match(run, spec, values, keys) -> bool, where spec is a MatchSpec built at compile
-time. :matches runs a linear-time wildcard matcher (no backtracking regex), :regex
-uses RE2 (bounded time, leftmost-longest like POSIX regexec).
+time. :matches runs a wildcard matcher without backtracking (segments between stars
+found leftmost with str.find, under the run's CPU clock), :regex uses RE2
+(linear time, leftmost-longest like POSIX regexec).
 
 Never: use Python's backtracking `re` on script-supplied patterns; raise on input.
 """
-from dataclasses import dataclass
-
 from . import comparators
 
 RELOPS = {"gt": lambda c: c > 0, "ge": lambda c: c >= 0, "lt": lambda c: c < 0,
@@ -16,12 +15,16 @@ RELOPS = {"gt": lambda c: c > 0, "ge": lambda c: c >= 0, "lt": lambda c: c < 0,
 MAX_MATCH_VALUES = 32      # Pigeonhole sieve-limits.h: SIEVE_MAX_MATCH_VALUES
 
 
-@dataclass(frozen=True, slots=True)
 class MatchSpec:
-    type: str = "is"                 # is contains matches regex value count
-    relop: str = ""                  # for value/count
-    comparator: comparators.Comparator = comparators.DEFAULT
-    regexes: tuple = ()              # compiled patterns for constant :regex keys, by key index
+    """How a test matches: type (is contains matches regex value count), relop (for
+    value/count), the comparator, and compiled patterns of constant :regex keys."""
+    __slots__ = ("type", "relop", "comparator", "regexes")
+
+    def __init__(self, type="is", relop="", comparator=comparators.DEFAULT, regexes=()):  # noqa: A002
+        self.type, self.relop, self.comparator, self.regexes = type, relop, comparator, regexes
+
+    def __repr__(self):
+        return f"MatchSpec({self.type!r}, {self.relop!r}, {self.comparator.name!r})"
 
 
 DEFAULT = MatchSpec()
@@ -31,9 +34,10 @@ class MatchError(Exception):
     """A run-time pattern problem (a variable :regex key that does not compile)."""
 
 
-def match(run, spec, values, keys):
+def match(run, spec, values, keys, capture=True):
     """True when any value matches any key. Sets the match variables of `run`
-    (RFC 5229: only on success, only for :matches and :regex)."""
+    (RFC 5229: only on success, only for :matches and :regex; never for the body
+    test, capture=False, as Pigeonhole)."""
     t = spec.type
     cmp = spec.comparator
     if t == "count":
@@ -79,9 +83,10 @@ def match(run, spec, values, keys):
             if v is None:
                 continue
             for k in expanded:
-                caps = wildcard(v, k, cmp)
+                caps = wildcard(v, k, cmp, run.check_time)
                 if caps is not None:
-                    run.set_match_values([v] + caps)
+                    if capture:
+                        run.set_match_values([v] + caps)
                     return True
         return False
     if t == "regex":
@@ -98,7 +103,8 @@ def match(run, spec, values, keys):
                     continue
                 m = pat.search(v)
                 if m is not None:
-                    run.set_match_values([m.group(0)] + [g or "" for g in m.groups()])
+                    if capture:
+                        run.set_match_values([m.group(0)] + [g or "" for g in m.groups()])
                     return True
         return False
     raise AssertionError(t)
@@ -137,10 +143,73 @@ def _seg_at(value, pos, seg, fold):
     return True
 
 
-def wildcard(value, pattern, cmp):
+_BYTEWISE = frozenset({"i;octet", "i;ascii-casemap"})
+
+
+def _no_clock():
+    pass
+
+
+def wildcard(value, pattern, cmp, clock=_no_clock):
     """Match `value` against a :matches pattern. Returns the list of wildcard
     expansions (one per '*' and '?', RFC 5229 §3.2) or None. Stars take as little as
-    possible except the last, which takes the rest: O(len(value) * len(pattern))."""
+    possible except the last, which takes the rest. Segments between stars are
+    found leftmost with str.find; worst case O(len(value) * len(pattern)), with
+    `clock` (the run's CPU check) called during long searches.
+    Under i;octet and i;ascii-casemap "?" is one octet, as in Pigeonhole."""
+    if cmp.name in _BYTEWISE and not (value.isascii() and pattern.isascii()):
+        caps = _wildcard(value.encode("utf-8", "surrogateescape").decode("latin-1"),
+                         pattern.encode("utf-8", "surrogateescape").decode("latin-1"), cmp, clock)
+        if caps is None:
+            return None
+        return [c.encode("latin-1").decode("utf-8", "replace") for c in caps]
+    return _wildcard(value, pattern, cmp, clock)
+
+
+def _find(fv, seg, start, limit, clock):
+    """Leftmost p in [start, limit] where seg matches fv, or -1. Literal runs are
+    found with str.find; `clock` is called now and then on long searches."""
+    if None not in seg:
+        return fv.find("".join(seg), start, limit + len(seg))
+    # anchor on the literal run that occurs least often in the value
+    runs, j = [], 0
+    while j < len(seg):
+        if seg[j] is None:
+            j += 1
+            continue
+        e = j
+        while e < len(seg) and seg[e] is not None:
+            e += 1
+        runs.append((j, e))
+        j = e
+    if not runs:                                        # only '?': any position fits
+        return start if start <= limit else -1
+    best, counted = None, {}
+    for k, r in runs:
+        text = "".join(seg[k:r])
+        n = counted.get(text)          # the count of the first place it occurs: a heuristic
+        if n is None:
+            n = counted[text] = fv.count(text, start + k, limit + r)
+            if n == 0:
+                return -1              # this run fits nowhere: the segment cannot match
+        if best is None or n < best[0]:
+            best = (n, k, r)
+    _n, k, r = best
+    run = "".join(seg[k:r])
+    q = fv.find(run, start + k, limit + r)
+    tries = 0
+    while q >= 0:
+        p = q - k
+        if _seg_at(fv, p, seg, None):
+            return p
+        tries += 1
+        if tries & 0xFFF == 0:
+            clock()
+        q = fv.find(run, q + 1, limit + r)
+    return -1
+
+
+def _wildcard(value, pattern, cmp, clock):
     fold = cmp.fold
     fv = fold(value)
     if len(fv) != len(value):       # casefolding changed the length: capture folded text
@@ -164,10 +233,8 @@ def wildcard(value, pattern, cmp):
     pos = len(first)
     for seg in segments[1:-1]:
         limit = end_start - len(seg)
-        p = pos
-        while p <= limit and not _seg_at(fv, p, seg, fold):
-            p += 1
-        if p > limit:
+        p = _find(fv, seg, pos, limit, clock) if seg else pos
+        if p < 0 or p > limit:
             return None
         caps.append(value[pos:p])                       # the '*' before seg
         caps.extend(value[p + j] for j, item in enumerate(seg) if item is None)

@@ -2,7 +2,9 @@
 
 Message.from_bytes(data) / Message.from_file(path_or_binary_file) read at most
 max_header_size bytes of header block (lines past the cap are ignored) and,
-only when a body/mime test asks, at most max_body_size bytes of body.
+only when a body/mime test asks, at most max_body_size bytes of body (a regular
+file is re-read from the body's offset; a pipe is read on once, the rest only
+counted for the size test).
 Header values are unfolded, RFC 2047-decoded and trimmed for header tests;
 addresses are parsed per RFC 5322 for address tests; MIME parts come from the
 stdlib email parser over the bounded body.
@@ -13,18 +15,19 @@ path given to from_file. Raises: OSError only from from_file's open/read.
 import codecs
 import os
 import re
+import stat
 
 MAX_HEADER_SIZE = 1 << 20
 MAX_BODY_SIZE = 1 << 20
 
 
 class Message:
-    def __init__(self, header_bytes, body_reader, size, body_size_hint=None):
+    def __init__(self, header_bytes, body_reader, size):
         self._header_bytes = header_bytes
         self._body_reader = body_reader      # callable(max) -> bytes
         self._body = None
         self._body_cap = None
-        self.size = size
+        self._size = size                    # int, or callable() -> int (a pipe: counted on demand)
         self.headers = parse_headers(header_bytes)   # [(name, raw value)]
         self._decoded = {}
         self._mime = None
@@ -43,11 +46,20 @@ class Message:
                 return cls._from_open_file(f, own_path=source, max_header_size=max_header_size)
         return cls._from_open_file(source, own_path=None, max_header_size=max_header_size)
 
+    @property
+    def size(self):
+        if callable(self._size):
+            self._size = self._size()
+        return self._size
+
     @classmethod
     def _from_open_file(cls, f, own_path, max_header_size):
         try:
             start = f.tell()
-            size = os.fstat(f.fileno()).st_size - start
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError("not a regular file")
+            size = st.st_size - start
         except (OSError, AttributeError, ValueError):
             start, size = None, None
         buf = b""
@@ -62,29 +74,21 @@ class Message:
         header = buf[:end]
         leftover = buf[body_start:] if body_start <= len(buf) else b""
         if size is None:
-            size = len(buf)
+            # A pipe: the body is read once, its first max_body_size bytes kept and the
+            # rest only counted, when a body test or the size test first asks.
+            body = _StreamBody(f, leftover, len(buf))
+            return cls(header, body.read, body.total)
 
         def read_body(cap):
             if own_path is not None:
                 with open(own_path, "rb") as g:
                     g.seek(body_start)
                     return g.read(cap)
-            if start is not None:
-                try:
-                    pos = f.tell()
-                    f.seek(start + body_start)
-                    data = f.read(cap)
-                    f.seek(pos)
-                    return data
-                except (OSError, ValueError):
-                    pass
-            more = leftover
-            while len(more) < cap:
-                chunk = f.read(min(65536, cap - len(more)))
-                if not chunk:
-                    break
-                more += chunk
-            return more[:cap]
+            pos = f.tell()
+            f.seek(start + body_start)
+            data = f.read(cap)
+            f.seek(pos)
+            return data
         return cls(header, read_body, size)
 
     # -- headers
@@ -116,6 +120,32 @@ class Message:
             self._mime = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(
                 self._header_bytes + b"\n" + self.body(cap))
         return self._mime
+
+
+class _StreamBody:
+    """The body of a non-seekable stream, read once: keeps MAX_BODY_SIZE bytes, counts the rest."""
+
+    def __init__(self, f, leftover, consumed):
+        self.f, self.kept, self.consumed, self.done = f, leftover, consumed, False
+
+    def _drain(self):
+        while not self.done:
+            chunk = self.f.read(65536)
+            if not chunk:
+                self.done = True
+                break
+            self.consumed += len(chunk)
+            room = MAX_BODY_SIZE - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+
+    def read(self, cap):
+        self._drain()
+        return self.kept[:cap]
+
+    def total(self):
+        self._drain()
+        return self.consumed
 
 
 def _header_end(data, cap):
@@ -189,7 +219,7 @@ def _decode_word(m):
     try:
         codecs.lookup(charset)
     except LookupError:
-        return m.group(0)
+        charset = "utf-8"                        # as Dovecot: an unknown charset is read as UTF-8
     try:
         if enc == "B":
             import binascii
@@ -218,23 +248,113 @@ def _q_decode(text):
     return bytes(out)
 
 
-# -- addresses (RFC 5322 §3.4), tolerant
-def parse_addresses(value):
-    """A header value -> list of (localpart, domain) or (raw, None) for an item that
-    is not an address. Groups contribute their members; comments are dropped."""
-    tokens = _addr_tokens(value)
+# -- addresses (RFC 5322 §3.4)
+def parse_addresses(value, strict=False):
+    """A header value -> [(localpart, domain, full)] for each address of its
+    address list, in order. Parsing stops at the first malformed item (what came
+    before counts); a value with no address at all gives [(value, None, value)]
+    (so :all sees the raw text and :localpart/:domain see nothing), as Pigeonhole.
+    strict: None instead, for anything malformed or empty (redirect's address)."""
+    toks = _addr_tokens(value)
     out = []
-    item = []
-    for tok in tokens:
-        if tok == (",",) or tok == (";",):
-            _finish(item, out)
-            item = []
-        elif tok == (":",) and not any(t == ("<",) for t in item):
-            item = []                         # group display name
+    i, n = 0, len(toks)
+
+    def stop():
+        if strict:
+            return None
+        if out:
+            return out
+        v = value.strip()
+        return [(v, None, v)]
+    while i < n:
+        if toks[i] == (",",):
+            i += 1
+            continue
+        j = _group_start(toks, i)
+        if j is not None:                       # display-name ":" [mailbox-list] ";"
+            i = j
+            while i < n and toks[i] != (";",):
+                if toks[i] == (",",):
+                    i += 1
+                    continue
+                r = _mailbox(toks, i)
+                if r is None:
+                    return stop()
+                out.append(r[0])
+                i = r[1]
+            i += 1
+            continue
+        r = _mailbox(toks, i)
+        if r is None:
+            return stop()
+        out.append(r[0])
+        i = r[1]
+        if i < n and toks[i] != (",",):
+            return stop()
+    return out if out else stop()
+
+
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+def _group_start(toks, i):
+    j = i
+    while j < len(toks) and len(toks[j]) == 2:
+        j += 1
+    if j > i and j < len(toks) and toks[j] == (":",):
+        return j + 1
+    return None
+
+
+def _mailbox(toks, i):
+    """name-addr or addr-spec at toks[i] -> ((local, domain, full), next index) or None."""
+    n = len(toks)
+    j = i
+    while j < n and (len(toks[j]) == 2 or toks[j] == (".",)):
+        j += 1
+    if j < n and toks[j] == ("<",):
+        k = j + 1
+        if k < n and toks[k] == ("@",):        # obsolete route "@a,@b:"
+            while k < n and toks[k] != (":",):
+                k += 1
+            k += 1
+        r = _addr_spec(toks, k)
+        if r is None or r[1] >= n or toks[r[1]] != (">",):
+            return None
+        return r[0], r[1] + 1
+    return _addr_spec(toks, i)
+
+
+def _addr_spec(toks, i):
+    n = len(toks)
+    local, j = [], i
+    while j < n and len(toks[j]) == 2:
+        local.append(toks[j][1])
+        j += 1
+        if j < n and toks[j] == (".",):
+            local.append(".")
+            j += 1
         else:
-            item.append(tok)
-    _finish(item, out)
-    return out
+            break
+    if not local or j >= n or toks[j] != ("@",):
+        return None
+    j += 1
+    domain = []
+    while j < n and toks[j][0] == "a":
+        domain.append(toks[j][1])
+        j += 1
+        if j < n and toks[j] == (".",):
+            domain.append(".")
+            j += 1
+        else:
+            break
+    if not domain or domain[-1] == ".":
+        return None
+    lp, dom = "".join(local), "".join(domain)
+    if not lp.isascii():
+        return None                  # an 8-bit local part is not an address (Pigeonhole: raw value)
+    shown = lp if _DOT_ATOM.fullmatch(lp) else '"' + lp.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return (lp, dom, f"{shown}@{dom}"), j
 
 
 def _addr_tokens(s):
@@ -265,43 +385,18 @@ def _addr_tokens(s):
                 j += 1
             toks.append(("q", "".join(buf)))
             i = j + 1
+        elif c == "[":
+            j = s.find("]", i)
+            j = n if j < 0 else j + 1
+            toks.append(("a", s[i:j]))
+            i = j
         elif c in "<>@,;:.":
             toks.append((c,))
             i += 1
         else:
             j = i
-            while j < n and s[j] not in ' \t\r\n()"<>@,;:.':
+            while j < n and s[j] not in ' \t\r\n()"<>@,;:.[':
                 j += 1
             toks.append(("a", s[i:j]))
             i = j
     return toks
-
-
-def _text(toks):
-    out = []
-    for t in toks:
-        out.append(t[1] if len(t) == 2 else t[0])
-    return "".join(out)
-
-
-def _finish(item, out):
-    if not item:
-        return
-    if ("<",) in item:
-        start = item.index(("<",))
-        end = item.index((">",)) if (">",) in item[start:] else len(item)
-        addr = item[start + 1:end]
-        if addr and addr[0] == ("@",):           # obsolete route: @a,@b:user@d
-            if (":",) in addr:
-                addr = addr[addr.index((":",)) + 1:]
-        if not addr:
-            return                               # <> : the null address, nothing to test
-    else:
-        addr = item
-    if ("@",) in addr:
-        at = len(addr) - 1 - addr[::-1].index(("@",))
-        local, domain = _text(addr[:at]), _text(addr[at + 1:])
-        if local and domain:
-            out.append((local, domain))
-            return
-    out.append((_text(addr), None))

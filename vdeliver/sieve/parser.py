@@ -5,14 +5,13 @@
     argument  = string-list / number / tag
     test      = identifier arguments
 
-Block and test nesting are capped (Pigeonhole's sieve-limits.h: 32 each), so a
-hostile script cannot exhaust the Python stack.
+Block and test nesting are capped (Pigeonhole's sieve-limits.h: 32 each, which
+Pigeonhole reaches at the 32nd level), so a hostile script cannot exhaust the
+Python stack.
 
 Never: look at command names (that is the validator's job) or recurse without a
 depth check. Raises: ParseError (line, message).
 """
-from dataclasses import dataclass, field
-
 from .lexer import EOF, IDENT, NUMBER, PUNCT, STRING, TAG
 
 MAX_NESTING = 32
@@ -25,48 +24,60 @@ class ParseError(Exception):
         self.message = message
 
 
-@dataclass(slots=True)
-class Tag:
-    name: str
-    line: int
+class _Value:
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(self) is type(other) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(repr(getattr(self, k)) for k in self.__slots__)})"
 
 
-@dataclass(slots=True)
-class Number:
-    value: int
-    line: int
+class Tag(_Value):
+    __slots__ = ("name", "line")
+
+    def __init__(self, name, line):
+        self.name, self.line = name, line
 
 
-@dataclass(slots=True)
-class String:
-    value: str
-    line: int
-    multiline: bool = False
+class Number(_Value):
+    __slots__ = ("value", "line")
+
+    def __init__(self, value, line):
+        self.value, self.line = value, line
 
 
-@dataclass(slots=True)
-class StringList:
-    values: list
-    line: int
+class String(_Value):
+    __slots__ = ("value", "line", "multiline")
+
+    def __init__(self, value, line, multiline=False):
+        self.value, self.line, self.multiline = value, line, multiline
 
 
-@dataclass(slots=True)
-class Test:
-    name: str
-    line: int
-    args: list = field(default_factory=list)
-    tests: list = field(default_factory=list)
-    test_list: bool = False     # written as "( ... )"
+class StringList(_Value):
+    __slots__ = ("values", "line")
+
+    def __init__(self, values, line):
+        self.values, self.line = values, line
 
 
-@dataclass(slots=True)
-class Command:
-    name: str
-    line: int
-    args: list = field(default_factory=list)
-    tests: list = field(default_factory=list)
-    test_list: bool = False
-    block: list | None = None
+class Test(_Value):
+    """name arguments [test / test-list]; test_list: written as "( ... )"."""
+    __slots__ = ("name", "line", "args", "tests", "test_list")
+
+    def __init__(self, name, line):
+        self.name, self.line = name, line
+        self.args, self.tests, self.test_list = [], [], False
+
+
+class Command(_Value):
+    __slots__ = ("name", "line", "args", "tests", "test_list", "block")
+
+    def __init__(self, name, line):
+        self.name, self.line = name, line
+        self.args, self.tests, self.test_list = [], [], False
+        self.block = None
 
 
 def parse(tokens, max_nesting=MAX_NESTING):
@@ -86,9 +97,6 @@ class _Parser:
         tok = self.tokens[self.pos]
         self.pos += 1
         return tok
-
-    def is_punct(self, tok, ch):
-        return tok.kind == PUNCT and tok.value == ch
 
     def script(self):
         commands = self.commands(0)
@@ -110,47 +118,54 @@ class _Parser:
         cmd = Command(name_tok.value, name_tok.line)
         cmd.args, cmd.tests, cmd.test_list = self.arguments(depth)
         tok = self.take()
-        if self.is_punct(tok, ";"):
+        if (tok.kind is PUNCT and tok.value == ";"):
             return cmd
-        if self.is_punct(tok, "{"):
-            if depth + 1 > self.max_nesting:
-                raise ParseError(tok.line, f"cannot nest command blocks deeper than {self.max_nesting} levels")
+        if (tok.kind is PUNCT and tok.value == "{"):
+            if depth + 1 >= self.max_nesting:          # Pigeonhole: 31 levels are fine, 32 are not
+                # reported where the too-deep block's content starts, as Pigeonhole does
+                raise ParseError(self.peek().line, f"cannot nest command blocks deeper than "
+                                                   f"{self.max_nesting} levels")
             cmd.block = self.commands(depth + 1)
             end = self.take()
-            if not self.is_punct(end, "}"):
+            if not (end.kind is PUNCT and end.value == "}"):
                 raise ParseError(end.line, f"expected command or end of block '}}', but found {end.describe()}")
             return cmd
         raise ParseError(tok.line, f"expected end of command ';' or the beginning of a compound block '{{', "
                                    f"but found {tok.describe()}")
 
     def arguments(self, depth, test_depth=0):
+        # the hot loop of the parser: token kinds are the lexer's constants, compared by identity
         args = []
+        toks, pos = self.tokens, self.pos
         while True:
-            tok = self.peek()
-            if tok.kind == STRING:
-                self.pos += 1
+            tok = toks[pos]
+            kind = tok.kind
+            if kind is STRING:
+                pos += 1
                 args.append(String(tok.value, tok.line, tok.multiline))
-            elif tok.kind == NUMBER:
-                self.pos += 1
-                args.append(Number(tok.value, tok.line))
-            elif tok.kind == TAG:
-                self.pos += 1
+            elif kind is TAG:
+                pos += 1
                 args.append(Tag(tok.value, tok.line))
-            elif self.is_punct(tok, "["):
+            elif kind is NUMBER:
+                pos += 1
+                args.append(Number(tok.value, tok.line))
+            elif kind is PUNCT and tok.value == "[":
+                self.pos = pos
                 args.append(self.string_list())
+                pos = self.pos
             else:
                 break
-        tok = self.peek()
-        if tok.kind == IDENT:
+        self.pos = pos
+        if tok.kind is IDENT:
             return args, [self.test(depth, test_depth + 1)], False
-        if self.is_punct(tok, "("):
+        if (tok.kind is PUNCT and tok.value == "("):
             self.pos += 1
             tests = [self.test(depth, test_depth + 1)]
             while True:
                 tok = self.take()
-                if self.is_punct(tok, ")"):
+                if (tok.kind is PUNCT and tok.value == ")"):
                     return args, tests, True
-                if not self.is_punct(tok, ","):
+                if not (tok.kind is PUNCT and tok.value == ","):
                     raise ParseError(tok.line, f"expected ',' or end of test list ')', but found {tok.describe()}")
                 tests.append(self.test(depth, test_depth + 1))
         return args, [], False
@@ -164,16 +179,16 @@ class _Parser:
                 raise ParseError(tok.line, f"expected string in string list, but found {tok.describe()}")
             values.append(tok.value)
             tok = self.take()
-            if self.is_punct(tok, "]"):
+            if (tok.kind is PUNCT and tok.value == "]"):
                 return StringList(values, start.line)
-            if not self.is_punct(tok, ","):
+            if not (tok.kind is PUNCT and tok.value == ","):
                 raise ParseError(tok.line, f"expected ',' or end of string list ']', but found {tok.describe()}")
 
     def test(self, depth, test_depth):
         tok = self.take()
         if tok.kind != IDENT:
             raise ParseError(tok.line, f"expected test command, but found {tok.describe()}")
-        if test_depth > self.max_nesting:
+        if test_depth >= self.max_nesting:
             raise ParseError(tok.line, f"cannot nest tests deeper than {self.max_nesting} levels")
         test = Test(tok.value, tok.line)
         test.args, test.tests, test.test_list = self.arguments(depth, test_depth)

@@ -1,9 +1,11 @@
-"""POSIX extended regular expressions for :regex, on RE2 (bounded time).
+r"""POSIX extended regular expressions for :regex, on RE2 (bounded time).
 
 Pigeonhole compiles :regex keys with regcomp(REG_EXTENDED [| REG_ICASE]) and
 matches leftmost-longest. RE2 with posix_syntax and longest_match gives the same
 semantics in linear time, and understands the [[:digit:]]-style bracket classes.
 i;ascii-casemap and i;unicode-casemap match case-insensitively, i;octet exactly.
+translate() maps what glibc accepts beyond POSIX (\w, \b, \<, {,n}, literal
+backslashes in brackets) onto RE2; back-references are refused (RE2 has none).
 
 The re2 module is imported on first use only: scripts without :regex never pay
 for it. Never: fall back to Python's backtracking `re` (catastrophic backtracking
@@ -32,6 +34,60 @@ def _module():
     return _re2
 
 
+_RE2_PASS = set("wWsSbB")                  # GNU escapes RE2 knows (perl_classes, word_boundary)
+_GNU_ANCHORS = {"<": r"\b", ">": r"\b", "`": r"\A", "'": r"\z"}   # RE2 has no \< \>: a word boundary
+
+
+def translate(pattern):
+    r"""A POSIX ERE as glibc's regcomp reads it -> RE2 syntax with the same meaning:
+    a backslash is literal inside brackets; GNU's \w \s \b \< \> \` \' are kept or
+    mapped; any other escaped letter is that letter (glibc: "\d" is "d"); "{,n}"
+    is "{0,n}". Back-references (\1..\9) cannot be done in linear time: RegexError."""
+    out = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            i += 2
+            if e in _RE2_PASS:
+                out.append("\\" + e)
+            elif e in _GNU_ANCHORS:
+                out.append(_GNU_ANCHORS[e])
+            elif e.isdigit() and e != "0":
+                raise RegexError("back-references are not supported")
+            elif e.isalnum():
+                out.append(e)                     # an ordinary character, escaped for nothing
+            else:
+                out.append("\\" + e)
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1                            # a leading "]" is a member
+            while j < n and pattern[j] != "]":
+                if pattern.startswith("[:", j) or pattern.startswith("[=", j) or pattern.startswith("[.", j):
+                    k = pattern.find(pattern[j + 1] + "]", j + 2)
+                    j = n if k < 0 else k + 2
+                else:
+                    j += 1
+            if j >= n:
+                raise RegexError("unmatched [ in bracket expression")
+            body = pattern[i + 1:j]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = j + 1
+            continue
+        if c == "{" and pattern.startswith("{,", i):
+            out.append("{0,")
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def compile_pattern(pattern, comparator):
     icase = comparator.name != "i;octet"
     key = (pattern, icase)
@@ -40,10 +96,13 @@ def compile_pattern(pattern, comparator):
         return pat
     if len(pattern) > MAX_PATTERN:
         raise RegexError("pattern is too long")
+    translated = translate(pattern)
     re2 = _module()
     opts = re2.Options()
     opts.posix_syntax = True
     opts.longest_match = True
+    opts.perl_classes = True                # \w \s (GNU extensions glibc's regcomp accepts)
+    opts.word_boundary = True               # \b \B
     opts.case_sensitive = not icase
     opts.log_errors = False
     opts.max_mem = MAX_MEM
@@ -51,7 +110,7 @@ def compile_pattern(pattern, comparator):
     opts.dot_nl = True
     opts.never_nl = False
     try:
-        pat = re2.compile(pattern, opts)
+        pat = re2.compile(translated, opts)
     except Exception as e:          # re2.error carries bytes
         msg = e.args[0] if e.args else str(e)
         if isinstance(msg, bytes):

@@ -6,14 +6,18 @@ problems come back together in CompileError.errors as sievec-style lines
 caller's loader and compiled here too (include extension), so a run never reads
 anything.
 
-Never: open a file (the loader does that), or let a LexError/ParseError escape
-as anything but CompileError.
+Never: open a file (the loader does that), or let anything escape but
+CompileError (a validator bug becomes one) and what the loader itself raised
+("not found" is the loader's None; "could not look" is its exception, which the
+caller turns into a deferral).
 """
-from dataclasses import dataclass, field
-
 from . import lexer, parser, registry
 from .limits import DEFAULT as DEFAULT_LIMITS
 from .validator import Validator
+
+
+class LoaderFailed(Exception):
+    """The loader raised (it could not look): compile() re-raises what it raised."""
 
 
 class CompileError(Exception):
@@ -22,15 +26,20 @@ class CompileError(Exception):
         self.errors = list(errors)
 
 
-@dataclass
 class Script:
-    name: str
-    nodes: list
-    required: frozenset
-    enabled: frozenset
-    uses_variables: bool = False
-    data: dict = field(default_factory=dict)      # per-script data of extensions (e.g. includes)
-    warnings: list = field(default_factory=list)  # compile warnings, sievec style
+    """A compiled script: its name, validated nodes, the capabilities it requires and
+    those that were enabled, per-script data of extensions (includes, globals) and
+    the compile warnings (sievec style). Reusable for any number of runs."""
+    __slots__ = ("name", "nodes", "required", "enabled", "uses_variables", "data", "warnings")
+
+    def __init__(self, name, nodes, required, enabled, uses_variables=False, data=None, warnings=None):
+        self.name, self.nodes, self.required, self.enabled = name, nodes, required, enabled
+        self.uses_variables = uses_variables
+        self.data = data if data is not None else {}
+        self.warnings = warnings if warnings is not None else []
+
+    def __repr__(self):
+        return f"Script({self.name!r}, {len(self.nodes)} commands, requires {sorted(self.required)})"
 
 
 def default_extensions():
@@ -55,9 +64,15 @@ def compile_script(source, *, name="script", extensions=None, loader=None, limit
     v = Validator(name, enabled, limits, loader, include_stack)
     try:
         nodes = v.script(ast)
+    except CompileError:
+        raise
+    except LoaderFailed as e:
+        raise e.__cause__ from None
     except RecursionError:
-        v.error(0, "script nested too deeply")
-        nodes = []
+        raise CompileError([f"{name}: error: script nested too deeply."]) from None
+    except Exception as e:       # a validator bug (or a failing loader) is still only a CompileError
+        raise CompileError(v.errors + [f"{name}: error: internal error during validation: "
+                                       f"{type(e).__name__}: {e}."]) from None
     if v.errors:
         raise CompileError(v.errors)
     return Script(name, nodes, frozenset(v.required), enabled,

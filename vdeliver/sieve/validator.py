@@ -4,35 +4,45 @@ Checks, as Pigeonhole's sieve-validator.c does: require (only at the top, only
 enabled capabilities), that each command/test is known and its extension
 required, tagged arguments (known, not repeated, of the right type, before the
 positional ones), positional argument count and types, blocks and test lists,
-and if/elsif/else order. Extensions add their own checks through Spec.check.
+and if/elsif/else order. Extensions add their own checks (Spec.checks). Blocks
+under a constant test (if false, ihave of an unknown capability, the else of
+if true) are not validated, as Pigeonhole's constant folding does.
 
 Never: run anything, read the message, or stop at the first error (all errors are
 collected, up to registry.MAX_ERRORS).
 """
-from dataclasses import dataclass, field
 
 from . import comparators, match, parser, registry
 from .registry import NUMBER, STRING, STRINGS
 
 
-@dataclass(slots=True)
 class Node:
-    name: str
-    line: int
-    spec: object
-    tags: dict = field(default_factory=dict)
-    args: list = field(default_factory=list)
-    tests: list = field(default_factory=list)
-    block: list | None = None
-    data: dict = field(default_factory=dict)
-    match: object = None           # MatchSpec for tests with match types
+    """A validated command or test: its spec (what runs it), tags by key, positional
+    argument values, subtests, block, extension data and MatchSpec."""
+    __slots__ = ("name", "line", "spec", "tags", "args", "tests", "block", "data", "match")
+
+    def __init__(self, name, line, spec):
+        self.name = name
+        self.line = line
+        self.spec = spec
+        self.tags = {}
+        self.args = []
+        self.tests = []
+        self.block = None
+        self.data = {}
+        self.match = None
+
+    def __repr__(self):
+        return f"Node({self.name!r}, line {self.line}, tags={self.tags}, args={self.args})"
 
 
-@dataclass(slots=True)
 class IfChain:
-    line: int
-    branches: list                 # [(test Node or None for else, [Node])]
-    settled: bool = False          # a branch is constantly true: the rest are dead
+    """if/elsif/else as one node: branches [(test Node or None for else, [Node])];
+    settled: a branch is constantly true, so the ones after it are dead."""
+    __slots__ = ("line", "branches", "settled")
+
+    def __init__(self, line, branches, settled=False):
+        self.line, self.branches, self.settled = line, branches, settled
 
 
 def constant(test):
@@ -44,6 +54,8 @@ def constant(test):
         return True
     if name == "false":
         return False
+    if name == "ihave":
+        return test.data.get("result")            # known when compiled (RFC 5463)
     if name == "not":
         c = constant(test.tests[0]) if test.tests else None
         return None if c is None else not c
@@ -65,10 +77,10 @@ class Validator:
         self.required = set()
         self.errors = []
         self.reported_unknown = set()
-        self.skip_block = False
         self.data = {}               # per-script state of extensions (variables, include)
         self.warnings = []
         self.loops = []              # names of the enclosing loops (foreverypart)
+        self.hooks = []              # string hooks of the required extensions
 
     # -- errors
     def error(self, line, message):
@@ -103,9 +115,10 @@ class Validator:
             self.add_required(cap)
 
     def add_required(self, cap):
-        self.required.add(cap)
-        for other in registry.CAPABILITIES[cap].implies if cap in registry.CAPABILITIES else ():
-            self.required.add(other)
+        for name in (cap,) + (registry.CAPABILITIES[cap].implies if cap in registry.CAPABILITIES else ()):
+            registry.load(name)
+            self.required.add(name)
+        self.hooks = [fn for _order, ext, fn in registry.STRING_HOOKS if ext in self.required]
 
     def block(self, commands):
         out = []
@@ -165,9 +178,8 @@ class Validator:
             self.error(cmd.line, f"the {cmd.name} command accepts no test arguments")
         for check in spec.checks:
             check(self, node)
-        skip, self.skip_block = self.skip_block, False
         # Pigeonhole folds constant tests: a block that can never run is not validated
-        skip = skip or dead or (cmd.name in ("if", "elsif") and node.tests and constant(node.tests[0]) is False)
+        skip = dead or (cmd.name in ("if", "elsif") and node.tests and constant(node.tests[0]) is False)
         if spec.block:
             if cmd.block is None:
                 self.error(cmd.line, f"the {cmd.name} command requires a command block")
@@ -208,74 +220,77 @@ class Validator:
         return node
 
     # -- arguments
-    def value(self, arg):
-        if isinstance(arg, parser.String):
-            return self.string(arg.value, arg.line)
-        if isinstance(arg, parser.StringList):
-            return [self.string(s, arg.line) for s in arg.values]
-        return arg.value
 
     def string(self, s, line):
-        for ext, hook in registry.STRING_HOOKS:
-            if ext in self.required:
-                s = hook(self, s, line)
+        for hook in self.hooks:
+            s = hook(self, s, line)
         return s
 
     def kind_ok(self, arg, kind):
+        t = type(arg)
         if kind == NUMBER:
-            return isinstance(arg, parser.Number)
+            return t is parser.Number
         if kind == STRING:
-            return isinstance(arg, parser.String)
-        return isinstance(arg, (parser.String, parser.StringList))
+            return t is parser.String
+        return t is parser.String or t is parser.StringList
 
     def arguments(self, cmd, spec, what):
         node = Node(cmd.name, cmd.line, spec)
         args = cmd.args
-        groups = {}
-        i, n = 0, len(args)
+        want = spec.positional
+        if args or want:
+            self.fill(node, cmd, spec, what, args, want)
+        if spec.match or spec.comparator:
+            node.match = self.match_spec(node, cmd.line)
+        return node
+
+    def fill(self, node, cmd, spec, what, args, want):
+        groups = set()
         positional = []
+        i, n = 0, len(args)
+        Tag = parser.Tag
         while i < n:
             arg = args[i]
-            if isinstance(arg, parser.Tag):
-                if positional:
-                    self.error(arg.line, f"unexpected tagged argument ':{arg.name}' after positional "
-                                         f"arguments of the {cmd.name} {what}")
-                tag = self.find_tag(spec, arg.name)
-                if tag is None:
-                    self.error(arg.line, f"unknown tagged argument ':{arg.name}' for the {cmd.name} {what}")
-                    i += 1
-                    continue
-                group = tag.group or tag.name
-                if group in groups:
-                    label = {"match-type": "match type", "address-part": "address part"}.get(group, f"':{tag.name}'")
-                    self.error(arg.line, f"multiple {label} arguments specified for the {cmd.name} {what}"
-                               if group in ("match-type", "address-part")
-                               else f"encountered duplicate tag ':{arg.name}' for the {cmd.name} {what}")
-                groups[group] = True
-                key = tag.key or tag.name
-                if tag.arg is None:
-                    node.tags[key] = tag.value
-                    i += 1
-                    continue
-                if i + 1 >= n or not self.kind_ok(args[i + 1], tag.arg):
-                    self.error(arg.line, f"the :{tag.name} tag for the {cmd.name} {what} requires a "
-                                         f"{tag.arg} argument")
-                    i += 1
-                    continue
-                val = self.value(args[i + 1])
-                if tag.arg == STRINGS and not isinstance(val, list):
-                    val = [val]
-                if tag.key == "match-type":
-                    node.tags["match-type"] = tag.value
-                    node.tags["relop"] = val
-                else:
-                    node.tags[key] = val
-                i += 2
+            if type(arg) is not Tag:
+                positional.append(arg)
+                i += 1
                 continue
-            positional.append(arg)
-            i += 1
-        want = spec.positional
-        if want and isinstance(want[0], tuple):        # alternatives, by argument count
+            if positional:
+                self.error(arg.line, f"unexpected tagged argument ':{arg.name}' after positional "
+                                     f"arguments of the {cmd.name} {what}")
+            tag = self.find_tag(spec, arg.name)
+            if tag is None:
+                self.error(arg.line, f"unknown tagged argument ':{arg.name}' for the {cmd.name} {what}")
+                i += 1
+                continue
+            group = tag.group or tag.name
+            if group in groups:
+                if group in ("match-type", "address-part"):
+                    self.error(arg.line, f"multiple {group.replace('-', ' ')} arguments specified for the "
+                                         f"{cmd.name} {what}")
+                else:
+                    self.error(arg.line, f"encountered duplicate tag ':{arg.name}' for the {cmd.name} {what}")
+            groups.add(group)
+            key = tag.key or tag.name
+            if tag.arg is None:
+                node.tags[key] = tag.value
+                i += 1
+                continue
+            if i + 1 >= n or not self.kind_ok(args[i + 1], tag.arg):
+                self.error(arg.line, f"the :{tag.name} tag for the {cmd.name} {what} requires a "
+                                     f"{tag.arg} argument")
+                i += 1
+                continue
+            val = self.value(args[i + 1])
+            if tag.arg == STRINGS and type(val) is not list:
+                val = [val]
+            if key == "match-type":
+                node.tags["match-type"] = tag.value
+                node.tags["relop"] = val
+            else:
+                node.tags[key] = val
+            i += 2
+        if want and type(want[0]) is tuple:        # alternatives, by argument count
             want = next((w for w in want if len(w) == len(positional)), want[-1])
         if len(positional) != len(want):
             if len(positional) < len(want):
@@ -284,22 +299,30 @@ class Validator:
             else:
                 self.error(positional[len(want)].line, f"the {cmd.name} {what} accepts only {len(want)} "
                                                        f"positional argument(s), but {len(positional)} found")
+        out = node.args
         for arg, kind in zip(positional, want):
             if not self.kind_ok(arg, kind):
                 found = {parser.Number: "number", parser.String: "string", parser.StringList: "string list"}
                 self.error(arg.line, f"the {cmd.name} {what} expects a {kind} as positional argument, "
                                      f"but {found[type(arg)]} was found")
-                node.args.append([] if kind == STRINGS else ("" if kind == STRING else 0))
+                out.append([] if kind == STRINGS else ("" if kind == STRING else 0))
                 continue
             val = self.value(arg)
-            if kind == STRINGS and not isinstance(val, list):
+            if kind == STRINGS and type(val) is not list:
                 val = [val]
-            node.args.append(val)
-        while len(node.args) < len(want):
-            node.args.append([] if want[len(node.args)] == STRINGS else ("" if want[len(node.args)] == STRING else 0))
-        if spec.match or spec.comparator:
-            node.match = self.match_spec(node, cmd.line)
-        return node
+            out.append(val)
+        while len(out) < len(want):
+            out.append([] if want[len(out)] == STRINGS else ("" if want[len(out)] == STRING else 0))
+
+    def value(self, arg):
+        t = type(arg)
+        if t is parser.String:
+            return self.string(arg.value, arg.line) if self.hooks else arg.value
+        if t is parser.StringList:
+            if not self.hooks:
+                return list(arg.values)
+            return [self.string(s, arg.line) for s in arg.values]
+        return arg.value
 
     def find_tag(self, spec, name):
         tag = spec.tags.get(name)
@@ -340,10 +363,14 @@ class Validator:
         if mtype in ("contains", "matches", "regex") and not cmp.substring:
             self.error(line, f"the specified {cmp.name} comparator does not support sub-string matching "
                              f"as required by the :{mtype} match type")
-        regexes = ()
         if mtype == "regex" and node.args and isinstance(node.args[-1], list):
             regexes = tuple(self.regex(k, cmp, line) for k in node.args[-1])
-        return match.MatchSpec(mtype, relop, cmp, regexes)
+            return match.MatchSpec(mtype, relop, cmp, regexes)
+        key = (mtype, relop, cmp)
+        spec = _MATCH_SPECS.get(key)
+        if spec is None:
+            spec = _MATCH_SPECS[key] = match.MatchSpec(mtype, relop, cmp)
+        return spec
 
     def regex(self, key, cmp, line):
         """Compile a constant :regex key now, so a bad pattern is a compile error."""
@@ -357,5 +384,6 @@ class Validator:
             return None
 
 
+_MATCH_SPECS = {}
 _COMPARATOR_TAG = registry.TagSpec("comparator", None, arg=STRING, group="comparator", key="comparator")
 _ADDRESS_PART_TAGS = {}

@@ -15,13 +15,11 @@ from ..message import parse_addresses
 from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import Action, SieveRuntimeError
 
-for _cap in ("comparator-i;octet", "comparator-i;ascii-casemap"):
-    registry.capability(_cap, default=True, announce=False)
-
 for _m in ("is", "contains", "matches"):
     registry.match_type(_m)
 
 registry.address_part("all", lambda local, domain, run: local if domain is None else f"{local}@{domain}")
+# (address_values() gives :all the address as written, quotes included)
 registry.address_part("localpart", lambda local, domain, run: None if domain is None else local)
 registry.address_part("domain", lambda local, domain, run: domain)
 
@@ -39,25 +37,31 @@ def parse_flags(values):
     return out
 
 
+_SYSTEM_FLAGS = {"\\answered", "\\flagged", "\\deleted", "\\seen", "\\draft"}
+_KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
+
+
+def valid_flag(flag):
+    """RFC 3501 flag: a known system flag (not \\Recent) or an atom keyword."""
+    if flag.startswith("\\"):
+        return flag.lower() in _SYSTEM_FLAGS
+    return bool(_KEYWORD.fullmatch(flag))
+
+
 def action_flags(run, node):
     if "flags" in node.tags:
-        return tuple(parse_flags(run.expand_all(node.tags["flags"])))
+        return tuple(f for f in parse_flags(run.expand_all(node.tags["flags"])) if valid_flag(f))
     return tuple(run.flags)
 
 
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_ADDR_SPEC = re.compile(rf'(?:{_ATOM}(?:\.{_ATOM})*|"(?:[^"\\\r\n]|\\.)*")@(?:{_ATOM}(?:\.{_ATOM})*|\[[^\]\r\n]*\])')
-
-
 def valid_address(addr):
-    """An RFC 5322 addr-spec (optionally in angle brackets or with a display name) ->
-    the bare addr-spec, or None."""
-    a = addr.strip()
-    if a.endswith(">") and "<" in a:
-        a = a[a.rindex("<") + 1:-1].strip()
-    if len(a) > 998 or not _ADDR_SPEC.fullmatch(a):
+    """One RFC 5322 address (a bare addr-spec, <addr-spec>, a name-addr, comments
+    allowed) -> the addr-spec as Pigeonhole writes it (a local part that is not a
+    dot-atom quoted), or None."""
+    addrs = parse_addresses(addr, strict=True)
+    if not addrs or len(addrs) != 1 or addrs[0][1] is None or len(addrs[0][2]) > 998:
         return None
-    return a
+    return addrs[0][2]
 
 
 def select_index(node, values):
@@ -70,21 +74,37 @@ def select_index(node, values):
     return [values[index - 1]] if 1 <= index <= len(values) else []
 
 
-def header_values(run, node, names):
+def header_values(run, node, names, raw=False):
+    """The values of the named fields (decoded, or raw: unfolded only)."""
     source = node.data.get("header_source")
     out = []
     for name in run.expand_all(names):
-        vals = source(run, node, name) if source is not None else run.header(name)
+        if source is not None:
+            vals = source(run, node, name, raw)
+        else:
+            vals = run.raw_header(name) if raw else run.header(name)
         out.extend(select_index(node, vals))
     return out
 
 
 def address_values(run, node, header_vals):
-    part = registry.ADDRESS_PARTS[node.tags.get("address-part", "all")][1]
+    """Addresses of raw header values: parsed first, then each part decoded, so an
+    encoded display name with a comma or an "@" cannot split or fake an address."""
+    name = node.tags.get("address-part", "all")
+    part = registry.ADDRESS_PARTS[name][1]
     out = []
+    cache = run.ext.setdefault("addresses", {})     # a header's addresses, parsed once per run
     for value in header_vals:
-        for local, domain in parse_addresses(value):
-            out.append(part(local, domain, run))
+        addrs = cache.get(value)
+        if addrs is None:
+            addrs = parse_addresses(value)
+            if len(cache) < 1000:
+                cache[value] = addrs
+        for local, domain, full in addrs:
+            if full == "":
+                out.append("")       # an empty field: every part is "" (Pigeonhole)
+            else:
+                out.append(full if name == "all" else part(local, domain, run))
     return out
 
 
@@ -128,6 +148,8 @@ def _redirect(run, node):
     addr = valid_address(raw)
     if addr is None:
         raise SieveRuntimeError(node.line, f"specified redirect address '{raw}' is invalid")
+    local, _, domain = addr.rpartition("@")
+    addr = f"{local}@{domain.lower()}"           # as Pigeonhole normalises it
     run.add(Action("redirect", address=addr, copy=bool(node.tags.get("copy")), line=node.line))
 
 
@@ -142,10 +164,13 @@ registered-mail-reply-requested-by mail-followup-to mail-reply-to abuse-reports-
 x-report-abuse-to x-beenthere""".split())
 
 
+_FIELD_NAME = re.compile(r"[!-9;-~]+")      # RFC 5322 §3.6.8 ftext
+
+
 def check_header_names(v, node, what):
     for name in constant_strings(node.args[0]):
-        if not name or any(ord(c) <= 32 or ord(c) >= 127 or c == ":" for c in name):
-            v.error(node.line, f"specified header field name '{name}' is invalid")
+        if not _FIELD_NAME.fullmatch(name):
+            v.warn(node.line, f"specified header field name '{name}' is invalid")   # Pigeonhole warns
 
 
 def _address_check(v, node):
@@ -157,7 +182,7 @@ def _address_check(v, node):
 
 
 def _address(run, node):
-    values = address_values(run, node, header_values(run, node, node.args[0]))
+    values = address_values(run, node, header_values(run, node, node.args[0], raw=True))
     return match.match(run, node.match, values, node.args[1])
 
 
@@ -168,7 +193,7 @@ def _header(run, node):
 def _exists(run, node):
     source = node.data.get("header_source")
     for name in run.expand_all(node.args[0]):
-        vals = source(run, node, name) if source is not None else run.header(name)
+        vals = source(run, node, name, True) if source is not None else run.raw_header(name)
         if not vals:
             return False
     return True

@@ -2,13 +2,15 @@
 last) -> bool (default: never a duplicate). The key is the Message-ID, or the
 :header field, or :uniqueid; without one the test is false. :seconds is capped at
 settings sieve_duplicate_max_period (default 2 days), default period 12 hours.
+The callback answers each test; the delivery side records the message only
+once the delivery succeeds, so two tests in one run give the same answer
+(Pigeonhole 0.5.19 instead fails such a run silently).
 
 Never: store anything; the callback owns the duplicate database.
 """
 from .. import registry
 from ..registry import NUMBER, STRING, TagSpec
 
-registry.capability("duplicate")
 
 
 def _duplicate(run, node):

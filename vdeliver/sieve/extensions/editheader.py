@@ -11,9 +11,7 @@ Never: modify the spooled message.
 from .. import match, registry
 from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import Action, SieveRuntimeError
-from .core import select_index  # noqa: F401
 
-registry.capability("editheader", default=False)
 PROTECTED = frozenset({"received", "auto-submitted"})
 MAX_HEADER_SIZE = 2048
 

@@ -7,7 +7,6 @@ import re
 
 from .. import registry
 
-registry.capability("encoded-character")
 
 _ENC = re.compile(r"\$\{(hex|unicode):([\s0-9A-Fa-f]*)\}", re.IGNORECASE)
 
@@ -41,4 +40,4 @@ def _hook(v, s, line):
     return _ENC.sub(_decode(v, line), s)
 
 
-registry.string_hook("encoded-character", _hook)
+registry.string_hook("encoded-character", _hook, order=10)   # before variables see the string

@@ -2,23 +2,22 @@
 notify_method_capability, and the :encodeurl modifier of set.
 
 notify produces a "notify" Action (params: method, message, importance, options,
-from); at most limits.max_notifications per run. Never: send the notification.
+from); limits.max_notifications per run if set (Pigeonhole 0.5 has no such limit:
+max_actions bounds them). Never: send the notification.
 """
-import urllib.parse
-
 from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
 from ..result import Action, SieveRuntimeError
 from . import variables
 from .core import valid_address
 
-registry.capability("enotify")
 
 
 def mailto_recipients(uri):
     """A mailto: URI -> its list of recipient addresses, or None if invalid."""
     if not uri[:7].lower() == "mailto:":
         return None
+    import urllib.parse
     rest = uri[7:]
     to, _, query = rest.partition("?")
     if "," in to:
@@ -55,7 +54,7 @@ def _notify(run, node):
     if mailto_recipients(method) is None:
         raise SieveRuntimeError(node.line, f"notify action: invalid method '{method}'")
     count = run.ext.get("notify-count", 0) + 1
-    if count > run.limits.max_notifications:
+    if run.limits.max_notifications and count > run.limits.max_notifications:
         raise SieveRuntimeError(node.line, "number of notifications exceeds policy limit "
                                            f"({count} > {run.limits.max_notifications})")
     run.ext["notify-count"] = count
@@ -89,4 +88,9 @@ def _capability(run, node):
 registry.test("notify_method_capability", extension="enotify", positional=(STRING, STRING, STRINGS),
               comparator=True, match=True, run=_capability)
 
-variables.modifier("encodeurl", 15, lambda s: urllib.parse.quote(s, safe="-._~"), extension="enotify")
+def _encodeurl(s):
+    import urllib.parse
+    return urllib.parse.quote(s, safe="-._~")
+
+
+variables.modifier("encodeurl", 15, _encodeurl, extension="enotify")

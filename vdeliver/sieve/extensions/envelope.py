@@ -5,10 +5,8 @@ Never: parse a header here; the envelope comes from the delivery core.
 """
 from .. import match, registry
 from ..registry import STRINGS
-from ..result import SieveRuntimeError  # noqa: F401
 from .core import constant_strings
 
-registry.capability("envelope")
 PARTS = ("from", "to", "auth")
 
 

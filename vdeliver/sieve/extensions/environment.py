@@ -6,7 +6,6 @@ Never: look anything up (DNS, hostname) itself; an unknown item never matches.
 from .. import match, registry
 from ..registry import STRING, STRINGS
 
-registry.capability("environment")
 
 
 def _environment(run, node):

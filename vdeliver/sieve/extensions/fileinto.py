@@ -9,7 +9,6 @@ from ..registry import STRING
 from ..result import Action
 from .core import action_flags
 
-registry.capability("fileinto")
 
 
 def _fileinto(run, node):

@@ -2,13 +2,13 @@
 block may then use them) and the error command.
 
 A block guarded by ihave of an unknown capability is not validated (it may use
-commands this engine lacks) and is never run. Never: load anything at run time.
+commands this engine lacks) and is never run: the validator folds ihave like
+true/false (validator.constant), so `if not ihave "x" {...} else {...}` works too. Never: load anything at run time.
 """
 from .. import registry
 from ..registry import STRING, STRINGS
 from ..result import SieveRuntimeError
 
-registry.capability("ihave")
 
 
 def _check(v, node):
@@ -21,8 +21,7 @@ def _check(v, node):
             v.add_required(c)
         node.data["result"] = True
     else:
-        node.data["result"] = False
-        v.skip_block = True
+        node.data["result"] = False           # the validator folds it: the block is dead
 
 
 def _error(run, node):

@@ -5,29 +5,14 @@ the end of the run is the implicit keep's flags.
 Invalid flags (an unknown \\System flag, a keyword with atom-specials) are
 dropped, as Pigeonhole does. Never: touch a mailbox.
 """
-import re
-
 from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
-from .core import parse_flags
+from .core import parse_flags, valid_flag
 
-registry.capability("imap4flags")
-# The deprecated draft name: Pigeonhole 0.5 accepts it when explicitly enabled.
-registry.capability("imapflags", default=False, implies=("imap4flags",), announce=False)
-registry.add_tag(["keep", "fileinto"], TagSpec("flags", "imap4flags", arg=STRINGS))
-
-_SYSTEM = {"\\answered", "\\flagged", "\\deleted", "\\seen", "\\draft"}
-_KEYWORD = re.compile(r"[^\x00-\x20\x7f(){%*\"\\\]]+")
-
-
-def valid(flag):
-    if flag.startswith("\\"):
-        return flag.lower() in _SYSTEM
-    return bool(_KEYWORD.fullmatch(flag))
-
+registry.add_tag(["keep", "fileinto"], TagSpec("flags", "imap4flags", arg=STRINGS), tests=False)
 
 def clean(flags):
-    return [f for f in flags if valid(f)]
+    return [f for f in flags if valid_flag(f)]
 
 
 def _get(run, var):

@@ -16,7 +16,6 @@ from ..registry import STRING, STRINGS, TagSpec
 from ..result import SieveRuntimeError
 from . import variables
 
-registry.capability("include")
 variables.namespace("global", "include")
 
 
@@ -41,7 +40,7 @@ def _check(v, node):
     if key in stack or key == ("personal", v.name) and not stack:
         v.error(node.line, f"circular include for script '{name}'")
         return
-    if len(stack) + 1 > v.limits.max_include_depth:
+    if max(len(stack), 1) > v.limits.max_include_depth:     # stack: the main script and the includes
         v.error(node.line, f"cannot nest includes deeper than {v.limits.max_include_depth} levels")
         return
     if key in shared["cache"]:
@@ -51,14 +50,17 @@ def _check(v, node):
     if shared["count"] > v.limits.max_includes:
         v.error(node.line, f"total number of included scripts exceeds the limit ({v.limits.max_includes})")
         return
-    source = v.loader(location, name) if v.loader is not None else None
+    from ..script import CompileError, LoaderFailed, compile_script
+    try:
+        source = v.loader(location, name) if v.loader is not None else None
+    except Exception as e:              # could not look: not a script error, the caller defers
+        raise LoaderFailed() from e
     if source is None:
         if node.tags.get("optional"):
             node.data["script"] = None
             return
         v.error(node.line, f"included {location} script '{name}' does not exist")
         return
-    from ..script import CompileError, compile_script
     try:
         child = compile_script(source, name=name, extensions=v.enabled, loader=v.loader, limits=v.limits,
                                include_stack=(stack + ((("personal", v.name),) if not stack else ()) + (key,),

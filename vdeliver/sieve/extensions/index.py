@@ -6,7 +6,6 @@ Never: accept :last without :index, or index 0.
 from .. import registry
 from ..registry import NUMBER, TagSpec
 
-registry.capability("index")
 
 
 def _check(v, node):
@@ -16,9 +15,7 @@ def _check(v, node):
         v.error(node.line, "the :index tag requires a positive number (not 0)")
 
 
-for _name in ("header", "address", "date"):
-    registry.add_tag([_name], TagSpec("index", "index", arg=NUMBER))
-    registry.add_tag([_name], TagSpec("last", "index"))
-    _spec = registry.TESTS.get(_name)
-    if _spec is not None:
-        _spec.add_check(_check)
+_TESTS = ["header", "address", "date"]
+registry.add_tag(_TESTS, TagSpec("index", "index", arg=NUMBER), tests=True)
+registry.add_tag(_TESTS, TagSpec("last", "index"), tests=True)
+registry.add_check(_TESTS, _check)

@@ -7,15 +7,12 @@ limits.max_foreverypart parts. Never: decode a part that no test asks for.
 """
 from .. import registry
 from ..interpreter import execute
-from ..message import decode_value
+from ..message import decode_2047, decode_value, unfold
 from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import SieveRuntimeError
 from . import variables
-from .body import part_text
+from .body import html_to_text, part_text
 
-registry.capability("mime")
-registry.capability("foreverypart")
-registry.capability("extracttext")
 
 
 class Break(Exception):
@@ -30,14 +27,14 @@ def _current(run):
 def _parts_for(run, node):
     part = _current(run) or run.message.mime(run.limits.max_body_size)
     if node.tags.get("anychild"):
-        return [p for p in part.walk() if p is not part]
+        return list(part.walk())      # the part and all below it, as Pigeonhole counts them
     return [part]
 
 
-def _option_values(part, name, node):
+def _option_values(part, name, node, raw=False):
     opt = node.tags.get("mime-option")
     if opt is None:
-        return [decode_value(v) for v in (part.get_all(name) or [])]
+        return [(unfold(v) if raw else decode_value(v)) for v in (part.get_all(name) or [])]
     if name.lower() != "content-type" and opt != "param":
         return []
     if part.get(name) is None:
@@ -48,23 +45,25 @@ def _option_values(part, name, node):
         return [part.get_content_subtype()]
     if opt == "contenttype":
         return [part.get_content_type()]
+    import email.utils
     out = []
     for pname in node.tags.get("param", []):
         v = part.get_param(pname, header=name)
         if v is not None:
-            out.append(v if isinstance(v, str) else str(v[2]))
+            v = email.utils.collapse_rfc2231_value(v)          # RFC 2231 name*=utf-8''...
+            out.append(decode_2047(v) if "=?" in v else v)
     return out
 
 
-def _header_source(run, node, name):
+def _header_source(run, node, name, raw=False):
     if not node.tags.get("mime"):
-        return run.header(name)
+        return run.raw_header(name) if raw else run.header(name)
     out = []
     for part in _parts_for(run, node):
         if part is run.message.mime(run.limits.max_body_size) and not node.tags.get("mime-option"):
-            out.extend(run.header(name))
+            out.extend(run.raw_header(name) if raw else run.header(name))
         else:
-            out.extend(_option_values(part, name, node))
+            out.extend(_option_values(part, name, node, raw))
     return out
 
 
@@ -78,15 +77,15 @@ def _check(v, node):
         node.data["header_source"] = _header_source
 
 
-for _name in ("header", "address", "exists"):
-    registry.add_tag([_name], TagSpec("mime", "mime"))
-    registry.add_tag([_name], TagSpec("anychild", "mime"))
-    registry.TESTS[_name].add_check(_check)
+_TESTS = ["header", "address", "exists"]
+registry.add_tag(_TESTS, TagSpec("mime", "mime"), tests=True)
+registry.add_tag(_TESTS, TagSpec("anychild", "mime"), tests=True)
+registry.add_check(_TESTS, _check)
 for _opt in ("type", "subtype", "contenttype"):
-    registry.add_tag(["header"], TagSpec(_opt, "mime", group="mime-option", key="mime-option", value=_opt))
-registry.add_tag(["header"], TagSpec("param", "mime", arg=STRINGS, group="mime-option", key="param"))
-registry.TESTS["header"].add_check(lambda v, n: n.tags.setdefault("mime-option", "param")
-                                   if "param" in n.tags else None)
+    registry.add_tag(["header"], TagSpec(_opt, "mime", group="mime-option", key="mime-option", value=_opt),
+                     tests=True)
+registry.add_tag(["header"], TagSpec("param", "mime", arg=STRINGS, group="mime-option", key="param"), tests=True)
+registry.add_check(["header"], lambda v, n: n.tags.setdefault("mime-option", "param") if "param" in n.tags else None)
 
 
 def _foreverypart(run, node):
@@ -146,9 +145,12 @@ def _extracttext(run, node):
     if part is None:
         raise SieveRuntimeError(node.line, "extracttext used outside foreverypart")
     text = "" if part.is_multipart() or part.get_content_maintype() != "text" else part_text(part)
+    if part.get_content_type() == "text/html":
+        text = html_to_text(text)
     first = node.tags.get("first")
     if first is not None:
-        text = text[:first]
+        # :first counts octets in Pigeonhole (a cut character becomes U+FFFD)
+        text = text.encode("utf-8", "surrogateescape")[:first].decode("utf-8", "replace")
     store(run, run.expand(node.args[0]).lower(), variables.apply_modifiers(node, text))
 
 

@@ -6,7 +6,6 @@ Never: import re2 at import time.
 from .. import registry
 from . import variables
 
-registry.capability("regex")
 registry.match_type("regex", "regex")
 
 _SPECIAL = set("\\.[]()*+?{}|^$")

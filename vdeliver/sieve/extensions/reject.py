@@ -7,8 +7,6 @@ from .. import registry
 from ..registry import STRING
 from ..result import Action
 
-registry.capability("reject")
-registry.capability("ereject", default=False)
 
 
 def _make(kind):

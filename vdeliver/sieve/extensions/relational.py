@@ -6,8 +6,5 @@ Never: compare here; match.py does.
 from .. import registry
 from ..registry import STRING
 
-registry.capability("relational")
-registry.capability("comparator-i;ascii-numeric")
-registry.capability("comparator-i;unicode-casemap", default=False)
 registry.match_type("value", "relational", arg=STRING)
 registry.match_type("count", "relational", arg=STRING)

@@ -10,9 +10,6 @@ Never: run a scanner; only a header the MTA added is read.
 from .. import match, registry
 from ..registry import STRING, TagSpec
 
-registry.capability("spamtest", default=False)
-registry.capability("spamtestplus", default=False, implies=("spamtest",))
-registry.capability("virustest", default=False)
 
 
 def _header_spec(spec):

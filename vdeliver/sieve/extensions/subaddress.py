@@ -5,7 +5,6 @@ Never: split when the delimiter setting is empty (then :detail finds nothing).
 """
 from .. import registry
 
-registry.capability("subaddress")
 
 
 def _split(local, run):

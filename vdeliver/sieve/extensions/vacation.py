@@ -1,7 +1,7 @@
 """RFC 5230 vacation and RFC 6131 vacation-seconds: produce a "vacation" Action
 whose params carry days, seconds (the period, clamped to
-settings sieve_vacation_min_period..sieve_vacation_max_period, default 1d..60d,
-default period 7d), subject, from, addresses, mime and handle.
+settings sieve_vacation_min_period..sieve_vacation_max_period; defaults as
+Pigeonhole 0.5 (Dovecot 2.3): minimum 1d, no maximum (0), default period 7d), subject, from, addresses, mime and handle.
 
 Whether a reply is sent (RFC 5230 §4.5 checks, the duplicate database) is
 decided by the delivery side. Never: send mail or read the duplicate database.
@@ -11,8 +11,6 @@ from ..registry import NUMBER, STRING, STRINGS, TagSpec
 from ..result import Action
 from .core import valid_address
 
-registry.capability("vacation")
-registry.capability("vacation-seconds", default=False, implies=("vacation",))
 
 DAY = 86400
 
@@ -34,7 +32,7 @@ def _check(v, node):
 def _vacation(run, node):
     tags = node.tags
     lo = _setting(run, "sieve_vacation_min_period", DAY)
-    hi = _setting(run, "sieve_vacation_max_period", 60 * DAY)
+    hi = _setting(run, "sieve_vacation_max_period", 0)          # 0: no maximum
     default = _setting(run, "sieve_vacation_default_period", 7 * DAY)
     days = tags.get("days")
     seconds = tags.get("seconds")

@@ -15,9 +15,7 @@ import re
 
 from .. import match, registry
 from ..registry import STRING, STRINGS, TagSpec
-from ..result import SieveRuntimeError  # noqa: F401
 
-registry.capability("variables")
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _REF = re.compile(rf"\$\{{(?:([0-9]+)|({_IDENT}(?:\.{_IDENT})*))\}}")
@@ -71,16 +69,22 @@ class Template:
         self.source = source
 
     def render(self, run):
+        # bounded: "${a}${a}..." over a whole script must not build gigabytes
         out = []
+        size, cap = 0, run.limits.max_expanded_size
         for p in self.parts:
             t = type(p)
             if t is str:
-                out.append(p)
+                piece = p
             elif t is int:
                 mv = run.match_values
-                out.append(mv[p] if p < len(mv) else "")
+                piece = mv[p] if p < len(mv) else ""
             else:
-                out.append(lookup(run, p[1], p[0]))
+                piece = lookup(run, p[1], p[0])
+            out.append(piece)
+            size += len(piece)
+            if size > cap:
+                return "".join(out)[:cap]
         return "".join(out)
 
     def __repr__(self):
@@ -104,12 +108,16 @@ def store(run, name, value, scope=None):
     scope_of(run, name, scope)[name] = value
 
 
-def _count(v, name):
+MAX_NAME = 64              # Pigeonhole's EXT_VARIABLES_MAX_VARIABLE_NAME_LEN
+
+
+def _count(v, name, line):
     names = v.data.setdefault("variable-names", set())
     if name not in names:
         names.add(name)
         if len(names) > v.limits.max_variables:
-            v.error(0, f"number of variables exceeds the maximum ({v.limits.max_variables})")
+            v.error(line, f"(implicit) declaration of new variable '{name}' exceeds the limit "
+                          f"(max variables: {v.limits.max_variables})")
 
 
 def split_name(v, name, line):
@@ -133,8 +141,10 @@ def _hook(v, s, line):
         if m.group(1) is not None:
             ref = int(m.group(1))
         else:
+            if len(m.group(2)) > MAX_NAME:
+                continue                          # not a variable reference: stays as written
             scope, name = split_name(v, m.group(2), line)
-            _count(v, name)
+            _count(v, name, line)
             ref = (scope, name)
         if m.start() > pos:
             parts.append(s[pos:m.start()])
@@ -147,7 +157,7 @@ def _hook(v, s, line):
     return Template(parts, s)
 
 
-registry.string_hook("variables", _hook)
+registry.string_hook("variables", _hook, order=20)
 
 
 # -- set
@@ -157,11 +167,11 @@ def _quotewildcard(value):
 
 def _set_check(v, node):
     name = node.args[0]
-    if type(name) is not str or not _NAME.fullmatch(name):
+    if type(name) is not str or not _NAME.fullmatch(name) or len(name.rpartition(".")[2]) > MAX_NAME:
         v.error(node.line, f"invalid variable name '{getattr(name, 'source', name)}'")
         return
     scope, lname = split_name(v, name, node.line)
-    _count(v, lname)
+    _count(v, lname, node.line)
     node.data["target"] = (scope, lname)
     modifiers_check(v, node)
 
