@@ -168,7 +168,7 @@ def cpu_used(before: dict, after: dict) -> tuple[float, dict[str, float]]:
     between was reaped by its parent (its whole life is in the parent's reaped CPU): what it
     used after the first snapshot goes under 'exited, reaped by <parent>'."""
     by_name: collections.Counter = collections.Counter()
-    for pid, (name, parent, own, reaped) in after.items():
+    for pid, (name, _parent, own, reaped) in after.items():
         own0, reaped0 = before[pid][2:] if pid in before else (0.0, 0.0)
         by_name[name] += own - own0
         exited = sum(b[2] + b[3] for p, b in before.items() if b[1] == pid and p not in after)

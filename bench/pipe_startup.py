@@ -128,7 +128,7 @@ def main():
     samples = {name: ([], []) for name, _ in entries}
     samples["in-process fsync"] = ([], [])
     for _ in range(3):  # warm-up
-        for name, argv in entries:
+        for _name, argv in entries:
             run_once(argv, message, user)
     for round_number in range(args.n):
         order = entries[round_number % len(entries):] + entries[:round_number % len(entries)]

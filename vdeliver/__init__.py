@@ -64,7 +64,7 @@ def _load_pipe_modules():
             exec(code, module.__dict__)
             parent, _, child = name.rpartition(".")
             setattr(sys.modules[parent], child, module)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure: undo, the import system loads them
         # Undo all of it. A module left in sys.modules, or as an attribute of this
         # package (which `from vdeliver import log` reads first), would live on beside
         # its second copy from the import system, with its own exception classes: an

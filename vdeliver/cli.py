@@ -109,7 +109,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     try:
         return main_unguarded(argv)
-    except BaseException:  # even reporting failed: still defer, never exit 1 (a bounce)
+    except BaseException:  # noqa: BLE001 - even reporting failed: defer, never exit 1 (a bounce)
         return 0 if PROCESS.committed else 75
 
 
@@ -138,7 +138,7 @@ def main_unguarded(argv):
         if PROCESS.committed:
             return 0  # cannot happen (nothing raises after the commit): delivered all the same
         return report_failure(error, options, started)
-    except BaseException as error:  # a bug must defer, never bounce (exit 1)
+    except BaseException as error:  # noqa: BLE001 - a bug must defer, never bounce (exit 1)
         _signal.alarm(0)
         if PROCESS.committed:
             return 0  # the message is durable in the mailbox: it is delivered

@@ -91,7 +91,7 @@ def maybe_warn(root_fd, shown, gate, recipient, thresholds, template_path):
         return f"quota warning {threshold}% delivered to maildir as new/{name}"
     # Deliberately broad: this runs after the commit point (the message is durable), where
     # nothing -- not even the time limit -- may turn the delivery into a deferral.
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - after the commit point (see above)
         return f"quota warning {threshold}% not delivered: {error}"
 
 

@@ -434,7 +434,7 @@ class SqlTable:
                 self.connection.close()
             except DeliveryError:  # the time limit, a signal: they end the delivery
                 raise
-            except Exception:  # whatever the driver raises: the connection is dropped anyway
+            except Exception:  # noqa: BLE001 - whatever the driver raises: the connection is dropped anyway
                 pass
             self.connection = None
 
