@@ -21,8 +21,7 @@ import re
 
 import pytest
 
-import harness
-from harness import HOSTED, PASSWORD, QUOTA_USER, make_message, table_text, write_file
+from harness import PASSWORD, QUOTA_USER, make_message, table_text, write_file
 
 LIMIT_LINE = "1048576S,100C"          # 1M,100C as both write line 1
 LIMIT_KIB, LIMIT_MESSAGES = 1024, 100

@@ -147,7 +147,7 @@ class Filesystem:
 
     def unmount(self):
         if self.mounted:
-            for attempt in range(20):
+            for _attempt in range(20):
                 done = subprocess.run(["umount", self.mountpoint], stderr=subprocess.DEVNULL)
                 if done.returncode == 0:
                     break

@@ -16,7 +16,7 @@ import shutil
 
 import pytest
 
-from outcomes import assert_deferred, maildir_state, read
+from outcomes import assert_deferred, read
 from support import require
 
 MESSAGE = b"Subject: commit\n\nexactly once\n"

@@ -50,7 +50,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from functional.test_lmtp import daemon, stuffed  # noqa: F401  (the fixture, shared)
+from functional.test_lmtp import daemon, read_until_closed, stuffed  # noqa: F401  (the fixture, shared)
 from outcomes import delivered, message, read, regular_files
 from support import assert_public, require
 
@@ -786,15 +786,6 @@ def wait_for(predicate, what, timeout=20):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def read_all(sock):
-    data = b""
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-
-
 def test_delivery_committed_before_shutdown_timeout_gets_its_250_after_it(mail, daemon):
     """SIGTERM while a delivery sits just after its link into new/ (strace holds linkat()
     for 3 s, past lmtp_shutdown_timeout = 1s): it is committed, so its 250 must reach the
@@ -806,7 +797,7 @@ def test_delivery_committed_before_shutdown_timeout_gets_its_250_after_it(mail, 
     sock.sendall(stuffed(text) + b".\r\n")
     wait_for(lambda: mail.new_files("example.com/bob"), "the link into new/")
     os.kill(lmtpd.pid, signal.SIGTERM)
-    rest = read_all(sock)
+    rest = read_until_closed(sock)
     sock.close()
     assert rest.startswith(b"250 2.0.0 <bob@example.com> delivered\r\n"), rest
     assert lmtpd.stop() == 0
@@ -832,7 +823,7 @@ def test_delivery_not_committed_at_shutdown_timeout_is_abandoned_without_a_reply
     pid = lmtpd.pid
     started = time.monotonic()
     os.kill(pid, signal.SIGTERM)
-    rest = read_all(sock)
+    rest = read_until_closed(sock)
     sock.close()
     assert rest == b""
     assert lmtpd.stop() == 0

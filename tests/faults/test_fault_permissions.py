@@ -24,7 +24,7 @@ def make_maildir(mail, box, uid=None, mode=0o700):
         os.makedirs(mail.path(f"{box}/{sub}"), mode=mode, exist_ok=True)
     top = mail.path(box.split("/")[0])
     chown_tree(top, mail.user.pw_uid if uid is None else uid, mail.user.pw_gid if uid is None else uid)
-    for root, dirs, _ in os.walk(top):
+    for root, _dirs, _ in os.walk(top):
         os.chmod(root, mode)
 
 

@@ -39,7 +39,7 @@ class Daemon:
                 return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise AssertionError(f"daemon exited: {self.proc.communicate()}")
+                    raise AssertionError(f"daemon exited: {self.proc.communicate()}") from None
                 time.sleep(0.05)
         raise AssertionError("daemon did not start listening")
 

@@ -1,12 +1,10 @@
 """The installed vdeliver as pipe(8) runs it: bytes on disk, exit codes, status lines, logs."""
 import os
-import resource
 import shutil
 import signal
 import stat
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
@@ -489,7 +487,7 @@ def test_a_broken_install_defers_never_bounces(mail, broken):
             fh.write(text)
     launcher = os.path.join(root, "bin", "vdeliver")
     shutil.copy(mail.command()[0], launcher)
-    for top, dirs, files in os.walk(root):
+    for top, _dirs, files in os.walk(root):
         os.chmod(top, 0o755)
         for name in files:
             os.chmod(os.path.join(top, name), 0o755)

@@ -3,7 +3,6 @@ import fcntl
 import mailbox
 import os
 import signal
-import subprocess
 import time
 
 import pytest

@@ -106,7 +106,7 @@ class PostgresServer(Server):
         except BaseException:
             log = self.logged()
             self.stop()
-            raise RuntimeError(f"private PostgreSQL failed to start; log tail:\n{log}")
+            raise RuntimeError(f"private PostgreSQL failed to start; log tail:\n{log}") from None
 
     def run(self, argv):
         subprocess.run(argv, user="postgres", group="postgres", check=True,
@@ -156,7 +156,7 @@ class MariadbServer(Server):
         except BaseException:
             log = self.logged()
             self.stop()
-            raise RuntimeError(f"private MariaDB failed to start; log tail:\n{log}")
+            raise RuntimeError(f"private MariaDB failed to start; log tail:\n{log}") from None
 
     @property
     def socket(self):

@@ -29,7 +29,7 @@ def test_commit_and_abandon_race_exactly_one_wins():
         ticket, outcome = lmtp.Ticket(), {}
         start = threading.Barrier(2)
 
-        def commit():
+        def commit(ticket=ticket, outcome=outcome, start=start):
             start.wait()
             try:
                 ticket.enter()
