@@ -47,7 +47,7 @@ def read(dir_fd):
 def letters(dir_fd, keywords):
     """(letters, dropped): the letters for keywords, adding unknown ones to the file."""
     table = read(dir_fd)
-    missing = [word for word in keywords if not find(table, word)]
+    missing = [word for word in keywords if find(table, word) is None]
     dropped = []
     if missing:
         table, dropped = add(dir_fd, missing)
