@@ -56,8 +56,11 @@ class Plan:
 
 
 def settings_of(config):
-    """What the interpreter reads from vdeliver.cf (Pigeonhole's names)."""
-    settings = {"recipient_delimiter": config.get("recipient_delimiter") or "+"}
+    """What the interpreter reads from vdeliver.cf (Pigeonhole's names), and the
+    exceptions it must let through: a time limit or a signal ends the delivery."""
+    from vdeliver.errors import Interrupted, TimeLimitExceeded
+    settings = {"recipient_delimiter": config.get("recipient_delimiter") or "+",
+                "interrupts": (TimeLimitExceeded, Interrupted)}
     for name in ("sieve_spamtest_status_header", "sieve_spamtest_status_type",
                  "sieve_spamtest_max_value", "sieve_spamtest_max_header",
                  "sieve_virustest_status_header", "sieve_virustest_status_type",
