@@ -10,6 +10,7 @@ directory walked before and after, and nothing outside the Maildir changed
 (no new name, no file whose size or mtime changed, the maillog aside).
 """
 import os
+import signal
 import time
 
 import pytest
@@ -364,3 +365,40 @@ def test_a_cpu_limit_ends_a_slow_script_in_keep(mail):
     activate(mail, tests)
     _, line = hostile(mail, stdin=message("a" * 200000), limit=20)
     kept(mail)
+
+
+# --------------------------------------------------------------------------- the delivery's own limits
+
+SLOW = "".join('if header :contains "x-a" [' + ", ".join(f'"k{n}"' for n in range(200)) + '] { discard; }\n'
+               for _ in range(40))
+SLOW_MESSAGE = b"Subject: slow\n" + b"X-A: vvvvvvvv\n" * 60000 + b"\nbody\n"
+
+
+def test_the_time_limit_ends_a_slow_sieve_run(mail):
+    """time_limit (2s) fires while the script runs (sieve_max_cpu_time is larger): the
+    delivery defers 4.3.0 as anywhere else; the interpreter must not take the time
+    limit for a script error and keep the message (exit 0 after the limit)."""
+    mail.write_config("time_limit = 2s\nsieve_max_cpu_time = 120s\n")
+    activate(mail, SLOW)
+    started = time.monotonic()
+    result = mail.run("-f", "s@x", "--", "bob@example.com", stdin=SLOW_MESSAGE, timeout=60)
+    assert time.monotonic() - started < 8
+    assert result.code == 75 and result.stdout.startswith(b"4.3.0 delivery time limit exceeded"), result
+    assert stored(mail) == {} and tmp_empty(mail)
+
+
+def test_sigterm_ends_a_slow_sieve_run(mail):
+    mail.write_config("sieve_max_cpu_time = 120s\n")
+    activate(mail, SLOW)
+    proc = mail.popen("-f", "s@x", "--", "bob@example.com")
+    proc.stdin.write(SLOW_MESSAGE)
+    proc.stdin.close()
+    time.sleep(2)
+    assert proc.poll() is None, "the script should still be running"
+    proc.send_signal(signal.SIGTERM)
+    out = proc.stdout.read()
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == 75 and out.startswith(b"4.3.0 delivery interrupted"), (proc.returncode, out)
+    assert stored(mail) == {} and tmp_empty(mail)

@@ -415,6 +415,25 @@ def test_sieve_before_personal_after_sequence(mail, headers, subject, wanted, ra
     assert [path.replace(mail.top + "/", "") for path in shown] == ran, line
 
 
+@pytest.mark.parametrize("personal, wanted", [
+    pytest.param('fileinto "A";', {".A": 1}, id="same folder from two scripts: one copy"),
+    pytest.param('fileinto :flags "\\\\Seen" "A";', {".A": 1}, id="the later flags win"),
+    pytest.param("keep;", {".A": 1, "": 1}, id="keep after a before copy"),
+])
+def test_two_scripts_filing_into_one_folder_store_one_copy(mail, personal, wanted):
+    before = os.path.join(mail.top, "before.sieve")
+    with open(before, "w") as fh:
+        fh.write(FILEINTO + 'fileinto :copy "A";\n')
+    mail.write_config(f"sieve_before = {before}\n")
+    activate(mail, FILEINTO + personal + "\n")
+    make_folder(mail, ".A")
+    delivered(deliver(mail))
+    assert folders_of(mail) == wanted
+    if "Seen" in personal:
+        (path,) = stored(mail)
+        assert path.startswith(".A/cur/") and path.endswith(":2,S"), path
+
+
 def test_a_broken_before_script_keeps_and_stops_the_sequence(mail):
     before = os.path.join(mail.top, "before.sieve")
     with open(before, "w") as fh:
@@ -625,3 +644,64 @@ def test_a_recipient_without_a_script_loads_nothing_of_the_interpreter(mail, scr
     sieve_paths = SIEVE_PACKAGE.findall(calls)
     assert bool(sieve_paths) == loads_sieve, [m for m in calls.splitlines() if "vdeliver/sieve" in m][:5]
     assert bool(RE2.search(calls)) == loads_re2
+
+
+# --------------------------------------------------------------------------- more of the layout and the Plan
+
+def test_a_plain_dovecot_sieve_file_is_the_active_script(mail):
+    """Not every user has ManageSieve: ~/.dovecot.sieve may be the script itself."""
+    write(mail, f"{BOX}/.dovecot.sieve", FILEINTO + 'fileinto :create "Plain";\n')
+    line = delivered(deliver(mail))
+    assert folders_of(mail) == {".Plain": 1}
+    assert f"sieve: ran {BOX}/.dovecot.sieve" in line, line
+
+
+@pytest.mark.parametrize("script", [
+    pytest.param('require ["reject", "fileinto"]; fileinto "A"; reject "no";', id="fileinto then reject"),
+    pytest.param('require "reject"; keep; reject "no";', id="keep then reject"),
+    pytest.param('require ["reject", "fileinto"]; reject "no"; fileinto "A";', id="reject then fileinto"),
+])
+def test_reject_conflicting_with_a_store_is_an_error_that_keeps(mail, script):
+    activate(mail, script + "\n")
+    make_folder(mail, ".A")
+    line = delivered(deliver(mail))
+    assert folders_of(mail) == {"": 1}
+    assert "conflicts with other action" in line, line
+
+
+def test_ereject_bounces_like_reject_when_enabled(mail):
+    mail.write_config("sieve_extensions = +ereject\n")
+    activate(mail, 'require "ereject";\nereject "Go away.";\n')
+    result = deliver(mail)
+    assert (result.code, result.stdout) == (69, b"5.7.1 Go away."), result
+    assert stored(mail) == {}
+
+
+def test_editheader_is_reported_and_the_message_stored_unchanged(mail):
+    mail.write_config("sieve_extensions = +editheader\n")
+    activate(mail, 'require "editheader";\naddheader "X-Filtered" "yes";\ndeleteheader "subject";\n')
+    line = delivered(deliver(mail))
+    (path,) = stored(mail)
+    assert read(mail.path(f"{BOX}/{path}")).endswith(MESSAGE)
+    assert "addheader not applied" in line and "deleteheader not applied" in line, line
+
+
+def test_more_than_26_keywords_in_a_folder_are_dropped_and_logged(mail):
+    words = [f"kw{n:02d}" for n in range(30)]
+    activate(mail, 'require "imap4flags";\naddflag [' + ", ".join(f'"{w}"' for w in words) + "];\n")
+    line = delivered(deliver(mail))
+    (path,) = stored(mail)
+    assert path.endswith(":2," + "abcdefghijklmnopqrstuvwxyz"), path
+    table = read(mail.path(f"{BOX}/dovecot-keywords")).decode().splitlines()
+    assert table == [f"{n} {word}" for n, word in enumerate(words[:26])]
+    assert "keywords not stored in example.com/bob (26 in use): kw26, kw27, kw28, kw29" in line, line
+
+
+def test_the_user_log_starts_again_past_64_kib(mail):
+    activate(mail, "frobnicate;\n")
+    write(mail, f"{BOX}/.dovecot.sieve.log", b"old line\n" * 8000)
+    delivered(deliver(mail))
+    log = user_log(mail)
+    assert "old line" not in log and "frobnicate" in log, log[:200]
+    delivered(deliver(mail))
+    assert user_log(mail).count("frobnicate") == 2, "appended below the limit"
