@@ -402,3 +402,17 @@ def test_sigterm_ends_a_slow_sieve_run(mail):
     proc.stderr.close()
     assert proc.returncode == 75 and out.startswith(b"4.3.0 delivery interrupted"), (proc.returncode, out)
     assert stored(mail) == {} and tmp_empty(mail)
+
+
+def test_a_symlinked_home_is_not_used(mail):
+    """virtual_home_maps names a home that is a symlink: not followed, no script runs."""
+    homes = os.path.join(mail.top, "homes")
+    mail.write_table("bob@example.com homes/bob/\n", homes)
+    mail.write_config(f"virtual_home_maps = texthash:{homes}\n")
+    activate(mail, "discard;\n", box="real-home")
+    make_dirs(mail, "homes")
+    make_dirs(mail, BOX)
+    os.symlink(mail.path("real-home"), mail.path("homes/bob"))
+    _, line = hostile(mail)
+    kept(mail)
+    assert "home" in line and "not used" in line, line

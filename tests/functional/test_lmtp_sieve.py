@@ -109,3 +109,17 @@ def test_a_recipient_without_a_script_next_to_one_with(mail, daemon):
     assert rcpt_order(data) == [250, 250]
     assert folders_of(mail, ALICE) == {"": 1} and folders_of(mail, BOB) == {"": 1}
     assert not os.path.exists(mail.path(f"{ALICE}/.dovecot.sieve.log"))
+
+
+def test_virtual_home_maps_in_the_daemon(mail, daemon):
+    """The daemon opens virtual_home_maps once, with its other tables; homes apply per recipient."""
+    homes = os.path.join(mail.top, "homes")
+    mail.write_table("bob@example.com homes/bob/\n", homes)
+    activate(mail, 'require ["fileinto", "mailbox"];\nfileinto :create "FromHome";\n', box="homes/bob")
+    activate(mail, "discard;\n", box=BOB)        # not bob's home any more
+    activate(mail, 'require ["fileinto", "mailbox"];\nfileinto :create "Alice";\n', box=ALICE)
+    lmtp = daemon(f"virtual_home_maps = texthash:{homes}\n").client()
+    _, data = transaction(lmtp, ["bob@example.com", "alice@example.com"], MESSAGE)
+    assert rcpt_order(data) == [250, 250], data
+    assert folders_of(mail, BOB) == {".FromHome": 1}
+    assert folders_of(mail, ALICE) == {".Alice": 1}

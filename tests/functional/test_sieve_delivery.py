@@ -705,3 +705,29 @@ def test_the_user_log_starts_again_past_64_kib(mail):
     assert "old line" not in log and "frobnicate" in log, log[:200]
     delivered(deliver(mail))
     assert user_log(mail).count("frobnicate") == 2, "appended below the limit"
+
+
+@pytest.mark.parametrize("home, code, status", [
+    pytest.param("../../etc/", 75, b"4.3.5 ", id="dotdot"),
+    pytest.param("/etc/", 75, b"4.3.5 ", id="absolute"),
+])
+def test_an_unsafe_virtual_home_maps_result_defers_like_a_mailbox_result(mail, home, code, status):
+    homes = os.path.join(mail.top, "homes")
+    mail.write_table(f"bob@example.com {home}\n", homes)
+    mail.write_config(f"virtual_home_maps = texthash:{homes}\n")
+    result = deliver(mail)
+    assert result.code == code and result.stdout.startswith(status), result
+    assert stored(mail) == {}
+
+
+def test_a_home_elsewhere_for_a_mailbox_not_yet_made(mail):
+    """The first message of a new mailbox: the Maildir and the script's folder are made."""
+    homes = os.path.join(mail.top, "homes")
+    mail.write_table("bob@example.com homes/bob\n", homes)
+    mail.write_config(f"virtual_home_maps = texthash:{homes}\n")
+    activate(mail, FILEINTO + 'fileinto :create "First";\n', box="homes/bob")
+    assert not os.path.exists(mail.path(BOX))
+    delivered(deliver(mail))
+    assert folders_of(mail) == {".First": 1}
+    for sub in ("tmp", "new", "cur"):
+        assert os.path.isdir(mail.path(f"{BOX}/{sub}"))
