@@ -416,3 +416,34 @@ def test_a_symlinked_home_is_not_used(mail):
     _, line = hostile(mail)
     kept(mail)
     assert "home" in line and "not used" in line, line
+
+
+def test_concurrent_deliveries_adding_keywords_agree_on_dovecot_keywords(mail):
+    """20 deliveries at once, each with its own new keyword, into one folder: the dotlock
+    (dovecot-keywords.lock, rename) gives each keyword one number, and every message's
+    letter names its own keyword."""
+    make_folder(mail, ".Work")
+    activate(mail, 'require ["fileinto", "imap4flags", "variables"];\n'
+                   'if header :matches "subject" "*" { set "k" "${1}"; }\n'
+                   'fileinto :flags "${k}" "Work";\n')
+    procs = [mail.popen("-f", "s@x", "--", "bob@example.com") for _ in range(20)]
+    for number, proc in enumerate(procs):
+        proc.stdin.write(message(f"kw{number}"))
+        proc.stdin.close()
+    for proc in procs:
+        assert proc.wait(timeout=60) == 0
+        proc.stdout.close()
+        proc.stderr.close()
+    table = {}
+    for line in read(mail.path(f"{BOX}/.Work/dovecot-keywords")).decode().splitlines():
+        number, name = line.split(" ", 1)
+        table[chr(ord("a") + int(number))] = name
+    assert sorted(table.values()) == sorted(f"kw{n}" for n in range(20))
+    files = stored(mail)
+    assert len(files) == 20
+    for path in files:
+        letter = path.rsplit(":2,", 1)[1]
+        subject = read(mail.path(f"{BOX}/{path}")).split(b"Subject: ", 1)[1].split(b"\n", 1)[0]
+        assert table[letter] == subject.decode(), (path, table)
+    assert not os.path.exists(mail.path(f"{BOX}/.Work/dovecot-keywords.lock"))
+    assert tmp_empty(mail)
