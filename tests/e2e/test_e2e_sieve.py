@@ -21,7 +21,7 @@ import shutil
 import pytest
 
 import harness
-from harness import HOSTED, SIEVE_USER, delivery_status, make_message
+from harness import SIEVE_USER, delivery_status, make_message
 
 ROUNDCUBE = """require ["fileinto","mailbox","imap4flags","reject"];
 # rule:[Reports]

@@ -102,26 +102,10 @@ def folder_of(path):
 def tmp_empty(mail, box=BOX):
     """True when no tmp/ of the Maildir or of a folder holds a file."""
     root = mail.path(box)
-    for top, dirs, files in os.walk(root):
+    for top, _, files in os.walk(root):
         if os.path.basename(top) == "tmp" and files:
             return False
     return True
-
-
-def tree(top):
-    """Every path below top (directories end in '/'), with symlinks as 'path -> target'."""
-    out = set()
-    for directory, dirs, files in os.walk(top):
-        for name in dirs + files:
-            path = os.path.join(directory, name)
-            relative = os.path.relpath(path, top)
-            if os.path.islink(path):
-                out.add(f"{relative} -> {os.readlink(path)}")
-            elif os.path.isdir(path):
-                out.add(relative + "/")
-            else:
-                out.add(relative)
-    return out
 
 
 def read(path):
