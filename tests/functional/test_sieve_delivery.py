@@ -601,10 +601,19 @@ def test_outgoing_actions_are_reported_and_the_message_kept(mail, script, note):
     assert note in line, line
 
 
-def test_dry_run_does_not_run_sieve(mail):
+def test_dry_run_names_the_home_and_scripts_and_runs_nothing(mail):
+    before = os.path.join(mail.top, "before.sieve")
+    with open(before, "w") as fh:
+        fh.write("keep;\n")
+    mail.write_config(f"sieve_before = {before}\n")
     activate(mail, "discard;\n")
     result = mail.run("-n", "bob@example.com", stdin=b"")
-    assert result.code == 0 and stored(mail) == {}
+    assert result.code == 0 and stored(mail) == {}, result
+    text = result.stdout.decode()
+    assert f"home: {mail.base}/{BOX}\n" in text, text
+    assert f"sieve before: {before}\n" in text, text
+    assert f"sieve personal: {mail.base}/{BOX}/sieve/roundcube.sieve" in text, text
+    assert mail.log_lines() == []
 
 
 # --------------------------------------------------------------------------- what the pipe command loads
