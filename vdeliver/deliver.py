@@ -215,12 +215,13 @@ class SieveRoute:
         from vdeliver import filtering, sievescripts
         self.close()
         self.shown_targets = []
-        detail = getattr(error, "detail", "") or str(error)
-        self.notes.append(f"sieve: cannot store into {store.folder} ({detail}): kept in INBOX")
+        detail = one_line(getattr(error, "detail", "") or str(error), 300)
+        self.notes.append(f"sieve: cannot store into {one_line(store.folder, 100)} ({detail}):"
+                          " kept in INBOX")
         for script in self.scripts:
             if script.kind == "personal":
                 sievescripts.write_user_log(script, [
-                    f"error: fileinto: cannot store into {store.folder}",
+                    f"error: fileinto: cannot store into {one_line(store.folder, 300)}",
                     "error: script failed: message kept in INBOX"])
         return [self.target(filtering.Store(None))]
 
