@@ -446,22 +446,25 @@ def test_a_broken_before_script_keeps_and_stops_the_sequence(mail):
     assert user_log(mail) == "", "the admin's error is not the user's"
 
 
-@pytest.mark.parametrize("has_own, wanted", [
-    pytest.param(False, {".Default": 1}, id="no personal script: sieve_default runs"),
-    pytest.param(True, {"": 1}, id="a personal script replaces sieve_default"),
+@pytest.mark.parametrize("own, wanted", [
+    pytest.param(None, {".Default": 1}, id="no personal script: sieve_default runs"),
+    pytest.param("keep;\n", {"": 1}, id="a personal script replaces sieve_default"),
+    pytest.param("dangling", {".Default": 1}, id="ManageSieve link to a deleted script"),
 ])
-def test_sieve_default(mail, has_own, wanted):
+def test_sieve_default(mail, own, wanted):
     default = os.path.join(mail.top, "default.sieve")
     with open(default, "w") as fh:
         fh.write('require ["fileinto", "mailbox"]; fileinto :create "Default";\n')
     mail.write_config(f"sieve_default = {default}\n")
-    if has_own:
-        activate(mail, "keep;\n")
-    else:
+    if own is None:
         make_dirs(mail, BOX)
+    else:
+        activate(mail, own)
+        if own == "dangling":
+            os.unlink(mail.path(f"{BOX}/sieve/roundcube.sieve"))
     line = delivered(deliver(mail))
     assert folders_of(mail) == wanted
-    assert (default in line) != has_own, line
+    assert (default in line) == (".Default" in wanted), line
 
 
 INCLUDING = ('require ["include", "fileinto"];\ninclude :global "spam";\n'
