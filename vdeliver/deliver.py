@@ -201,12 +201,30 @@ class SieveRoute:
         if plan.reject is not None:
             raise SieveReject(plan.reject)
         targets = []
-        for store in plan.stores:
+        for store in self.one_per_directory(plan.stores):
             try:
                 targets.append(self.target(store))
             except folders.UNUSABLE as error:
                 return self.keep_instead(store, error)
         return targets
+
+    def one_per_directory(self, stores):
+        """With extension_folder, keep stores into the +extension folder: a fileinto
+        naming that folder is the same target (one copy, the last flags win)."""
+        from vdeliver import filtering
+        if self.box_relative == self.relative:
+            return stores
+        box_folder = self.box_relative[len(self.relative) + 1:]
+        seen, out = {}, []
+        for store in stores:
+            if store.folder == box_folder:
+                store = filtering.Store(None, store.flags)
+            if store.folder in seen:
+                out[seen[store.folder]] = store
+            else:
+                seen[store.folder] = len(out)
+                out.append(store)
+        return out
 
     def keep_instead(self, store, error):
         """A folder of the Plan cannot be opened or made (a symlink, a name too long for
