@@ -549,6 +549,8 @@ def test_a_home_that_is_missing_means_no_personal_script(mail):
     pytest.param("keep;", {".lists": 1}, id="explicit keep too"),
     pytest.param('fileinto "Work";', {".Work": 1}, id="fileinto replaces keep"),
     pytest.param('fileinto :copy "Work";', {".lists": 1, ".Work": 1}, id="fileinto copy and keep"),
+    pytest.param('fileinto :copy "lists";', {".lists": 1}, id="fileinto the extension folder and keep"),
+    pytest.param('fileinto :flags "\\\\Seen" "lists";', {".lists": 1}, id="fileinto the extension folder"),
 ])
 def test_extension_folder_is_where_keep_stores(mail, script, wanted):
     mail.write_config("extension_folder = create\n")
