@@ -745,3 +745,17 @@ def test_a_home_elsewhere_for_a_mailbox_not_yet_made(mail):
     assert folders_of(mail) == {".First": 1}
     for sub in ("tmp", "new", "cur"):
         assert os.path.isdir(mail.path(f"{BOX}/{sub}"))
+
+
+@pytest.mark.parametrize("encoding, directory", [
+    pytest.param("utf7", ".Entw&APw-rfe.&AMk-t&AOk-", id="modified UTF-7 (Dovecot's default)"),
+    pytest.param("utf8", ".Entwürfe.Été", id="UTF-8 (Dovecot's UTF-8 layout option)"),
+])
+def test_folder_name_encoding_applies_to_sieve_folders(mail, encoding, directory):
+    mail.write_config(f"folder_name_encoding = {encoding}\n")
+    activate(mail, FILEINTO + 'fileinto :create "Entwürfe.Été";\n')
+    delivered(deliver(mail))
+    assert folders_of(mail) == {directory: 1}
+    activate(mail, FILEINTO + 'fileinto "Entwürfe.Été";\n')  # now it exists: no :create needed
+    delivered(deliver(mail))
+    assert folders_of(mail)[directory] == 2
