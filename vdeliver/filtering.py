@@ -57,11 +57,8 @@ class Plan:
 
 
 def settings_of(config):
-    """What the interpreter reads from vdeliver.cf (Pigeonhole's names), and the
-    exceptions it must let through: a time limit or a signal ends the delivery."""
-    from vdeliver.errors import Interrupted, TimeLimitExceeded
-    settings = {"recipient_delimiter": config.get("recipient_delimiter") or "+",
-                "interrupts": (TimeLimitExceeded, Interrupted)}
+    """What the interpreter reads from vdeliver.cf (Pigeonhole's names)."""
+    settings = {"recipient_delimiter": config.get("recipient_delimiter") or "+"}
     for name in ("sieve_spamtest_status_header", "sieve_spamtest_status_type",
                  "sieve_spamtest_max_value", "sieve_spamtest_max_header",
                  "sieve_virustest_status_header", "sieve_virustest_status_type",
@@ -91,6 +88,8 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
     binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
     daemon)."""
     from vdeliver import sieve
+    from vdeliver.errors import Interrupted, TimeLimitExceeded
+    sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
     result_plan = Plan()
     extensions = extensions_of(config)
     limits = limits_of(config)

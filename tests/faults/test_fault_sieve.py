@@ -459,3 +459,18 @@ def test_a_long_folder_name_keeps_the_log_line_whole(mail, create):
     _, line = hostile(mail)
     kept(mail)
     assert line.endswith("kept in INBOX)"), line[-200:]
+
+
+def test_the_time_limit_ends_a_slow_compile(mail):
+    """Compiling is not bounded by sieve_max_cpu_time: a script including three scripts of
+    0.9 MB each takes seconds. time_limit (2s) must still end the delivery (4.3.0), not
+    become a compile error that keeps the message after the limit."""
+    mail.write_config("time_limit = 2s\n")
+    activate(mail, 'require "include";\n' + "".join(f'include :personal "p{n}";\n' for n in range(3)))
+    for n in range(3):
+        write(mail, f"{BOX}/sieve/p{n}.sieve", f"# {n}\n" + "if true { keep; }\n" * 50000)
+    started = time.monotonic()
+    result = mail.run("-f", "s@x", "--", "bob@example.com", timeout=120)
+    assert time.monotonic() - started < 8
+    assert result.code == 75 and result.stdout.startswith(b"4.3.0 delivery time limit exceeded"), result
+    assert stored(mail) == {} and tmp_empty(mail)
