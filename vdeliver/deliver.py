@@ -188,7 +188,7 @@ class SieveRoute:
         self.opened = []
 
     def __call__(self, open_message, size):
-        from vdeliver import filtering, sievescripts
+        from vdeliver import filtering, folders, sievescripts
         from vdeliver.errors import SieveReject
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
                               self.folder_exists, self.cache)
@@ -200,7 +200,48 @@ class SieveRoute:
             sievescripts.write_user_log(script, lines)
         if plan.reject is not None:
             raise SieveReject(plan.reject)
-        return [self.target(store) for store in plan.stores]
+        targets = []
+        for store in self.one_per_directory(plan.stores):
+            try:
+                targets.append(self.target(store))
+            except folders.UNUSABLE as error:
+                return self.keep_instead(store, error)
+        return targets
+
+    def one_per_directory(self, stores):
+        """With extension_folder, keep stores into the +extension folder: a fileinto
+        naming that folder is the same target (one copy, the last flags win)."""
+        from vdeliver import filtering
+        if self.box_relative == self.relative:
+            return stores
+        box_folder = self.box_relative[len(self.relative) + 1:]
+        seen, out = {}, []
+        for store in stores:
+            if store.folder == box_folder:
+                store = filtering.Store(None, store.flags)
+            if store.folder in seen:
+                out[seen[store.folder]] = store
+            else:
+                seen[store.folder] = len(out)
+                out.append(store)
+        return out
+
+    def keep_instead(self, store, error):
+        """A folder of the Plan cannot be opened or made (a symlink, a name too long for
+        the filesystem): as Pigeonhole, the script's actions are dropped and the message
+        is kept in INBOX, never deferred for something every retry would repeat."""
+        from vdeliver import filtering, sievescripts
+        self.close()
+        self.shown_targets = []
+        detail = one_line(getattr(error, "detail", "") or str(error), 300)
+        self.notes.append(f"sieve: cannot store into {one_line(store.folder, 100)} ({detail}):"
+                          " kept in INBOX")
+        for script in self.scripts:
+            if script.kind == "personal":
+                sievescripts.write_user_log(script, [
+                    f"error: fileinto: cannot store into {one_line(store.folder, 300)}",
+                    "error: script failed: message kept in INBOX"])
+        return [self.target(filtering.Store(None))]
 
     def folder_exists(self, directory):
         try:

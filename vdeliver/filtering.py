@@ -20,6 +20,7 @@ recipient without scripts. Raises only what the message's own file raises
 (an OSError reading it back): the caller defers.
 """
 from vdeliver import folders, sievescripts
+from vdeliver.errors import one_line
 
 SYSTEM_FLAGS = {"\\seen": "S", "\\answered": "R", "\\flagged": "F", "\\deleted": "T",
                 "\\draft": "D"}
@@ -87,6 +88,8 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
     binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
     daemon)."""
     from vdeliver import sieve
+    from vdeliver.errors import Interrupted, TimeLimitExceeded
+    sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
     result_plan = Plan()
     extensions = extensions_of(config)
     limits = limits_of(config)
@@ -158,8 +161,9 @@ def finish(result_plan, keep, keep_flags):
 def fail(result_plan, script, *errors):
     """A script that cannot run to the end: its actions are dropped; keep in INBOX."""
     lines = [str(error) for error in errors][:20]
-    result_plan.notes.append(f"sieve: {script.shown} failed ({lines[0] if lines else 'error'}):"
-                             " kept in INBOX")
+    # The whole log line is cut at 2000 characters: keep "kept in INBOX" inside it.
+    first = one_line(lines[0], 300) if lines else "error"
+    result_plan.notes.append(f"sieve: {script.shown} failed ({first}): kept in INBOX")
     result_plan.user_log.append((script, [line if ": error:" in line or line.startswith("error:")
                                           else f"error: {line}" for line in lines]
                                  + ["error: script failed: message kept in INBOX"]))

@@ -45,12 +45,17 @@ def read(dir_fd):
 
 
 def letters(dir_fd, keywords):
-    """(letters, dropped): the letters for keywords, adding unknown ones to the file."""
-    table = read(dir_fd)
-    missing = [word for word in keywords if not find(table, word)]
-    dropped = []
-    if missing:
-        table, dropped = add(dir_fd, missing)
+    """(letters, dropped): the letters for keywords, adding unknown ones to the file.
+    A dovecot-keywords that cannot be read (a symlink: ELOOP, a directory, EIO)
+    drops every keyword: never a reason to fail the delivery."""
+    try:
+        table = read(dir_fd)
+        missing = [word for word in keywords if find(table, word) is None]
+        dropped = []
+        if missing:
+            table, dropped = add(dir_fd, missing)
+    except OSError:
+        return "", list(keywords)
     chosen = sorted({chr(ord("a") + number) for word in keywords
                      for number in [find(table, word)] if number is not None})
     return "".join(chosen), dropped

@@ -103,6 +103,7 @@ DOVECOT_QUOTA_RULE = "*:storage=1M:messages=100"   # ... and Dovecot's, the same
 # mailbox but those whose rule says ignore: this makes both count the same.
 DOVECOT_QUOTA_RULE2 = "Trash:ignore"
 NOCHROOT_RCPT = f"bob+nochroot@{HOSTED}"  # routed to the unchrooted lmtp copy
+SIEVE_USER = f"sam@{HOSTED}"     # has Sieve scripts (test_e2e_sieve.py); nobody else's mail goes there
 MODES = ("pipe", "lmtp")
 # Does a delivery get X-Original-To? pipe: `-a ${original_recipient}`. lmtp: only from
 # RCPT TO's ORCPT=, and Postfix's lmtp client sends ORCPT only to a server whose LHLO
@@ -128,6 +129,7 @@ VDELIVER_TABLE = {
     f"jörg@{HOSTED}": f"{HOSTED}/joerg/",
     f'"john doe"@{HOSTED}': f"{HOSTED}/john-doe/",   # a local part that needs quotes
     QUOTA_USER: f"{HOSTED}/quinn/",
+    SIEVE_USER: f"{HOSTED}/sam/",
     f"info@{CATCHALL}": f"{CATCHALL}/info/",
     f"@{CATCHALL}": f"{CATCHALL}/catchall/",
     **{u: f"{HOSTED}/{u.split('@')[0]}/" for u in BURST_USERS},
@@ -899,7 +901,9 @@ def write_dovecot_config(h: Harness) -> None:
     maildir quota backend keeps maildirsize in the control directory, so that user's
     control directory is the Maildir itself (where vdeliver writes maildirsize), and
     its userdb entry gives Dovecot the same limit (DOVECOT_QUOTA_RULE) and leaves Trash out
-    of the count as vdeliver does (DOVECOT_QUOTA_RULE2).
+    of the count as vdeliver does (DOVECOT_QUOTA_RULE2). And for SIEVE_USER: Dovecot reads
+    a folder's dovecot-keywords from the control directory, vdeliver writes it into the
+    folder, so that user's control directory is the Maildir too.
     """
     droot = f"{h.root}/dovecot"
     make_dir(f"{droot}/run")
@@ -911,11 +915,15 @@ def write_dovecot_config(h: Harness) -> None:
         if not (key.endswith(f"@{HOSTED}") and key.isascii() and "+" not in key):
             continue
         extra = ""
-        if key in h.quotas:
+        if key in h.quotas or key == SIEVE_USER:
+            # The control directory is the Maildir: maildirsize (quota) and dovecot-keywords
+            # (Sieve's imap4flags keywords) are where vdeliver writes them.
             maildir = os.path.join(h.mail_base, h.vdeliver_table[key].rstrip("/"))
             index = f"{droot}/mailstate/{key.split('@')[1]}/{key.split('@')[0]}"
-            extra = (f"userdb_mail=maildir:{maildir}:INDEX={index} userdb_quota_rule={DOVECOT_QUOTA_RULE} "
-                     f"userdb_quota_rule2={DOVECOT_QUOTA_RULE2}")
+            extra = f"userdb_mail=maildir:{maildir}:INDEX={index}"
+        if key in h.quotas:
+            extra += (f" userdb_quota_rule={DOVECOT_QUOTA_RULE} "
+                      f"userdb_quota_rule2={DOVECOT_QUOTA_RULE2}")
         users.append(f"{key}:{{PLAIN}}{PASSWORD}::::::{extra}\n")
     write_file(f"{droot}/users", "".join(users), 0o644)
     vmail = pwd.getpwnam(VMAIL)
@@ -934,6 +942,9 @@ auth_mechanisms = plain login
 first_valid_uid = {vmail.pw_uid}
 last_valid_uid = {vmail.pw_uid}
 mail_location = maildir:{h.mail_base}/%d/%n:INDEX={droot}/mailstate/%d/%n:CONTROL={droot}/mailstate/%d/%n
+# vdeliver's default Sieve home is the Maildir, where ManageSieve's ~/.dovecot.sieve is a
+# symlink: without a stat Dovecot takes a symlink for a folder (LIST shows "dovecot.sieve").
+maildir_stat_dirs = yes
 # Maildir++ quota, the file vdeliver writes; users without a quota_rule have no limit
 # (and Dovecot then writes no maildirsize).
 mail_plugins = $mail_plugins quota

@@ -19,6 +19,7 @@ from vdeliver import errors
     pytest.param(errors.DeliveryError(status="5.3.4"), "552 5.3.4 temporary failure",
                  id="message too big"),
     pytest.param(errors.MailLoop("x"), "554 5.4.6 mail forwarding loop", id="loop"),
+    pytest.param(errors.SieveReject("Not\r\nwanted."), "550 5.7.1 Not wanted.", id="sieve reject"),
     pytest.param(errors.Bounce(), "554 5.3.0 delivery failed", id="other bounce"),
     pytest.param(errors.MailSystemFull("d"), "452 4.3.1 mail system full", id="disk full"),
     pytest.param(errors.MailboxFullDeferred(), "452 4.2.2 mailbox full", id="mailbox full deferred"),

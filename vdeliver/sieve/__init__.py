@@ -23,7 +23,7 @@ from .message import Message
 from .result import Action, Result
 from .script import CompileError, Script, compile_script, default_extensions
 
-__all__ = ["compile", "run", "Message", "Envelope", "Limits", "limits_from_settings", "Action", "Result",
+__all__ = ["compile", "run", "let_through", "Message", "Envelope", "Limits", "limits_from_settings", "Action", "Result",
            "Script", "CompileError", "CAPABILITIES", "parse_extensions_setting", "load_extensions"]
 
 # Pigeonhole's default sieve_extensions, in the order it announces them.
@@ -62,6 +62,13 @@ def load_extensions():
     loading them on first use from several threads)."""
     for name in registry.CAPABILITIES:
         registry.load(name)
+
+
+def let_through(*classes):
+    """Name the exceptions the caller's signal handlers raise at any point (a time
+    limit, SIGTERM): compile() and run() let them end the caller's work instead of
+    taking them for a script's error. Once per process."""
+    registry.INTERRUPTS = tuple(classes)
 
 
 def compile(source, *, name="script", extensions=None, loader=None, limits=None):  # noqa: A001

@@ -6,10 +6,13 @@ command and test), by the action limits in result.py and by the caps of the
 extensions. Control flow: Stop ends the run, Return ends an included script.
 
 Never: raise out of run() (every error becomes Result.errors and the run falls
-back to the implicit keep), write or send mail, or open a file.
+back to the implicit keep), except the caller's interrupts (registry.INTERRUPTS,
+sieve.let_through(): its time limit and signals, raised by its signal handlers at
+any point of the run); write or send mail, or open a file.
 """
 import time
 
+from . import registry
 from . import result as result_mod
 from .match import MatchError
 from .result import SieveRuntimeError
@@ -137,6 +140,8 @@ def run_script(script, message, envelope, environment, limits, settings):
     except MemoryError:
         errors.append(f"{run.script_name}: error: out of memory.")
     except Exception as e:       # an interpreter bug must still end in the implicit keep
+        if isinstance(e, registry.INTERRUPTS):
+            raise                # the caller's time limit or signal: not the script's error
         errors.append(f"{run.script_name}: error: internal error during execution: "
                       f"{type(e).__name__}: {e}.")
     rb = run.result

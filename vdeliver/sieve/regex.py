@@ -111,7 +111,8 @@ def compile_pattern(pattern, comparator):
     opts.never_nl = False
     try:
         pat = re2.compile(translated, opts)
-    except Exception as e:          # re2.error carries bytes
+    except re2.error as e:          # carries bytes; nothing broader: a time limit or a
+        # signal raised by the caller's handler during the compile must end the delivery
         msg = e.args[0] if e.args else str(e)
         if isinstance(msg, bytes):
             msg = msg.decode("utf-8", "replace")

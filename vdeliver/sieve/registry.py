@@ -69,6 +69,9 @@ MATCH_TYPES = {}                     # tag -> TagSpec (value: match type name)
 ADDRESS_PARTS = {}                   # tag -> (extension, fn(localpart, domain, run) -> str|None)
 STRING_HOOKS = []                    # (order, extension, fn(validator, value, line) -> value)
 MAX_ERRORS = 50
+# Exceptions the caller's signal handlers raise (its time limit, SIGTERM): compile() and
+# run() let them through, never a compile or run-time error of the script (let_through()).
+INTERRUPTS = ()
 _PENDING = {}                        # command/test name -> [fn(spec)] for specs not loaded yet
 
 

@@ -7,9 +7,9 @@ caller's loader and compiled here too (include extension), so a run never reads
 anything.
 
 Never: open a file (the loader does that), or let anything escape but
-CompileError (a validator bug becomes one) and what the loader itself raised
+CompileError (a validator bug becomes one), what the loader itself raised
 ("not found" is the loader's None; "could not look" is its exception, which the
-caller turns into a deferral).
+caller turns into a deferral) and the caller's interrupts (registry.INTERRUPTS).
 """
 from . import lexer, parser, registry
 from .limits import DEFAULT as DEFAULT_LIMITS
@@ -71,6 +71,8 @@ def compile_script(source, *, name="script", extensions=None, loader=None, limit
     except RecursionError:
         raise CompileError([f"{name}: error: script nested too deeply."]) from None
     except Exception as e:       # a validator bug (or a failing loader) is still only a CompileError
+        if isinstance(e, registry.INTERRUPTS):
+            raise                # the caller's time limit or signal: not the script's error
         raise CompileError(v.errors + [f"{name}: error: internal error during validation: "
                                        f"{type(e).__name__}: {e}."]) from None
     if v.errors:
