@@ -239,6 +239,10 @@ def environment_of(config):
             "phase": "during", "name": "vdeliver", "version": __version__}
 
 
+class IncludesTooLarge(Exception):
+    """The included scripts of one script add up to more than sieve_max_script_size."""
+
+
 def compile_script(script, extensions, loader, limits, cache):
     """A compiled script, or the CompileError (cached too: a broken script is not
     recompiled for every message the daemon delivers)."""
@@ -250,15 +254,27 @@ def compile_script(script, extensions, loader, limits, cache):
         if key in _compiled:
             return _compiled[key]
     included = []
+    budget = [limits.max_script_size]  # bytes all included scripts may add up to
 
     def recording_loader(location, name):
         included.append((location, name))
-        return loader(location, name)
+        source = loader(location, name)
+        if source is not None:
+            budget[0] -= len(source)
+            if budget[0] < 0:
+                raise IncludesTooLarge(name)
+        return source
     try:
         compiled = sieve.compile(script.source, name=script.name, extensions=extensions,
                                  loader=recording_loader, limits=limits)
     except sieve.CompileError as error:
         compiled = error
+    except IncludesTooLarge as error:
+        # Compiling is not bounded by sieve_max_cpu_time (only the run is): 255 includes of
+        # 1M each would hold a delivery for minutes. All included scripts together get the
+        # budget of one script; past it the script does not compile (keep).
+        compiled = sieve.CompileError([f"{script.name}: error: include {error}: the included"
+                                       " scripts exceed sieve_max_script_size in all"])
     if key is not None and not included:  # an included file may change unseen: no cache
         if len(_compiled) >= CACHE_ENTRIES:
             _compiled.clear()

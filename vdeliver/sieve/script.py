@@ -70,7 +70,7 @@ def compile_script(source, *, name="script", extensions=None, loader=None, limit
         raise e.__cause__ from None
     except RecursionError:
         raise CompileError([f"{name}: error: script nested too deeply."]) from None
-    except Exception as e:       # a validator bug (or a failing loader) is still only a CompileError
+    except Exception as e:  # noqa: BLE001 - a validator bug is only a CompileError (interrupts pass)
         if isinstance(e, registry.INTERRUPTS):
             raise                # the caller's time limit or signal: not the script's error
         raise CompileError(v.errors + [f"{name}: error: internal error during validation: "
