@@ -209,15 +209,15 @@ class SieveRoute:
         return targets
 
     def one_per_directory(self, stores):
-        """With extension_folder, keep stores into the +extension folder: a fileinto
-        naming that folder is the same target (one copy, the last flags win)."""
+        """keep stores into the +extension folder when extension_folder chose one, and an
+        explicit fileinto "INBOX" (folder "") into the INBOX itself: stores that name the
+        same directory are one target (one copy, the last flags win)."""
         from vdeliver import filtering
-        if self.box_relative == self.relative:
-            return stores
-        box_folder = self.box_relative[len(self.relative) + 1:]
+        box_folder = None if self.box_relative == self.relative else \
+            self.box_relative[len(self.relative) + 1:]
         seen, out = {}, []
         for store in stores:
-            if store.folder == box_folder:
+            if store.folder == box_folder or (store.folder == "" and box_folder is None):
                 store = filtering.Store(None, store.flags)
             if store.folder in seen:
                 out[seen[store.folder]] = store
@@ -254,6 +254,8 @@ class SieveRoute:
         from vdeliver import folders, keywords
         if store.folder is None:
             fd, shown, relative = self.box_fd, self.box_shown, self.box_relative
+        elif store.folder == "":  # fileinto "INBOX" beside an +extension folder
+            fd, shown, relative = self.root_fd, self.shown, self.relative
         else:
             try:
                 fd = folders.open_folder(self.root_fd, self.shown, store.folder, store.create)

@@ -30,8 +30,10 @@ CACHE_ENTRIES = 2000
 
 
 class Store:
-    """folder: None for INBOX, else the folder's Maildir++ directory (`.Work.Urgent`,
-    folders.sieve_folder_name); flags: IMAP flags."""
+    """folder: None for the keep's target (INBOX, or the +extension folder that
+    extension_folder chose), "" for the INBOX itself (fileinto "INBOX"), else the
+    folder's Maildir++ directory (`.Work.Urgent`, folders.sieve_folder_name);
+    flags: IMAP flags."""
     __slots__ = ("folder", "flags", "create")
 
     def __init__(self, folder, flags=(), create=False):
@@ -181,8 +183,8 @@ def stores_of(result, folder_exists, separator, encoding, config):
             name = folders.sieve_folder_name(action.mailbox, separator, encoding)
             if name is None:
                 return [], None, f"fileinto {action.mailbox!r}: invalid mailbox name"
-            if name == "INBOX":
-                keep = store_flags(action.flags)
+            if name == "INBOX":  # the INBOX itself, even beside an +extension folder
+                stores.append(Store("", store_flags(action.flags)))
                 continue
             create = action.create or create_all
             if not create and not folder_exists(name):

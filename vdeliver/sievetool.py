@@ -119,7 +119,7 @@ def test(argv, out):
     for store in plan.stores:
         flags = f" flags: {' '.join(store.flags)}" if store.flags else ""
         create = " (created)" if store.create and store.folder not in existing else ""
-        out.write(f"store: {'INBOX' if store.folder is None else store.folder}{create}{flags}\n")
+        out.write(f"store: {store.folder or 'INBOX'}{create}{flags}\n")
     if not plan.stores and plan.reject is None:
         out.write("discard\n")
     for note in plan.notes:

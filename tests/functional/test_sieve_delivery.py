@@ -551,6 +551,8 @@ def test_a_home_that_is_missing_means_no_personal_script(mail):
     pytest.param('fileinto :copy "Work";', {".lists": 1, ".Work": 1}, id="fileinto copy and keep"),
     pytest.param('fileinto :copy "lists";', {".lists": 1}, id="fileinto the extension folder and keep"),
     pytest.param('fileinto :flags "\\\\Seen" "lists";', {".lists": 1}, id="fileinto the extension folder"),
+    pytest.param('fileinto "INBOX";', {"": 1}, id="fileinto INBOX is the INBOX itself"),
+    pytest.param('fileinto :copy "INBOX";', {"": 1, ".lists": 1}, id="fileinto copy INBOX and keep"),
 ])
 def test_extension_folder_is_where_keep_stores(mail, script, wanted):
     mail.write_config("extension_folder = create\n")
@@ -561,6 +563,14 @@ def test_extension_folder_is_where_keep_stores(mail, script, wanted):
     files = stored(mail)
     assert len({st.st_ino for st in files.values()}) == 1
     assert all(f"{BOX}/{path}" in line for path in files), line
+
+
+@pytest.mark.parametrize("script", ['fileinto "INBOX"; keep;', 'fileinto :copy "inbox";',
+                                    'require "imap4flags"; fileinto :flags "\\\\Seen" "INBOX"; keep;'])
+def test_fileinto_inbox_and_keep_are_one_copy(mail, script):
+    activate(mail, FILEINTO + script + "\n")
+    delivered(deliver(mail))
+    assert folders_of(mail) == {"": 1}
 
 
 def test_mailbox_separator_slash(mail):
