@@ -2,12 +2,15 @@
 
 Never: parse or rewrite the addresses; they come from the delivery core as given.
 """
-from dataclasses import dataclass
+from .value import Value
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    sender: str = ""                # "" is the null reverse-path <>
-    recipient: str = ""
-    original_recipient: str = ""
-    auth: str = ""
+class Envelope(Value):
+    """sender "" is the null reverse-path <>."""
+    __slots__ = ("sender", "recipient", "original_recipient", "auth")
+
+    def __init__(self, sender="", recipient="", original_recipient="", auth=""):
+        object.__setattr__(self, "sender", sender)
+        object.__setattr__(self, "recipient", recipient)
+        object.__setattr__(self, "original_recipient", original_recipient)
+        object.__setattr__(self, "auth", auth)

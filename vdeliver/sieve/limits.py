@@ -4,26 +4,38 @@ much of a message is read. from_settings() reads Pigeonhole's setting names.
 
 Never: hold state; every field is a plain number.
 """
-from dataclasses import dataclass
+from .value import Value
+
+# Every limit and its default.
+_DEFAULTS = {
+    "max_script_size": 1 << 20,     # sieve_max_script_size 1M (compile error)
+    "max_actions": 32,              # sieve_max_actions
+    "max_redirects": 4,             # sieve_max_redirects
+    "max_cpu_time": 30.0,           # sieve_max_cpu_time, seconds of CPU for the whole run
+    "max_nesting": 32,              # SIEVE_MAX_BLOCK_NESTING / SIEVE_MAX_TEST_NESTING
+    "max_include_depth": 10,        # sieve_include_max_nesting_depth
+    "max_includes": 255,            # sieve_include_max_includes
+    "max_variable_size": 4096,      # sieve_variables_max_variable_size (bytes)
+    "max_variables": 255,           # sieve_variables_max_scope_size
+    "max_match_values": 32,         # SIEVE_MAX_MATCH_VALUES
+    "max_notifications": 0,         # 0: none beyond max_actions (Pigeonhole 0.5; 2.4 has 10)
+    "max_header_size": 1 << 20,     # vdeliver: header block bytes parsed (message.MAX_HEADER_SIZE)
+    "max_body_size": 1 << 20,       # vdeliver: body bytes body/mime tests read (a pipe: message.MAX_BODY_SIZE)
+    "max_foreverypart": 1000,       # vdeliver: MIME parts a foreverypart loop visits
+    "max_expanded_size": 1 << 20,   # vdeliver: characters one string may expand to
+}
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_script_size: int = 1 << 20      # sieve_max_script_size 1M (compile error)
-    max_actions: int = 32               # sieve_max_actions
-    max_redirects: int = 4              # sieve_max_redirects
-    max_cpu_time: float = 30.0          # sieve_max_cpu_time, seconds of CPU for the whole run
-    max_nesting: int = 32               # SIEVE_MAX_BLOCK_NESTING / SIEVE_MAX_TEST_NESTING
-    max_include_depth: int = 10         # sieve_include_max_nesting_depth
-    max_includes: int = 255             # sieve_include_max_includes
-    max_variable_size: int = 4096       # sieve_variables_max_variable_size (bytes)
-    max_variables: int = 255            # sieve_variables_max_scope_size
-    max_match_values: int = 32          # SIEVE_MAX_MATCH_VALUES
-    max_notifications: int = 0          # 0: none beyond max_actions (Pigeonhole 0.5; 2.4 has 10)
-    max_header_size: int = 1 << 20      # vdeliver: header block bytes parsed (message.MAX_HEADER_SIZE)
-    max_body_size: int = 1 << 20        # vdeliver: body bytes body/mime tests read (a pipe: message.MAX_BODY_SIZE)
-    max_foreverypart: int = 1000        # vdeliver: MIME parts a foreverypart loop visits
-    max_expanded_size: int = 1 << 20    # vdeliver: characters one string may expand to
+class Limits(Value):
+    """The limits, each a number: Limits(max_actions=5) is the defaults but one."""
+    __slots__ = tuple(_DEFAULTS)
+
+    def __init__(self, **values):
+        unknown = values.keys() - _DEFAULTS.keys()
+        if unknown:
+            raise TypeError(f"Limits has no {', '.join(sorted(unknown))}")
+        for name, default in _DEFAULTS.items():
+            object.__setattr__(self, name, values.get(name, default))
 
 
 DEFAULT = Limits()
@@ -59,9 +71,8 @@ def from_settings(settings, base=DEFAULT):
     """Limits from Pigeonhole-named settings ("sieve_max_actions": "32",
     "sieve_max_script_size": "1M", "sieve_max_cpu_time": "30s"); others are ignored.
     Raises ValueError for a value that is not a number with a known unit."""
-    import dataclasses
     changes = {}
     for key, (field, kind) in SETTINGS.items():
         if key in settings and settings[key] not in (None, ""):
             changes[field] = _value(settings[key], kind)
-    return dataclasses.replace(base, **changes)
+    return base.replace(**changes)

@@ -13,7 +13,7 @@ A violated rule raises SieveRuntimeError (the interpreter turns it into a
 Result error, and the run fails to the implicit keep).
 Never: execute an action (no mail is written or sent here).
 """
-from dataclasses import dataclass, field, replace
+from .value import Value
 
 
 class SieveRuntimeError(Exception):
@@ -24,26 +24,38 @@ class SieveRuntimeError(Exception):
         self.script = None           # set by include when raised in an included script
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
-    kind: str
-    mailbox: str = ""
-    flags: tuple = ()
-    create: bool = False
-    copy: bool = False
-    reason: str = ""
-    address: str = ""
-    line: int = 0
-    params: dict = field(default_factory=dict, hash=False, compare=True)
+_set = object.__setattr__
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    actions: list
-    implicit_keep: bool
-    errors: list
-    keep_flags: tuple = ()
-    warnings: list = field(default_factory=list)
+class Action(Value):
+    """One action of a run: kind (keep, fileinto, redirect, discard, reject, ...) and
+    what it needs; params: an extension's other arguments (vacation, notify)."""
+    __slots__ = ("kind", "mailbox", "flags", "create", "copy", "reason", "address", "line", "params")
+
+    def __init__(self, kind, mailbox="", flags=(), create=False, copy=False, reason="", address="",
+                 line=0, params=None):
+        _set(self, "kind", kind)
+        _set(self, "mailbox", mailbox)
+        _set(self, "flags", flags)
+        _set(self, "create", create)
+        _set(self, "copy", copy)
+        _set(self, "reason", reason)
+        _set(self, "address", address)
+        _set(self, "line", line)
+        _set(self, "params", {} if params is None else params)
+
+
+class Result(Value):
+    """What a run produced: the actions in order, whether the implicit keep holds, the
+    run-time errors (any: the run failed), the flags of the implicit keep, warnings."""
+    __slots__ = ("actions", "implicit_keep", "errors", "keep_flags", "warnings")
+
+    def __init__(self, actions, implicit_keep, errors, keep_flags=(), warnings=None):
+        _set(self, "actions", actions)
+        _set(self, "implicit_keep", implicit_keep)
+        _set(self, "errors", errors)
+        _set(self, "keep_flags", keep_flags)
+        _set(self, "warnings", [] if warnings is None else warnings)
 
     @property
     def failed(self):
@@ -96,7 +108,7 @@ class ResultBuilder:
                 return False
             # Pigeonhole keeps one store, with the flags of the last one; a duplicate
             # leaves the implicit keep as the first one left it
-            self.actions[i] = replace(other, flags=action.flags, create=other.create or action.create)
+            self.actions[i] = other.replace(flags=action.flags, create=other.create or action.create)
             return True
         if a == o == "redirect" and _address_key(action.address) == _address_key(other.address):
             return True
