@@ -32,7 +32,6 @@ import pwd
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -127,7 +126,7 @@ def main():
     recipients = {"no script": ("alice", None), "roundcube": ("bob", False)}
     if not args.no_anyof:
         recipients["roundcube anyof"] = ("carol", True)
-    for name, (local, anyof) in recipients.items():
+    for local, anyof in recipients.values():
         home = os.path.join(base, "example.com", local)
         make_maildir(home, owner)
         if anyof is None:
