@@ -14,6 +14,7 @@ the pipe command pays for what is configured.
 """
 
 import posix
+import sys
 
 from vdeliver import address, maildir, message, resolve, safepath
 from vdeliver.errors import (ConfigError, DeliveryError, MailboxFull, MailboxFullDeferred,
@@ -188,6 +189,11 @@ class SieveRoute:
         self.opened = []
 
     def __call__(self, open_message, size):
+        if not self.cache and "vdeliver.filtering" not in sys.modules:
+            # The pipe command (one thread, a new process per message): the Sieve modules
+            # from their .pyc files, as the pipe modules were (vdeliver/__init__.py).
+            import vdeliver
+            vdeliver.load_modules(vdeliver.SIEVE_MODULES)
         from vdeliver import filtering, folders, sievescripts
         from vdeliver.errors import SieveReject
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
