@@ -257,7 +257,7 @@ class SieveRoute:
         return (st.st_mode & 0o170000) == 0o040000
 
     def target(self, store):
-        from vdeliver import folders, keywords
+        from vdeliver import folders
         if store.folder is None:
             fd, shown, relative = self.box_fd, self.box_shown, self.box_relative
         elif store.folder == "":  # fileinto "INBOX" beside an +extension folder
@@ -272,7 +272,8 @@ class SieveRoute:
         system = "".join(sorted(filtering_letters(store.flags)))
         words = [flag for flag in store.flags if not flag.startswith("\\")]
         letters = ""
-        if words:
+        if words:  # IMAP keywords: only then the keywords module (0.1 ms)
+            from vdeliver import keywords
             letters, dropped = keywords.letters(fd, words)
             if dropped:
                 self.notes.append(f"keywords not stored in {relative} (26 in use): {', '.join(dropped)}")
