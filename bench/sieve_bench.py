@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """sieve_bench.py: what a personal Sieve script adds to one pipe(8)-style delivery.
 
-    bench/sieve_bench.py [-n 300] [--vdeliver /opt/vdeliver/bin/vdeliver] [--rules 50]
+    bench/sieve_bench.py [-n 300] [--vdeliver [LABEL=]/opt/vdeliver/bin/vdeliver]... [--rules 50]
                          [--size 4096] [--no-anyof] [--importtime 20]
 
 Runs each entry N times, interleaved round-robin, one fresh process per
@@ -20,6 +20,9 @@ without one:
                     message matches only the last rule (every test runs)
   roundcube anyof   the same, each rule `anyof (header :contains "subject" ..,
                     header :contains "from" ..)`
+
+--vdeliver again: the same entries for each launcher, named LABEL, in the same
+interleaved rounds (to compare installs); the figures below are the first one's.
 
 Then, in a fresh `python3 -I -S` (medians of --importtime runs): the stages of
 the roundcube entry in process (loading the Sieve modules as the pipe command
@@ -145,13 +148,15 @@ def stages(python, site, script_path, message_path, runs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=300)
-    parser.add_argument("--vdeliver", default="/opt/vdeliver/bin/vdeliver")
+    parser.add_argument("--vdeliver", action="append", metavar="[LABEL=]PATH")
     parser.add_argument("--rules", type=int, default=50)
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--no-anyof", action="store_true")
     parser.add_argument("--importtime", type=int, default=20, metavar="RUNS")
     parser.add_argument("--user", default="vmail")
     args = parser.parse_args()
+    variants = [(v.partition("=")[0] + " ", v.partition("=")[2]) if "=" in v else ("", v)
+                for v in args.vdeliver or ["/opt/vdeliver/bin/vdeliver"]]
 
     top = tempfile.mkdtemp(prefix="vdeliver-sieve-bench-", dir="/var/tmp")
     os.chmod(top, 0o755)
@@ -193,9 +198,10 @@ def main():
 
     cfg = os.path.join(top, "vdeliver.cf")
     entries = [("python -I -S", ["/usr/bin/python3", "-I", "-S", "-c", "pass"])]
-    for name, (local, _) in recipients.items():
-        entries.append((name, [args.vdeliver, "-c", cfg, "-f", "a@example.net", "--",
-                               f"{local}@example.com"]))
+    for label, path in variants:
+        for name, (local, _) in recipients.items():
+            entries.append((label + name, [path, "-c", cfg, "-f", "a@example.net", "--",
+                                           f"{local}@example.com"]))
     samples = {name: ([], []) for name, _ in entries}
     for _ in range(3):  # warm-up
         for _name, argv in entries:
@@ -208,7 +214,7 @@ def main():
             samples[name][1].append(cpu)
 
     # Every message went where the script says: the last rule's folder (or INBOX).
-    wanted = args.n + 3
+    wanted = (args.n + 3) * len(variants)
     verify = []
     for name, (local, anyof) in recipients.items():
         folder = "" if anyof is None else f".Folder{args.rules}"
@@ -219,25 +225,26 @@ def main():
             raise SystemExit("verify: " + "; ".join(verify))
 
     print(f"sieve_bench: n={args.n} per entry, {args.size}-byte message, {args.rules} rules, "
-          f"run as {args.user if owner else 'self'}, {args.vdeliver}")
-    width = 16
+          f"run as {args.user if owner else 'self'}, " + ", ".join(path for _, path in variants))
+    width = max(len(name) for name in samples)
     print(f"{'entry':{width}} {'med ms':>7} {'p90':>7} {'cpu med':>7} {'cpu p90':>7}")
     print("-" * (width + 32))
     for name, (walls, cpus) in samples.items():
         print(f"{name:{width}} {statistics.median(walls):7.2f} {percentile(walls, 0.9):7.2f} "
               f"{statistics.median(cpus):7.2f} {percentile(cpus, 0.9):7.2f}")
-    base_wall = statistics.median(samples["no script"][0])
-    base_cpu = statistics.median(samples["no script"][1])
-    for name in recipients:
-        if name == "no script":
-            continue
-        walls, cpus = samples[name]
-        print(f"added by {name}: {statistics.median(walls) - base_wall:+.2f} ms wall, "
-              f"{statistics.median(cpus) - base_cpu:+.2f} ms CPU (medians)")
+    for label, _ in variants:
+        base_wall = statistics.median(samples[label + "no script"][0])
+        base_cpu = statistics.median(samples[label + "no script"][1])
+        for name in recipients:
+            if name == "no script":
+                continue
+            walls, cpus = samples[label + name]
+            print(f"added by {label}{name}: {statistics.median(walls) - base_wall:+.2f} ms wall, "
+                  f"{statistics.median(cpus) - base_cpu:+.2f} ms CPU (medians)")
     print("verify: " + "; ".join(verify))
 
     if args.importtime:
-        python = os.path.join(os.path.dirname(os.path.realpath(args.vdeliver)), "python3")
+        python = os.path.join(os.path.dirname(os.path.realpath(variants[0][1])), "python3")
         site = subprocess.run([python, "-I", "-c", "import vdeliver, os; "
                                "print(os.path.dirname(os.path.dirname(vdeliver.__file__)))"],
                               capture_output=True, text=True, check=True).stdout.strip()

@@ -189,13 +189,20 @@ class SieveRoute:
         self.opened = []
 
     def __call__(self, open_message, size):
-        if not self.cache and "vdeliver.filtering" not in sys.modules:
+        pipe = not self.cache and "vdeliver.filtering" not in sys.modules
+        if pipe:
             # The pipe command (one thread, a new process per message): the Sieve modules
             # from their .pyc files, as the pipe modules were (vdeliver/__init__.py).
             import vdeliver
             vdeliver.load_modules(vdeliver.SIEVE_MODULES)
         from vdeliver import filtering, folders, sievescripts
         from vdeliver.errors import SieveReject
+        if pipe:
+            # Every object so far lives as long as the process: out of the cyclic
+            # collector's sight, which would walk them all again during the compile
+            # (a generation-1 collection: 0.4 ms here).
+            import gc
+            gc.freeze()
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
                               self.folder_exists, self.cache)
         base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
