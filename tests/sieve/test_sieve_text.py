@@ -44,3 +44,23 @@ def test_q_decoding_of_hex_pairs(text):
     want = re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
                   text.replace("_", " ").encode())
     assert message._q_decode(text) == want
+
+
+def decode_2047_by_regex(v):
+    """RFC 2047 decoding as vdeliver did it with `re`: the reference."""
+    v = re.sub(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)", r"\1", v)
+    return re.sub(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=", lambda m: message._decode_word(m.group(1), m.group(2).upper(), m.group(3),
+                                                       m.group(0)), v)
+
+
+_PART = st.lists(st.sampled_from(["a", "é", "=", "?", " ", "\t", "\x1c", "\xa0", "=C3=A9", "_", "w6k"]),
+                 max_size=3).map("".join)
+_WORD = st.builds("=?{}?{}?{}?=".format, st.sampled_from(["utf-8", "UTF-8*en", "x-unknown", "iso-8859-1", ""])
+                  | _PART, st.sampled_from(["q", "Q", "b", "B", "x", ""]), _PART)
+_PIECE = _WORD | st.sampled_from(["=?", "?=", "?", "=", " ", "\t", " \t ", "\n", "a", "é"])
+
+
+@settings(max_examples=4000, deadline=None)
+@given(st.lists(_PIECE, max_size=8).map("".join))
+def test_rfc2047_decoding_is_the_regex(text):
+    assert message.decode_2047(text) == decode_2047_by_regex(text)

@@ -210,26 +210,53 @@ def decode_value(raw):
     return v
 
 
-_encoded_words = None
+def _encoded_word(v, q):
+    """The encoded word `=?charset?B|Q?text?=` (RFC 2047 §2) at v[q:] as (end, charset,
+    encoding, text), or None. Charset and text hold no "?" and no white space."""
+    mark = v.find("?", q + 2)
+    if mark <= q + 2 or v[mark + 1:mark + 2] not in ("B", "b", "Q", "q") or v[mark + 2:mark + 3] != "?":
+        return None
+    close = v.find("?", mark + 3)
+    if close < 0 or v[close + 1:close + 2] != "=":
+        return None
+    charset, text = v[q + 2:mark], v[mark + 3:close]
+    if any(c.isspace() for c in charset) or any(c.isspace() for c in text):
+        return None
+    return close + 2, charset, v[mark + 1], text
 
 
 def decode_2047(v):
-    """RFC 2047 encoded words decoded, the blanks between two of them dropped. Its
-    patterns (and `re`, 5 ms in a new process) are compiled on the first value
-    that has "=?": a plain ASCII header never pays for them."""
-    global _encoded_words
-    if _encoded_words is None:
-        import re
-        _encoded_words = (
-            re.compile(r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)"),
-            re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?="))
-    gap, word = _encoded_words
-    v = gap.sub(r"\1", v)
-    return word.sub(_decode_word, v)
+    """RFC 2047 encoded words decoded, the blanks between two of them dropped (§6.2).
+    By str methods, not `re` (5 ms in a new process): first the blanks, then the
+    words, each scan leftmost as re.sub would."""
+    out, i, q = [], 0, v.find("=?")
+    while q >= 0:                    # blanks between two words go
+        word = _encoded_word(v, q)
+        if word is not None:
+            gap = word[0]
+            while gap < len(v) and v[gap] in " \t":
+                gap += 1
+            if gap > word[0] and v.startswith("=?", gap) and _encoded_word(v, gap) is not None:
+                out.append(v[i:word[0]])
+                i = q = gap
+                continue
+        q = v.find("=?", q + 1)
+    v = "".join(out) + v[i:]
+    out, i, q = [], 0, v.find("=?")
+    while q >= 0:                    # each word decoded
+        word = _encoded_word(v, q)
+        if word is None:
+            q = v.find("=?", q + 1)
+            continue
+        end, charset, encoding, text = word
+        out.append(v[i:q])
+        out.append(_decode_word(charset, encoding.upper(), text, v[q:end]))
+        i = end
+        q = v.find("=?", end)
+    return "".join(out) + v[i:]
 
 
-def _decode_word(m):
-    charset, enc, text = m.group(1), m.group(2).upper(), m.group(3)
+def _decode_word(charset, enc, text, original):
     charset = charset.split("*", 1)[0]          # RFC 2231 language suffix
     try:
         codecs.lookup(charset)
@@ -244,7 +271,7 @@ def _decode_word(m):
             data = _q_decode(text)
         return data.decode(charset, "replace")
     except (ValueError, LookupError, UnicodeError):
-        return m.group(0)
+        return original
 
 
 _HEX = frozenset("0123456789ABCDEFabcdef")
