@@ -118,9 +118,13 @@ import vdeliver
 clock = time.perf_counter
 source, data = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
 t0 = clock()
-if hasattr(vdeliver, "SIEVE_MODULES"):  # as deliver.SieveRoute does
+from_pyc = hasattr(vdeliver, "SIEVE_MODULES")
+if from_pyc:  # as deliver.SieveRoute does
     vdeliver.load_modules(vdeliver.SIEVE_MODULES)
 from vdeliver import filtering, sieve
+if from_pyc:
+    import gc
+    gc.freeze()
 t1 = clock()
 script = sieve.compile(source, name="roundcube")
 t2 = clock()
