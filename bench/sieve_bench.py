@@ -4,11 +4,11 @@
     bench/sieve_bench.py [-n 300] [--vdeliver [LABEL=]/opt/vdeliver/bin/vdeliver]... [--rules 50]
                          [--size 4096] [--no-anyof] [--importtime 20]
 
-Runs each entry N times, interleaved round-robin, one fresh process per
-message (as pipe(8) does), as the delivery user when run as root (the
-approach of pipe_startup.py), and prints median / p90 wall ms from spawn to
-reap and CPU ms per message, then what each script adds over the recipient
-without one:
+Runs each entry N times, interleaved (each round in a new random order), one
+fresh process per message (as pipe(8) does), as the delivery user when run as
+root (the approach of pipe_startup.py), and prints median / p90 wall ms from
+spawn to reap and CPU ms per message, then what each script adds over the
+recipient without one:
 
   python -I -S      /usr/bin/python3 -I -S -c pass: the interpreter alone
   no script         a real delivery to a recipient without ~/.dovecot.sieve
@@ -35,6 +35,7 @@ Figures move ±30 % between runs on a shared VM: compare within one run.
 import argparse
 import os
 import pwd
+import random
 import shutil
 import statistics
 import subprocess
@@ -210,8 +211,13 @@ def main():
     for _ in range(3):  # warm-up
         for _name, argv in entries:
             run_once(argv, message, user)
-    for round_number in range(args.n):
-        order = entries[round_number % len(entries):] + entries[:round_number % len(entries)]
+    shuffle = random.Random(1).shuffle
+    for _ in range(args.n):
+        # A new order every round: rotating one order would give each entry the same
+        # predecessor every time, and what ran just before moves a run by 0.5 ms here
+        # (the launcher after `python -I -S` starts with colder caches).
+        order = entries[:]
+        shuffle(order)
         for name, argv in order:
             wall, cpu = run_once(argv, message, user)
             samples[name][0].append(wall)
