@@ -279,7 +279,7 @@ class SieveRoute:
         system = "".join(sorted(filtering_letters(store.flags)))
         words = [flag for flag in store.flags if not flag.startswith("\\")]
         letters = ""
-        if words:  # IMAP keywords: only then the keywords module (0.1 ms)
+        if words:  # IMAP keywords: only then the keywords module
             from vdeliver import keywords
             letters, dropped = keywords.letters(fd, words)
             if dropped:
