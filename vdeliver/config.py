@@ -27,6 +27,9 @@ DEFAULTS = {
     "maillog_file": "",
     "time_limit": "600s",
     "table_cache_directory": "/var/cache/vdeliver",
+    # shared storage (several delivery hosts): deliver.py, maildir.py
+    "virtual_mailbox_base_mounted": "no",
+    "maildir_hostname": "",
     # Postfix's UTF-8 mode of table lookups (address.py): case folding, non-UTF-8 keys.
     # yes as Postfix with compatibility_level >= 1; set it as the admin's main.cf does.
     "smtputf8_enable": "yes",

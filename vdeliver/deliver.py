@@ -53,6 +53,29 @@ class Delivery:
         return "; ".join([f"delivered to {kind} {self.file}"] + self.notes)
 
 
+MOUNTED_MARKER = ".vdeliver-mounted"
+
+
+def check_mounted(base):
+    """virtual_mailbox_base_mounted = yes: the base must be a mount point, or hold the
+    marker file MOUNTED_MARKER (put it on the shared filesystem itself). An unmounted NFS
+    mount point is an empty local directory: mail delivered there would vanish from the
+    users' view when the share comes back. Not mounted: defer 4.3.0."""
+    from vdeliver.errors import StoreNotMounted
+    try:
+        here = posix.stat(base)
+        parent = posix.stat(base.rstrip("/") + "/..")
+    except OSError as err:
+        raise StoreNotMounted(f"virtual_mailbox_base {base}: {err.strerror}") from None
+    if here.st_dev != parent.st_dev or here.st_ino == parent.st_ino:
+        return
+    try:
+        posix.stat(f"{base.rstrip('/')}/{MOUNTED_MARKER}", follow_symlinks=False)
+    except OSError:
+        raise StoreNotMounted(f"virtual_mailbox_base {base} is not a mount point and holds no"
+                              f" {MOUNTED_MARKER}") from None
+
+
 def mailbox_base(config):
     base = config.get("virtual_mailbox_base")
     if not base:
@@ -73,6 +96,9 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None, point=None)
     fails becomes a note for the log line).
     """
     base = mailbox_base(config)
+    if config.get_bool("virtual_mailbox_base_mounted"):
+        check_mounted(base)
+    maildir.HOSTNAME = config.get("maildir_hostname").strip()
     if mailbox is None:
         mailbox = resolve.resolve(envelope.recipient, config, tables)
     original = envelope.original_recipient if config.get_bool("enable_original_recipient") else ""

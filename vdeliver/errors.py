@@ -97,6 +97,11 @@ class MailboxFullDeferred(TemporaryFailure):
     status, reason = "4.2.2", "mailbox full"
 
 
+class StoreNotMounted(TemporaryFailure):
+    """virtual_mailbox_base_mounted = yes and the base is not mounted (deliver.check_mounted)."""
+    status, reason = "4.3.0", "mail store not mounted"
+
+
 class InputError(TemporaryFailure):
     status, reason = "4.3.0", "error reading the message"
 
@@ -164,7 +169,7 @@ class SieveReject(Bounce):
 
 # The table the man page's DIAGNOSTICS section documents (a test checks they agree).
 CATALOGUE = (
-    ConfigError, TableError, UnsafeMailboxPath, MailboxUnavailable, MailSystemFull,
+    ConfigError, TableError, UnsafeMailboxPath, MailboxUnavailable, MailSystemFull, StoreNotMounted,
     MailboxFullDeferred, InputError, TimeLimitExceeded, Interrupted, InternalError,
     TemporaryFailure, UnknownUser, BadRecipientAddress, BadSenderAddress, MailLoop, MailboxFull,
     SieveReject,

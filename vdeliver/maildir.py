@@ -9,8 +9,9 @@ link and that fsync are the commit point (commitpoint.py): no signal handler
 raises inside it, and once new/ is durable nothing changes the outcome.
 
 NAME is `<sec>.M<usec>P<pid>Q<n>R<random hex>.<host>`, host from
-gethostname() with `/` -> `\\057` and `:` -> `\\072`; `,S=` is the exact file
-size, which Dovecot trusts.
+maildir_hostname or gethostname() with `/` -> `\\057` and `:` -> `\\072`; `,S=`
+is the exact file size, which Dovecot trusts. A link that reports EEXIST although
+it made the link (NFS) is recognised by its inode, never linked a second time.
 
 Never: follow a symlink below the base; write outside it; leave a file in
 tmp/ or a partial file in new/ on any failure; report success before the
@@ -28,8 +29,11 @@ NAME_ATTEMPTS = 5
 _deliveries = 0  # Q<n>: deliveries made by this process
 
 
+HOSTNAME = ""  # maildir_hostname (deliver.py sets it): containers that all share one
+
+
 def hostname():
-    name = posix.uname().nodename or "localhost"
+    name = HOSTNAME or posix.uname().nodename or "localhost"
     return name.replace("/", "\\057").replace(":", "\\072")
 
 
@@ -191,15 +195,30 @@ def commit(tmp_fd, places, name, size, point):
 
 
 def link_into(tmp_fd, dir_fd, name, size, target, sub):
-    """Link tmp/name to SUB/name,S=size[info]; on EEXIST retry with a fresh name."""
+    """Link tmp/name to SUB/name,S=size[info]; on EEXIST retry with a fresh name, unless
+    the name already is this very file: on NFS a link() whose reply was lost is retried
+    by the client and reports EEXIST although it succeeded (link(2), BUGS; Dovecot's
+    nfs_safe_link()). Linking again under a new name would deliver the message twice."""
     file_name = f"{name},S={size}{target.info}"
     for _ in range(NAME_ATTEMPTS):
         try:
             posix.link(name, file_name, src_dir_fd=tmp_fd, dst_dir_fd=dir_fd)
             return file_name, f"{sub}/{file_name}"
         except FileExistsError:
+            if same_file(tmp_fd, name, dir_fd, file_name):
+                return file_name, f"{sub}/{file_name}"
             file_name = f"{unique_name()},S={size}{target.info}"
     raise MailboxUnavailable(f"no unique file name in {target.shown}/{sub}")
+
+
+def same_file(dir_a, name_a, dir_b, name_b):
+    """True when both names are links to one inode (never following a symlink)."""
+    try:
+        a = posix.stat(name_a, dir_fd=dir_a, follow_symlinks=False)
+        b = posix.stat(name_b, dir_fd=dir_b, follow_symlinks=False)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def write_and_close(fd, write_message, shown):

@@ -326,6 +326,34 @@ def test_read_only_base_defers(mail):
     assert mail.base.encode() in result.log and mail.base.encode() not in result.stdout
 
 
+def test_an_unmounted_base_defers_when_it_must_be_mounted(mail):
+    """virtual_mailbox_base_mounted = yes: a plain directory (an unmounted NFS mount point
+    looks just like one) defers 4.3.0; the marker file, or a real mount, lets mail in."""
+    mail.write_config("virtual_mailbox_base_mounted = yes\n")
+    result = mail.run("-f", "s@x", "--", "bob@example.com")
+    assert (result.code, result.stdout) == (75, b"4.3.0 mail store not mounted"), result
+    assert b"is not a mount point" in result.log and os.listdir(mail.base) == []
+    marker = mail.path(".vdeliver-mounted")
+    with open(marker, "w"):
+        pass
+    assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0
+    os.unlink(marker)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", mail.base], check=True)
+    try:
+        os.chown(mail.base, mail.user.pw_uid, mail.user.pw_gid)
+        assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0
+        assert len(mail.new_files("example.com/bob")) == 1
+    finally:
+        subprocess.run(["umount", mail.base], check=True)
+
+
+def test_maildir_hostname_names_the_files(mail):
+    mail.write_config("maildir_hostname = box/7:a\n")
+    assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0
+    (path,) = mail.new_files("example.com/bob")
+    assert os.path.basename(path).split(",S=")[0].endswith(".box\\0577\\072a"), path
+
+
 def test_world_writable_base_defers(mail):
     os.chmod(mail.base, 0o777)
     result = mail.run("-f", "s@x", "--", "bob@example.com")

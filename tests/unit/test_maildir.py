@@ -84,3 +84,45 @@ def test_missing_base_defers(tmp_path):
     with pytest.raises(MailboxUnavailable) as caught:
         deliver(str(tmp_path / "nope"), "box/", writer(b"x"))
     assert caught.value.exit_code == 75
+
+
+def test_a_link_that_reports_eexist_but_was_made_is_one_delivery(tmp_path, monkeypatch):
+    """NFS: the server made the link, its reply was lost, the client's retry gets EEXIST
+    (link(2), BUGS). No NFS in this kernel, so the fault is a stand-in link() that links
+    and then says EEXIST. Before: a second link under a fresh name, two copies in new/."""
+    real_link = os.link
+    calls = []
+
+    def link_then_eexist(src, dst, *, src_dir_fd=None, dst_dir_fd=None):
+        real_link(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd)
+        calls.append(dst)
+        raise FileExistsError(17, "File exists")
+    monkeypatch.setattr(maildir.posix, "link", link_then_eexist)
+    relative = deliver(str(tmp_path), "example.com/bob/", writer(b"once\n"))
+    monkeypatch.undo()
+    new = os.listdir(tmp_path / "example.com" / "bob" / "new")
+    assert len(calls) == 1 and new == [calls[0]]
+    assert relative == f"example.com/bob/new/{calls[0]}"
+    assert os.listdir(tmp_path / "example.com" / "bob" / "tmp") == []
+
+
+def test_a_real_name_collision_still_gets_a_fresh_name(tmp_path, monkeypatch):
+    """EEXIST from another file of that name (not ours): a fresh name, as before."""
+    box = tmp_path / "example.com" / "bob"
+    deliver(str(tmp_path), "example.com/bob/", writer(b"first\n"))
+    monkeypatch.setattr(maildir, "unique_name", lambda: "fixed")
+    (box / "new" / "fixed,S=7").write_bytes(b"other\n")
+    names = iter(["fixed", "fixed", "fresh"])
+    monkeypatch.setattr(maildir, "unique_name", lambda: next(names))
+    relative = deliver(str(tmp_path), "example.com/bob/", writer(b"second\n"))
+    assert relative.endswith("/new/fresh,S=7")
+    assert (box / "new" / "fixed,S=7").read_bytes() == b"other\n"
+
+
+@pytest.mark.parametrize("configured, wanted", [
+    pytest.param("", os.uname().nodename.replace("/", "\\057").replace(":", "\\072"), id="host name"),
+    pytest.param("mx/1:a", "mx\\0571\\072a", id="maildir_hostname, encoded"),
+])
+def test_maildir_hostname(monkeypatch, configured, wanted):
+    monkeypatch.setattr(maildir, "HOSTNAME", configured)
+    assert maildir.unique_name().endswith("." + wanted)
