@@ -1539,6 +1539,45 @@ yes_no("body-raw-headers", 'body :raw :contains "Content-Type: application/pdf"'
        message=M_MIME)
 yes_no("body-text-empty", 'body :text :is ""', "body", exts=("body",), message=msg(["Subject: x"], ""))
 
+# include flow, flags in variables, vacation and notify arguments
+A = "include"
+add("include-return-main", req("include") + 'redirect "a@example.net";\nreturn;\nredirect "b@example.net";\n', A)
+add("include-stop-inside", req("include") + 'include "p";\nredirect "after@example.net";\n', A,
+    personal={"p": b'redirect "in@example.net";\nstop;\n'})
+add("include-in-if", req("include") + 'if header :contains "subject" "report" { include "p"; }\n', A,
+    personal={"p": b'redirect "in@example.net";\n'})
+add("include-once-nested", req("include") + 'include :once "a";\ninclude "b";\n', A,
+    personal={"a": b'redirect "a@example.net";\n', "b": b'require "include";\ninclude :once "a";\nredirect "b@example.net";\n'})
+add("include-global-var-chain", req("include", "variables") + 'global "x";\nset "x" "1";\ninclude "a";\n', A,
+    personal={"a": b'require ["include", "variables"];\nglobal "x";\nset "x" "${x}2";\ninclude "b";\n',
+              "b": b'require ["include", "variables", "reject"];\nglobal "x";\nreject "[${x}]";\n'})
+add("include-variable-name", req("include", "variables") + 'set "n" "p";\ninclude "${n}";\n', A,
+    personal={"p": b'redirect "in@example.net";\n'})
+add("include-global-and-personal-same-name", req("include") + 'include :global "p";\ninclude :personal "p";\n', A,
+    personal={"p": b'redirect "personal@example.net";\n'}, global_={"p": b'redirect "global@example.net";\n'})
+add("include-duplicate-actions", req("include") + 'include "p";\nredirect "in@example.net";\n', A,
+    personal={"p": b'redirect "in@example.net";\n'})
+A = "imap4flags"
+add("flags-var-hasflag", req("imap4flags", "fileinto", "variables") + 'setflag "f" "a b";\n'
+    'if hasflag :is "f" "b" { fileinto "Yes"; }\n', A, folders=YES_NO)
+add("flags-var-removeflag", req("imap4flags", "variables") + 'setflag "f" "a b c";\nremoveflag "f" "b";\n'
+    'keep :flags "${f}";\n', A)
+add("flags-var-internal-untouched", req("imap4flags", "variables") + 'setflag "f" "a";\naddflag "\\\\Seen";\n', A)
+add("flags-require-in-variables", 'require "${x}";\n', A)
+A = "vacation"
+add("vacation-from-display", req(*VA) + 'vacation :from "User <user@example.com>" "x";\n', A)
+add("vacation-handle", req(*VA) + 'vacation :handle "h" :subject "s" "x";\n', A)
+add("vacation-addresses-invalid", req(*VA) + 'vacation :addresses ["not valid"] "x";\n', A)
+add("vacation-days-and-seconds", req("vacation-seconds") + 'vacation :days 1 :seconds 60 "x";\n', A)
+add("vacation-subject-empty", req(*VA) + 'vacation :subject "" "x";\n', A)
+A = "notify"
+add("notify-importance-bad", req(*NO) + 'notify :importance "4" "mailto:a@example.net";\n', A)
+add("notify-options-tag", req(*NO) + 'notify :options ["x", "y"] "mailto:a@example.net";\n', A)
+add("notify-empty-mailto", req(*NO) + 'notify "mailto:";\n', A)
+add("notify-variable-uri", req(*NO, "variables") + 'set "u" "mailto:a@example.net";\nnotify "${u}";\n', A)
+add("notify-variable-bad-uri", req(*NO, "variables") + 'set "u" "xmpp:a@example.net";\nnotify "${u}";\n', A)
+add("notify-from-invalid", req(*NO) + 'notify :from "not valid" "mailto:a@example.net";\n', A)
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;
