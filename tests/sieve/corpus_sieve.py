@@ -1578,6 +1578,45 @@ add("notify-variable-uri", req(*NO, "variables") + 'set "u" "mailto:a@example.ne
 add("notify-variable-bad-uri", req(*NO, "variables") + 'set "u" "xmpp:a@example.net";\nnotify "${u}";\n', A)
 add("notify-from-invalid", req(*NO) + 'notify :from "not valid" "mailto:a@example.net";\n', A)
 
+# other settings (the same on both sides): limits and spamtest/virustest configurations
+A = "settings"
+add("settings-max-redirects-1", 'redirect "a@example.net";\nredirect "b@example.net";\n', A,
+    settings={"sieve_max_redirects": "1"})
+add("settings-max-redirects-1-ok", 'redirect "a@example.net";\n', A, settings={"sieve_max_redirects": "1"})
+add("settings-max-actions-3", req("fileinto", "mailbox") + "".join(f'fileinto :create "F{i}";\n' for i in range(4)), A,
+    settings={"sieve_max_actions": "3"})
+add("settings-max-actions-3-ok", req("fileinto", "mailbox") + "".join(f'fileinto :create "F{i}";\n' for i in range(3)), A,
+    settings={"sieve_max_actions": "3"})
+add("settings-max-redirects-0", 'redirect "a@example.net";\n', A, settings={"sieve_max_redirects": "0"})
+add("settings-script-size", req("reject") + 'reject "' + "x" * 2000 + '";\n', A, settings={"sieve_max_script_size": "1k"})
+add("settings-include-depth-2", req("include") + 'include "a";\n', A, settings={"sieve_include_max_nesting_depth": "2"},
+    personal={"a": b'require "include";\ninclude "b";\n', "b": b'require "include";\ninclude "c";\n',
+              "c": b'redirect "c@example.net";\n'})
+add("settings-variable-size-10", req("variables", "reject") + 'set "a" "0123456789abcdef";\nreject "[${a}]";\n', A,
+    settings={"sieve_variables_max_variable_size": "10"})
+add("settings-variable-size-5000", req("variables", "reject") + 'set "a" "' + "x" * 6000 + '";\n'
+    'set :length "n" "${a}";\nreject "[${n}]";\n', A, settings={"sieve_variables_max_variable_size": "5000"})
+STRLEN = {"sieve_spamtest_status_type": "strlen", "sieve_spamtest_status_header": "X-Spam-Level",
+          "sieve_spamtest_max_value": "5"}
+TEXT = {"sieve_spamtest_status_type": "text", "sieve_spamtest_status_header": "X-Spam-Flag",
+        "sieve_spamtest_text_value1": "NO", "sieve_spamtest_text_value10": "YES"}
+REGEX = {"sieve_spamtest_max_value": None, "sieve_spamtest_status_header": "X-Spam-Status: [Yy]es, score=(-?[[:digit:]]+\\.[[:digit:]]+)",
+         "sieve_spamtest_max_header": "X-Spam-Status: [[:alpha:]]+, score=-?[[:digit:]]+\\.[[:digit:]]+ required=([[:digit:]]+\\.[[:digit:]]+)"}
+for i, (settings, extra, key) in enumerate([
+    (STRLEN, "X-Spam-Level: ***", "7"), (STRLEN, "X-Spam-Level: ***", "6"), (STRLEN, "X-Spam-Level: *****", "10"),
+    (STRLEN, "X-Spam-Level: ", "1"), (STRLEN, "X-Spam-Level: ********", "10"),
+    (TEXT, "X-Spam-Flag: YES", "10"), (TEXT, "X-Spam-Flag: NO", "1"), (TEXT, "X-Spam-Flag: MAYBE", "0"),
+    (REGEX, "X-Spam-Status: Yes, score=7.5 required=5.0 tests=X", "10"),
+    (REGEX, "X-Spam-Status: Yes, score=2.5 required=5.0 tests=X", "5"),
+    (REGEX, "X-Spam-Status: No, score=1.0 required=5.0 tests=X", "0"),
+]):
+    for test in ('spamtest :value "eq" :comparator "i;ascii-numeric"', 'spamtest :percent :value "eq" :comparator "i;ascii-numeric"'):
+        probe(f"settings-spamtest-{i:02d}{'-percent' if 'percent' in test else ''}",
+              "".join(f'if {test} "{n}" {{ set "v" "{n}"; }}\n' for n in (list(range(11)) if "percent" not in test else
+                                                                       [0, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 100, 150])),
+              A, exts=("spamtestplus", "variables", "relational", "comparator-i;ascii-numeric"), reason="[${v}]",
+              settings=settings, message=with_headers(extra))
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;

@@ -167,7 +167,7 @@ def test_outcome_of_redirect_loop():
 # -- the corpus --------------------------------------------------------------
 
 AREAS = {"core", "tests", "address", "envelope", "match", "encoded-character", "reject", "copy",
-         "message", "limits",
+         "message", "limits", "settings",
          "subaddress", "relational", "regex", "imap4flags", "body", "variables", "include",
          "environment", "mailbox", "date", "index", "ihave", "mime", "editheader", "spamtest",
          "vacation", "notify", "duplicate", "malformed", "runtime", "roundcube", "extensions"}
