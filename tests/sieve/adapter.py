@@ -2,7 +2,8 @@
 
 run_case() compiles and runs the case's script with vdeliver.sieve, given the
 same envelope, folders, extension setting and settings as sieve-test gets
-(oracle.py), and outcome_of() maps the interpreter's Result to the canonical
+(oracle.py; the limits come from the same settings through
+vdeliver.sieve.limits.from_settings), and outcome_of() maps the interpreter's Result to the canonical
 form the way the delivery core will act on it. The core is not written yet:
 outcome_of() is a small pure function so that the real core can replace it.
 
