@@ -1617,6 +1617,24 @@ for i, (settings, extra, key) in enumerate([
               A, exts=("spamtestplus", "variables", "relational", "comparator-i;ascii-numeric"), reason="[${v}]",
               settings=settings, message=with_headers(extra))
 
+# i;ascii-casemap folds ASCII only; ordering is by octets (UTF-8)
+A = "match"
+for i, (test, value) in enumerate([
+    ('header :is "subject" "über"', "Über"),
+    ('header :is "subject" "ÜBER"', "Über"),
+    ('header :is "subject" "ÜBER"', "ÜbER"),
+    ('header :contains "subject" "BER"', "über"),
+    ('header :contains "subject" "ü"', "Über"),
+    ('header :matches "subject" "?ber"', "Über"),
+    ('header :value "lt" "subject" "z"', "é"),
+    ('header :value "gt" :comparator "i;octet" "subject" "Z"', "a"),
+    ('header :value "lt" "subject" "B"', "a"),
+    ('header :value "eq" "subject" "ABC"', "abc"),
+    ('header :value "lt" :comparator "i;ascii-casemap" "subject" "["', "a"),
+    ('header :value "lt" :comparator "i;octet" "subject" "["', "a"),
+]):
+    yes_no(f"casemap-{i:02d}", test, A, exts=("relational",), message=subject(value))
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;
