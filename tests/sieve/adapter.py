@@ -2,7 +2,8 @@
 
 run_case() compiles and runs the case's script with vdeliver.sieve, given the
 same envelope, folders, extension setting and settings as sieve-test gets
-(oracle.py), and outcome_of() maps the interpreter's Result to the canonical
+(oracle.py; the limits come from the same settings through
+vdeliver.sieve.limits.from_settings), and outcome_of() maps the interpreter's Result to the canonical
 form the way the delivery core will act on it. The core is not written yet:
 outcome_of() is a small pure function so that the real core can replace it.
 
@@ -185,9 +186,15 @@ def loader_for(case):
 
 def settings_for(case):
     folders = existing(case.folders)
-    settings = dict(oracle.SETTINGS)
+    settings = oracle.settings_of(case)
     settings["mailbox_exists"] = lambda name: mailbox_name(name) in folders
     return settings
+
+
+def limits_for(settings):
+    """The Limits the core derives from the same Pigeonhole-named settings."""
+    from vdeliver.sieve import limits
+    return limits.from_settings(settings)
 
 
 # What sieve-test's environment reports that depends on the machine, not on the
@@ -198,17 +205,19 @@ ENVIRONMENT = {"domain": socket.gethostname(), "host": socket.gethostname()}
 def run_case(case):
     from vdeliver import sieve
     extensions = case.extensions if case.extensions is not None else oracle.DEFAULT_EXTENSIONS
+    settings = settings_for(case)
+    limits = limits_for(settings)
     try:
         script = sieve.compile(case.script, name=oracle.SCRIPT_NAME,
                                extensions=sieve.parse_extensions_setting(extensions),
-                               loader=loader_for(case))
+                               loader=loader_for(case), limits=limits)
     except sieve.CompileError as e:
         return oracle.finish("compile-error", [], first_line(e.errors), "\n".join(e.errors))
     envelope = sieve.Envelope(sender=case.sender, recipient=case.recipient,
                               original_recipient=case.original_recipient or case.recipient,
                               auth="")
     result = sieve.run(script, sieve.Message.from_bytes(case.message), envelope,
-                       environment=dict(ENVIRONMENT), settings=settings_for(case))
+                       environment=dict(ENVIRONMENT), limits=limits, settings=settings)
     return outcome_of(result, existing(case.folders), redirect_loop=redirect_loop(case),
                       headers=oracle.header_fields(case.message))
 

@@ -1539,6 +1539,102 @@ yes_no("body-raw-headers", 'body :raw :contains "Content-Type: application/pdf"'
        message=M_MIME)
 yes_no("body-text-empty", 'body :text :is ""', "body", exts=("body",), message=msg(["Subject: x"], ""))
 
+# include flow, flags in variables, vacation and notify arguments
+A = "include"
+add("include-return-main", req("include") + 'redirect "a@example.net";\nreturn;\nredirect "b@example.net";\n', A)
+add("include-stop-inside", req("include") + 'include "p";\nredirect "after@example.net";\n', A,
+    personal={"p": b'redirect "in@example.net";\nstop;\n'})
+add("include-in-if", req("include") + 'if header :contains "subject" "report" { include "p"; }\n', A,
+    personal={"p": b'redirect "in@example.net";\n'})
+add("include-once-nested", req("include") + 'include :once "a";\ninclude "b";\n', A,
+    personal={"a": b'redirect "a@example.net";\n', "b": b'require "include";\ninclude :once "a";\nredirect "b@example.net";\n'})
+add("include-global-var-chain", req("include", "variables") + 'global "x";\nset "x" "1";\ninclude "a";\n', A,
+    personal={"a": b'require ["include", "variables"];\nglobal "x";\nset "x" "${x}2";\ninclude "b";\n',
+              "b": b'require ["include", "variables", "reject"];\nglobal "x";\nreject "[${x}]";\n'})
+add("include-variable-name", req("include", "variables") + 'set "n" "p";\ninclude "${n}";\n', A,
+    personal={"p": b'redirect "in@example.net";\n'})
+add("include-global-and-personal-same-name", req("include") + 'include :global "p";\ninclude :personal "p";\n', A,
+    personal={"p": b'redirect "personal@example.net";\n'}, global_={"p": b'redirect "global@example.net";\n'})
+add("include-duplicate-actions", req("include") + 'include "p";\nredirect "in@example.net";\n', A,
+    personal={"p": b'redirect "in@example.net";\n'})
+A = "imap4flags"
+add("flags-var-hasflag", req("imap4flags", "fileinto", "variables") + 'setflag "f" "a b";\n'
+    'if hasflag :is "f" "b" { fileinto "Yes"; }\n', A, folders=YES_NO)
+add("flags-var-removeflag", req("imap4flags", "variables") + 'setflag "f" "a b c";\nremoveflag "f" "b";\n'
+    'keep :flags "${f}";\n', A)
+add("flags-var-internal-untouched", req("imap4flags", "variables") + 'setflag "f" "a";\naddflag "\\\\Seen";\n', A)
+add("flags-require-in-variables", 'require "${x}";\n', A)
+A = "vacation"
+add("vacation-from-display", req(*VA) + 'vacation :from "User <user@example.com>" "x";\n', A)
+add("vacation-handle", req(*VA) + 'vacation :handle "h" :subject "s" "x";\n', A)
+add("vacation-addresses-invalid", req(*VA) + 'vacation :addresses ["not valid"] "x";\n', A)
+add("vacation-days-and-seconds", req("vacation-seconds") + 'vacation :days 1 :seconds 60 "x";\n', A)
+add("vacation-subject-empty", req(*VA) + 'vacation :subject "" "x";\n', A)
+A = "notify"
+add("notify-importance-bad", req(*NO) + 'notify :importance "4" "mailto:a@example.net";\n', A)
+add("notify-options-tag", req(*NO) + 'notify :options ["x", "y"] "mailto:a@example.net";\n', A)
+add("notify-empty-mailto", req(*NO) + 'notify "mailto:";\n', A)
+add("notify-variable-uri", req(*NO, "variables") + 'set "u" "mailto:a@example.net";\nnotify "${u}";\n', A)
+add("notify-variable-bad-uri", req(*NO, "variables") + 'set "u" "xmpp:a@example.net";\nnotify "${u}";\n', A)
+add("notify-from-invalid", req(*NO) + 'notify :from "not valid" "mailto:a@example.net";\n', A)
+
+# other settings (the same on both sides): limits and spamtest/virustest configurations
+A = "settings"
+add("settings-max-redirects-1", 'redirect "a@example.net";\nredirect "b@example.net";\n', A,
+    settings={"sieve_max_redirects": "1"})
+add("settings-max-redirects-1-ok", 'redirect "a@example.net";\n', A, settings={"sieve_max_redirects": "1"})
+add("settings-max-actions-3", req("fileinto", "mailbox") + "".join(f'fileinto :create "F{i}";\n' for i in range(4)), A,
+    settings={"sieve_max_actions": "3"})
+add("settings-max-actions-3-ok", req("fileinto", "mailbox") + "".join(f'fileinto :create "F{i}";\n' for i in range(3)), A,
+    settings={"sieve_max_actions": "3"})
+add("settings-max-redirects-0", 'redirect "a@example.net";\n', A, settings={"sieve_max_redirects": "0"})
+add("settings-script-size", req("reject") + 'reject "' + "x" * 2000 + '";\n', A, settings={"sieve_max_script_size": "1k"})
+add("settings-include-depth-2", req("include") + 'include "a";\n', A, settings={"sieve_include_max_nesting_depth": "2"},
+    personal={"a": b'require "include";\ninclude "b";\n', "b": b'require "include";\ninclude "c";\n',
+              "c": b'redirect "c@example.net";\n'})
+add("settings-variable-size-10", req("variables", "reject") + 'set "a" "0123456789abcdef";\nreject "[${a}]";\n', A,
+    settings={"sieve_variables_max_variable_size": "10"})
+add("settings-variable-size-5000", req("variables", "reject") + 'set "a" "' + "x" * 6000 + '";\n'
+    'set :length "n" "${a}";\nreject "[${n}]";\n', A, settings={"sieve_variables_max_variable_size": "5000"})
+STRLEN = {"sieve_spamtest_status_type": "strlen", "sieve_spamtest_status_header": "X-Spam-Level",
+          "sieve_spamtest_max_value": "5"}
+TEXT = {"sieve_spamtest_status_type": "text", "sieve_spamtest_status_header": "X-Spam-Flag",
+        "sieve_spamtest_text_value1": "NO", "sieve_spamtest_text_value10": "YES"}
+REGEX = {"sieve_spamtest_max_value": None, "sieve_spamtest_status_header": "X-Spam-Status: [Yy]es, score=(-?[[:digit:]]+\\.[[:digit:]]+)",
+         "sieve_spamtest_max_header": "X-Spam-Status: [[:alpha:]]+, score=-?[[:digit:]]+\\.[[:digit:]]+ required=([[:digit:]]+\\.[[:digit:]]+)"}
+for i, (settings, extra, key) in enumerate([
+    (STRLEN, "X-Spam-Level: ***", "7"), (STRLEN, "X-Spam-Level: ***", "6"), (STRLEN, "X-Spam-Level: *****", "10"),
+    (STRLEN, "X-Spam-Level: ", "1"), (STRLEN, "X-Spam-Level: ********", "10"),
+    (TEXT, "X-Spam-Flag: YES", "10"), (TEXT, "X-Spam-Flag: NO", "1"), (TEXT, "X-Spam-Flag: MAYBE", "0"),
+    (REGEX, "X-Spam-Status: Yes, score=7.5 required=5.0 tests=X", "10"),
+    (REGEX, "X-Spam-Status: Yes, score=2.5 required=5.0 tests=X", "5"),
+    (REGEX, "X-Spam-Status: No, score=1.0 required=5.0 tests=X", "0"),
+]):
+    for test in ('spamtest :value "eq" :comparator "i;ascii-numeric"', 'spamtest :percent :value "eq" :comparator "i;ascii-numeric"'):
+        probe(f"settings-spamtest-{i:02d}{'-percent' if 'percent' in test else ''}",
+              "".join(f'if {test} "{n}" {{ set "v" "{n}"; }}\n' for n in (list(range(11)) if "percent" not in test else
+                                                                       [0, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 100, 150])),
+              A, exts=("spamtestplus", "variables", "relational", "comparator-i;ascii-numeric"), reason="[${v}]",
+              settings=settings, message=with_headers(extra))
+
+# i;ascii-casemap folds ASCII only; ordering is by octets (UTF-8)
+A = "match"
+for i, (test, value) in enumerate([
+    ('header :is "subject" "über"', "Über"),
+    ('header :is "subject" "ÜBER"', "Über"),
+    ('header :is "subject" "ÜBER"', "ÜbER"),
+    ('header :contains "subject" "BER"', "über"),
+    ('header :contains "subject" "ü"', "Über"),
+    ('header :matches "subject" "?ber"', "Über"),
+    ('header :value "lt" "subject" "z"', "é"),
+    ('header :value "gt" :comparator "i;octet" "subject" "Z"', "a"),
+    ('header :value "lt" "subject" "B"', "a"),
+    ('header :value "eq" "subject" "ABC"', "abc"),
+    ('header :value "lt" :comparator "i;ascii-casemap" "subject" "["', "a"),
+    ('header :value "lt" :comparator "i;octet" "subject" "["', "a"),
+]):
+    yes_no(f"casemap-{i:02d}", test, A, exts=("relational",), message=subject(value))
+
 # -- the deliberate differences ------------------------------------------------------------
 
 # case id -> why vdeliver differs from Pigeonhole 0.5.19 on purpose;

@@ -138,6 +138,8 @@ class Case:
     extensions: str | None = None             # None: DEFAULT_EXTENSIONS
     personal: dict = dataclasses.field(default_factory=dict)   # include :personal name -> bytes
     global_: dict = dataclasses.field(default_factory=dict)    # include :global name -> bytes
+    settings: dict = dataclasses.field(default_factory=dict)   # overrides of SETTINGS, both sides
+                                                               # (None: the setting is not given)
     area: str = "core"
 
     def __hash__(self):
@@ -273,6 +275,12 @@ def mutf7_decode(name):
     return re.sub(r"&([A-Za-z0-9+,]*)-", dec, name)
 
 
+def settings_of(case):
+    """SETTINGS with the case's overrides (None removes a setting)."""
+    merged = {**SETTINGS, **case.settings}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 def write_config(path, case, root):
     extensions = case.extensions if case.extensions is not None else DEFAULT_EXTENSIONS
     lines = [f"mail_location = maildir:{root}/mail",
@@ -281,7 +289,7 @@ def write_config(path, case, root):
              f"  sieve_extensions = {extensions}",
              f"  sieve = file:{root}/home/sieve;active={root}/home/.dovecot.sieve",
              f"  sieve_global = {root}/global"]
-    lines += [f"  {k} = {v}" for k, v in SETTINGS.items()]
+    lines += [f"  {k} = {v}" for k, v in settings_of(case).items()]
     lines += ["}", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -72,6 +72,9 @@ KNOWN = [
      Outcome("ok", (("reject", "detail"),))),
     (Case("error-command", b'require "ihave";\nerror "this fails";\n'),
      Outcome("runtime-error", (INBOX,), None)),
+    (Case("settings-max-redirects", b'redirect "a@b.example";\nredirect "c@d.example";\n',
+          settings={"sieve_max_redirects": "1"}),
+     Outcome("runtime-error", (INBOX,), 2)),
     (Case("extension-disabled", b'require "editheader";\n', extensions="-editheader"),
      Outcome("compile-error", (), 1)),
 ]
@@ -167,7 +170,7 @@ def test_outcome_of_redirect_loop():
 # -- the corpus --------------------------------------------------------------
 
 AREAS = {"core", "tests", "address", "envelope", "match", "encoded-character", "reject", "copy",
-         "message", "limits",
+         "message", "limits", "settings",
          "subaddress", "relational", "regex", "imap4flags", "body", "variables", "include",
          "environment", "mailbox", "date", "index", "ihave", "mime", "editheader", "spamtest",
          "vacation", "notify", "duplicate", "malformed", "runtime", "roundcube", "extensions"}
