@@ -1602,7 +1602,7 @@ TEXT = {"sieve_spamtest_status_type": "text", "sieve_spamtest_status_header": "X
         "sieve_spamtest_text_value1": "NO", "sieve_spamtest_text_value10": "YES"}
 REGEX = {"sieve_spamtest_max_value": None, "sieve_spamtest_status_header": "X-Spam-Status: [Yy]es, score=(-?[[:digit:]]+\\.[[:digit:]]+)",
          "sieve_spamtest_max_header": "X-Spam-Status: [[:alpha:]]+, score=-?[[:digit:]]+\\.[[:digit:]]+ required=([[:digit:]]+\\.[[:digit:]]+)"}
-for i, (settings, extra, key) in enumerate([
+for i, (settings, extra, _expected) in enumerate([
     (STRLEN, "X-Spam-Level: ***", "7"), (STRLEN, "X-Spam-Level: ***", "6"), (STRLEN, "X-Spam-Level: *****", "10"),
     (STRLEN, "X-Spam-Level: ", "1"), (STRLEN, "X-Spam-Level: ********", "10"),
     (TEXT, "X-Spam-Flag: YES", "10"), (TEXT, "X-Spam-Flag: NO", "1"), (TEXT, "X-Spam-Flag: MAYBE", "0"),
@@ -1655,12 +1655,28 @@ DELIBERATE_DIFFERENCES = {
                               'vdeliver answers "not a duplicate" both times and the run succeeds',
 }
 
+# Disagreements not yet fixed (the interpreter is to change, not the corpus): xfail strict
+# too, so a fix shows up; kept apart from the deliberate differences above.
+NOT_YET_AGREED = {
+    "notify-options-tag": 'Pigeonhole refuses mailto options that are not "name=value" at compile '
+                          'time; vdeliver accepts them (the mailto method ignores them)',
+    "notify-empty-mailto": 'Pigeonhole warns about "mailto:" with no recipient and runs; vdeliver '
+                           'refuses it at compile time',
+    "vacation-addresses-invalid": 'Pigeonhole accepts an :addresses entry that is not an address; '
+                                  'vdeliver refuses it at compile time',
+    "foreverypart-anychild-inside": 'inside foreverypart, Pigeonhole 0.5.19 lets header :mime :anychild '
+                                    'of the last child also see the parts after it; vdeliver looks only '
+                                    'at the part and its descendants (RFC 5703 §4.2)',
+    "settings-variable-size-10": 'Pigeonhole ignores a sieve_variables_max_variable_size below its '
+                                 'minimum (4000) and keeps the whole value; vdeliver applies it',
+}
+
 # Not in the corpus, because sieve-test cannot show them:
 # - a null envelope sender: sieve-test refuses "-f <>" and without -f takes the
 #   From header's address;
 # - "if hasflag { keep; }" (hasflag without its key list) crashes sieve-test
 #   0.5.19 (SIGSEGV) instead of reporting a compile error.
 
-unknown = set(DELIBERATE_DIFFERENCES) - {c.id for c in CASES}
+unknown = (set(DELIBERATE_DIFFERENCES) | set(NOT_YET_AGREED)) - {c.id for c in CASES}
 if unknown:
     raise ValueError(f"DELIBERATE_DIFFERENCES names unknown cases: {sorted(unknown)}")

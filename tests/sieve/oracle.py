@@ -322,7 +322,7 @@ def prepare(case, root):
 def chown_tree(root, user):
     if user is None:
         return
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chown(dirpath, user.pw_uid, user.pw_gid)
         for name in filenames:
             os.chown(os.path.join(dirpath, name), user.pw_uid, user.pw_gid)
@@ -422,7 +422,7 @@ def parse(case, dry, run, stores):
         return finish("sieve-test-failure", stores, None, detail, stored, original)
     # the user log's lines ("info: msgid=...: redirect action: ...") name each
     # action once; the same events also go to the main log, with a prefix
-    log = "\n".join(l for l in err.splitlines() if re.match(r"(info|warning|error): ", l))
+    log = "\n".join(line for line in err.splitlines() if re.match(r"(info|warning|error): ", line))
     actions = list(stores)
     for addr in re.findall(r"redirect action: forwarded to <([^>]*)>", log):
         actions.append(("redirect", addr))
