@@ -120,7 +120,7 @@ clock = time.perf_counter
 source, data = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
 t0 = clock()
 from_pyc = hasattr(vdeliver, "SIEVE_MODULES")
-if from_pyc:  # as deliver.SieveRoute does
+if from_pyc:  # as sieveroute.SieveRoute does
     vdeliver.load_modules(vdeliver.SIEVE_MODULES)
 from vdeliver import filtering, sieve
 if from_pyc:

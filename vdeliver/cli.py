@@ -202,7 +202,8 @@ def dry_run(options, config):
               f"format: {mailbox.format}"]
     if mailbox.format == resolve.MAILDIR and config.get_bool("sieve"):
         from vdeliver import filtering
-        home = deliver.sieve_home(base, mailbox, recipient, config, None)
+        from vdeliver import sieveroute
+        home = sieveroute.sieve_home(base, mailbox, recipient, config, None)
         try:
             scripts = filtering.find_scripts(config, home)
         finally:

@@ -50,7 +50,7 @@ class Tables:
     def __init__(self, mailbox, quota=(), home=()):
         self.mailbox = list(mailbox)
         self.quota = list(quota)
-        self.home = list(home)  # virtual_home_maps: the Sieve home (deliver.sieve_home)
+        self.home = list(home)  # virtual_home_maps: the Sieve home (sieveroute.sieve_home)
         # LMTP delivery threads look quotas up side by side; a table's connection
         # (sqlite3, pymysql, ldap3) must not serve two threads at once.
         self.quota_lock = _thread.allocate_lock()

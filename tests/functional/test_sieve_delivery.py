@@ -1,7 +1,7 @@
 """Sieve at delivery through the installed pipe command: where the bytes land.
 
 The recipient's scripts in Pigeonhole's layout (sievescripts.py), run in sequence
-(filtering.py), the Plan executed through one commit point (deliver.SieveRoute,
+(filtering.py), the Plan executed through one commit point (sieveroute.SieveRoute,
 maildir.store): files in INBOX and Maildir++ folders, flags in cur/ names,
 keywords in dovecot-keywords, one inode for every copy, discard, reject (69,
 5.7.1), and every script failure kept in INBOX with the error in the maillog

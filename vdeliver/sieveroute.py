@@ -1,0 +1,176 @@
+"""maildir.store()'s route for a recipient with Sieve scripts (deliver.py loads it only
+then): the recipient's home, the scripts found there (sievescripts.py), and the Plan
+(filtering.py) turned into Targets: INBOX, the +extension folder that extension_folder
+chose, Maildir++ folders below the Maildir, with their flags and keywords.
+
+Never: write mail (maildir.store() links the one tmp file into the Targets); open a
+folder outside the Maildir; defer for a folder every retry would fail on (such a Plan
+is kept in INBOX instead).
+"""
+import posix
+import sys
+
+from vdeliver import address, maildir, resolve
+from vdeliver.errors import MailboxUnavailable, one_line
+
+
+def sieve_home(base, mailbox, recipient, config, tables, root_fd=None, shown=""):
+    """The recipient's home (`~`): virtual_home_maps, looked up as the mailbox is,
+    relative to the base; by default the Maildir itself (root_fd, when it is open)."""
+    from vdeliver import sievescripts
+    relative = mailbox.path.rstrip("/")
+    if not config.get_list("virtual_home_maps"):
+        if root_fd is not None:
+            return sievescripts.Place(posix.dup(root_fd), shown)
+    else:
+        folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
+        if tables is None:
+            found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
+        else:
+            with tables.quota_lock:  # the daemon's threads share these connections
+                found = resolve.search(tables.home, folded, delimiter)
+        if found is not None:
+            relative = resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])
+    return sievescripts.open_home(base, relative)
+
+
+class SieveRoute:
+    """maildir.store()'s route for a recipient with Sieve scripts: run them on the
+    message in tmp/ and turn the Plan into Targets (INBOX: the mailbox, or the
+    +extension folder extension_folder chose; folders below the Maildir)."""
+
+    def __init__(self, scripts, home, root_fd, shown, box_fd, box_shown, relative, box_relative,
+                 envelope, config, notes, cache):
+        self.scripts, self.home = scripts, home
+        self.root_fd, self.shown, self.box_fd, self.box_shown = root_fd, shown, box_fd, box_shown
+        self.relative, self.box_relative = relative, box_relative
+        self.envelope, self.config, self.notes, self.cache = envelope, config, notes, cache
+        self.shown_targets = []
+        self.opened = []
+
+    def __call__(self, open_message, size):
+        pipe = not self.cache and "vdeliver.filtering" not in sys.modules
+        if pipe:
+            # The pipe command (one thread, a new process per message): the Sieve modules
+            # from their .pyc files, as the pipe modules were (vdeliver/__init__.py).
+            import vdeliver
+            vdeliver.load_modules(vdeliver.SIEVE_MODULES)
+        from vdeliver import filtering, folders, sievescripts
+        from vdeliver.errors import SieveReject
+        if pipe:
+            # Every object so far lives as long as the process: out of the cyclic
+            # collector's sight, which would walk them all again during the compile
+            # (a generation-1 collection: 0.4 ms here).
+            import gc
+            gc.freeze()
+        plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
+                              self.folder_exists, self.cache)
+        base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
+        self.notes.append("sieve: ran " + ", ".join(
+            path[len(base):] if base and path.startswith(base) else path for path in plan.scripts))
+        self.notes.extend(plan.notes)
+        for script, lines in plan.user_log:
+            sievescripts.write_user_log(script, lines)
+        if plan.reject is not None:
+            raise SieveReject(plan.reject)
+        targets = []
+        for store in self.one_per_directory(plan.stores):
+            try:
+                targets.append(self.target(store))
+            except folders.UNUSABLE as error:
+                return self.keep_instead(store, error)
+        return targets
+
+    def one_per_directory(self, stores):
+        """keep stores into the +extension folder when extension_folder chose one, and an
+        explicit fileinto "INBOX" (folder "") into the INBOX itself: stores that name the
+        same directory are one target (one copy, the last flags win)."""
+        from vdeliver import filtering
+        box_folder = None if self.box_relative == self.relative else \
+            self.box_relative[len(self.relative) + 1:]
+        seen, out = {}, []
+        for store in stores:
+            if store.folder == box_folder or (store.folder == "" and box_folder is None):
+                store = filtering.Store(None, store.flags)
+            if store.folder in seen:
+                out[seen[store.folder]] = store
+            else:
+                seen[store.folder] = len(out)
+                out.append(store)
+        return out
+
+    def keep_instead(self, store, error):
+        """A folder of the Plan cannot be opened or made (a symlink, a name too long for
+        the filesystem): as Pigeonhole, the script's actions are dropped and the message
+        is kept in INBOX, never deferred for something every retry would repeat."""
+        from vdeliver import filtering, sievescripts
+        self.close()
+        self.shown_targets = []
+        detail = one_line(getattr(error, "detail", "") or str(error), 300)
+        self.notes.append(f"sieve: cannot store into {one_line(store.folder, 100)} ({detail}):"
+                          " kept in INBOX")
+        for script in self.scripts:
+            if script.kind == "personal":
+                sievescripts.write_user_log(script, [
+                    f"error: fileinto: cannot store into {one_line(store.folder, 300)}",
+                    "error: script failed: message kept in INBOX"])
+        return [self.target(filtering.Store(None))]
+
+    def folder_exists(self, directory):
+        try:
+            st = posix.stat(directory, dir_fd=self.root_fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return (st.st_mode & 0o170000) == 0o040000
+
+    def target(self, store):
+        from vdeliver import folders
+        if store.folder is None:
+            fd, shown, relative = self.box_fd, self.box_shown, self.box_relative
+        elif store.folder == "":  # fileinto "INBOX" beside an +extension folder
+            fd, shown, relative = self.root_fd, self.shown, self.relative
+        else:
+            try:
+                fd = folders.open_folder(self.root_fd, self.shown, store.folder, store.create)
+            except FileNotFoundError:
+                raise MailboxUnavailable(f"folder {self.shown}/{store.folder} vanished") from None
+            self.opened.append(fd)
+            shown, relative = f"{self.shown}/{store.folder}", f"{self.relative}/{store.folder}"
+        system = "".join(sorted(filtering_letters(store.flags)))
+        words = [flag for flag in store.flags if not flag.startswith("\\")]
+        letters = ""
+        if words:  # IMAP keywords: only then the keywords module
+            from vdeliver import keywords
+            letters, dropped = keywords.letters(fd, words)
+            if dropped:
+                self.notes.append(f"keywords not stored in {relative} (26 in use): {', '.join(dropped)}")
+        self.shown_targets.append(relative)
+        info = f":2,{system}{letters}" if system or letters else ""
+        return maildir.Target(fd, shown, info)
+
+    def close(self):
+        for fd in self.opened:
+            maildir.close_quietly(fd)
+        self.opened = []
+
+    def files(self, stored):
+        return [f"{relative}/{name}" for relative, name in zip(self.shown_targets, stored)]
+
+
+def filtering_letters(flags):
+    from vdeliver.filtering import SYSTEM_FLAGS
+    return [SYSTEM_FLAGS[flag.lower()] for flag in flags if flag.lower() in SYSTEM_FLAGS]
+
+
+def sieve_route(home, root_fd, shown, relative, box_fd, box_shown, box_relative, envelope, config,
+                notes, cache):
+    """A SieveRoute when the recipient has a script to run, else None (nothing of
+    vdeliver.sieve is imported then)."""
+    from vdeliver import sievescripts
+    if home.problem:
+        notes.append(home.problem)
+    scripts = sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
+    if not scripts:
+        return None
+    return SieveRoute(scripts, home, root_fd, shown, box_fd, box_shown, relative, box_relative,
+                      envelope, config, notes, cache)
