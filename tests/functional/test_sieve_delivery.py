@@ -664,7 +664,7 @@ def test_a_recipient_without_a_script_loads_nothing_of_the_interpreter(mail, scr
     assert folders_of(mail) == {"": 1}
     calls = read(trace).decode("utf-8", "replace")
     assert "vdeliver/cli.py" in calls or "_image.marshal" in calls, "the trace saw the command start"
-    assert "sievescripts" in calls, "the trace saw the scripts being looked for"
+    assert '".dovecot.sieve"' in calls, "the trace saw the script being looked for"
     sieve_paths = SIEVE_PACKAGE.findall(calls)
     assert bool(sieve_paths) == loads_sieve, [m for m in calls.splitlines() if "vdeliver/sieve" in m][:5]
     assert bool(RE2.search(calls)) == loads_re2
