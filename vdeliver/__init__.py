@@ -2,7 +2,7 @@
 
 Start-up (pipe(8) starts one process per message): the pipe command's modules
 are executed straight from the .pyc files pip compiled at install time, read
-with posix in PIPE_MODULES order, instead of 17 trips through the import
+with posix in PIPE_MODULES order, instead of 16 trips through the import
 system's finders and loaders (0.6 ms of a 7 ms delivery here); a delivery
 with a Sieve script loads SIEVE_MODULES the same way when its first script runs.
 
