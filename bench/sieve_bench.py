@@ -40,26 +40,8 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-def run_once(argv, message_path, user):
-    with open(message_path, "rb") as stdin:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"},
-                                cwd="/", umask=0o077, **user)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}")
-    return elapsed * 1000, (usage.ru_utime + usage.ru_stime) * 1000
+from pipe_startup import percentile, run_once  # one process per message, as pipe(8)
 
 
 def roundcube_script(rules, anyof):
