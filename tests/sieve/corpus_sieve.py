@@ -1658,17 +1658,9 @@ DELIBERATE_DIFFERENCES = {
 # Disagreements not yet fixed (the interpreter is to change, not the corpus): xfail strict
 # too, so a fix shows up; kept apart from the deliberate differences above.
 NOT_YET_AGREED = {
-    "notify-options-tag": 'Pigeonhole refuses mailto options that are not "name=value" at compile '
-                          'time; vdeliver accepts them (the mailto method ignores them)',
-    "notify-empty-mailto": 'Pigeonhole warns about "mailto:" with no recipient and runs; vdeliver '
-                           'refuses it at compile time',
-    "vacation-addresses-invalid": 'Pigeonhole accepts an :addresses entry that is not an address; '
-                                  'vdeliver refuses it at compile time',
     "foreverypart-anychild-inside": 'inside foreverypart, Pigeonhole 0.5.19 lets header :mime :anychild '
                                     'of the last child also see the parts after it; vdeliver looks only '
                                     'at the part and its descendants (RFC 5703 §4.2)',
-    "settings-variable-size-10": 'Pigeonhole ignores a sieve_variables_max_variable_size below its '
-                                 'minimum (4000) and keeps the whole value; vdeliver applies it',
 }
 
 # Not in the corpus, because sieve-test cannot show them:

@@ -413,10 +413,10 @@ def test_vacation_params():
 
 
 def test_notify_params():
-    r = run('require "enotify";\nnotify :from "me@example.com" :importance "1" :options ["o"] :message "m" '
+    r = run('require "enotify";\nnotify :from "me@example.com" :importance "1" :options ["o=1"] :message "m" '
             '"mailto:a@example.net?subject=x";')
     assert r.actions[0].params == {"method": "mailto:a@example.net?subject=x", "message": "m", "importance": "1",
-                                   "options": ("o",), "from": "me@example.com"}
+                                   "options": ("o=1",), "from": "me@example.com"}
 
 
 def test_duplicate_callback():

@@ -39,6 +39,8 @@ class Limits(Value):
 
 
 DEFAULT = Limits()
+# Pigeonhole's EXT_VARIABLES_REQUIRED_MAX_VARIABLE_SIZE (RFC 5229 asks for at least 4000).
+MIN_VARIABLE_SIZE = 4000
 
 
 # Pigeonhole's setting names for the limits above (dovecot.conf plugin section).
@@ -75,4 +77,6 @@ def from_settings(settings, base=DEFAULT):
     for key, (field, kind) in SETTINGS.items():
         if key in settings and settings[key] not in (None, ""):
             changes[field] = _value(settings[key], kind)
+    if changes.get("max_variable_size", MIN_VARIABLE_SIZE) < MIN_VARIABLE_SIZE:
+        del changes["max_variable_size"]  # as Pigeonhole: below its minimum, the setting is ignored
     return base.replace(**changes)

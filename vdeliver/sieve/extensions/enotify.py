@@ -32,9 +32,22 @@ def mailto_recipients(uri):
     return addrs
 
 
+def valid_option(option):
+    """RFC 5435 §3.1 :options items are "name=value"; the name starts with a letter or a
+    digit and goes on with letters, digits, '-', '.' and '_' (Pigeonhole checks this)."""
+    name, equals, _ = option.partition("=")
+    return bool(equals) and bool(name) and name[0].isascii() and name[0].isalnum() and all(
+        ch.isascii() and (ch.isalnum() or ch in "-._") for ch in name)
+
+
 def _check(v, node):
     method = node.args[0]
-    if type(method) is str and mailto_recipients(method) is None:
+    for option in node.tags.get("options", []):
+        if type(option) is str and not valid_option(option):
+            v.error(node.line, f"notify command: invalid option '{option}'")
+    if type(method) is str and method.lower() == "mailto:":
+        pass  # no recipient: Pigeonhole warns and the run sends nothing
+    elif type(method) is str and mailto_recipients(method) is None:
         scheme = method.partition(":")[0]
         if scheme.lower() != "mailto":
             v.error(node.line, f"notify command: invalid method '{method}': "
@@ -51,6 +64,8 @@ def _check(v, node):
 
 def _notify(run, node):
     method = run.expand(node.args[0])
+    if method.lower() == "mailto:":
+        return  # no recipient at all: nothing to notify (Pigeonhole warns, the run goes on)
     if mailto_recipients(method) is None:
         raise SieveRuntimeError(node.line, f"notify action: invalid method '{method}'")
     count = run.ext.get("notify-count", 0) + 1
