@@ -27,6 +27,7 @@ USAGE = ("usage: vdeliver [-c config] [-o name=value]... [-f sender]"
          " [-a original_recipient] [-i queue_id] [-n] [--] recipient\n"
          "       vdeliver -q KEY TYPE:NAME | vdeliver [-c config] -q ADDRESS\n"
          "       vdeliver --lmtp [-c config] [-o name=value]... [--foreground]\n"
+         "       vdeliver check [-c config] [-n]\n"
          "       vdeliver --sieve-check [-c config] SCRIPT...\n"
          "       vdeliver --sieve-test [-c config] [-f sender] [-r recipient] [-F folder]..."
          " SCRIPT MESSAGE")
@@ -58,6 +59,9 @@ def parse_args(argv):
     in an option position only, never as an option's value (`-f -q` is the
     sender "-q")."""
     options = Options()
+    if argv[:1] == ["check"]:  # vdeliver check [-c config] [-n]: only as the first argument
+        options.mode, options.mode_index = "check", 0
+        return options
     index = 0
     while index < len(argv):
         arg = argv[index]
@@ -121,6 +125,9 @@ def main_unguarded(argv):
         if options.mode == "lmtp":
             from vdeliver import daemon
             return daemon.main(argv)
+        if options.mode == "check":
+            from vdeliver import check
+            return check.main(argv[1:])
         if options.mode in ("sieve-test", "sieve-check"):
             from vdeliver import sievetool
             return sievetool.main(options.mode, argv[:options.mode_index] + argv[options.mode_index + 1:])
