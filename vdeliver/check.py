@@ -183,7 +183,13 @@ def main(argv, out=None):
     from vdeliver import address
     address.set_smtputf8(address_mode)
     st = check_base(config, findings)
-    if st is not None and os.geteuid() == 0 and st.st_uid != 0:
+    if os.geteuid() == 0:
+        if st is None or st.st_uid == 0:
+            # Opening tables writes texthash caches: never as root, in a directory the
+            # delivery user owns.
+            findings.error("tables not checked: no delivery user to open them as"
+                           " (the owner of virtual_mailbox_base)")
+            return 1
         from vdeliver import privileges
         try:
             privileges.drop_root(config.get("virtual_mailbox_base"))  # tables as deliveries see them

@@ -58,16 +58,28 @@ def write_line(config, text, priority):
     to_syslog(ident, get(config, "syslog_facility", "mail"), priority, text)
 
 
+# O_NONBLOCK: a FIFO put in the maillog's place fails the open (ENXIO) instead of
+# blocking the delivery; a regular file's writes are not affected.
+MAILLOG_FLAGS = posix.O_WRONLY | posix.O_APPEND | posix.O_NOFOLLOW | posix.O_CLOEXEC | posix.O_NONBLOCK
+
+
 def open_maillog(path):
-    """O_APPEND, never through a symlink; as root only a file that exists: a maillog
-    that root created would be root's, and the delivery user's lines would be lost."""
-    flags = posix.O_WRONLY | posix.O_APPEND | posix.O_NOFOLLOW | posix.O_CLOEXEC
-    if posix.geteuid() != 0:
-        flags |= posix.O_CREAT
+    """O_APPEND, never through a symlink; as root only a plain file that exists, with one
+    link: a maillog that root created would be root's (the delivery user's later lines
+    lost), and one the delivery user replaced by a FIFO or a hard link to another file
+    must not get root's writes."""
+    root = posix.geteuid() == 0
+    flags = MAILLOG_FLAGS | (0 if root else posix.O_CREAT)
     try:
-        return posix.open(path, flags, 0o600)
+        fd = posix.open(path, flags, 0o600)
     except OSError:
         return None
+    if root:
+        st = posix.fstat(fd)
+        if (st.st_mode & 0o170000) != 0o100000 or st.st_nlink != 1:
+            close_quietly(fd)
+            return None
+    return fd
 
 
 def close_quietly(fd):

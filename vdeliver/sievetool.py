@@ -129,6 +129,13 @@ def test(argv, out):
 
 def main(mode, argv, out=None):
     out = out or sys.stdout
+    import posix
+    if posix.geteuid() == 0:
+        # Scripts and what they include are users' files: as root a path could lead
+        # through their symlinks. Run it as the delivery user (runuser -u vmail -- ...).
+        sys.stderr.write("vdeliver: refusing to read Sieve scripts as root: run this as the"
+                         " delivery user\n")
+        return 64
     try:
         return check(argv, out) if mode == "sieve-check" else test(argv, out)
     except ValueError as error:

@@ -261,6 +261,26 @@ def test_as_root_the_maillog_is_never_created_root_owned(mail):
     assert any("status=sent" in line for line in mail.log_lines())
 
 
+@pytest.mark.parametrize("kind", ["hard link", "fifo"])
+def test_as_root_a_maillog_replaced_by_a_link_or_a_fifo_gets_no_write(mail, kind):
+    """Run by hand as root, failing before privileges drop (the line is logged as root):
+    a maillog the delivery user replaced by a hard link to another file, or by a FIFO,
+    is not written (nor blocks the run)."""
+    victim = os.path.join(mail.top, "victim")
+    with open(victim, "w") as fh:
+        fh.write("precious\n")
+    os.unlink(mail.maillog)
+    if kind == "hard link":
+        os.link(victim, mail.maillog)
+    else:
+        os.mkfifo(mail.maillog, 0o600)
+    os.chown(mail.base, 0, 0)
+    result = mail.run("-f", "s@x", "--", "bob@example.com", as_root=True, timeout=20)
+    assert result.code == 75, result
+    with open(victim) as fh:
+        assert fh.read() == "precious\n"
+
+
 def test_a_symlinked_maillog_is_not_followed(mail):
     target = os.path.join(mail.top, "elsewhere.log")
     with open(target, "w"):
