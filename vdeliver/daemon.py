@@ -278,6 +278,7 @@ def files_identity(paths):
 
 
 def main(argv):
+    log.SERVICE = "lmtp"  # its lines are vdeliver/lmtp[PID]: ..., the command's vdeliver/pipe[PID]
     try:
         options = parse_args(argv)
         config = config_module.load(options["config"], options["overrides"])

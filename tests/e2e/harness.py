@@ -656,9 +656,10 @@ class Harness:
         """vdeliver's own log lines (maillog_file in vdeliver.cf) for one recipient.
 
         The snippet passes -i ${queue_id}, so in pipe mode each starts
-        `vdeliver[PID]: QUEUEID: to=<`; the LMTP daemon knows no queue id: `vdeliver[PID]: to=<`.
+        `vdeliver/pipe[PID]: QUEUEID: to=<`; the LMTP daemon knows no queue id:
+        `vdeliver/lmtp[PID]: to=<`.
         """
-        return self.log_lines(rf"vdeliver\[\d+\]: (?:[0-9A-Za-z]+: )?to=<{re.escape(recipient)}>")
+        return self.log_lines(rf"vdeliver/(?:pipe|lmtp)\[\d+\]: (?:[0-9A-Za-z]+: )?to=<{re.escape(recipient)}>")
 
     @property
     def agent(self) -> str:

@@ -131,7 +131,7 @@ def test_lmtp_daemon_serves_as_vmail_and_exits_0_on_sigterm(settled):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the daemon's flock is gone with it
     finally:
         os.close(fd)
-    assert "LMTP daemon stopped" in mail.log_lines(rf"vdeliver\[{pid}\]: ")[-1]
+    assert "LMTP daemon stopped" in mail.log_lines(rf"vdeliver/lmtp\[{pid}\]: ")[-1]
     mail.start_lmtpd()
     assert mail.lmtpd_pid() not in (None, pid)
     assert harness.lmtp_greets(mail.lmtp_socket)
