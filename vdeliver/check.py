@@ -104,6 +104,21 @@ def check_values(config, lines, path, findings):
             findings.error(f"{where}{error.detail}")
 
 
+def check_metrics(config, findings):
+    spec = config.get("lmtp_metrics_listen").strip()
+    if not spec:
+        return
+    from vdeliver import metrics
+    try:
+        metrics.parse_listen(spec)
+    except DeliveryError as error:
+        findings.error(error.detail)
+    import importlib.util
+    if importlib.util.find_spec("prometheus_client") is None:
+        findings.error("lmtp_metrics_listen is set, but prometheus_client is not installed"
+                       " (the vdeliver[metrics] extra): the LMTP daemon will not start")
+
+
 def check_base(config, findings):
     base = config.get("virtual_mailbox_base").strip()
     if not base:
@@ -211,6 +226,7 @@ def main(argv, out=None):
     address_mode = config.get_bool("smtputf8_enable")
     from vdeliver import address
     address.set_smtputf8(address_mode)
+    check_metrics(config, findings)
     st = check_base(config, findings)
     # As root: the LMTP socket may be in Postfix's private/ (mode 0700, owner postfix).
     from vdeliver import checkpostfix

@@ -159,21 +159,21 @@ def check(config, config_path, directory, findings):
     except PostfixError as error:
         findings.error(f"Postfix: {error}")
         return
-    for service in mine:
-        check_pipe_service(service, config, config_path, params, findings)
-    reached, lmtp_reached = set(), False
+    reached, lmtp_reached, sockets = set(), False, set()
     for source, route in routes:
         transport, _, nexthop = route.partition(":")
         service = names.get(transport)
         if service is not None and service.runs_vdeliver():
             reached.add(service.name)
         elif service is not None and service.command == "lmtp" and nexthop:
-            if check_lmtp_route(source, route, service, nexthop, config, params, findings):
+            if check_lmtp_route(source, route, service, nexthop, config, params, findings, sockets):
                 lmtp_reached = True
         elif source == "virtual_transport" and transport and service is None:
             findings.error(f"Postfix: virtual_transport = {route} names no master.cf service"
                            f" {transport}")
     for service in mine:
+        check_pipe_service(service, config, config_path, params, findings,
+                           service.name in reached or not lmtp_reached)
         if service.name not in reached and not lmtp_reached:
             findings.error(f"Postfix: master.cf service {service.name} runs vdeliver, but neither"
                            f" virtual_transport ({params.get('virtual_transport', '')}) nor"
@@ -184,7 +184,9 @@ def check(config, config_path, directory, findings):
                        " transport_maps is one of lmtp_listen's sockets")
 
 
-def check_pipe_service(service, config, config_path, params, findings):
+def check_pipe_service(service, config, config_path, params, findings, used=True):
+    """used: mail may go there (not an entry left beside an LMTP setup: then only
+    the master.cf line itself is checked)."""
     name = f"Postfix: master.cf service {service.name}"
     user = service.attributes.get("user", "")
     account = user.partition(":")[0]
@@ -211,12 +213,12 @@ def check_pipe_service(service, config, config_path, params, findings):
         findings.error(f"{name}: argv has no ${{recipient}}: vdeliver is not told the recipient")
     limit_name = f"{service.name}_destination_recipient_limit"
     limit = params.get(limit_name, "")
-    if limit != "1":
+    if used and limit != "1":
         findings.error(f"Postfix: {limit_name} = {limit}: must be 1 for pipe(8) (vdeliver takes"
                        " one recipient per delivery)")
-    used = service.option("-c") or config_module.DEFAULT_CONFIG
-    if os.path.abspath(used) != os.path.abspath(config_path):
-        findings.warning(f"{name}: runs vdeliver with config {used}, not {config_path},"
+    other = service.option("-c") or config_module.DEFAULT_CONFIG
+    if used and os.path.abspath(other) != os.path.abspath(config_path):
+        findings.warning(f"{name}: runs vdeliver with config {other}, not {config_path},"
                          " the one checked here")
 
 
@@ -231,19 +233,24 @@ def check_base_owner(name, user, entry, config, findings):
                        f" (uid {owner}): its deliveries would defer")
 
 
-def check_lmtp_route(source, route, service, nexthop, config, params, findings):
-    """One lmtp: next hop; True when it is one of vdeliver's sockets."""
+def check_lmtp_route(source, route, service, nexthop, config, params, findings, seen):
+    """One lmtp: next hop; True when it is one of vdeliver's sockets (each socket is
+    checked once, named with the first route that reaches it: seen)."""
     kind, _, where = nexthop.partition(":")
     queue = params.get("queue_directory", "").rstrip("/")
     listen = config.get_list("lmtp_listen")
     if kind != "unix":
-        return check_lmtp_inet(source, route, nexthop if kind != "inet" else where, listen, findings)
+        return check_lmtp_inet(source, route, nexthop if kind != "inet" else where, listen,
+                               findings, seen)
     # lmtp(8) resolves a relative path against the queue directory (its working
     # directory), and a chrooted one resolves every path inside it.
     path = posixpath.normpath(where if where.startswith("/") and not service.chrooted
                               else f"{queue}/{where.lstrip('/')}")
     if f"unix:{path}" not in listen:
         return False
+    if path in seen:
+        return True
+    seen.add(path)
     label = f"Postfix: {source} = {route}: LMTP socket {path}"
     if not (path + "/").startswith(queue + "/"):
         findings.error(f"{label} is outside Postfix's queue directory {queue}: a chrooted"
@@ -268,11 +275,14 @@ def check_lmtp_route(source, route, service, nexthop, config, params, findings):
     return True
 
 
-def check_lmtp_inet(source, route, hostport, listen, findings):
+def check_lmtp_inet(source, route, hostport, listen, findings, seen):
     host, _, port = hostport.rpartition(":")
     host = host.strip("[]")
     if not (host and port.isdigit()) or f"inet:{host}:{port}" not in listen:
         return False
+    if hostport in seen:
+        return True
+    seen.add(hostport)
     problem = lhlo_problem(socket.AF_INET6 if ":" in host else socket.AF_INET, (host, int(port)))
     if problem:
         findings.error(f"Postfix: {source} = {route}: {problem}")

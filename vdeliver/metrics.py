@@ -145,6 +145,14 @@ class Metrics:
                                           ("action",), registry=registry)
         self.reloads = prom.Counter("vdeliver_reloads", "Configuration reloads by result",
                                     ("result",), registry=registry)
+        self.sent_counter = self.deliveries.labels("sent", "2.0.0")
+        self.children = {}  # (metric, labels) -> child: labels() costs more than inc()
+
+    def child(self, metric, *labels):
+        found = self.children.get((id(metric), labels))
+        if found is None:
+            found = self.children[(id(metric), labels)] = metric.labels(*labels)
+        return found
 
     def broken(self, where, error):
         if not self.said:
@@ -163,7 +171,7 @@ class Metrics:
 
     @guarded
     def sent(self, started, delivery=None):
-        self.deliveries.labels("sent", "2.0.0").inc()
+        self.sent_counter.inc()
         self.latency.observe(time.monotonic() - started)
         if delivery is not None:
             self.count_notes(delivery)
@@ -177,21 +185,21 @@ class Metrics:
         for prefix, action in SIEVE_NOTES:
             for note in notes:
                 if note.startswith(prefix):
-                    self.sieve_actions.labels(action).inc()
+                    self.child(self.sieve_actions, action).inc()
         if any(note.startswith("sieve: ") and " failed (" in note for note in notes):
-            self.sieve_actions.labels("error").inc()
+            self.child(self.sieve_actions, "error").inc()
         box = delivery.mailbox.path.rstrip("/") + "/"
         for name in delivery.file.split(", "):
             if name.startswith(box):
                 folder = name[len(box):].startswith(".")
-                self.sieve_actions.labels("fileinto" if folder else "keep").inc()
+                self.child(self.sieve_actions, "fileinto" if folder else "keep").inc()
 
     @guarded
     def failed(self, error):
         outcome = "bounced" if error.is_bounce else "deferred"
-        self.deliveries.labels(outcome, error.status).inc()
+        self.child(self.deliveries, outcome, error.status).inc()
         if type(error).__name__ == "SieveReject":
-            self.sieve_actions.labels("reject").inc()
+            self.child(self.sieve_actions, "reject").inc()
 
     @guarded
     def sent_bytes(self, size):
@@ -199,7 +207,7 @@ class Metrics:
 
     @guarded
     def reloaded(self, ok):
-        self.reloads.labels("ok" if ok else "failed").inc()
+        self.child(self.reloads, "ok" if ok else "failed").inc()
 
     def instrument(self, tables):
         """Time every lookup of a resolve.Tables (in place); returns it."""

@@ -91,6 +91,9 @@ def test_a_clean_setup_has_no_findings(mail, postfix):
     pytest.param("syslog_name = $nosuch\n",
                  "vdeliver: error: {cf}, line 5: syslog_name: undefined parameter $nosuch",
                  id="expansion that does not resolve"),
+    pytest.param("lmtp_metrics_listen = 127.0.0.1:9119\n",
+                 "vdeliver: error: lmtp_metrics_listen: '127.0.0.1:9119' is not unix:/path or"
+                 " inet:host:port", id="metrics endpoint that does not parse"),
     pytest.param("virtual_mailbox_quota_maps = texthash:/nonexistent\n",
                  "vdeliver: error: virtual_mailbox_quota_maps: texthash:/nonexistent: cannot open"
                  " texthash:/nonexistent: No such file or directory", id="table that does not open"),
@@ -417,3 +420,15 @@ def test_sieve_all_users_lists_what_can_be_listed(mail, postfix):
         f"vdeliver: error: bob@example.com: Sieve script {bob}: .dovecot: {BROKEN_LINE}",
         f"vdeliver: error: abs@example.com: texthash:{mail.table_path} result for abs@example.com"
         " is an absolute path"], lines
+
+
+def test_lmtp_a_pipe_entry_left_beside_it_needs_no_recipient_limit(mail, postfix, lmtpd):
+    """As master.cf.snippet's LMTP part says: the pipe lines of main.cf go, its master.cf
+    entry may stay (unused: only the entry itself is checked)."""
+    lmtpd(postfix.socket)
+    postfix.write(main=LMTP_TRANSPORT, argv=f"{VDELIVER} -- ${{recipient}}")
+    assert check(mail, postfix=postfix) == (0, [])
+    postfix.write(main=LMTP_TRANSPORT, user="user=root")
+    assert check(mail, postfix=postfix) == (1, [
+        "vdeliver: error: Postfix: master.cf service vdeliver: user=root: vdeliver never delivers"
+        " as root (use the owner of virtual_mailbox_base)"])
