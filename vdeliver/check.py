@@ -246,5 +246,5 @@ def main(argv, out=None):
             return 1
     check_tables(config, findings)
     from vdeliver import checksieve
-    checksieve.check(config, options.users, options.all_users, findings)
+    checksieve.check(config, options.users, options.all_users, findings, options.postfix)
     return 1 if findings.count else 0

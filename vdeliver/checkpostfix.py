@@ -88,10 +88,15 @@ class Postfix:
 
     def table_values(self, spec):
         """The values of a table, or None when postmap cannot list it (regexp:, SQL ...)."""
+        items = self.table_items(spec)
+        return None if items is None else [value for _, value in items]
+
+    def table_items(self, spec):
+        """[(key, value)] of a table (postmap -s), or None when it cannot be listed."""
         code, out, _ = self.run(POSTMAP, "-s", spec)
         if code:
             return None
-        return [line.split("\t", 1)[1] for line in out.splitlines() if "\t" in line]
+        return [tuple(line.split("\t", 1)) for line in out.splitlines() if "\t" in line]
 
 
 class Service:

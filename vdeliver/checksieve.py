@@ -9,8 +9,10 @@ extensions and limits vdeliver.cf sets, includes through the same loader), so a
 finding here is a script that a delivery would keep the message for.
 
 --all-users lists the keys of the virtual_mailbox_maps tables whose type can be
-listed (texthash:, inline:; others, SQL and LDAP and the indexed files among them,
-are named in a warning and skipped); `@domain` catch-alls are not users.
+listed (texthash: and inline: read here; hash:, btree:, lmdb:, dbm: with
+Postfix's `postmap -s`; the others, cdb: (postmap has no sequence operation for
+it), SQL and LDAP, are named in a warning and skipped); `@domain` catch-alls are
+not users.
 
 Never: run as root (check.py drops to the delivery user first: the scripts and
 what they include are users' files, their symlinks hostile); write anything (no
@@ -20,10 +22,11 @@ from vdeliver import filtering, resolve, sievescripts
 from vdeliver.errors import DeliveryError
 
 LISTABLE = ("texthash", "inline")
+INDEXED = ("hash", "btree", "lmdb", "dbm")  # listed by Postfix's postmap -s (cdb: cannot)
 ADMIN_KINDS = ("sieve_before", "sieve_default", "sieve_after")
 
 
-def check(config, addresses, all_users, findings):
+def check(config, addresses, all_users, findings, postfix_directory=None):
     if not config.get_bool("sieve"):
         return
     max_size = config.get_size("sieve_max_script_size")
@@ -34,7 +37,8 @@ def check(config, addresses, all_users, findings):
                 report(compile_one(config, script, nowhere, max_size), script,
                        f"{parameter}: ", findings)
     if all_users:
-        addresses = list(addresses) + [key for key in list_users(config, findings)
+        addresses = list(addresses) + [key for key in list_users(config, findings,
+                                                                 postfix_directory)
                                        if key not in addresses]
     for recipient in addresses:
         check_user(config, recipient, max_size, findings)
@@ -81,12 +85,24 @@ def report(errors, script, prefix, findings):
         findings.error(f"{prefix}Sieve script {script.shown}: {line}")
 
 
-def list_users(config, findings):
+def list_users(config, findings, postfix_directory=None):
     """The addresses in the listable virtual_mailbox_maps (a warning for each other table)."""
     from vdeliver.tables.textfile import parse_entries
     users = []
     for spec in config.get_list("virtual_mailbox_maps"):
         kind, _, name = spec.partition(":")
+        if kind in INDEXED:
+            from vdeliver import checkpostfix
+            try:
+                items = checkpostfix.Postfix(postfix_directory).table_items(spec)
+            except checkpostfix.PostfixError:
+                items = None
+            if items is None:
+                findings.warning(f"--all-users: virtual_mailbox_maps: {spec}: {checkpostfix.POSTMAP}"
+                                 " -s cannot list it: its users' Sieve scripts are not checked")
+                continue
+            users += [key for key, _ in items if "@" in key and not key.startswith("@")]
+            continue
         if kind not in LISTABLE:
             findings.warning(f"--all-users: virtual_mailbox_maps: {spec}: a {kind}: table cannot"
                              " be listed: its users' Sieve scripts are not checked (name them"

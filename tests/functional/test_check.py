@@ -422,6 +422,22 @@ def test_sieve_all_users_lists_what_can_be_listed(mail, postfix):
         " is an absolute path"], lines
 
 
+def test_sieve_all_users_lists_indexed_tables_with_postmap(mail, postfix):
+    dave = user_file(mail, "example.org/dave/.dovecot.sieve", BROKEN)
+    source = admin_file(mail, "boxes", b"dave@example.org example.org/dave/\n@example.org x/\n")
+    PostfixConfig(postfix.directory).build("lmdb", source)
+    PostfixConfig(postfix.directory).build("cdb", source)
+    postfix.write()
+    os.chmod(source + ".lmdb", 0o644)
+    os.chmod(source + ".cdb", 0o644)
+    mail.write_table("bob@example.com example.com/bob/\n")
+    mail.write_config(maps=f"texthash:{mail.table_path}, lmdb:{source}, cdb:{source}")
+    assert check(mail, "--all-users", postfix=postfix) == (1, [
+        f"vdeliver: warning: --all-users: virtual_mailbox_maps: cdb:{source}: a cdb: table cannot"
+        " be listed: its users' Sieve scripts are not checked (name them with -u ADDRESS)",
+        f"vdeliver: error: dave@example.org: Sieve script {dave}: .dovecot: {BROKEN_LINE}"])
+
+
 def test_lmtp_a_pipe_entry_left_beside_it_needs_no_recipient_limit(mail, postfix, lmtpd):
     """As master.cf.snippet's LMTP part says: the pipe lines of main.cf go, its master.cf
     entry may stay (unused: only the entry itself is checked)."""

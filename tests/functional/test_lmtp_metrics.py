@@ -6,11 +6,14 @@ histogram's count is the sent counter; a unix endpoint is made as the LMTP socke
 prometheus_client is imported.
 """
 import os
+import signal
 import socket
 import subprocess
+import time
 
+from functional.sievelayout import activate
+from functional.test_lmtp import daemon, free_port, transaction  # noqa: F401 - daemon: the fixture
 from support import VDELIVER
-from test_lmtp import daemon, free_port, transaction  # noqa: F401 - daemon: the fixture
 
 MESSAGE = b"Subject: metrics\n\nbody\n"
 
@@ -81,6 +84,32 @@ def test_counters_equal_the_deliveries_made(mail, daemon):
     table = f"texthash:{mail.table_path}"
     assert value(text, "vdeliver_table_lookup_seconds_count", table=table) >= 9
     assert value(text, "vdeliver_table_lookup_errors_total", table=table) == 0
+
+
+def test_sieve_actions_and_reloads_are_counted(mail, daemon):
+    activate(mail, 'require ["fileinto", "mailbox"];\nfileinto :create "Reports";\n',
+             box="example.com/bob")
+    activate(mail, 'require "reject";\nreject "No reports.";\n', box="example.com/alice")
+    activate(mail, "discard;\n", box="catchall")
+    port = free_port()
+    lmtpd = daemon(f"lmtp_metrics_listen = inet:127.0.0.1:{port}\n")
+    _, data = transaction(lmtpd.client(), ["bob@example.com", "alice@example.com",
+                                           "x@catchall.example", "carol@catchall.example"], MESSAGE)
+    assert [code for code, _ in data] == [250, 550, 250, 250], data
+    lmtpd.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while not any("reloaded" in line for line in mail.log_lines()):
+        assert time.monotonic() < deadline, "no reload logged"
+        time.sleep(0.05)
+    text = scrape_inet(port)
+    actions = {action: value(text, "vdeliver_sieve_actions_total", action=action)
+               for action in ("keep", "fileinto", "discard", "reject", "redirect", "vacation",
+                              "notify", "error")}
+    assert actions == {"keep": 0, "fileinto": 1, "discard": 2, "reject": 1, "redirect": 0,
+                       "vacation": 0, "notify": 0, "error": 0}
+    assert value(text, "vdeliver_lmtp_deliveries_total", outcome="bounced", status="5.7.1") == 1
+    assert value(text, "vdeliver_lmtp_deliveries_total", outcome="sent", status="2.0.0") == 3
+    assert value(text, "vdeliver_reloads_total", result="ok") == 1
 
 
 def test_a_unix_endpoint_is_made_as_the_lmtp_socket(mail, daemon):

@@ -9,8 +9,8 @@ import os
 import re
 import subprocess
 
+from functional.test_lmtp import daemon, transaction  # noqa: F401 - daemon: the fixture
 from support import require
-from test_lmtp import daemon, transaction  # noqa: F401 - daemon: the fixture
 
 PFLOGSUMM = "/usr/sbin/pflogsumm"
 
