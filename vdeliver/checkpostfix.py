@@ -183,6 +183,9 @@ def check(config, config_path, directory, findings):
             findings.error(f"Postfix: master.cf service {service.name} runs vdeliver, but neither"
                            f" virtual_transport ({params.get('virtual_transport', '')}) nor"
                            " transport_maps sends mail to it")
+    if lmtp_reached and not config.get_bool("write_delivery_headers"):
+        findings.error("write_delivery_headers = no: the LMTP daemon refuses it (Postfix's lmtp"
+                       " client writes no Delivered-To: vdeliver must)")
     if not mine and not lmtp_reached and findings.count == before:
         findings.error("Postfix: no master.cf pipe service runs vdeliver and no lmtp: next hop of"
                        f" virtual_transport ({params.get('virtual_transport', '')}) or"

@@ -448,3 +448,24 @@ def test_lmtp_a_pipe_entry_left_beside_it_needs_no_recipient_limit(mail, postfix
     assert check(mail, postfix=postfix) == (1, [
         "vdeliver: error: Postfix: master.cf service vdeliver: user=root: vdeliver never delivers"
         " as root (use the owner of virtual_mailbox_base)"])
+
+
+def test_lmtp_inet_next_hop(mail, postfix, lmtpd):
+    port = closed_port()  # free now: the daemon listens there
+    daemon = lmtpd(postfix.socket, f"lmtp_listen = unix:{postfix.socket}, inet:127.0.0.1:{port}\n")
+    route = f"lmtp:inet:127.0.0.1:{port}"
+    postfix.write(main={**LMTP_TRANSPORT, "virtual_transport": route}, pipe=False)
+    assert check(mail, postfix=postfix) == (0, [])
+    daemon.stop()
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: error: Postfix: virtual_transport = {route}: the LMTP daemon does not answer:"
+        " Connection refused"])
+
+
+def test_lmtp_refuses_write_delivery_headers_no(mail, postfix):
+    mail.write_config(f"lmtp_listen = unix:{postfix.socket}\nwrite_delivery_headers = no\n")
+    postfix.write(main=LMTP_TRANSPORT, pipe=False)
+    code, lines = check(mail, postfix=postfix)
+    assert code == 1 and lines[-1] == (
+        "vdeliver: error: write_delivery_headers = no: the LMTP daemon refuses it (Postfix's lmtp"
+        " client writes no Delivered-To: vdeliver must)"), lines
