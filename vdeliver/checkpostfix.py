@@ -19,6 +19,7 @@ files other than through postconf/postmap (only the LMTP socket is stat()ed and
 connected to); raise for a broken Postfix setup: a missing main.cf (Debian's
 "No configuration" install has none) is a finding like any other.
 """
+import errno
 import os
 import posixpath
 import pwd
@@ -120,8 +121,7 @@ class Service:
 
     @property
     def chrooted(self):
-        # "-" is the default, which is y before Postfix 3.0 and n since; Debian ships y
-        # in its stock lines, and a "-" there means n on every Postfix it packages now.
+        # "-" is the default: n since Postfix 3.0 (Debian's stock lines say y explicitly).
         return self.chroot == "y"
 
     def runs_vdeliver(self):
@@ -266,7 +266,8 @@ def check_lmtp_route(source, route, service, nexthop, config, params, findings, 
     try:
         st = os.lstat(path)
     except OSError as err:
-        findings.error(f"{label}: {err.strerror} (is vdeliver --lmtp running?)")
+        hint = " (is vdeliver --lmtp running?)" if err.errno == errno.ENOENT else ""
+        findings.error(f"{label}: {err.strerror}{hint}")
         return True
     if not stat.S_ISSOCK(st.st_mode):
         findings.error(f"{label} is not a socket")
