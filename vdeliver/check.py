@@ -1,15 +1,22 @@
 """`vdeliver check`: is this setup right? As `postfix check` and `postconf -n` do for Postfix.
 
-    vdeliver check [-c config]      one line per finding, `vdeliver: error: ...` or
+    vdeliver check [-c config] [-C DIR] [-u ADDRESS]... [--all-users]
+                                    one line per finding, `vdeliver: error: ...` or
                                     `vdeliver: warning: ...`; exit 0 clean, 1 with findings
     vdeliver check -n [-c config]   the parameters that differ from their defaults, as
                                     `postconf -n` prints them (`name = value`)
+
+-C DIR (--postfix-config DIR): Postfix's config directory, as `postconf -c DIR`
+(default: postconf's own); -u ADDRESS: also compile that recipient's personal
+Sieve scripts; --all-users: those of every address the tables can list.
 
 Reads the same vdeliver.cf the deliveries read, and finds what a delivery would defer
 on, before mail does: an unknown or misspelled parameter (with the nearest known
 name), a value that does not parse, a `$name` that does not resolve, a mail base that
 is missing, owned by root or writable by others, a table that does not open or
-cannot answer a probe lookup (a database that is down is named).
+cannot answer a probe lookup (a database that is down is named); Postfix's side
+(checkpostfix.py: the master.cf service or the LMTP socket, the recipient limit,
+the route to it); every Sieve script that would run compiles (checksieve.py).
 
 Never: write, deliver or change anything; stop at the first finding (report them
 all); run as root past the config checks (tables are opened as the owner of the mail
@@ -97,6 +104,21 @@ def check_values(config, lines, path, findings):
             findings.error(f"{where}{error.detail}")
 
 
+def check_metrics(config, findings):
+    spec = config.get("lmtp_metrics_listen").strip()
+    if not spec:
+        return
+    from vdeliver import metrics
+    try:
+        metrics.parse_listen(spec)
+    except DeliveryError as error:
+        findings.error(error.detail)
+    import importlib.util
+    if importlib.util.find_spec("prometheus_client") is None:
+        findings.error("lmtp_metrics_listen is set, but prometheus_client is not installed"
+                       " (the vdeliver[metrics] extra): the LMTP daemon will not start")
+
+
 def check_base(config, findings):
     base = config.get("virtual_mailbox_base").strip()
     if not base:
@@ -147,33 +169,55 @@ def non_defaults(values, out):
     return 0
 
 
+USAGE = ("usage: vdeliver check [-c config] [-C postfix_config_dir] [-u address]..."
+         " [--all-users] [-n]")
+
+
+class Options:
+    path = config_module.DEFAULT_CONFIG
+    show = all_users = False
+    postfix = None   # Postfix's config directory; None: postconf's default
+
+    def __init__(self):
+        self.users = []
+
+
 def parse(argv):
-    path, show, index = config_module.DEFAULT_CONFIG, False, 0
+    options, index = Options(), 0
     while index < len(argv):
         arg = argv[index]
+        value = argv[index + 1] if index + 1 < len(argv) else None
         if arg == "-n":
-            show = True
-        elif arg == "-c" and index + 1 < len(argv):
-            path = argv[index + 1]
+            options.show = True
+        elif arg == "--all-users":
+            options.all_users = True
+        elif arg in ("-c", "-C", "--postfix-config", "-u") and value is not None:
+            if arg == "-c":
+                options.path = value
+            elif arg == "-u":
+                options.users.append(value)
+            else:
+                options.postfix = value
             index += 1
         else:
             raise ValueError(f"unknown argument {arg}")
         index += 1
-    return path, show
+    return options
 
 
 def main(argv, out=None):
     out = out or sys.stdout
     try:
-        path, show = parse(argv)
+        options = parse(argv)
     except ValueError as error:
-        sys.stderr.write(f"vdeliver: {error}\nusage: vdeliver check [-c config] [-n]\n")
+        sys.stderr.write(f"vdeliver: {error}\n{USAGE}\n")
         return 64
+    path = options.path
     findings = Findings(out)
     values, lines = raw_parameters(path, findings)
     if values is None:
         return 1
-    if show:
+    if options.show:
         return non_defaults(values, out)
     config = config_module.Config(dict(config_module.DEFAULTS, **values), path)
     check_values(config, lines, path, findings)
@@ -182,7 +226,11 @@ def main(argv, out=None):
     address_mode = config.get_bool("smtputf8_enable")
     from vdeliver import address
     address.set_smtputf8(address_mode)
+    check_metrics(config, findings)
     st = check_base(config, findings)
+    # As root: the LMTP socket may be in Postfix's private/ (mode 0700, owner postfix).
+    from vdeliver import checkpostfix
+    checkpostfix.check(config, path, options.postfix, findings)
     if os.geteuid() == 0:
         if st is None or st.st_uid == 0:
             # Opening tables writes texthash caches: never as root, in a directory the
@@ -197,4 +245,6 @@ def main(argv, out=None):
             findings.error(error.detail)
             return 1
     check_tables(config, findings)
+    from vdeliver import checksieve
+    checksieve.check(config, options.users, options.all_users, findings, options.postfix)
     return 1 if findings.count else 0

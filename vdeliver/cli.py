@@ -27,7 +27,7 @@ USAGE = ("usage: vdeliver [-c config] [-o name=value]... [-f sender]"
          " [-a original_recipient] [-i queue_id] [-n] [--] recipient\n"
          "       vdeliver -q KEY TYPE:NAME | vdeliver [-c config] -q ADDRESS\n"
          "       vdeliver --lmtp [-c config] [-o name=value]... [--foreground]\n"
-         "       vdeliver check [-c config] [-n]\n"
+         "       vdeliver check [-c config] [-C postfix_dir] [-u address]... [--all-users] [-n]\n"
          "       vdeliver --sieve-check [-c config] SCRIPT...\n"
          "       vdeliver --sieve-test [-c config] [-f sender] [-r recipient] [-F folder]..."
          " SCRIPT MESSAGE")
@@ -59,7 +59,7 @@ def parse_args(argv):
     in an option position only, never as an option's value (`-f -q` is the
     sender "-q")."""
     options = Options()
-    if argv[:1] == ["check"]:  # vdeliver check [-c config] [-n]: only as the first argument
+    if argv[:1] == ["check"]:  # vdeliver check [options] (check.py): only as the first argument
         options.mode, options.mode_index = "check", 0
         return options
     index = 0

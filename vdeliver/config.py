@@ -60,6 +60,8 @@ DEFAULTS = {
     "lmtp_delivery_threads": "8",
     "lmtp_spool_directory": "",
     "lmtp_shutdown_timeout": "60s",
+    # the daemon's Prometheus endpoint (metrics.py); "" = off
+    "lmtp_metrics_listen": "",
     # Sieve (filtering.py, sievescripts.py): Pigeonhole's names and defaults
     "sieve": "yes",
     "virtual_home_maps": "",

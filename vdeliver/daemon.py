@@ -31,6 +31,10 @@ off the event loop; in-flight transactions keep the settings they started
 with, and the old tables are closed when the last of them ends; a broken new
 config is logged and the old one kept.
 
+Metrics (metrics.py): with lmtp_metrics_listen set, its socket is bound with
+the others (before the drop, as they are) and served on the same event loop;
+prometheus_client is imported only then.
+
 Never: serve as root; serve a second instance on the same pid file; follow
 a symlink as root; exit with deliveries in progress before
 lmtp_shutdown_timeout; block the event loop on a file, a table or a thread;
@@ -46,7 +50,7 @@ import socket
 import stat
 import sys
 
-from vdeliver import address, config as config_module, deliver, log, resolve
+from vdeliver import address, config as config_module, deliver, log, metrics, resolve
 from vdeliver.errors import ConfigError, DeliveryError, internal_error
 from vdeliver.lmtp import Server, Settings
 
@@ -223,6 +227,14 @@ def check_lmtp_config(config):
                           " client writes no Delivered-To, so the LMTP daemon must")
 
 
+def enable_metrics(config):
+    try:
+        metrics.enable(lambda text: log.log(config, text, "warning"))
+    except ImportError:
+        raise ConfigError("lmtp_metrics_listen is set, but prometheus_client is not installed"
+                          " (the vdeliver[metrics] extra)") from None
+
+
 def make_settings(options):
     config = config_module.load(options["config"], options["overrides"])
     check_lmtp_config(config)
@@ -231,7 +243,7 @@ def make_settings(options):
     before = address.SMTPUTF8_ENABLE
     address.set_smtputf8(config.get_bool("smtputf8_enable"))
     try:
-        settings = Settings(config, resolve.open_tables(config))
+        settings = Settings(config, metrics.current.instrument(resolve.open_tables(config)))
     except BaseException:
         address.set_smtputf8(before)
         raise
@@ -266,6 +278,7 @@ def files_identity(paths):
 
 
 def main(argv):
+    log.SERVICE = "lmtp"  # its lines are vdeliver/lmtp[PID]: ..., the command's vdeliver/pipe[PID]
     try:
         options = parse_args(argv)
         config = config_module.load(options["config"], options["overrides"])
@@ -275,6 +288,10 @@ def main(argv):
         if options["foreground"]:
             pid_file.write()
         sockets = bind_sockets(config)
+        metrics_socket = metrics.bind(config)  # lmtp_metrics_listen; None: off
+        if metrics_socket is not None:
+            enable_metrics(config)
+            sockets.append(metrics_socket)
         uid, gid = run_user(config) if os.geteuid() == 0 else (os.getuid(), os.getgid())
     except (DeliveryError, OSError, KeyError) as error:
         text = error.text() if isinstance(error, DeliveryError) else str(error)
@@ -325,7 +342,9 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool):
 
     listeners = []
     for sock in sockets:
-        if sock.family == socket.AF_UNIX:
+        if metrics.current.enabled and sock is sockets[-1]:
+            listeners.append(await metrics.serve(sock))  # main() put it last
+        elif sock.family == socket.AF_UNIX:
             listeners.append(await asyncio.start_unix_server(server.handle, sock=sock, limit=1 << 20))
         else:
             listeners.append(await asyncio.start_server(server.handle, sock=sock, limit=1 << 20))
@@ -379,10 +398,13 @@ async def reload(server, options, lock):
         except DeliveryError as error:
             log.log(server.settings.config,
                     f"reload failed, keeping the old configuration: {error.text()}", "error")
+            metrics.current.reloaded(False)
             return
         except Exception as error:  # noqa: BLE001 - a bug in a reload keeps the running tables
             log.log(server.settings.config, "reload failed, keeping the old configuration: "
                     f"{internal_error(error).text()}", "error")
+            metrics.current.reloaded(False)
             return
         server.replace_settings(settings)
+        metrics.current.reloaded(True)
         log.log(settings.config, "LMTP daemon reloaded its configuration and tables")

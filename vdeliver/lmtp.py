@@ -37,7 +37,7 @@ import asyncio
 import threading
 import time
 
-from vdeliver import address, deliver, log, resolve
+from vdeliver import address, deliver, log, metrics, resolve
 from vdeliver.commitpoint import CommitPoint
 from vdeliver.errors import (LMTP_REPLIES, Abandoned, BadRecipientAddress, BadSenderAddress,
                              DeliveryError, from_os_error, internal_error, lmtp_reply, one_line)
@@ -134,7 +134,8 @@ class Server:
         session = Session(self, reader, writer)
         self.sessions[session] = asyncio.current_task()
         try:
-            await session.run()
+            with metrics.current.session():
+                await session.run()
         finally:
             self.sessions.pop(session, None)
 
@@ -477,11 +478,14 @@ class Session:
                     self.server.delivery_pool, deliver_one, self.settings, self.sender, recipient,
                     original, mailbox, spool.reader(), self.ticket)
                 self.in_flight = future
-                answer = await asyncio.shield(future)
+                with metrics.current.delivering():
+                    answer = await asyncio.shield(future)
                 self.in_flight = self.ticket = None
                 if answer is None:  # abandoned at its commit point
                     return False
                 replies[key] = answer
+                if answer.startswith("250"):
+                    metrics.current.sent_bytes(spool.length)
             await self.send(replies[key])
         return True
 
@@ -498,17 +502,20 @@ def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, poin
         return None if isinstance(error, Abandoned) else lmtp_reply(error)
     except Exception as error:  # noqa: BLE001 - a bug defers this copy (451), unless it is durable
         if point.committed:
+            metrics.current.sent(started)  # metrics.py: a hook never raises
             return reply("delivered", recipient)  # in new/ already: a 4xx would deliver it twice
         error = internal_error(error)
         log_failure(config, recipient, original, started, error)
         return lmtp_reply(error)
     log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent",
                                       delivery.summary()))
+    metrics.current.sent(started, delivery)
     return reply("delivered", recipient)
 
 
 def log_failure(config, recipient, original, started, error):
     outcome = "bounced" if error.is_bounce else "deferred"
+    metrics.current.failed(error)
     log.log(config, log.delivery_line(one_line(recipient, 300), one_line(original, 300), started,
                                       error.status, outcome, error.text()),
             "info" if error.is_bounce else "warning")

@@ -2,7 +2,9 @@
 
 `to=<rcpt>, orig_to=<orig>, relay=vdeliver, delay=0.02, dsn=2.0.0,
 status=sent (delivered to maildir ...)`. The destination is syslog (facility
-syslog_facility, ident syslog_name), or the file named by maillog_file when
+syslog_facility, ident syslog_name/SERVICE: `vdeliver/pipe` for the command,
+`vdeliver/lmtp` for the daemon, as Postfix's `postfix/pipe`; pflogsumm reads only
+lines whose program is NAME/SERVICE), or the file named by maillog_file when
 set (appended in one write, as Postfix's postlogd does); also stderr when
 stderr is a terminal (an admin running vdeliver by hand).
 
@@ -22,6 +24,7 @@ FACILITIES = ("mail", "daemon", "user", "local0", "local1", "local2", "local3",
               "local4", "local5", "local6", "local7")
 PRIORITIES = {"info": 6, "warning": 4, "error": 3}
 _process = {}  # facts that do not change in a process (the LMTP daemon logs many lines)
+SERVICE = "pipe"  # the ident's second part; daemon.py sets "lmtp"
 
 
 def process_fact(name, compute):
@@ -41,7 +44,7 @@ def log(config, text, priority="info"):
 
 
 def write_line(config, text, priority):
-    ident = get(config, "syslog_name", "vdeliver")
+    ident = f"{get(config, 'syslog_name', 'vdeliver')}/{SERVICE}"
     text = one_line(text, 2000)
     if process_fact("stderr_is_tty", lambda: posix.isatty(2)):
         write_quietly(2, f"{ident}: {text}\n")

@@ -65,7 +65,7 @@ def mail():
     require(not missing, "e2e prerequisites missing: " + "; ".join(missing))
     previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        with harness.Harness() as h:
+        with harness.Harness(metrics=True) as h:  # the daemon's metrics on (test_e2e_burst.py)
             ACTIVE.append(h)
             yield h
             ACTIVE.remove(h)

@@ -8,7 +8,8 @@ Starts, under /tmp/vdeliver-e2e-<pid>/ (RUN):
     the `lmtp` service, whose master.cf line is Debian's stock one (chroot=y); an
     unchrooted copy, `lmtp-nochroot`, serves NOCHROOT_RCPT through transport_maps.
     Hosted domains example.com and catchall.example go to vdeliver in one of two MODES:
-      pipe  master.cf.snippet appended to main.cf and master.cf exactly as written;
+      pipe  master.cf.snippet appended to main.cf and master.cf exactly as written
+            (but for argv='s command when VDELIVER_BIN names another installed vdeliver);
       lmtp  the same master.cf, and in main.cf, instead of the snippet's pipe lines, the
             lines of its commented "LMTP instead of pipe" part (virtual_transport =
             lmtp:unix:private/vdeliver-lmtp).
@@ -17,7 +18,8 @@ Starts, under /tmp/vdeliver-e2e-<pid>/ (RUN):
     Postfix's own virtual(8), so tests can read the bounces sent to SENDER;
   * /etc/vdeliver/vdeliver.cf (the path the snippet's command line implies), pointing
     at a mailbox table and a virtual_mailbox_base (owned by vmail) inside RUN, with a
-    quota table (QUOTA_USER) and the snippet's lmtp_* lines, the socket moved into the
+    quota table (QUOTA_USER), with Harness(metrics=True) lmtp_metrics_listen on a free
+    127.0.0.1 port (scrape()), and the snippet's lmtp_* lines, the socket moved into the
     private queue_directory;
   * vdeliver's LMTP daemon, `vdeliver --lmtp --foreground -c /etc/vdeliver/vdeliver.cf`,
     serving RUN/postfix/spool/private/vdeliver-lmtp (owner postfix, as lmtp_user vmail,
@@ -74,6 +76,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SNIPPET = os.path.join(REPO, "master.cf.snippet")
 VDELIVER = "/opt/vdeliver/bin/vdeliver"   # what the snippet runs; snippet_command() reads it
+# VDELIVER_BIN (the tests' variable, tests/support.py): another installed vdeliver, put in
+# the snippet's argv= in its place (a helper's own prefix); unset, the snippet runs as written.
+INSTALLED = os.environ.get("VDELIVER_BIN", VDELIVER)
 VDELIVER_CF = "/etc/vdeliver/vdeliver.cf"
 MARKER = "# written by the vdeliver e2e harness"
 RUN_PREFIX = "/tmp/vdeliver-e2e-"
@@ -341,6 +346,8 @@ def read_snippet(path: str = SNIPPET) -> tuple[list[str], list[str]]:
             elif current and line.strip() and not line.lstrip().startswith("#"):
                 sections[current].append(line)
     main, master = sections["main"], sections["master"]
+    if INSTALLED != VDELIVER:
+        master = [line.replace(f"argv={VDELIVER} ", f"argv={INSTALLED} ") for line in master]
     if not main or not master or master[0][:1].isspace():
         raise HarnessError(f"{path}: expected uncommented lines under '# --- main.cf ---' and "
                            "a service entry under '# --- master.cf ---'")
@@ -399,7 +406,8 @@ def lmtp_socket_name(path: str = SNIPPET) -> str:
 class Harness:
     """One private mail system; use as a context manager, or start() and stop()."""
 
-    def __init__(self, keep: bool = False, mode: str = "pipe", dovecot: bool = True):
+    def __init__(self, keep: bool = False, mode: str = "pipe", dovecot: bool = True,
+                 metrics: bool = False):
         if mode not in MODES:
             raise HarnessError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
         self.keep = keep or bool(os.environ.get("VDELIVER_E2E_KEEP"))
@@ -429,6 +437,8 @@ class Harness:
         self.extra_main_cf = ""                             # more main.cf lines (before the snippet's)
         self.extra_vdeliver_cf = ""                         # more vdeliver.cf lines (at the end)
         self.smtp_port = self.imap_port = 0
+        self.metrics = metrics                              # the daemon's lmtp_metrics_listen, on a free port
+        self.metrics_port = 0
         self.lock_fd: int | None = None
         self.started: list[str] = []
         self.wrote_vdeliver_cf = False
@@ -456,6 +466,7 @@ class Harness:
         atexit.register(self.stop)
         clean_stale_runs()
         self.smtp_port, self.imap_port = free_port(), free_port()
+        self.metrics_port = free_port() if self.metrics else 0
         self.write_files()
         self.start_postfix()      # first: it makes the queue directory's private/
         self.start_lmtpd()
@@ -628,6 +639,23 @@ class Harness:
             self.delete_queue()
         return left
 
+    def scrape(self) -> dict[str, float]:
+        """The LMTP daemon's metrics (Harness(metrics=True)): {'name{labels}': value}."""
+        with socket.create_connection(("127.0.0.1", self.metrics_port), timeout=10) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.0 200 "):
+            raise HarnessError(f"metrics scrape: {head[:200]!r}")
+        samples = {}
+        for line in body.decode().splitlines():
+            if line and not line.startswith("#"):
+                name, _, number = line.rpartition(" ")
+                samples[name] = float(number)
+        return samples
+
     def log_text(self) -> str:
         with open(self.maillog, encoding="utf-8", errors="replace") as fh:
             return fh.read()
@@ -656,9 +684,10 @@ class Harness:
         """vdeliver's own log lines (maillog_file in vdeliver.cf) for one recipient.
 
         The snippet passes -i ${queue_id}, so in pipe mode each starts
-        `vdeliver[PID]: QUEUEID: to=<`; the LMTP daemon knows no queue id: `vdeliver[PID]: to=<`.
+        `vdeliver/pipe[PID]: QUEUEID: to=<`; the LMTP daemon knows no queue id:
+        `vdeliver/lmtp[PID]: to=<`.
         """
-        return self.log_lines(rf"vdeliver\[\d+\]: (?:[0-9A-Za-z]+: )?to=<{re.escape(recipient)}>")
+        return self.log_lines(rf"vdeliver/(?:pipe|lmtp)\[\d+\]: (?:[0-9A-Za-z]+: )?to=<{re.escape(recipient)}>")
 
     @property
     def agent(self) -> str:
@@ -862,6 +891,8 @@ def write_vdeliver_cf(h: Harness) -> None:
     lmtp["lmtp_listen"] = f"unix:{h.lmtp_socket}"   # the snippet's, in the private queue_directory
     lmtp["lmtp_pid_file"] = h.lmtpd_pid_file
     lmtp["lmtp_user"] = VMAIL
+    if h.metrics_port:
+        lmtp["lmtp_metrics_listen"] = f"inet:127.0.0.1:{h.metrics_port}"
     quota = f"virtual_mailbox_quota_maps = texthash:{h.quota_table}\n" if h.quotas else ""
     write_file(VDELIVER_CF, f"""{MARKER} ({h.root}); removed when the harness stops
 virtual_mailbox_base = {h.mail_base}

@@ -187,7 +187,7 @@ def test_lmtp_reload_without_its_table_keeps_the_old_tables(settled, dora_maildi
     try:
         mail.reload_lmtpd()
         failed = harness.wait_until(
-            lambda: mail.log_lines(r"vdeliver\[\d+\]: reload failed, keeping the old configuration: .*mailbox"),
+            lambda: mail.log_lines(r"vdeliver/lmtp\[\d+\]: reload failed, keeping the old configuration: .*mailbox"),
             20, "'reload failed'")
         data, msgid = make_message("table gone, old tables kept", to=DORA)
         queue_id = mail.send(data, DORA)

@@ -59,7 +59,8 @@ def socket_inodes(pid: int) -> set[int]:
 
 
 def test_private_servers_listen_on_loopback_only(mail):
-    """Postfix's smtpd and Dovecot's IMAP on 127.0.0.1; the LMTP daemon on no TCP port at all."""
+    """Postfix's smtpd and Dovecot's IMAP on 127.0.0.1; the LMTP daemon on no TCP port but its
+    metrics endpoint (Harness(metrics=True)), on 127.0.0.1 too."""
     pids = set()
     for pid in (harness.postfix_master_pid(mail.spool), harness.dovecot_master_pid(mail.dovecot_conf),
                 mail.lmtpd_pid()):
@@ -71,7 +72,7 @@ def test_private_servers_listen_on_loopback_only(mail):
     assert ours, "no listening socket found for the private servers"
     assert all(addr.startswith(loopback + ":") for addr in ours), ours
     ports = {int(addr.split(":")[1], 16) for addr in ours}
-    assert ports == {mail.smtp_port, mail.imap_port}, ports
+    assert ports == {mail.smtp_port, mail.imap_port} | ({mail.metrics_port} if mail.metrics else set()), ports
 
 
 def test_snippet_is_installed_as_written(mail):
@@ -131,7 +132,7 @@ def test_lmtp_daemon_serves_as_vmail_and_exits_0_on_sigterm(settled):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the daemon's flock is gone with it
     finally:
         os.close(fd)
-    assert "LMTP daemon stopped" in mail.log_lines(rf"vdeliver\[{pid}\]: ")[-1]
+    assert "LMTP daemon stopped" in mail.log_lines(rf"vdeliver/lmtp\[{pid}\]: ")[-1]
     mail.start_lmtpd()
     assert mail.lmtpd_pid() not in (None, pid)
     assert harness.lmtp_greets(mail.lmtp_socket)

@@ -1,16 +1,70 @@
-"""`vdeliver check`: one line per finding, exit 1 with findings, 0 when clean; `-n` as postconf -n."""
+"""`vdeliver check`: one line per finding, exit 1 with findings, 0 when clean; `-n` as postconf -n.
+
+Postfix's side is read from a private Postfix config directory (PrivatePostfix: main.cf,
+master.cf, the queue directory; postconf -c DIR), each finding a real misconfiguration of
+it; the LMTP cases run the real daemon on a socket in that queue directory.
+"""
 import os
+import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
+from postfix_config import PostfixConfig
 from support import VDELIVER
 
+PIPE_SERVICE = ("vdeliver  unix  -       n       n       -       -       pipe\n"
+                "  flags={flags} {user} null_sender=\n"
+                "  argv={argv}\n")
+ARGV = "{vdeliver} -c {cf} -i ${{queue_id}} -f ${{sender}} -a ${{original_recipient}} -- ${{recipient}}"
+STOCK_LMTP = ("lmtp      unix  -       -       y       -       -       lmtp\n"
+              "virtual   unix  -       n       n       -       -       virtual\n")
 
-def check(mail, *args):
-    proc = subprocess.run([VDELIVER, "check", "-c", mail.config_path, *args], capture_output=True,
-                          text=True, env={"PATH": "/usr/bin:/bin"}, cwd="/", timeout=60)
+
+class PrivatePostfix:
+    """A Postfix config directory of the test's own: master.cf.snippet's pipe entry (with
+    -c naming the test's vdeliver.cf) and main.cf lines, changed as a test says."""
+
+    def __init__(self, mail):
+        self.mail = mail
+        self.directory = os.path.join(mail.top, "postfix")
+        self.spool = os.path.join(mail.top, "spool")
+        os.makedirs(os.path.join(self.spool, "private"))
+        os.chmod(self.spool, 0o755)
+        self.socket = os.path.join(self.spool, "private", "vdeliver-lmtp")
+        PostfixConfig(self.directory)
+        self.write()
+
+    def write(self, main=None, flags="Xh", user=None, argv=None, services=STOCK_LMTP, pipe=True):
+        """main: {name: value} replacing the pipe lines' (None removes a line)."""
+        lines = {"virtual_transport": "vdeliver:", "vdeliver_destination_recipient_limit": "1"}
+        lines.update(main or {})
+        user = f"user={self.mail.user.pw_name}" if user is None else user
+        argv = argv or ARGV.format(vdeliver=VDELIVER, cf=self.mail.config_path)
+        with open(os.path.join(self.directory, "main.cf"), "w") as fh:
+            fh.write(f"compatibility_level = 3.6\nmeta_directory = {self.directory}\n"
+                     f"queue_directory = {self.spool}\n"
+                     + "".join(f"{k} = {v}\n" for k, v in lines.items() if v is not None))
+        with open(os.path.join(self.directory, "master.cf"), "w") as fh:
+            fh.write(services + (PIPE_SERVICE.format(flags=flags, user=user, argv=argv) if pipe else ""))
+        past = time.time() - 60  # postconf re-reads a file younger than a second (postfix_config.py)
+        for name in ("main.cf", "master.cf"):
+            os.utime(os.path.join(self.directory, name), (past, past))
+
+
+@pytest.fixture
+def postfix(mail):
+    return PrivatePostfix(mail)
+
+
+def check(mail, *args, postfix=None):
+    where = ["-C", postfix.directory] if postfix else []
+    proc = subprocess.run([VDELIVER, "check", "-c", mail.config_path, *where, *args],
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, cwd="/",
+                          timeout=60)
+    assert not proc.stderr, proc.stderr
     return proc.returncode, proc.stdout.splitlines()
 
 
@@ -20,8 +74,8 @@ def closed_port():
         return sock.getsockname()[1]  # nothing listens there once the socket is closed
 
 
-def test_a_clean_setup_has_no_findings(mail):
-    assert check(mail) == (0, [])
+def test_a_clean_setup_has_no_findings(mail, postfix):
+    assert check(mail, postfix=postfix) == (0, [])
 
 
 @pytest.mark.parametrize("extra, wanted", [
@@ -37,30 +91,33 @@ def test_a_clean_setup_has_no_findings(mail):
     pytest.param("syslog_name = $nosuch\n",
                  "vdeliver: error: {cf}, line 5: syslog_name: undefined parameter $nosuch",
                  id="expansion that does not resolve"),
+    pytest.param("lmtp_metrics_listen = 127.0.0.1:9119\n",
+                 "vdeliver: error: lmtp_metrics_listen: '127.0.0.1:9119' is not unix:/path or"
+                 " inet:host:port", id="metrics endpoint that does not parse"),
     pytest.param("virtual_mailbox_quota_maps = texthash:/nonexistent\n",
                  "vdeliver: error: virtual_mailbox_quota_maps: texthash:/nonexistent: cannot open"
                  " texthash:/nonexistent: No such file or directory", id="table that does not open"),
 ])
-def test_each_finding_is_one_exact_line(mail, extra, wanted):
+def test_each_finding_is_one_exact_line(mail, postfix, extra, wanted):
     mail.write_config(extra)
-    code, lines = check(mail)
+    code, lines = check(mail, postfix=postfix)
     assert (code, lines) == (1, [wanted.format(cf=mail.config_path)])
 
 
-def test_several_findings_are_all_reported(mail):
+def test_several_findings_are_all_reported(mail, postfix):
     mail.write_config("virtual_mailbox_mpas = x\ntime_limit = soon\n")
-    code, lines = check(mail)
+    code, lines = check(mail, postfix=postfix)
     assert code == 1 and len(lines) == 2, lines
 
 
-def test_a_database_that_is_down_is_named(mail):
+def test_a_database_that_is_down_is_named(mail, postfix):
     pg = os.path.join(mail.top, "pg.cf")
     with open(pg, "w") as fh:
         fh.write(f"hosts = 127.0.0.1:{closed_port()}\nuser = u\npassword = p\ndbname = d\n"
                  "query = SELECT 'x' WHERE '%s' = ''\nconnect_timeout = 1\n")
     os.chmod(pg, 0o644)
     mail.write_config(maps=f"texthash:{mail.table_path}, pgsql:{pg}")
-    code, lines = check(mail)
+    code, lines = check(mail, postfix=postfix)
     assert code == 1 and len(lines) == 1, lines
     assert lines[0].startswith(f"vdeliver: error: virtual_mailbox_maps: pgsql:{pg}: ") and \
         "no database server answered" in lines[0], lines
@@ -69,15 +126,15 @@ def test_a_database_that_is_down_is_named(mail):
 @pytest.mark.parametrize("mode, wanted", [
     pytest.param(0o777, "is writable by group or others", id="world-writable base"),
 ])
-def test_the_mail_base_is_checked(mail, mode, wanted):
+def test_the_mail_base_is_checked(mail, postfix, mode, wanted):
     os.chmod(mail.base, mode)
-    code, lines = check(mail)
+    code, lines = check(mail, postfix=postfix)
     assert code == 1 and lines == [f"vdeliver: error: virtual_mailbox_base {mail.base} {wanted}"]
 
 
-def test_a_root_owned_base_is_an_error(mail):
+def test_a_root_owned_base_is_an_error(mail, postfix):
     os.chown(mail.base, 0, 0)
-    code, lines = check(mail)
+    code, lines = check(mail, postfix=postfix)
     assert code == 1
     assert f"vdeliver: error: virtual_mailbox_base {mail.base} is owned by root:" in lines[0], lines
 
@@ -89,3 +146,326 @@ def test_n_prints_what_differs_from_the_defaults(mail):
     assert lines == sorted(lines) and "sieve = no" in lines and not any(
         line.startswith("time_limit") for line in lines), lines
     assert f"virtual_mailbox_base = {mail.base}" in lines
+
+
+# ------------------------------------------------------------------ Postfix's side: pipe(8)
+
+@pytest.mark.parametrize("change, wanted", [
+    pytest.param({"user": "user=root"},
+                 ["{svc}: user=root: vdeliver never delivers as root (use the owner of"
+                  " virtual_mailbox_base)"], id="user root"),
+    pytest.param({"user": ""}, ["{svc}: no user= (pipe(8) requires it: the delivery user)"],
+                 id="no user"),
+    pytest.param({"user": "user=nobody"},
+                 ["{svc}: user=nobody does not own virtual_mailbox_base {base} (uid {uid}):"
+                  " its deliveries would defer"], id="user not the owner of the base"),
+    pytest.param({"flags": "DRXhu"},
+                 ["{svc}: flags=DRXhu: with DR Postfix writes Delivered-To, Return-Path, which"
+                  " vdeliver writes too (remove them, or set write_delivery_headers = no)"],
+                 id="D and R flags"),
+    pytest.param({"flags": "OXh"},
+                 ["{svc}: flags=OXh: with O Postfix writes X-Original-To, which vdeliver writes"
+                  " too (remove them, or set write_delivery_headers = no)"], id="O flag"),
+    pytest.param({"argv": f"{VDELIVER} -c {{cf}} -- ${{user}}@${{domain}}"},
+                 ["{svc}: argv has no ${{recipient}}: vdeliver is not told the recipient"],
+                 id="argv without recipient"),
+    pytest.param({"argv": f"{VDELIVER} -- ${{recipient}}"},
+                 ["vdeliver: warning: Postfix: master.cf service vdeliver: runs vdeliver with config"
+                  " /etc/vdeliver/vdeliver.cf, not {cf}, the one checked here"],
+                 id="another vdeliver.cf"),
+    pytest.param({"main": {"vdeliver_destination_recipient_limit": None}},
+                 ["vdeliver: error: Postfix: vdeliver_destination_recipient_limit = 50: must be 1"
+                  " for pipe(8) (vdeliver takes one recipient per delivery)"],
+                 id="missing recipient limit"),
+    pytest.param({"main": {"vdeliver_destination_recipient_limit": "10"}},
+                 ["vdeliver: error: Postfix: vdeliver_destination_recipient_limit = 10: must be 1"
+                  " for pipe(8) (vdeliver takes one recipient per delivery)"],
+                 id="recipient limit 10"),
+    pytest.param({"main": {"virtual_transport": "virtual"}},
+                 ["{svc} runs vdeliver, but neither virtual_transport (virtual) nor transport_maps"
+                  " sends mail to it"], id="virtual_transport elsewhere"),
+    pytest.param({"main": {"virtual_transport": "vdeliverr:"}},
+                 ["vdeliver: error: Postfix: virtual_transport = vdeliverr: names no master.cf"
+                  " service vdeliverr",
+                  "{svc} runs vdeliver, but neither virtual_transport (vdeliverr:) nor"
+                  " transport_maps sends mail to it"], id="virtual_transport misspelled"),
+    pytest.param({"pipe": False},
+                 ["vdeliver: error: Postfix: virtual_transport = vdeliver: names no master.cf"
+                  " service vdeliver"], id="no master.cf service"),
+])
+def test_each_postfix_finding_is_one_exact_line(mail, postfix, change, wanted):
+    change = dict(change)
+    if "argv" in change:
+        change["argv"] = change["argv"].replace("{cf}", mail.config_path)
+    postfix.write(**change)
+    svc = "vdeliver: error: Postfix: master.cf service vdeliver"
+    assert check(mail, postfix=postfix) == (1, [
+        line.format(svc=svc, base=mail.base, uid=mail.user.pw_uid, cf=mail.config_path)
+        for line in wanted])
+
+
+def test_flags_d_and_r_are_right_with_write_delivery_headers_no(mail, postfix):
+    mail.write_config("write_delivery_headers = no\n")
+    postfix.write(flags="DRXhu")
+    assert check(mail, postfix=postfix) == (0, [])
+
+
+def test_transport_maps_may_route_to_the_service(mail, postfix):
+    transport = os.path.join(mail.top, "transport")
+    with open(transport, "w") as fh:
+        fh.write("example.com vdeliver:\n")
+    postfix.write(main={"virtual_transport": "virtual", "transport_maps": f"texthash:{transport}"})
+    assert check(mail, postfix=postfix) == (0, [])
+
+
+def test_a_missing_main_cf_is_a_finding_not_a_traceback(mail, postfix):
+    os.unlink(os.path.join(postfix.directory, "main.cf"))
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: error: Postfix: {postfix.directory}/main.cf: No such file or directory"
+        " (Postfix is not configured there; name its directory with --postfix-config DIR)"])
+
+
+# ------------------------------------------------------------------ Postfix's side: LMTP
+
+LMTP_TRANSPORT = {"virtual_transport": "lmtp:unix:private/vdeliver-lmtp",
+                  "vdeliver_destination_recipient_limit": None}
+
+
+class LmtpDaemon:
+    """The real `vdeliver --lmtp` on the private queue directory's socket."""
+
+    def __init__(self, mail, listen, extra=""):
+        self.pid_file = os.path.join(mail.top, "lmtpd.pid")
+        self.listen = listen
+        mail.write_config(f"lmtp_listen = unix:{listen}\nlmtp_pid_file = {self.pid_file}\n"
+                          f"lmtp_user = {mail.user.pw_name}\n" + extra)
+        self.proc = subprocess.Popen([VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd="/")
+        deadline = time.monotonic() + 15
+        while not self.greets():
+            assert self.proc.poll() is None, self.proc.stderr.read()
+            assert time.monotonic() < deadline, "the LMTP daemon did not start"
+            time.sleep(0.05)
+
+    def greets(self):
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(2)
+                sock.connect(self.listen)
+                return sock.recv(4).startswith(b"220")
+        except OSError:
+            return False
+
+    def stop(self, signum=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        self.proc.wait(30)
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def lmtpd(mail):
+    started = []
+
+    def start(listen, extra=""):
+        started.append(LmtpDaemon(mail, listen, extra))
+        return started[-1]
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def test_lmtp_a_clean_setup_has_no_findings(mail, postfix, lmtpd):
+    lmtpd(postfix.socket)
+    postfix.write(main=LMTP_TRANSPORT, pipe=False)
+    assert check(mail, postfix=postfix) == (0, [])
+
+
+def test_lmtp_socket_mode_that_postfix_cannot_connect_to(mail, postfix, lmtpd):
+    lmtpd(postfix.socket, f"lmtp_socket_owner = {mail.user.pw_name}\nlmtp_socket_mode = 0660\n")
+    postfix.write(main=LMTP_TRANSPORT, pipe=False)
+    st = os.stat(postfix.socket)
+    assert check(mail, postfix=postfix) == (1, [
+        "vdeliver: error: Postfix: virtual_transport = lmtp:unix:private/vdeliver-lmtp: LMTP socket"
+        f" {postfix.socket}: owner {st.st_uid}:{st.st_gid}, mode 0660: Postfix's lmtp client"
+        " (mail_owner postfix) cannot connect (see lmtp_socket_owner, lmtp_socket_mode)"])
+
+
+def test_lmtp_socket_missing(mail, postfix):
+    mail.write_config(f"lmtp_listen = unix:{postfix.socket}\n")
+    postfix.write(main=LMTP_TRANSPORT, pipe=False)
+    assert check(mail, postfix=postfix) == (1, [
+        "vdeliver: error: Postfix: virtual_transport = lmtp:unix:private/vdeliver-lmtp: LMTP socket"
+        f" {postfix.socket}: No such file or directory (is vdeliver --lmtp running?)"])
+
+
+def test_lmtp_daemon_that_does_not_answer(mail, postfix, lmtpd):
+    daemon = lmtpd(postfix.socket)
+    daemon.stop(signal.SIGKILL)  # a crashed daemon leaves its socket behind
+    postfix.write(main=LMTP_TRANSPORT, pipe=False)
+    assert check(mail, postfix=postfix) == (1, [
+        "vdeliver: error: Postfix: virtual_transport = lmtp:unix:private/vdeliver-lmtp: LMTP socket"
+        f" {postfix.socket}: the LMTP daemon does not answer: Connection refused"])
+
+
+def test_lmtp_socket_outside_the_queue_directory(mail, postfix, lmtpd):
+    outside = os.path.join(mail.top, "lmtp.sock")
+    lmtpd(outside)
+    postfix.write(main={**LMTP_TRANSPORT, "virtual_transport": f"lmtp-nc:unix:{outside}"}, pipe=False,
+                  services=STOCK_LMTP + "lmtp-nc   unix  -       -       n       -       -       lmtp\n")
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: error: Postfix: virtual_transport = lmtp-nc:unix:{outside}: LMTP socket {outside}"
+        f" is outside Postfix's queue directory {postfix.spool}: a chrooted lmtp(8) cannot reach it"])
+
+
+def test_lmtp_next_hop_that_is_not_vdeliver_socket(mail, postfix, lmtpd):
+    lmtpd(postfix.socket)
+    postfix.write(main={**LMTP_TRANSPORT, "virtual_transport": "lmtp:unix:private/dovecot-lmtp"},
+                  pipe=False)
+    assert check(mail, postfix=postfix) == (1, [
+        "vdeliver: error: Postfix: no master.cf pipe service runs vdeliver and no lmtp: next hop of"
+        " virtual_transport (lmtp:unix:private/dovecot-lmtp) or transport_maps is one of"
+        " lmtp_listen's sockets"])
+
+
+# ------------------------------------------------------------------ Sieve
+
+BROKEN = b'require "fileinto";\nfileintoo "x";\n'
+BROKEN_LINE = "line 2: error: unknown command 'fileintoo' (only reported once at first occurrence)."
+GOOD = b'require "fileinto";\nif header :contains "subject" "x" { fileinto "X"; }\n'
+
+
+def user_file(mail, relative, data):
+    """A file in a user's Maildir, written as the delivery user would have it."""
+    path = mail.path(relative)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    for where in (directory, os.path.dirname(directory)):
+        os.chown(where, mail.user.pw_uid, mail.user.pw_gid)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    os.chown(path, mail.user.pw_uid, mail.user.pw_gid)
+    return path
+
+
+def admin_file(mail, name, data):
+    path = os.path.join(mail.top, name)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o644)
+    return path
+
+
+def test_sieve_admin_scripts_compile(mail, postfix):
+    before = admin_file(mail, "before.sieve", BROKEN)
+    scripts = os.path.join(mail.top, "after.d")
+    os.mkdir(scripts)
+    os.chmod(scripts, 0o755)
+    for name, data in (("1-good.sieve", GOOD), ("2-bad.sieve", BROKEN), ("3-ignored.txt", BROKEN)):
+        admin_file(mail, f"after.d/{name}", data)
+    mail.write_config(f"sieve_before = {before}\nsieve_after = {scripts}\n")
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: error: sieve_before: Sieve script {before}: before: {BROKEN_LINE}",
+        f"vdeliver: error: sieve_after: Sieve script {scripts}/2-bad.sieve: 2-bad: {BROKEN_LINE}"])
+
+
+def test_sieve_personal_scripts_only_with_u(mail, postfix):
+    script = user_file(mail, "example.com/bob/.dovecot.sieve", BROKEN)
+    user_file(mail, "example.com/alice/.dovecot.sieve", GOOD)
+    assert check(mail, postfix=postfix) == (0, [])
+    wanted = f"vdeliver: error: bob@example.com: Sieve script {script}: .dovecot: {BROKEN_LINE}"
+    assert check(mail, "-u", "bob@example.com", "-u", "alice@example.com",
+                 postfix=postfix) == (1, [wanted])
+
+
+def test_sieve_personal_script_that_leads_out_of_the_home(mail, postfix):
+    link = mail.path("example.com/bob/.dovecot.sieve")
+    user_file(mail, "example.com/bob/new/x", b"")
+    os.symlink("/etc/passwd", link)
+    assert check(mail, "-u", "bob@example.com", postfix=postfix) == (1, [
+        f"vdeliver: error: bob@example.com: Sieve script {link}: {link} is a symlink that does not"
+        " point to a file below the home"])
+
+
+def test_sieve_u_with_an_unknown_address(mail, postfix):
+    assert check(mail, "-u", "nobody@example.com", postfix=postfix) == (1, [
+        "vdeliver: error: nobody@example.com: user unknown: nobody@example.com"])
+
+
+def test_sieve_all_users_lists_what_can_be_listed(mail, postfix):
+    import sqlite3
+    bob = user_file(mail, "example.com/bob/.dovecot.sieve", BROKEN)
+    carol = user_file(mail, "example.org/carol/.dovecot.sieve", BROKEN)
+    database = os.path.join(mail.top, "boxes.sqlite")
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE boxes (address TEXT, maildir TEXT)")
+        db.execute("INSERT INTO boxes VALUES ('carol@example.org', 'example.org/carol/')")
+    os.chmod(database, 0o644)
+    sqlite_cf = admin_file(mail, "boxes.cf", f"dbpath = {database}\n"
+                           "query = SELECT maildir FROM boxes WHERE address = '%s'\n".encode())
+    mail.write_table("bob@example.com example.com/bob/\nalice@example.com example.com/alice/\n"
+                     "@catchall.example catchall/\nabs@example.com /etc/\n")
+    mail.write_config(maps=f"texthash:{mail.table_path}, sqlite:{sqlite_cf}")
+    code, lines = check(mail, "--all-users", postfix=postfix)
+    assert (code, lines) == (1, [
+        f"vdeliver: warning: --all-users: virtual_mailbox_maps: sqlite:{sqlite_cf}: a sqlite:"
+        " table cannot be listed: its users' Sieve scripts are not checked (name them with"
+        " -u ADDRESS)",
+        f"vdeliver: error: bob@example.com: Sieve script {bob}: .dovecot: {BROKEN_LINE}",
+        f"vdeliver: error: abs@example.com: texthash:{mail.table_path} result for abs@example.com"
+        " is an absolute path"])
+    code, lines = check(mail, "--all-users", "-u", "carol@example.org", postfix=postfix)
+    assert code == 1 and lines[1:] == [
+        f"vdeliver: error: carol@example.org: Sieve script {carol}: .dovecot: {BROKEN_LINE}",
+        f"vdeliver: error: bob@example.com: Sieve script {bob}: .dovecot: {BROKEN_LINE}",
+        f"vdeliver: error: abs@example.com: texthash:{mail.table_path} result for abs@example.com"
+        " is an absolute path"], lines
+
+
+def test_sieve_all_users_lists_indexed_tables_with_postmap(mail, postfix):
+    dave = user_file(mail, "example.org/dave/.dovecot.sieve", BROKEN)
+    source = admin_file(mail, "boxes", b"dave@example.org example.org/dave/\n@example.org x/\n")
+    PostfixConfig(postfix.directory).build("lmdb", source)
+    PostfixConfig(postfix.directory).build("cdb", source)
+    postfix.write()
+    os.chmod(source + ".lmdb", 0o644)
+    os.chmod(source + ".cdb", 0o644)
+    mail.write_table("bob@example.com example.com/bob/\n")
+    mail.write_config(maps=f"texthash:{mail.table_path}, lmdb:{source}, cdb:{source}")
+    assert check(mail, "--all-users", postfix=postfix) == (1, [
+        f"vdeliver: warning: --all-users: virtual_mailbox_maps: cdb:{source}: a cdb: table cannot"
+        " be listed: its users' Sieve scripts are not checked (name them with -u ADDRESS)",
+        f"vdeliver: error: dave@example.org: Sieve script {dave}: .dovecot: {BROKEN_LINE}"])
+
+
+def test_lmtp_a_pipe_entry_left_beside_it_needs_no_recipient_limit(mail, postfix, lmtpd):
+    """As master.cf.snippet's LMTP part says: the pipe lines of main.cf go, its master.cf
+    entry may stay (unused: only the entry itself is checked)."""
+    lmtpd(postfix.socket)
+    postfix.write(main=LMTP_TRANSPORT, argv=f"{VDELIVER} -- ${{recipient}}")
+    assert check(mail, postfix=postfix) == (0, [])
+    postfix.write(main=LMTP_TRANSPORT, user="user=root")
+    assert check(mail, postfix=postfix) == (1, [
+        "vdeliver: error: Postfix: master.cf service vdeliver: user=root: vdeliver never delivers"
+        " as root (use the owner of virtual_mailbox_base)"])
+
+
+def test_lmtp_inet_next_hop(mail, postfix, lmtpd):
+    port = closed_port()  # free now: the daemon listens there
+    daemon = lmtpd(postfix.socket, f"lmtp_listen = unix:{postfix.socket}, inet:127.0.0.1:{port}\n")
+    route = f"lmtp:inet:127.0.0.1:{port}"
+    postfix.write(main={**LMTP_TRANSPORT, "virtual_transport": route}, pipe=False)
+    assert check(mail, postfix=postfix) == (0, [])
+    daemon.stop()
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: error: Postfix: virtual_transport = {route}: the LMTP daemon does not answer:"
+        " Connection refused"])
+
+
+def test_lmtp_refuses_write_delivery_headers_no(mail, postfix):
+    mail.write_config(f"lmtp_listen = unix:{postfix.socket}\nwrite_delivery_headers = no\n")
+    postfix.write(main=LMTP_TRANSPORT, pipe=False)
+    code, lines = check(mail, postfix=postfix)
+    assert code == 1 and lines[-1] == (
+        "vdeliver: error: write_delivery_headers = no: the LMTP daemon refuses it (Postfix's lmtp"
+        " client writes no Delivered-To: vdeliver must)"), lines

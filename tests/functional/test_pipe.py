@@ -32,7 +32,7 @@ def test_delivers_exact_bytes_with_headers_and_logs(mail):
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert mail.tmp_files("example.com/bob") == []
     (line,) = mail.log_lines()
-    assert "vdeliver[" in line and "to=<bob@example.com>, orig_to=<Bob@Example.com>" in line
+    assert " vdeliver/pipe[" in line and "to=<bob@example.com>, orig_to=<Bob@Example.com>" in line
     assert "dsn=2.0.0, status=sent (delivered to maildir example.com/bob/new/" in line
 
 
@@ -557,7 +557,7 @@ def test_queue_id_in_the_log_line(mail):
     assert mail.run("-i", "4F2A31C0D5", "-f", "s@x", "--", "bob@example.com").code == 0
     assert mail.run("-i", "4F2A31C0D6", "-f", "s@x", "--", "nobody@example.com").code == 67
     first, second = mail.log_lines()
-    assert "vdeliver[" in first and "]: 4F2A31C0D5: to=<bob@example.com>, " in first
+    assert " vdeliver/pipe[" in first and "]: 4F2A31C0D5: to=<bob@example.com>, " in first
     assert "]: 4F2A31C0D6: to=<nobody@example.com>, " in second
 
 
