@@ -163,6 +163,9 @@ def _header_end(data, cap):
         i = j + 1
 
 
+header_end = _header_end    # headeredit.py cuts the block where the interpreter did
+
+
 def parse_headers(block):
     out = []
     text = block.decode("utf-8", "replace")
