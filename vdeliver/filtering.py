@@ -103,10 +103,12 @@ def find_scripts(config, home):
     return sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
 
 
-def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False):
+def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False,
+         folder_name=None):
     """Run scripts (sievescripts.find()) on the message open_message() returns (a
     binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
-    daemon)."""
+    daemon). folder_name(sieve name) -> "INBOX", the folder's name in the layout,
+    or None (refused); default: Maildir++ (folders.sieve_folder_name)."""
     from vdeliver import sieve
     from vdeliver.errors import Interrupted, TimeLimitExceeded
     sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
@@ -117,8 +119,12 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
     separator = config.get("sieve_mailbox_separator").strip() or "."
     encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
 
+    if folder_name is None:
+        def folder_name(name):
+            return folders.sieve_folder_name(name, separator, encoding)
+
     def mailbox_exists(name):
-        directory = folders.sieve_folder_name(name, separator, encoding)
+        directory = folder_name(name)
         return directory is not None and (directory == "INBOX" or folder_exists(directory))
     settings["mailbox_exists"] = mailbox_exists
     loader = sievescripts.include_loader(config, home, limits.max_script_size)
@@ -143,7 +149,8 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
         if result.errors:
             fail(result_plan, script, *result.errors)
             return finish(result_plan, True, ())
-        stores, keep, problem = stores_of(result, folder_exists, separator, encoding, config)
+        stores, keep, problem = stores_of(result, folder_exists, separator, encoding, config,
+                                          folder_name)
         if problem:
             fail(result_plan, script, problem)
             return finish(result_plan, True, ())
@@ -190,7 +197,7 @@ def fail(result_plan, script, *errors):
                                  + ["error: script failed: message kept in INBOX"]))
 
 
-def stores_of(result, folder_exists, separator, encoding, config):
+def stores_of(result, folder_exists, separator, encoding, config, folder_name=None):
     """(stores, keep flags or None, problem) of one successful run. keep flags: the
     flags of the keep still in effect (explicit or implicit), None if it is not."""
     stores, keep = [], None
@@ -199,7 +206,8 @@ def stores_of(result, folder_exists, separator, encoding, config):
         if action.kind == "keep":
             keep = store_flags(action.flags)
         elif action.kind == "fileinto":
-            name = folders.sieve_folder_name(action.mailbox, separator, encoding)
+            name = (folder_name(action.mailbox) if folder_name is not None
+                    else folders.sieve_folder_name(action.mailbox, separator, encoding))
             if name is None:
                 return [], None, f"fileinto {action.mailbox!r}: invalid mailbox name"
             if name == "INBOX":  # the INBOX itself, even beside an +extension folder

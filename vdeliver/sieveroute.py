@@ -27,15 +27,22 @@ def sieve_home(base, mailbox, recipient, config, tables, root_fd=None, shown="")
         if root_fd is not None:
             return sievescripts.Place(posix.dup(root_fd), shown)
     else:
-        folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
-        if tables is None:
-            found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
-        else:
-            with tables.quota_lock:  # the daemon's threads share these connections
-                found = resolve.search(tables.home, folded, delimiter)
-        if found is not None:
-            relative = resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])
+        relative = home_relative(mailbox, recipient, config, tables) or relative
     return sievescripts.open_home(base, relative)
+
+
+def home_relative(mailbox, recipient, config, tables):
+    """virtual_home_maps' result for the recipient (relative to the base, checked as
+    a mailbox result is), or None when the tables have none."""
+    folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
+    if tables is None:
+        found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
+    else:
+        with tables.quota_lock:  # the daemon's threads share these connections
+            found = resolve.search(tables.home, folded, delimiter)
+    if found is None:
+        return None
+    return resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])
 
 
 class SieveRoute:
