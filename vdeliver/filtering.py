@@ -128,43 +128,47 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
         return directory is not None and (directory == "INBOX" or folder_exists(directory))
     settings["mailbox_exists"] = mailbox_exists
     loader = sievescripts.include_loader(config, home, limits.max_script_size)
-    with open_message() as fh:
+    # The file stays open while the scripts run: body, mime and size tests read it then.
+    fh = open_message()
+    try:
         message = sieve.Message.from_file(fh)
-    sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
-                                    original_recipient=envelope.original_recipient
-                                    or envelope.recipient, auth="")
-    environment = environment_of(config)
-    keep_flags, keep_edits = (), ()
-    for script in scripts:
-        result_plan.scripts.append(script.shown)
-        if script.problem:
-            fail(result_plan, script, f"{script.shown}: {script.problem}")
-            return finish(result_plan, True, ())
-        compiled = compile_script(script, extensions, loader, limits, cache)
-        if isinstance(compiled, sieve.CompileError):
-            fail(result_plan, script, *compiled.errors)
-            return finish(result_plan, True, ())
-        result = sieve.run(compiled, message, sieve_envelope, environment=dict(environment),
-                           limits=limits, settings=settings)
-        if result.errors:
-            fail(result_plan, script, *result.errors)
-            return finish(result_plan, True, ())
-        stores, keep, problem = stores_of(result, folder_exists, separator, encoding, config,
-                                          folder_name)
-        if problem:
-            fail(result_plan, script, problem)
-            return finish(result_plan, True, ())
-        result_plan.results.append(result)
-        note_outgoing(result_plan, result)
-        reject = next((a for a in result.actions if a.kind in ("reject", "ereject")), None)
-        if reject is not None:
-            result_plan.reject = reject.reason
-        result_plan.stores = [s for s in result_plan.stores if s.folder is not None] + stores
-        keep_flags, keep_edits = keep, keep_edits_of(result)
-        if keep is None:
-            break  # keep is no longer in effect: the sequence ends here
-    return finish(result_plan, keep_flags is not None, keep_flags or (), keep_edits)
+        sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
+                                        original_recipient=envelope.original_recipient
+                                        or envelope.recipient, auth="")
+        environment = environment_of(config)
+        keep_flags, keep_edits = (), ()
+        for script in scripts:
+            result_plan.scripts.append(script.shown)
+            if script.problem:
+                fail(result_plan, script, f"{script.shown}: {script.problem}")
+                return finish(result_plan, True, ())
+            compiled = compile_script(script, extensions, loader, limits, cache)
+            if isinstance(compiled, sieve.CompileError):
+                fail(result_plan, script, *compiled.errors)
+                return finish(result_plan, True, ())
+            result = sieve.run(compiled, message, sieve_envelope, environment=dict(environment),
+                               limits=limits, settings=settings)
+            if result.errors:
+                fail(result_plan, script, *result.errors)
+                return finish(result_plan, True, ())
+            stores, keep, problem = stores_of(result, folder_exists, separator, encoding, config,
+                                              folder_name)
+            if problem:
+                fail(result_plan, script, problem)
+                return finish(result_plan, True, ())
+            result_plan.results.append(result)
+            note_outgoing(result_plan, result)
+            reject = next((a for a in result.actions if a.kind in ("reject", "ereject")), None)
+            if reject is not None:
+                result_plan.reject = reject.reason
+            result_plan.stores = [s for s in result_plan.stores if s.folder is not None] + stores
+            keep_flags, keep_edits = keep, keep_edits_of(result)
+            if keep is None:
+                break  # keep is no longer in effect: the sequence ends here
+        return finish(result_plan, keep_flags is not None, keep_flags or (), keep_edits)
 
+    finally:
+        fh.close()
 
 def finish(result_plan, keep, keep_flags, keep_edits=()):
     if keep and result_plan.reject is None:

@@ -870,3 +870,10 @@ def test_folder_name_encoding_applies_to_sieve_folders(mail, encoding, directory
     activate(mail, FILEINTO + 'fileinto "Entwürfe.Été";\n')  # now it exists: no :create needed
     delivered(deliver(mail))
     assert folders_of(mail)[directory] == 2
+
+
+def test_a_body_test_reads_the_message_in_tmp(mail):
+    activate(mail, 'require ["body", "fileinto"];\nif body :contains "body line" { fileinto "A"; }\n')
+    make_folder(mail, ".A")
+    delivered(deliver(mail))
+    assert folders_of(mail) == {".A": 1}

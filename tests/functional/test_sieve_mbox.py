@@ -15,7 +15,7 @@ from functional.sievelayout import activate, write
 MBOX = "example.com/mbox"
 HOME = "homes/mbox"
 MESSAGE = b"From: sender@example.net\nTo: mbox@example.com\nSubject: hello\n\nFrom here on\nbody line\n"
-FILEINTO = 'require ["fileinto", "mailbox", "imap4flags", "reject", "editheader", "copy"];\n'
+FILEINTO = 'require ["fileinto", "mailbox", "imap4flags", "reject", "editheader", "copy", "body"];\n'
 
 
 @pytest.fixture
@@ -146,3 +146,10 @@ def test_a_copy_that_cannot_be_written_leaves_no_other_copy(mail, home):
     assert result.code == 75 and result.stdout.startswith(b"4."), result
     assert open(mail.path(MBOX), "rb").read() == before
     assert not os.path.exists(mail.path(f"{MBOX}.lock"))
+
+
+def test_a_body_test_reads_the_spooled_message(mail, home):
+    activate(mail, FILEINTO + 'if body :contains "body line" { fileinto :create "B"; }\n',
+             box=home)
+    delivered(deliver(mail))
+    assert len(messages(mail, f"{home}/mail/B")) == 1 and messages(mail, MBOX) == []
