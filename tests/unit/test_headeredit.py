@@ -49,3 +49,26 @@ def test_a_header_block_over_the_cap_is_edited_where_the_interpreter_saw_it(monk
     assert block == b"A: 1\nB: 2\nC: 3\n"
     with headeredit.open_edited(lambda: io.BytesIO(data), headeredit.apply(block, [delete("a", 1)])) as fh:
         assert fh.read() == b"B: 2\nC: 3\nD: 4\n\nbody\n"
+
+
+def test_outgoing_message_has_the_edits_made_before_the_action():
+    """SieveRoute.outgoing_message(action): what the outgoing side (redirect) sends."""
+    from vdeliver import filtering, sieve, sieveroute
+    script = sieve.compile(b'require ["editheader", "copy"];\nredirect :copy "a@example.net";\n'
+                           b'addheader "X-A" "1";\nredirect "b@example.net";\n',
+                           extensions=sieve.parse_extensions_setting("+editheader"))
+    message = b"Subject: s\n\nbody\n"
+    result = sieve.run(script, sieve.Message.from_bytes(message),
+                       sieve.Envelope(sender="s@example.org", recipient="r@example.com",
+                                      original_recipient="r@example.com", auth=""))
+    first, second = [action for action in result.actions if action.kind == "redirect"]
+    plan = filtering.Plan()
+    plan.results.append(result)
+    route = sieveroute.SieveRoute([], None, None, "", None, "", "", "", None, None, [], True)
+    route.plan, route.open_message = plan, lambda: io.BytesIO(message)
+    with route.outgoing_message(first) as fh:
+        assert fh.read() == message
+    with route.outgoing_message(second) as fh:
+        assert fh.read() == b"X-A: 1\n" + message
+    with route.outgoing_message(second, lambda: io.BytesIO(b"Subject: t\n\nx\n")) as fh:
+        assert fh.read() == b"X-A: 1\nSubject: t\n\nx\n"
