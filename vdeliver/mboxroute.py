@@ -112,16 +112,13 @@ def spool(dir_fd, read_chunk, envelope, original, headers):
 def deliver(base, mailbox, envelope, original, config, read_chunk, point, tables, notes):
     """Spool, run the scripts, append the copies; the mbox paths stored (relative to
     the base), [] when discarded."""
-    from vdeliver import sieveroute, sievescripts
+    from vdeliver import sievescripts
     methods = config.get_list("virtual_mailbox_lock")
     timeout = config.get_time("mbox_lock_timeout")
     encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
     parent, _name = safepath.split_parent(mailbox.path)
-    home_rel = None
-    if config.get_list("virtual_home_maps"):
-        home_rel = sieveroute.home_relative(mailbox, envelope.recipient, config, tables)
+    home, home_rel = home_of(base, mailbox, envelope.recipient, config, tables)
     boxes = folder_directory(config, home_rel)
-    home = sievescripts.open_home(base, home_rel) if home_rel else sievescripts.Place(None, "")
     dir_fd, _shown = safepath.open_directory(base, parent)
     try:
         fd, open_message = spool(dir_fd, read_chunk, envelope, original,
@@ -142,6 +139,18 @@ def deliver(base, mailbox, envelope, original, config, read_chunk, point, tables
     finally:
         home.close()
         posix.close(fd)
+
+
+def home_of(base, mailbox, recipient, config, tables):
+    """(the home as a sievescripts.Place, its path relative to the base or None): an
+    mbox recipient's home is virtual_home_maps' result; without one there is none."""
+    from vdeliver import sieveroute, sievescripts
+    relative = None
+    if config.get_list("virtual_home_maps"):
+        relative = sieveroute.home_relative(mailbox, recipient, config, tables)
+    if relative is None:
+        return sievescripts.Place(None, "(none: not in virtual_home_maps)"), None
+    return sievescripts.open_home(base, relative), relative
 
 
 def run(config, envelope, scripts, home, open_message, base, boxes, encoding, cache, notes, mailbox):

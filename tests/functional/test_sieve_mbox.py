@@ -153,3 +153,20 @@ def test_a_body_test_reads_the_spooled_message(mail, home):
              box=home)
     delivered(deliver(mail))
     assert len(messages(mail, f"{home}/mail/B")) == 1 and messages(mail, MBOX) == []
+
+
+def test_dry_run_names_an_mbox_recipients_home_and_scripts(mail, home):
+    activate(mail, FILEINTO + "keep;\n", box=home)
+    result = mail.run("-n", "mbox@example.com", stdin=b"")
+    assert result.code == 0, result
+    out = result.stdout.decode()
+    assert f"home: {mail.path(home)}" in out and "format: mbox" in out, out
+    assert f"sieve personal: {mail.path(home)}/sieve/roundcube.sieve" in out, out
+    plain = mail.run("-n", "alice@example.com", stdin=b"")
+    assert "sieve: no script" in plain.stdout.decode(), plain
+
+
+def test_dry_run_without_a_home(mail):
+    result = mail.run("-n", "mbox@example.com", stdin=b"")
+    assert result.code == 0, result
+    assert "home: (none: not in virtual_home_maps)" in result.stdout.decode(), result
