@@ -13,8 +13,10 @@ redirect, vacation and notify are counted and reported; this version sends no
 mail, so a redirect that would cancel the implicit keep keeps the message in
 INBOX instead (never lose mail). Header edits (editheader): each Store carries
 the addheader/deleteheader Actions that came before its keep/fileinto (the
-implicit keep: all of its script's), which sieveroute.py applies to that copy
-(headeredit.py); a script that fails stores the message unedited.
+implicit keep: all of them), which sieveroute.py applies to that copy
+(headeredit.py); in a sequence the next script sees the earlier ones' edits and
+its copies have them too (Pigeonhole runs a sequence on one message); a script
+that fails stores the message unedited.
 
 Never: write mail (deliver.py executes the Plan through the commit point);
 let a script's error bounce or defer the message; import vdeliver.sieve for a
@@ -58,7 +60,7 @@ class Plan:
         self.notes = []        # for the delivery's log line
         self.scripts = []      # the scripts that ran, for the log and -n
         self.user_log = []     # (script, [lines]) for the user's <script>.log
-        self.results = []      # the sieve Results whose actions are carried out
+        self.results = []      # (sieve Result, edits of the earlier scripts) carried out
 
     def keep(self, flags=(), edits=()):
         self.stores = [store for store in self.stores if store.folder is not None]
@@ -68,9 +70,9 @@ class Plan:
         """The editheader Actions in effect for `action` (a keep, fileinto or redirect of
         one of the results): the message it stores or sends is the message as they
         left it. () for an action of no result here."""
-        for result in self.results:
+        for result, carried in self.results:
             if any(other is action for other in result.actions):
-                return edits_before(result, action)
+                return carried + edits_before(result, action)
         return ()
 
 
@@ -136,7 +138,7 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
                                         original_recipient=envelope.original_recipient
                                         or envelope.recipient, auth="")
         environment = environment_of(config)
-        keep_flags, keep_edits = (), ()
+        keep_flags, keep_edits, carried = (), (), ()
         for script in scripts:
             result_plan.scripts.append(script.shown)
             if script.problem:
@@ -156,15 +158,24 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
             if problem:
                 fail(result_plan, script, problem)
                 return finish(result_plan, True, ())
-            result_plan.results.append(result)
+            result_plan.results.append((result, carried))
+            for store in stores:
+                store.edits = carried + store.edits
             note_outgoing(result_plan, result)
             reject = next((a for a in result.actions if a.kind in ("reject", "ereject")), None)
             if reject is not None:
                 result_plan.reject = reject.reason
             result_plan.stores = [s for s in result_plan.stores if s.folder is not None] + stores
-            keep_flags, keep_edits = keep, keep_edits_of(result)
+            keep_flags, keep_edits = keep, carried + keep_edits_of(result)
             if keep is None:
                 break  # keep is no longer in effect: the sequence ends here
+            edits = tuple(a for a in result.actions if a.kind in EDITS)
+            if edits:
+                # One message for the whole sequence, as Pigeonhole's multiscript has one
+                # result: the next script sees the edits, its copies have them too.
+                from vdeliver import headeredit
+                message = message.with_header(headeredit.apply(message.header_block, edits))
+                carried += edits
         return finish(result_plan, keep_flags is not None, keep_flags or (), keep_edits)
 
     finally:

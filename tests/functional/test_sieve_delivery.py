@@ -791,6 +791,25 @@ def test_editheader_protected_fields_and_max_size_from_the_config(mail):
     assert "too large" in line and "kept in INBOX" in line, line
 
 
+def test_editheader_in_an_admin_script_carries_into_the_users_script(mail):
+    """A sequence runs on one message, as Pigeonhole's: the personal script sees the
+    field sieve_before added, and every copy stored after it has it."""
+    before = os.path.join(mail.top, "before.sieve")
+    with open(before, "w") as fh:
+        fh.write('require "editheader";\naddheader "X-Checked" "by the admin";\n')
+    mail.write_config(f"sieve_extensions = +editheader\nsieve_before = {before}\n")
+    activate(mail, EDIT + 'if header :is "x-checked" "by the admin" { fileinto "A"; }\n'
+             'addheader "X-User" "1";\nkeep;\n')
+    make_folder(mail, ".A")
+    delivered(deliver(mail))
+    files = stored(mail)
+    (folder,) = [path for path in files if path.startswith(".A/")]
+    (inbox,) = [path for path in files if path.startswith("new/")]
+    assert header_of(read(mail.path(f"{BOX}/{folder}"))).startswith(b"X-Checked: by the admin\n")
+    assert header_of(read(mail.path(f"{BOX}/{inbox}"))).startswith(
+        b"X-User: 1\nX-Checked: by the admin\n")
+
+
 def test_quota_charges_the_bytes_each_copy_has(mail):
     mail.write_config("sieve_extensions = +editheader\nvirtual_mailbox_quota_default = 10M,100C\n")
     activate(mail, EDIT + 'fileinto "A";\naddheader "X-Filtered" "a long value to make it longer";\n'

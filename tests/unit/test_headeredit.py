@@ -63,7 +63,7 @@ def test_outgoing_message_has_the_edits_made_before_the_action():
                                       original_recipient="r@example.com", auth=""))
     first, second = [action for action in result.actions if action.kind == "redirect"]
     plan = filtering.Plan()
-    plan.results.append(result)
+    plan.results.append((result, ()))
     route = sieveroute.SieveRoute([], None, None, "", None, "", "", "", None, None, [], True)
     route.plan, route.open_message = plan, lambda: io.BytesIO(message)
     with route.outgoing_message(first) as fh:

@@ -89,6 +89,17 @@ class Message:
             return data
         return cls(header, read_body, size)
 
+    def with_header(self, header_bytes):
+        """The same message with another header block (a sequence of scripts: the
+        next one sees the edits of the earlier ones); the body is shared."""
+        other = Message(header_bytes, self._body_reader, self._size)
+        other._body, other._body_cap = self._body, self._body_cap
+        return other
+
+    @property
+    def header_block(self):
+        return self._header_bytes
+
     # -- headers
     def header(self, name):
         """Decoded values of every `name` field, in message order."""
