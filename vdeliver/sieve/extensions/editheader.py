@@ -12,7 +12,9 @@ sieve_editheader_forbid_add and sieve_editheader_forbid_delete (field names
 separated by blanks) add to that; a forbidden edit is a warning and no edit. An
 added name is spelt as Pigeonhole stores it (`x-tag` -> `X-Tag`); a value over
 sieve_editheader_max_header_size bytes (default 2048, at least 1024) is an error,
-at compile time for a literal over the default. Once a deleteheader has run, the header has no
+at compile time for a literal over the default. The fields one run adds may
+come to limits.max_header_size bytes (1 MiB) in all: past that, a run-time
+error (bounded memory; Pigeonhole has no such limit). Once a deleteheader has run, the header has no
 Content-Length (Pigeonhole drops it when it parses the header for an edit: after a
 deleteheader that deleted a field; one that deleted nothing leaves it, and a
 deleteheader "content-length" finds nothing to delete).
@@ -105,6 +107,14 @@ def _addheader(run, node):
         raise SieveRuntimeError(node.line, "addheader action: specified header value is too large"
                                            f" ({size} bytes)")
     name = sanitized(name)
+    # Bounded memory (the view, and every copy the delivery core writes): the fields a run
+    # adds may come to max_header_size bytes in all (1 MiB, the header block vdeliver reads);
+    # Pigeonhole has no such limit, a script that passes it fails (keep).
+    added = run.ext.get("editheader_added", 0) + len(name) + 2 + size
+    if added > run.limits.max_header_size:
+        raise SieveRuntimeError(node.line, "addheader action: the added header fields exceed"
+                                           f" {run.limits.max_header_size} bytes")
+    run.ext["editheader_added"] = added
     headers = list(run.header_fields())
     field = (name, " " + _fold(value))
     last = bool(node.tags.get("last"))
