@@ -207,10 +207,14 @@ def dry_run(options, config):
     lines += [f"table: {mailbox.table}", f"matched key: {mailbox.key}",
               f"result: {mailbox.result}", f"mailbox: {base.rstrip('/')}/{mailbox.path}",
               f"format: {mailbox.format}"]
-    if mailbox.format == resolve.MAILDIR and config.get_bool("sieve"):
+    if config.get_bool("sieve"):
         from vdeliver import filtering
-        from vdeliver import sieveroute
-        home = sieveroute.sieve_home(base, mailbox, recipient, config, None)
+        if mailbox.format == resolve.MAILDIR:
+            from vdeliver import sieveroute
+            home = sieveroute.sieve_home(base, mailbox, recipient, config, None)
+        else:
+            from vdeliver import mboxroute
+            home = mboxroute.home_of(base, mailbox, recipient, config, None)[0]
         try:
             scripts = filtering.find_scripts(config, home)
         finally:

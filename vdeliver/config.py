@@ -85,6 +85,11 @@ DEFAULTS = {
     "sieve_virustest_status_type": "",
     "sieve_virustest_max_value": "",
     "sieve_virustest_max_header": "",
+    "mbox_folder_directory": "~/mail",
+    "sieve_editheader_max_header_size": "2k",
+    "sieve_editheader_protected": "",
+    "sieve_editheader_forbid_add": "",
+    "sieve_editheader_forbid_delete": "",
 }
 
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -1,7 +1,8 @@
 """The delivery core shared by the pipe front end (cli) and the LMTP front end.
 
 deliver(): check the envelope, resolve the recipient's mailbox, and write the
-message into it: an mbox (mbox.py) for a result without a trailing `/`,
+message into it: an mbox (mbox.py; with Sieve scripts, mboxroute.py) for a result
+without a trailing `/`,
 otherwise the Maildir, or its Maildir++ folder for a +extension when
 extension_folder says so (folders.py), through the quota gate when a quota
 applies (quota.py), followed by a quota warning when one is due
@@ -102,7 +103,8 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None, point=None)
     original = envelope.original_recipient if config.get_bool("enable_original_recipient") else ""
     try:
         if mailbox.format == resolve.MBOX:
-            delivery = deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point)
+            delivery = deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point,
+                                    tables)
         else:
             delivery = deliver_maildir(base, mailbox, envelope, original, config, read_chunk,
                                        point, tables)
@@ -121,16 +123,29 @@ def deliver(envelope, config, read_chunk, tables=None, mailbox=None, point=None)
         raise
 
 
-def deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point):
+def deliver_mbox(base, mailbox, envelope, original, config, read_chunk, point, tables=None):
     from vdeliver import mbox
     methods = config.get_list("virtual_mailbox_lock")
     unknown = set(methods) - {"fcntl", "flock", "dotlock"}
     if unknown:
         raise ConfigError(f"virtual_mailbox_lock: unknown method {', '.join(sorted(unknown))}")
+    if config.get_bool("sieve") and mbox_may_have_scripts(config):
+        from vdeliver import mboxroute
+        notes = []
+        paths = mboxroute.deliver(base, mailbox, envelope, original, config, read_chunk, point,
+                                  tables, notes)
+        return Delivery(mailbox, ", ".join(paths) or "nowhere (discarded)", notes)
     path = mbox.deliver(base, mailbox.path, read_chunk, envelope.sender, envelope.recipient,
                         original, methods, config.get_time("mbox_lock_timeout"),
                         config.get_bool("write_delivery_headers"), point)
     return Delivery(mailbox, path)
+
+
+def mbox_may_have_scripts(config):
+    """A personal script needs a home, which only virtual_home_maps gives an mbox
+    recipient; admin scripts apply to everyone. False: no Sieve module is loaded."""
+    return any(config.get(name).strip() for name in ("sieve_before", "sieve_after", "sieve_default",
+                                                     "virtual_home_maps"))
 
 
 def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point, tables=None):

@@ -11,8 +11,12 @@ discarded, or rejected (the user's own reason: a bounce, 5.7.1).
 
 redirect, vacation and notify are counted and reported; this version sends no
 mail, so a redirect that would cancel the implicit keep keeps the message in
-INBOX instead (never lose mail). Header edits (editheader) are reported, not
-applied.
+INBOX instead (never lose mail). Header edits (editheader): each Store carries
+the addheader/deleteheader Actions that came before its keep/fileinto (the
+implicit keep: all of them), which sieveroute.py applies to that copy
+(headeredit.py); in a sequence the next script sees the earlier ones' edits and
+its copies have them too (Pigeonhole runs a sequence on one message); a script
+that fails stores the message unedited.
 
 Never: write mail (deliver.py executes the Plan through the commit point);
 let a script's error bounce or defer the message; import vdeliver.sieve for a
@@ -29,22 +33,26 @@ _compiled = {}      # the LMTP daemon's compile cache: (kind, path, identity, ex
 CACHE_ENTRIES = 2000
 
 
+EDITS = ("addheader", "deleteheader")
+
+
 class Store:
     """folder: None for the keep's target (INBOX, or the +extension folder that
     extension_folder chose), "" for the INBOX itself (fileinto "INBOX"), else the
     folder's Maildir++ directory (`.Work.Urgent`, folders.sieve_folder_name);
-    flags: IMAP flags."""
-    __slots__ = ("folder", "flags", "create")
+    flags: IMAP flags; edits: the editheader Actions this copy gets, in order."""
+    __slots__ = ("folder", "flags", "create", "edits")
 
-    def __init__(self, folder, flags=(), create=False):
+    def __init__(self, folder, flags=(), create=False, edits=()):
         self.folder, self.flags, self.create = folder, tuple(flags), create
+        self.edits = tuple(edits)
 
     def __repr__(self):
-        return f"Store({self.folder!r}, {self.flags!r}, create={self.create})"
+        return f"Store({self.folder!r}, {self.flags!r}, create={self.create}, edits={len(self.edits)})"
 
 
 class Plan:
-    __slots__ = ("stores", "reject", "notes", "scripts", "user_log")
+    __slots__ = ("stores", "reject", "notes", "scripts", "user_log", "results")
 
     def __init__(self):
         self.stores = []       # [] with reject None: discarded
@@ -52,10 +60,20 @@ class Plan:
         self.notes = []        # for the delivery's log line
         self.scripts = []      # the scripts that ran, for the log and -n
         self.user_log = []     # (script, [lines]) for the user's <script>.log
+        self.results = []      # (sieve Result, edits of the earlier scripts) carried out
 
-    def keep(self, flags=()):
+    def keep(self, flags=(), edits=()):
         self.stores = [store for store in self.stores if store.folder is not None]
-        self.stores.append(Store(None, flags))
+        self.stores.append(Store(None, flags, edits=edits))
+
+    def edits_for(self, action):
+        """The editheader Actions in effect for `action` (a keep, fileinto or redirect of
+        one of the results): the message it stores or sends is the message as they
+        left it. () for an action of no result here."""
+        for result, carried in self.results:
+            if any(other is action for other in result.actions):
+                return carried + edits_before(result, action)
+        return ()
 
 
 def settings_of(config):
@@ -64,7 +82,9 @@ def settings_of(config):
     for name in ("sieve_spamtest_status_header", "sieve_spamtest_status_type",
                  "sieve_spamtest_max_value", "sieve_spamtest_max_header",
                  "sieve_virustest_status_header", "sieve_virustest_status_type",
-                 "sieve_virustest_max_value", "sieve_virustest_max_header"):
+                 "sieve_virustest_max_value", "sieve_virustest_max_header",
+                 "sieve_editheader_max_header_size", "sieve_editheader_protected",
+                 "sieve_editheader_forbid_add", "sieve_editheader_forbid_delete"):
         value = config.get(name).strip()
         if value:
             settings[name] = value
@@ -85,10 +105,12 @@ def find_scripts(config, home):
     return sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
 
 
-def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False):
+def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False,
+         folder_name=None):
     """Run scripts (sievescripts.find()) on the message open_message() returns (a
     binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
-    daemon)."""
+    daemon). folder_name(sieve name) -> "INBOX", the folder's name in the layout,
+    or None (refused); default: Maildir++ (folders.sieve_folder_name)."""
     from vdeliver import sieve
     from vdeliver.errors import Interrupted, TimeLimitExceeded
     sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
@@ -99,50 +121,69 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
     separator = config.get("sieve_mailbox_separator").strip() or "."
     encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
 
+    if folder_name is None:
+        def folder_name(name):
+            return folders.sieve_folder_name(name, separator, encoding)
+
     def mailbox_exists(name):
-        directory = folders.sieve_folder_name(name, separator, encoding)
+        directory = folder_name(name)
         return directory is not None and (directory == "INBOX" or folder_exists(directory))
     settings["mailbox_exists"] = mailbox_exists
     loader = sievescripts.include_loader(config, home, limits.max_script_size)
-    with open_message() as fh:
+    # The file stays open while the scripts run: body, mime and size tests read it then.
+    fh = open_message()
+    try:
         message = sieve.Message.from_file(fh)
-    sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
-                                    original_recipient=envelope.original_recipient
-                                    or envelope.recipient, auth="")
-    environment = environment_of(config)
-    keep_flags = ()
-    for script in scripts:
-        result_plan.scripts.append(script.shown)
-        if script.problem:
-            fail(result_plan, script, f"{script.shown}: {script.problem}")
-            return finish(result_plan, True, ())
-        compiled = compile_script(script, extensions, loader, limits, cache)
-        if isinstance(compiled, sieve.CompileError):
-            fail(result_plan, script, *compiled.errors)
-            return finish(result_plan, True, ())
-        result = sieve.run(compiled, message, sieve_envelope, environment=dict(environment),
-                           limits=limits, settings=settings)
-        if result.errors:
-            fail(result_plan, script, *result.errors)
-            return finish(result_plan, True, ())
-        stores, keep, problem = stores_of(result, folder_exists, separator, encoding, config)
-        if problem:
-            fail(result_plan, script, problem)
-            return finish(result_plan, True, ())
-        note_outgoing(result_plan, result)
-        reject = next((a for a in result.actions if a.kind in ("reject", "ereject")), None)
-        if reject is not None:
-            result_plan.reject = reject.reason
-        result_plan.stores = [s for s in result_plan.stores if s.folder is not None] + stores
-        keep_flags = keep
-        if keep is None:
-            break  # keep is no longer in effect: the sequence ends here
-    return finish(result_plan, keep_flags is not None, keep_flags or ())
+        sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
+                                        original_recipient=envelope.original_recipient
+                                        or envelope.recipient, auth="")
+        environment = environment_of(config)
+        keep_flags, keep_edits, carried = (), (), ()
+        for script in scripts:
+            result_plan.scripts.append(script.shown)
+            if script.problem:
+                fail(result_plan, script, f"{script.shown}: {script.problem}")
+                return finish(result_plan, True, ())
+            compiled = compile_script(script, extensions, loader, limits, cache)
+            if isinstance(compiled, sieve.CompileError):
+                fail(result_plan, script, *compiled.errors)
+                return finish(result_plan, True, ())
+            result = sieve.run(compiled, message, sieve_envelope, environment=dict(environment),
+                               limits=limits, settings=settings)
+            if result.errors:
+                fail(result_plan, script, *result.errors)
+                return finish(result_plan, True, ())
+            stores, keep, problem = stores_of(result, folder_exists, separator, encoding, config,
+                                              folder_name)
+            if problem:
+                fail(result_plan, script, problem)
+                return finish(result_plan, True, ())
+            result_plan.results.append((result, carried))
+            for store in stores:
+                store.edits = carried + store.edits
+            note_outgoing(result_plan, result)
+            reject = next((a for a in result.actions if a.kind in ("reject", "ereject")), None)
+            if reject is not None:
+                result_plan.reject = reject.reason
+            result_plan.stores = [s for s in result_plan.stores if s.folder is not None] + stores
+            keep_flags, keep_edits = keep, carried + keep_edits_of(result)
+            if keep is None:
+                break  # keep is no longer in effect: the sequence ends here
+            edits = tuple(a for a in result.actions if a.kind in EDITS)
+            if edits:
+                # One message for the whole sequence, as Pigeonhole's multiscript has one
+                # result: the next script sees the edits, its copies have them too.
+                from vdeliver import headeredit
+                message = message.with_header(headeredit.apply(message.header_block, edits))
+                carried += edits
+        return finish(result_plan, keep_flags is not None, keep_flags or (), keep_edits)
 
+    finally:
+        fh.close()
 
-def finish(result_plan, keep, keep_flags):
+def finish(result_plan, keep, keep_flags, keep_edits=()):
     if keep and result_plan.reject is None:
-        result_plan.keep(keep_flags)
+        result_plan.keep(keep_flags, keep_edits)
     if result_plan.reject is not None and result_plan.stores:
         result_plan.notes.append("sieve: reject ignored: an earlier script stored the message")
         result_plan.reject = None
@@ -171,7 +212,7 @@ def fail(result_plan, script, *errors):
                                  + ["error: script failed: message kept in INBOX"]))
 
 
-def stores_of(result, folder_exists, separator, encoding, config):
+def stores_of(result, folder_exists, separator, encoding, config, folder_name=None):
     """(stores, keep flags or None, problem) of one successful run. keep flags: the
     flags of the keep still in effect (explicit or implicit), None if it is not."""
     stores, keep = [], None
@@ -180,22 +221,43 @@ def stores_of(result, folder_exists, separator, encoding, config):
         if action.kind == "keep":
             keep = store_flags(action.flags)
         elif action.kind == "fileinto":
-            name = folders.sieve_folder_name(action.mailbox, separator, encoding)
+            name = (folder_name(action.mailbox) if folder_name is not None
+                    else folders.sieve_folder_name(action.mailbox, separator, encoding))
             if name is None:
                 return [], None, f"fileinto {action.mailbox!r}: invalid mailbox name"
             if name == "INBOX":  # the INBOX itself, even beside an +extension folder
-                stores.append(Store("", store_flags(action.flags)))
+                stores.append(Store("", store_flags(action.flags), edits=edits_before(result, action)))
                 continue
             create = action.create or create_all
             if not create and not folder_exists(name):
                 return [], None, f"fileinto {action.mailbox!r}: mailbox does not exist"
-            stores.append(Store(name, store_flags(action.flags), create))
+            stores.append(Store(name, store_flags(action.flags), create,
+                                edits_before(result, action)))
         elif action.kind == "redirect" and not action.copy:
             # No outgoing mail in this version: the message must still land somewhere.
             keep = keep if keep is not None else store_flags(result.keep_flags)
     if result.implicit_keep and keep is None:
         keep = store_flags(result.keep_flags)
     return stores, keep, ""
+
+
+def edits_before(result, action):
+    """The editheader Actions of `result` that came before `action` (its
+    params["edits"], sieve/result.py): the edits its copy of the message gets."""
+    count = action.params.get("edits", 0)
+    return tuple(a for a in result.actions if a.kind in EDITS)[:count]
+
+
+def keep_edits_of(result):
+    """The edits of the keep still in effect: an explicit keep's own (the last one);
+    the implicit keep, or a keep instead of a redirect, gets them all."""
+    keep = None
+    for action in result.actions:
+        if action.kind == "keep":
+            keep = action
+    if keep is not None:
+        return edits_before(result, keep)
+    return tuple(a for a in result.actions if a.kind in EDITS)
 
 
 def note_outgoing(result_plan, result):
@@ -205,8 +267,6 @@ def note_outgoing(result_plan, result):
                                      " (outgoing mail is not enabled)")
         elif action.kind in ("vacation", "notify"):
             result_plan.notes.append(f"sieve: {action.kind} not sent (outgoing mail is not enabled)")
-        elif action.kind in ("addheader", "deleteheader"):
-            result_plan.notes.append(f"sieve: {action.kind} not applied")
 
 
 def store_flags(flags):

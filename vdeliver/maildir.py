@@ -3,7 +3,9 @@
 Steps, in a mailbox directory opened by safepath (no symlinks): make tmp/,
 new/ and cur/ (0700) when missing; create tmp/NAME with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600; write; fsync;
 close and check; link to new/NAME,S=<size> (a fresh name on EEXIST); fsync
-new/; unlink tmp/NAME. The message counts as delivered only after the fsync
+new/; unlink tmp/NAME. With Sieve, one tmp file is linked into every target;
+a target whose copy editheader changed gets its own tmp file (one per distinct
+content), written and fsynced before the commit and linked in the same one. The message counts as delivered only after the fsync
 of new/ (marlam/mpop#8: an unlink may reach the disk before the link). The
 link and that fsync are the commit point (commitpoint.py): no signal handler
 raises inside it, and once new/ is durable nothing changes the outcome.
@@ -75,11 +77,21 @@ def create_tmp_file(tmp_fd, shown):
 class Target:
     """One Maildir the message is linked into: the directory open at fd (INBOX or a
     Maildir++ folder), shown as `shown`, and the maildir(5) info: "" for new/, or
-    ":2,FLAGS" (system flag letters, then keyword letters) for cur/."""
-    __slots__ = ("fd", "shown", "info")
+    ":2,FLAGS" (system flag letters, then keyword letters) for cur/; content: None
+    for the message as written, or the Content (another file in tmp/) that the
+    route made for this target (a copy that Sieve's editheader changed)."""
+    __slots__ = ("fd", "shown", "info", "content")
 
-    def __init__(self, fd, shown, info=""):
-        self.fd, self.shown, self.info = fd, shown, info
+    def __init__(self, fd, shown, info="", content=None):
+        self.fd, self.shown, self.info, self.content = fd, shown, info, content
+
+
+class Content:
+    """A file in tmp/ beside the message: its name and exact size."""
+    __slots__ = ("name", "size")
+
+    def __init__(self, name, size):
+        self.name, self.size = name, size
 
 
 def deliver(mailbox_fd, shown, write_message, gate=None, point=None):
@@ -92,13 +104,17 @@ def store(mailbox_fd, shown, write_message, route=None, gate=None, point=None):
     """Write the message once into mailbox_fd's tmp/, then link it into every target.
 
     write_message(fd) writes the message and returns its size. route, when given,
-    is called as route(open_message, size) once the message is in tmp/
+    is called as route(open_message, size, copy) once the message is in tmp/
     (open_message() returns it as a binary file: Sieve reads it there) and
     returns the Targets (INBOX and folders of the same filesystem); [] stores
     nothing (a Sieve discard); an exception from it removes tmp/ and propagates
-    (a Sieve reject). Without route the target is mailbox_fd itself. gate, when
-    given, is called as gate(size, copies) and returns a context manager held
-    around the commit (the quota check and update); its exit must not raise.
+    (a Sieve reject). copy(write) writes another file into tmp/ as the message
+    was (write(fd) -> size; fsynced, closed) and returns its Content, for a
+    Target whose message differs (editheader): one file per distinct content,
+    all linked in the same commit. Without route the target is mailbox_fd itself.
+    gate, when given, is called as gate(size, copies, total) (total: the bytes
+    of all the copies stored) and returns a context manager held around the
+    commit (the quota check and update); its exit must not raise.
     point is the delivery's commitpoint.CommitPoint (default: the pipe
     command's). Returns each stored file as "new/NAME" or "cur/NAME:2,FLAGS", in
     target order. On any exception nothing is left in tmp/, new/ or cur/; once
@@ -109,12 +125,18 @@ def store(mailbox_fd, shown, write_message, route=None, gate=None, point=None):
     tmp_fd, new_fd = open_maildir_dirs(mailbox_fd, shown)
     name = stored = None
     opened = []  # (Target, fd of its new/ or cur/) of the targets other than INBOX's new/
+    extra = []   # names of the further files in tmp/ (copy())
+
+    def copy(write):
+        copy_name, copy_fd = create_tmp_file(tmp_fd, shown)
+        extra.append(copy_name)
+        return Content(copy_name, write_and_close(copy_fd, write, f"{shown}/tmp/{copy_name}"))
     try:
         name, fd = create_tmp_file(tmp_fd, shown)
         size = write_and_close(fd, write_message, f"{shown}/tmp/{name}")
         targets = [Target(mailbox_fd, shown)]
         if route is not None:
-            targets = route(lambda: open_tmp(tmp_fd, name), size)
+            targets = route(lambda: open_tmp(tmp_fd, name), size, copy)
         places = []
         for target in targets:
             if target.fd == mailbox_fd and not target.info:
@@ -129,18 +151,20 @@ def store(mailbox_fd, shown, write_message, route=None, gate=None, point=None):
         elif gate is None:
             stored = commit(tmp_fd, places, name, size, point)
         else:
-            with gate(size, len(places)):
+            total = sum(size if t.content is None else t.content.size for t, _ in places)
+            with gate(size, len(places), total):
                 stored = commit(tmp_fd, places, name, size, point)
     except BaseException:
         point.hold()  # the cleanup must finish: nothing left in tmp/
-        if name is not None:
-            remove(tmp_fd, name)
+        for tmp_name in ([name] if name is not None else []) + extra:
+            remove(tmp_fd, tmp_name)
         for fd in (tmp_fd, new_fd, *opened):
             close_quietly(fd)
         if stored is not None and point.committed:
             return stored  # durable: whatever failed after the commit, it is delivered
         raise
-    remove(tmp_fd, name)
+    for tmp_name in [name, *extra]:
+        remove(tmp_fd, tmp_name)
     for fd in (tmp_fd, new_fd, *opened):
         close_quietly(fd)
     return stored
@@ -163,7 +187,8 @@ def open_target_dir(target):
 
 
 def commit(tmp_fd, places, name, size, point):
-    """The commit point (commitpoint.py): link tmp/name into each place, fsync each.
+    """The commit point (commitpoint.py): link tmp/name (or the place's own content)
+    into each place, fsync each.
 
     From point.enter() on no signal handler raises; the only failure left is a
     directory that cannot be made durable, and then every link is taken back
@@ -175,7 +200,9 @@ def commit(tmp_fd, places, name, size, point):
         for target, dir_fd in places:
             sub = "cur" if target.info else "new"
             doing = f"link into {target.shown}/{sub}"
-            made.append((dir_fd, *link_into(tmp_fd, dir_fd, name, size, target, sub)))
+            content = target.content or Content(name, size)
+            made.append((dir_fd, *link_into(tmp_fd, dir_fd, content.name, content.size, target,
+                                            sub)))
         synced = set()
         for (target, dir_fd), (_, _, stored) in zip(places, made):
             if dir_fd not in synced:

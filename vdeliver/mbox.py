@@ -237,3 +237,98 @@ def quote_from_lines(data, starts_line=True):
         if lines[index].lstrip(b">").startswith(b"From "):
             lines[index] = b">" + lines[index]
     return b"\n".join(lines)
+
+
+def deliver_copies(base, copies, lock_methods=("fcntl", "dotlock"), lock_timeout=20, point=None):
+    """Append one message to several mbox files, all or none (Sieve: INBOX and folders).
+
+    copies: [(relative path, create, write(fd))]: create makes the file and its
+    missing directories (fileinto :create; INBOX always, as deliver() does);
+    write(fd) appends the From_ line and the message. Every file is locked (in
+    path order, so two deliveries never wait on each other in a circle) before
+    the first byte is written; all are written, then the commit point: every
+    file (and the directory of a file just made) is fsynced. A failure before
+    its end truncates every file back to its size before the delivery and
+    defers; once point.done() has run, nothing here raises. Returns the paths."""
+    from vdeliver import commitpoint
+    point = point or commitpoint.PROCESS
+    held = []   # [dir_fd, name, shown, dotlock, fd, created, size before]
+    deadline = time.monotonic() + lock_timeout
+    try:
+        for relative_path, create, _write in sorted(copies, key=lambda c: c[0]):
+            parent, name = safepath.split_parent(relative_path)
+            dir_fd, shown_dir = safepath.open_directory(base, parent, create=create)
+            entry = [dir_fd, name, f"{shown_dir}/{name}", None, None, False, 0]
+            held.append(entry)
+            if "dotlock" in lock_methods:
+                entry[3] = acquire_dotlock(dir_fd, name, entry[2], deadline)
+            if create:
+                entry[4], entry[5] = open_mbox(dir_fd, name, entry[2])
+            else:
+                entry[4] = open_existing(dir_fd, name, entry[2])
+            if "fcntl" in lock_methods or "flock" in lock_methods:
+                acquire_kernel_lock(entry[4], lock_methods, entry[2], deadline)
+            entry[6] = posix.fstat(entry[4]).st_size
+        by_path = {c[0]: c[2] for c in copies}
+        append_all(held, [by_path[path] for path, _c, _w in sorted(copies, key=lambda c: c[0])],
+                   point)
+        return [path for path, _c, _w in copies]
+    except BaseException:
+        if point.committed:
+            return [path for path, _c, _w in copies]
+        raise
+    finally:
+        for dir_fd, _name, _shown, dotlock, fd, _created, _size in held:
+            if fd is not None:
+                posix.close(fd)
+            if dotlock is not None:
+                release_dotlock(dir_fd, dotlock)
+            posix.close(dir_fd)
+
+
+def open_existing(dir_fd, name, shown):
+    """An mbox that must exist already (fileinto without :create)."""
+    try:
+        fd = posix.open(name, FILE_FLAGS & ~posix.O_CREAT, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise MailboxUnavailable(f"{shown} does not exist") from None
+    except IsADirectoryError:
+        raise UnsafeMailboxPath(f"{shown} is a directory, not an mbox file") from None
+    except OSError as err:
+        import errno
+        if err.errno == errno.ELOOP:
+            raise UnsafeMailboxPath(f"{shown} is a symlink") from None
+        raise from_os_error(err, f"open {shown}") from None
+    st = posix.fstat(fd)
+    if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != posix.geteuid():
+        posix.close(fd)
+        raise UnsafeMailboxPath(f"{shown} is not a regular file of the delivery user")
+    return fd
+
+
+def append_all(held, writers, point):
+    """Write every copy, then fsync them all (the commit point); on a failure before
+    the end, truncate every file back, with signals held so the truncation finishes."""
+    doing = ""
+    try:
+        for (_d, _n, shown, _l, fd, _c, _s), write in zip(held, writers):
+            doing = f"write {shown}"
+            write(fd)
+        point.enter()
+        for dir_fd, _n, shown, _l, fd, created, _s in held:
+            doing = f"fsync {shown}"
+            posix.fsync(fd)
+            if created:
+                posix.fsync(dir_fd)
+    except BaseException as error:
+        point.hold()
+        for _d, _n, _shown, _l, fd, _c, size in held:
+            try:
+                posix.ftruncate(fd, size)
+                posix.fsync(fd)
+            except OSError:
+                pass
+        if isinstance(error, OSError):
+            raise from_os_error(error, doing) from None
+        raise
+    point.done()

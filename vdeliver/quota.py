@@ -243,10 +243,11 @@ class Gate:
         self.before = None  # Usage before this delivery, for the warnings
         self.lock_fd = None
 
-    def __call__(self, size, copies=1):
+    def __call__(self, size, copies=1, total=None):
         """One message of `size` bytes stored `copies` times (Sieve: INBOX and folders;
-        each copy counts, as in Dovecot)."""
-        self.size, self.copies = size * copies, copies
+        each copy counts, as in Dovecot); total: the bytes of all copies when they
+        differ (Sieve's editheader changed some)."""
+        self.size, self.copies = size * copies if total is None else total, copies
         return self
 
     def __enter__(self):

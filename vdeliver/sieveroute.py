@@ -1,11 +1,15 @@
 """maildir.store()'s route for a recipient with Sieve scripts (deliver.py loads it only
 then): the recipient's home, the scripts found there (sievescripts.py), and the Plan
 (filtering.py) turned into Targets: INBOX, the +extension folder that extension_folder
-chose, Maildir++ folders below the Maildir, with their flags and keywords.
+chose, Maildir++ folders below the Maildir, with their flags and keywords. A copy
+that Sieve's editheader changed is written by maildir.store()'s copy() as a file of
+its own in tmp/ (one per distinct header; headeredit.py makes it), linked in the
+same commit; outgoing_message() gives the message as an outgoing action (redirect)
+should send it.
 
-Never: write mail (maildir.store() links the one tmp file into the Targets); open a
-folder outside the Maildir; defer for a folder every retry would fail on (such a Plan
-is kept in INBOX instead).
+Never: write mail other than through maildir.store()'s copy() (which links the tmp
+files into the Targets); open a folder outside the Maildir; defer for a folder every
+retry would fail on (such a Plan is kept in INBOX instead).
 """
 import posix
 import sys
@@ -23,15 +27,22 @@ def sieve_home(base, mailbox, recipient, config, tables, root_fd=None, shown="")
         if root_fd is not None:
             return sievescripts.Place(posix.dup(root_fd), shown)
     else:
-        folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
-        if tables is None:
-            found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
-        else:
-            with tables.quota_lock:  # the daemon's threads share these connections
-                found = resolve.search(tables.home, folded, delimiter)
-        if found is not None:
-            relative = resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])
+        relative = home_relative(mailbox, recipient, config, tables) or relative
     return sievescripts.open_home(base, relative)
+
+
+def home_relative(mailbox, recipient, config, tables):
+    """virtual_home_maps' result for the recipient (relative to the base, checked as
+    a mailbox result is), or None when the tables have none."""
+    folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
+    if tables is None:
+        found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
+    else:
+        with tables.quota_lock:  # the daemon's threads share these connections
+            found = resolve.search(tables.home, folded, delimiter)
+    if found is None:
+        return None
+    return resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])
 
 
 class SieveRoute:
@@ -47,8 +58,12 @@ class SieveRoute:
         self.envelope, self.config, self.notes, self.cache = envelope, config, notes, cache
         self.shown_targets = []
         self.opened = []
+        self.plan = None
+        self.open_message = self.copy = None
+        self.header = None        # the message's own header block, once an edit needs it
+        self.contents = {}        # edited header block -> maildir.Content
 
-    def __call__(self, open_message, size):
+    def __call__(self, open_message, size, copy=None):
         pipe = not self.cache and "vdeliver.filtering" not in sys.modules
         if pipe:
             # The pipe command (one thread, a new process per message): the Sieve modules
@@ -65,6 +80,7 @@ class SieveRoute:
             gc.freeze()
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
                               self.folder_exists, self.cache)
+        self.plan, self.open_message, self.copy = plan, open_message, copy
         base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
         self.notes.append("sieve: ran " + ", ".join(
             path[len(base):] if base and path.startswith(base) else path for path in plan.scripts))
@@ -91,7 +107,7 @@ class SieveRoute:
         seen, out = {}, []
         for store in stores:
             if store.folder == box_folder or (store.folder == "" and box_folder is None):
-                store = filtering.Store(None, store.flags)
+                store = filtering.Store(None, store.flags, edits=store.edits)
             if store.folder in seen:
                 out[seen[store.folder]] = store
             else:
@@ -146,7 +162,43 @@ class SieveRoute:
                 self.notes.append(f"keywords not stored in {relative} (26 in use): {', '.join(dropped)}")
         self.shown_targets.append(relative)
         info = f":2,{system}{letters}" if system or letters else ""
-        return maildir.Target(fd, shown, info)
+        return maildir.Target(fd, shown, info, self.content(store.edits))
+
+    def edited_header(self, edits):
+        """The header block as `edits` leave it; None when that is the message's own."""
+        from vdeliver import headeredit
+        if not edits:
+            return None
+        if self.header is None:
+            self.header = headeredit.original_header(self.open_message)
+        header = headeredit.apply(self.header, edits)
+        return None if header == self.header else header
+
+    def content(self, edits):
+        """The maildir.Content of the copy `edits` make (one tmp file per distinct
+        header), None for the message as written."""
+        from vdeliver import headeredit
+        header = self.edited_header(edits)
+        if header is None:
+            return None
+        if header not in self.contents:
+            self.contents[header] = self.copy(headeredit.writer(self.open_message, header))
+        return self.contents[header]
+
+    def outgoing_message(self, action, open_message=None):
+        """The message as an outgoing action of the Plan (a redirect; the message a
+        vacation or notification refers to) should leave: the message in tmp/ (or
+        what open_message() returns, the same bytes: after the store, the spool)
+        with the editheader edits that came before that action applied, as
+        Pigeonhole sends it. A binary stream positioned at the start; the caller
+        closes it. Only the header block is held in memory."""
+        from vdeliver import headeredit
+        opener = open_message or self.open_message
+        edits = self.plan.edits_for(action) if self.plan is not None else ()
+        if not edits:
+            return opener()
+        return headeredit.open_edited(opener, headeredit.apply(
+            headeredit.original_header(opener), edits))
 
     def close(self):
         for fd in self.opened:

@@ -109,6 +109,8 @@ DOVECOT_QUOTA_RULE = "*:storage=1M:messages=100"   # ... and Dovecot's, the same
 DOVECOT_QUOTA_RULE2 = "Trash:ignore"
 NOCHROOT_RCPT = f"bob+nochroot@{HOSTED}"  # routed to the unchrooted lmtp copy
 SIEVE_USER = f"sam@{HOSTED}"     # has Sieve scripts (test_e2e_sieve.py); nobody else's mail goes there
+MBOX_SIEVE_USER = f"mona@{HOSTED}"  # an mbox with Sieve (test_e2e_sieve.py); her home:
+MBOX_SIEVE_HOME = "homes/mona"      # virtual_home_maps, only while that test runs
 MODES = ("pipe", "lmtp")
 # Does a delivery get X-Original-To? pipe: `-a ${original_recipient}`. lmtp: only from
 # RCPT TO's ORCPT=, and Postfix's lmtp client sends ORCPT only to a server whose LHLO
@@ -135,6 +137,7 @@ VDELIVER_TABLE = {
     f'"john doe"@{HOSTED}': f"{HOSTED}/john-doe/",   # a local part that needs quotes
     QUOTA_USER: f"{HOSTED}/quinn/",
     SIEVE_USER: f"{HOSTED}/sam/",
+    MBOX_SIEVE_USER: f"{HOSTED}/mona",   # an mbox file
     f"info@{CATCHALL}": f"{CATCHALL}/info/",
     f"@{CATCHALL}": f"{CATCHALL}/catchall/",
     **{u: f"{HOSTED}/{u.split('@')[0]}/" for u in BURST_USERS},
@@ -952,6 +955,11 @@ def write_dovecot_config(h: Harness) -> None:
             maildir = os.path.join(h.mail_base, h.vdeliver_table[key].rstrip("/"))
             index = f"{droot}/mailstate/{key.split('@')[1]}/{key.split('@')[0]}"
             extra = f"userdb_mail=maildir:{maildir}:INDEX={index}"
+        if key == MBOX_SIEVE_USER:
+            # Dovecot's mbox layout: folders below ~/mail, INBOX the file vdeliver resolves.
+            index = f"{droot}/mailstate/{key.split('@')[1]}/{key.split('@')[0]}"
+            extra = (f"userdb_mail=mbox:{h.mail_base}/{MBOX_SIEVE_HOME}/mail"
+                     f":INBOX={h.mail_base}/{h.vdeliver_table[key]}:INDEX={index}")
         if key in h.quotas:
             extra += (f" userdb_quota_rule={DOVECOT_QUOTA_RULE} "
                       f"userdb_quota_rule2={DOVECOT_QUOTA_RULE2}")

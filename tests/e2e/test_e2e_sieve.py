@@ -8,6 +8,10 @@ the folders in LIST (Maildir++ names, mUTF-7), the message in SELECT/SEARCH,
 its \\Seen / \\Flagged and keyword in FETCH FLAGS (cur/ info letters and
 dovecot-keywords read by Dovecot itself). A reject bounces 5.7.1 with the
 user's reason, in both modes.
+MBOX_SIEVE_USER's mailbox is an mbox file, her home (virtual_home_maps, set
+in vdeliver.cf only while her test runs) holds the same layout: the folder
+vdeliver files into below ~/mail is what Dovecot's mbox layout LISTs, and the
+flags written in Status:/X-Status: are what it FETCHes.
 Never: touch another user's Maildir; rely on the order of runs (each message
 is found by its Message-ID; the LMTP run adds to what the pipe run filed).
 """
@@ -21,7 +25,7 @@ import shutil
 import pytest
 
 import harness
-from harness import SIEVE_USER, delivery_status, make_message
+from harness import MBOX_SIEVE_HOME, MBOX_SIEVE_USER, SIEVE_USER, delivery_status, make_message
 
 ROUNDCUBE = """require ["fileinto","mailbox","imap4flags","reject"];
 # rule:[Reports]
@@ -155,3 +159,65 @@ def test_a_sieve_reject_bounces_5_7_1_with_the_users_reason(settled, mode, manag
     assert status["status"] == "5.7.1" and status["action"] == "failed", status
     if mode == "lmtp":
         assert "550 5.7.1 Sam does not take this." in status.get("diagnostic-code", ""), status
+
+
+MBOX_SCRIPT = """require ["fileinto","mailbox","imap4flags"];
+if header :contains "subject" "report"
+{
+\tfileinto :create :flags ["\\\\Seen","\\\\Flagged"] "Work/Reports";
+\tstop;
+}
+"""
+
+
+@pytest.fixture
+def mbox_home(settled):
+    """MBOX_SIEVE_USER's home (virtual_home_maps, in vdeliver.cf while the test runs)
+    with Roundcube's kind of script, as ManageSieve leaves it."""
+    mail = settled
+    home = os.path.join(mail.mail_base, MBOX_SIEVE_HOME)
+    for directory in (os.path.dirname(home), home, f"{home}/sieve",
+                      os.path.dirname(os.path.join(mail.mail_base, mail.vdeliver_table[MBOX_SIEVE_USER]))):
+        if not os.path.isdir(directory):
+            os.mkdir(directory, 0o700)
+            own(directory)
+    script = f"{home}/sieve/roundcube.sieve"
+    with open(script, "w", encoding="utf-8") as fh:
+        fh.write(MBOX_SCRIPT)
+    own(script)
+    if not os.path.lexists(f"{home}/.dovecot.sieve"):
+        os.symlink("sieve/roundcube.sieve", f"{home}/.dovecot.sieve")
+        os.lchown(f"{home}/.dovecot.sieve", *owner_ids())
+    table = f"{mail.root}/vdeliver/homes"
+    harness.write_file(table, f"{MBOX_SIEVE_USER} {MBOX_SIEVE_HOME}/\n", 0o644)
+    saved = mail.extra_vdeliver_cf
+    mail.extra_vdeliver_cf = saved + f"virtual_home_maps = texthash:{table}\n"
+    harness.write_vdeliver_cf(mail)
+    try:
+        yield home
+    finally:
+        mail.extra_vdeliver_cf = saved
+        harness.write_vdeliver_cf(mail)
+
+
+def test_sieve_files_an_mbox_recipients_mail_into_folders_dovecot_reads(settled, mbox_home):
+    """Dovecot's mbox layout (mail_location = mbox:~/mail:INBOX=...): the folder vdeliver
+    made below ~/mail is what Dovecot LISTs with the separator /, the flags vdeliver wrote
+    in Status:/X-Status: are what Dovecot FETCHes."""
+    mail = settled
+    report, report_id = make_message("monthly report (mbox)", to=MBOX_SIEVE_USER)
+    plain, plain_id = make_message("hello (mbox)", to=MBOX_SIEVE_USER)
+    for data in (report, plain):
+        sent = mail.wait_status(mail.send(data, MBOX_SIEVE_USER), "sent")[0]
+        assert sent["agent"] == mail.agent, sent["line"]
+    folder = open(f"{mbox_home}/mail/Work/Reports", "rb").read()
+    assert report_id.encode() in folder and b"\nStatus: R\n" in b"\n" + folder
+    assert b"\nX-Status: F\n" in folder, folder
+    conn = mail.imap(MBOX_SIEVE_USER)
+    try:
+        boxes = listed(conn)
+        assert "Work/Reports" in boxes and "INBOX" in boxes, boxes
+        assert fetch_flags(conn, "Work/Reports", report_id) >= {"\\Seen", "\\Flagged"}
+        assert "\\Seen" not in fetch_flags(conn, "INBOX", plain_id)
+    finally:
+        conn.logout()

@@ -181,3 +181,37 @@ def test_a_log_that_fails_after_the_commit_changes_nothing(mail, strace):
                           extra_groups=[], capture_output=True, timeout=60)
     assert (proc.returncode, proc.stdout) == (0, b""), proc
     assert len(traced_files(mail, "example.com/bob")) == 1
+
+
+def sieve_mbox_home(mail):
+    """mbox@example.com with a home and a script filing into ~/mail/A and keeping."""
+    from functional.sievelayout import activate
+    homes = os.path.join(mail.top, "homes")
+    mail.write_table("mbox@example.com homes/mbox/\n", homes)
+    mail.write_config(f"virtual_home_maps = texthash:{homes}\n")
+    activate(mail, 'require ["fileinto", "mailbox"];\nfileinto :create "A";\nkeep;\n',
+             box="homes/mbox")
+    return ["example.com/mbox", "homes/mbox/mail/A"]
+
+
+@pytest.mark.parametrize("inject, code", [
+    pytest.param("fsync:error=EIO:when=2", 75, id="the second fsync fails: both taken back"),
+    pytest.param("write:signal=SIGTERM:when=2", 75, id="a signal while writing"),
+])
+def test_sieve_copies_into_mboxes_are_all_or_nothing(mail, strace, inject, code):
+    """Sieve stores into two mbox files (mboxroute.py): a failure before the commit
+    point ends truncates both back to their sizes before the delivery."""
+    paths = sieve_mbox_home(mail)
+    result = run_traced(mail, strace, inject, recipient="mbox@example.com")
+    assert result.code == code and result.stdout.startswith(b"4."), result
+    for path in paths:  # the untraced first delivery only, to the byte
+        data = read(mail.path(path))
+        assert data.startswith(b"From first@example.org ") and b"\nFrom " not in data, data
+        assert data.endswith(b"the mailbox exists\n\n") and b"exactly once" not in data, data
+
+
+def test_a_signal_during_the_sieve_mbox_fsyncs_keeps_the_delivery(mail, strace):
+    paths = sieve_mbox_home(mail)
+    result = run_traced(mail, strace, "fsync:signal=SIGTERM:when=1", recipient="mbox@example.com")
+    assert result.code == 0, result
+    assert all(read(mail.path(path)).count(b"exactly once") == 1 for path in paths)

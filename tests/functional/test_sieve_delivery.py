@@ -701,13 +701,133 @@ def test_ereject_bounces_like_reject_when_enabled(mail):
     assert stored(mail) == {}
 
 
-def test_editheader_is_reported_and_the_message_stored_unchanged(mail):
+EDIT = 'require ["editheader", "fileinto", "copy", "variables", "reject"];\n'
+
+
+def header_of(data):
+    return data.split(b"\n\n", 1)[0] + b"\n"
+
+
+def test_editheader_edits_the_copies_stored_after_them(mail):
+    """As Pigeonhole: the copy filed before an edit is the message as it came (the
+    one tmp file, linked), the keep after it is a file of its own with the edit."""
     mail.write_config("sieve_extensions = +editheader\n")
-    activate(mail, 'require "editheader";\naddheader "X-Filtered" "yes";\ndeleteheader "subject";\n')
+    activate(mail, EDIT + 'fileinto "A";\naddheader "x-filtered" "yes";\ndeleteheader "subject";\n'
+             'addheader :last "Subject" "[tagged] hello";\nkeep;\n')
+    make_folder(mail, ".A")
+    line = delivered(deliver(mail))
+    files = stored(mail)
+    (inbox,) = [path for path in files if path.startswith("new/")]
+    (folder,) = [path for path in files if path.startswith(".A/")]
+    original, edited = read(mail.path(f"{BOX}/{folder}")), read(mail.path(f"{BOX}/{inbox}"))
+    assert original.endswith(MESSAGE)
+    prefix = original[:-len(MESSAGE)]  # the delivery headers vdeliver wrote (Delivered-To ...)
+    assert edited == (b"X-Filtered: yes\n" + prefix + b"From: sender@example.net\n"
+                      b"To: bob@example.com\nSubject: [tagged] hello\n\nbody line\n"), edited
+    assert inbox.split(",S=")[1] == str(len(edited)), "the size in the name is the edited copy's"
+    assert all(st.st_nlink == 1 for st in files.values()), "two contents, two inodes, tmp/ gone"
+    assert tmp_empty(mail)
+    assert "not applied" not in line, line
+
+
+@pytest.mark.parametrize("script, inodes", [
+    pytest.param('fileinto "A"; keep;', 1, id="no edit: one file"),
+    pytest.param('addheader "X-A" "1"; fileinto "A"; keep;', 1, id="the same edits: one file"),
+    pytest.param('addheader "X-A" "1"; fileinto :copy "A"; deleteheader "x-a"; fileinto "B";', 2,
+                 id="an edit undone: the message's own file again"),
+    pytest.param('fileinto :copy "A"; addheader "X-A" "1"; fileinto :copy "B"; addheader "X-B" "2";',
+                 3, id="three contents"),
+    pytest.param('deleteheader "x-nothing"; fileinto "A"; keep;', 1, id="nothing deleted: no copy"),
+])
+def test_editheader_writes_one_file_per_distinct_content(mail, script, inodes):
+    mail.write_config("sieve_extensions = +editheader\n")
+    activate(mail, EDIT + script + "\n")
+    make_folder(mail, ".A")
+    make_folder(mail, ".B")
+    delivered(deliver(mail))
+    files = stored(mail)
+    assert len({(st.st_dev, st.st_ino) for st in files.values()}) == inodes, files
+    assert sum(st.st_nlink for st in {(st.st_ino): st for st in files.values()}.values()) \
+        == len(files), "no link left in tmp/"
+    assert tmp_empty(mail)
+
+
+@pytest.mark.parametrize("value, wanted", [
+    pytest.param("a\r\nBcc: evil@example.net\n", b"X-A: a\n\tBcc: evil@example.net\n",
+                 id="a line break in a literal"),
+    pytest.param("${v}", b"X-A: x\n\tTo: victim@example.net\n", id="a line break from a variable"),
+    pytest.param("Gr\u00fc\u00dfe aus K\u00f6ln", b"X-A: =?utf-8?q?Gr=C3=BC=C3=9Fe_aus_K=C3=B6ln?=\n",
+                 id="not ASCII: RFC 2047"),
+])
+def test_an_added_value_never_makes_a_field_of_its_own(mail, value, wanted):
+    mail.write_config("sieve_extensions = +editheader\n")
+    activate(mail, EDIT + 'set "v" "x\nTo: victim@example.net";\naddheader "X-A" "' + value + '";\n')
+    delivered(deliver(mail))
+    (path,) = stored(mail)
+    data = read(mail.path(f"{BOX}/{path}"))
+    assert data.startswith(wanted), data
+    fields = mailbox.Maildir(mail.path(BOX), create=False).get_message(path.split("/")[1])
+    assert fields.get_all("Bcc") is None and fields.get_all("To") == ["bob@example.com"]
+
+
+def test_editheader_needs_the_extension_enabled(mail):
+    activate(mail, EDIT + 'addheader "X-A" "1";\n')
     line = delivered(deliver(mail))
     (path,) = stored(mail)
     assert read(mail.path(f"{BOX}/{path}")).endswith(MESSAGE)
-    assert "addheader not applied" in line and "deleteheader not applied" in line, line
+    assert "failed" in line and "kept in INBOX" in line, line
+
+
+def test_editheader_protected_fields_and_max_size_from_the_config(mail):
+    mail.write_config("sieve_extensions = +editheader\nsieve_editheader_protected = X-Spam-Flag\n"
+                      "sieve_editheader_max_header_size = 1k\n")
+    activate(mail, EDIT + 'addheader "X-Spam-Flag" "NO";\naddheader "X-Ok" "1";\n')
+    delivered(deliver(mail, stdin=message(headers=b"X-Spam-Flag: YES\n")))
+    (path,) = stored(mail)
+    head = header_of(read(mail.path(f"{BOX}/{path}")))
+    assert head.startswith(b"X-Ok: 1\n") and head.count(b"X-Spam-Flag") == 1, head
+    activate(mail, EDIT + 'set "v" "' + "a" * 1025 + '";\naddheader "X-Big" "${v}";\n')
+    line = delivered(deliver(mail))
+    assert "too large" in line and "kept in INBOX" in line, line
+
+
+def test_editheader_in_an_admin_script_carries_into_the_users_script(mail):
+    """A sequence runs on one message, as Pigeonhole's: the personal script sees the
+    field sieve_before added, and every copy stored after it has it."""
+    before = os.path.join(mail.top, "before.sieve")
+    with open(before, "w") as fh:
+        fh.write('require "editheader";\naddheader "X-Checked" "by the admin";\n')
+    mail.write_config(f"sieve_extensions = +editheader\nsieve_before = {before}\n")
+    activate(mail, EDIT + 'if header :is "x-checked" "by the admin" { fileinto "A"; }\n'
+             'addheader "X-User" "1";\nkeep;\n')
+    make_folder(mail, ".A")
+    delivered(deliver(mail))
+    files = stored(mail)
+    (folder,) = [path for path in files if path.startswith(".A/")]
+    (inbox,) = [path for path in files if path.startswith("new/")]
+    assert header_of(read(mail.path(f"{BOX}/{folder}"))).startswith(b"X-Checked: by the admin\n")
+    assert header_of(read(mail.path(f"{BOX}/{inbox}"))).startswith(
+        b"X-User: 1\nX-Checked: by the admin\n")
+
+
+def test_quota_charges_the_bytes_each_copy_has(mail):
+    mail.write_config("sieve_extensions = +editheader\nvirtual_mailbox_quota_default = 10M,100C\n")
+    activate(mail, EDIT + 'fileinto "A";\naddheader "X-Filtered" "a long value to make it longer";\n'
+             'keep;\n')
+    make_folder(mail, ".A")
+    delivered(deliver(mail))
+    sizes = [st.st_size for st in stored(mail).values()]
+    assert len(set(sizes)) == 2, sizes
+    lines = read(mail.path(f"{BOX}/maildirsize")).decode().splitlines()
+    assert lines[-1] == f"{sum(sizes)} 2", lines
+
+
+def test_reject_after_an_edit_leaves_no_copy_behind(mail):
+    mail.write_config("sieve_extensions = +editheader\n")
+    activate(mail, EDIT + 'addheader "X-A" "1";\nreject "no";\n')
+    result = deliver(mail)
+    assert (result.code, result.stdout) == (69, b"5.7.1 no"), result
+    assert stored(mail) == {} and tmp_empty(mail)
 
 
 def test_more_than_26_keywords_in_a_folder_are_dropped_and_logged(mail):
@@ -769,3 +889,10 @@ def test_folder_name_encoding_applies_to_sieve_folders(mail, encoding, directory
     activate(mail, FILEINTO + 'fileinto "Entwürfe.Été";\n')  # now it exists: no :create needed
     delivered(deliver(mail))
     assert folders_of(mail)[directory] == 2
+
+
+def test_a_body_test_reads_the_message_in_tmp(mail):
+    activate(mail, 'require ["body", "fileinto"];\nif body :contains "body line" { fileinto "A"; }\n')
+    make_folder(mail, ".A")
+    delivered(deliver(mail))
+    assert folders_of(mail) == {".A": 1}

@@ -31,11 +31,13 @@ see oracle.py and test_oracle.py):
 - vacation, notify: decided on (with the vacation's period, subject and from,
   the notification's importance);
 - addheader/deleteheader edit the header of the copies stored after them
-  (and of the implicit keep), not of those stored before.
+  (and of the implicit keep), not of those stored before; the stored header
+  is what vdeliver.headeredit writes (the delivery core's own code).
 
 Never: consult sieve-test here (only the canonical form, the shared settings and
 header_fields() come from oracle.py).
 """
+import io
 import re
 import socket
 import urllib.parse
@@ -104,34 +106,35 @@ def first_line(errors):
     return None
 
 
-def outcome_of(result, existing_folders, *, redirect_loop=False, headers=None):
+def outcome_of(result, existing_folders, *, redirect_loop=False, message=None):
     """What the delivery core makes of a Result, in the canonical form.
     REDIRECT_LOOP: the message says it was redirected by this user before.
-    HEADERS: the message's header fields (oracle.header_fields), to which the
-    addheader/deleteheader actions are applied; each store keeps the header
-    as it was when its keep/fileinto ran, an implicit keep the final one."""
+    MESSAGE: the message (bytes); each store's header is the one the delivery
+    core writes (vdeliver.headeredit applying the edits filtering.py gives
+    that copy: those before its keep/fileinto, all of them for the implicit
+    keep), read back with oracle.header_fields."""
     if result.errors:
         return oracle.finish("runtime-error", [oracle.INBOX_STORE], first_line(result.errors),
                              "\n".join(map(str, result.errors)))
-    original = tuple(headers or ())
-    current = list(original)
-    stores = {}        # mailbox -> (flags, header fields); insertion order, the last wins
+    from vdeliver import filtering
+    stores = {}        # mailbox -> (flags, edits); insertion order, the last wins
     others = []
     failed = False
     for action in result.actions:
         kind = action.kind
+        edits = filtering.edits_before(result, action)
         if kind == "keep":
-            stores["INBOX"] = (store_flags(action.flags), tuple(current))
+            stores["INBOX"] = (store_flags(action.flags), edits)
         elif kind == "fileinto":
             name = mailbox_name(action.mailbox)
             if name not in existing_folders and not getattr(action, "create", False):
                 failed = True
             if not mailbox_valid(name):
                 failed = True
-            stores[name] = (store_flags(action.flags), tuple(current))
+            stores[name] = (store_flags(action.flags), edits)
         elif kind == "redirect":
             if redirect_loop:
-                stores.setdefault("INBOX", ((), tuple(current)))
+                stores.setdefault("INBOX", ((), filtering.keep_edits_of(result)))
             elif ("redirect", action.address) not in others:
                 others.append(("redirect", action.address))
         elif kind in ("reject", "ereject"):
@@ -143,38 +146,26 @@ def outcome_of(result, existing_folders, *, redirect_loop=False, headers=None):
             others.append(("vacation", p.get("seconds"), p.get("subject"), p.get("from")))
         elif kind == "notify":
             others.append(mailto(action))
-        elif kind == "addheader":
-            current = add_header(current, action.params)
-        elif kind == "deleteheader":
-            current = delete_header(current, action.params)
     if result.implicit_keep:
-        stores.setdefault("INBOX", (store_flags(result.keep_flags), tuple(current)))
+        stores.setdefault("INBOX", (store_flags(result.keep_flags), filtering.keep_edits_of(result)))
     if failed:
         return oracle.finish("action-failed", [oracle.INBOX_STORE])
-    actions = [("store", name, flags) for name, (flags, _h) in stores.items()] + others
-    stored = [(name, fields) for name, (_f, fields) in stores.items()] if headers is not None else ()
-    return oracle.finish("ok", actions, stored=stored, original=original)
+    actions = [("store", name, flags) for name, (flags, _e) in stores.items()] + others
+    if message is None:
+        return oracle.finish("ok", actions)
+    stored = [(name, stored_fields(message, edits)) for name, (_f, edits) in stores.items()]
+    return oracle.finish("ok", actions, stored=stored, original=oracle.header_fields(message))
 
 
-def add_header(fields, params):
-    name, value = params["name"], params["value"]
-    field = (name, " ".join(value.split()))
-    return fields + [field] if params.get("last") else [field] + fields
-
-
-def delete_header(fields, params):
-    """Drop the fields the action names: its 1-based occurrences among the
-    fields called params["name"]."""
-    key = params["name"].lower()
-    drop = set(params.get("occurrences") or ())
-    out, n = [], 0
-    for field in fields:
-        if field[0].lower() == key:
-            n += 1
-            if n in drop:
-                continue
-        out.append(field)
-    return out
+def stored_fields(message, edits):
+    """The header fields of the copy the delivery core stores with EDITS."""
+    from vdeliver import headeredit
+    if not edits:
+        return oracle.header_fields(message)
+    source = io.BytesIO(message)
+    header = headeredit.apply(headeredit.original_header(lambda: source), edits)
+    with headeredit.open_edited(lambda: io.BytesIO(message), header) as fh:
+        return oracle.header_fields(fh.read())
 
 
 def loader_for(case):
@@ -219,7 +210,7 @@ def run_case(case):
     result = sieve.run(script, sieve.Message.from_bytes(case.message), envelope,
                        environment=dict(ENVIRONMENT), limits=limits, settings=settings)
     return outcome_of(result, existing(case.folders), redirect_loop=redirect_loop(case),
-                      headers=oracle.header_fields(case.message))
+                      message=case.message)
 
 
 def redirect_loop(case):

@@ -60,7 +60,8 @@ stored_headers
     is the header in order, each (name, value) with the value unfolded,
     RFC 2047 decoded and its white space runs made one space (header_fields()).
     () when no store was edited. Pigeonhole stores a copy as the header was
-    when the fileinto/keep ran; an implicit keep has the final header.
+    when the fileinto/keep ran (a repeated one: the first time); an implicit
+    keep has the final header.
 
 Outcome.detail (not compared) keeps sieve-test's own words for the report.
 

@@ -338,3 +338,16 @@ def test_a_failing_callback_ends_the_run_in_an_error():
     script = sieve.compile(b'require ["mailbox", "fileinto"];\nif mailboxexists "A" { fileinto "A"; }')
     result = sieve.run(script, sieve.Message.from_bytes(MESSAGE), ENVELOPE, settings={"mailbox_exists": exists})
     assert result.implicit_keep and result.errors and "no database" in result.errors[0]
+
+
+def test_addheader_in_a_loop_is_bounded():
+    """foreverypart runs the same addheader once per part: what a run may add is capped
+    (the interpreter's view and every stored copy stay bounded)."""
+    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n" for _ in range(900))
+    message = (b"Subject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+               + parts + b"--b--\r\n")
+    src = (b'require ["editheader", "foreverypart"];\nforeverypart {\n'
+           + b'addheader "X-A" "' + b"a" * 2000 + b'";\n' * 1 + b'}\n')
+    result, cpu = timed(run, src, message=message, extensions=sieve.parse_extensions_setting("+editheader"))
+    assert any("exceed 1048576 bytes" in str(e) for e in result.errors), result.errors
+    assert cpu < 5.0, cpu

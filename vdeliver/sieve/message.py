@@ -89,6 +89,17 @@ class Message:
             return data
         return cls(header, read_body, size)
 
+    def with_header(self, header_bytes):
+        """The same message with another header block (a sequence of scripts: the
+        next one sees the edits of the earlier ones); the body is shared."""
+        other = Message(header_bytes, self._body_reader, self._size)
+        other._body, other._body_cap = self._body, self._body_cap
+        return other
+
+    @property
+    def header_block(self):
+        return self._header_bytes
+
     # -- headers
     def header(self, name):
         """Decoded values of every `name` field, in message order."""
@@ -161,6 +172,9 @@ def _header_end(data, cap):
         if line in (b"", b"\r"):
             return i, j + 1
         i = j + 1
+
+
+header_end = _header_end    # headeredit.py cuts the block where the interpreter did
 
 
 def parse_headers(block):

@@ -7,7 +7,11 @@ duplicates, conflicts and limits (sieve-result.c, sieve-actions.c, cmd-redirect.
 - discard only cancels the implicit keep;
 - reject/ereject conflicts with any action that delivers (keep, fileinto,
   redirect) and with vacation; a second reject is an error;
-- one vacation per run; at most max_actions actions, max_redirects redirects.
+- one vacation per run; at most max_actions actions, max_redirects redirects;
+- keep, fileinto and redirect record in params["edits"] how many editheader
+  edits came before them (the message they store or send is the message as
+  those edits left it, Pigeonhole's snapshot); a repeated keep/fileinto keeps
+  the first one's count (and so its message), though it takes the later flags.
 
 A violated rule raises SieveRuntimeError (the interpreter turns it into a
 Result error, and the run fails to the implicit keep).
@@ -64,6 +68,7 @@ class Result(Value):
 
 _EDITS = frozenset({"addheader", "deleteheader"})   # message edits, not result actions
 _DELIVERS = frozenset({"keep", "fileinto", "redirect"})
+_SNAPSHOT = _DELIVERS          # the actions that take the message along (sieve-result.c)
 _CANCELS_KEEP = frozenset({"keep", "fileinto", "redirect", "discard", "reject", "ereject"})
 
 
@@ -92,6 +97,8 @@ class ResultBuilder:
                 raise SieveRuntimeError(action.line, "number of redirect actions exceeds policy limit "
                                                      f"({self.redirects + 1} > {self.limits.max_redirects})")
             self.redirects += 1
+        if kind in _SNAPSHOT:
+            action = action.replace(params={**action.params, "edits": self._edits()})
         counted = sum(1 for a in self.actions if a.kind not in _EDITS)
         if kind not in _EDITS and counted >= self.limits.max_actions:
             raise SieveRuntimeError(action.line, "total number of actions exceeds policy limit "
@@ -99,6 +106,9 @@ class ResultBuilder:
         self.actions.append(action)
         if kind in _CANCELS_KEEP and not action.copy:
             self.implicit_keep = False
+
+    def _edits(self):
+        return sum(1 for a in self.actions if a.kind in _EDITS)
 
     def _duplicate(self, action, other, i):
         """True when `action` merges into `other` (already in the result)."""
