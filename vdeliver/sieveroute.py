@@ -3,9 +3,15 @@ then): the recipient's home, the scripts found there (sievescripts.py), and the 
 (filtering.py) turned into Targets: INBOX, the +extension folder that extension_folder
 chose, Maildir++ folders below the Maildir, with their flags and keywords.
 
+The Plan's outgoing mail (outgoing.py) goes out after the commit point
+(after_commit(), which deliver.py calls once the message is durable), except for a
+Plan whose only destinations are redirects: those are submitted from the route,
+before the commit, and if one cannot be sent the message is kept in INBOX instead.
+
 Never: write mail (maildir.store() links the one tmp file into the Targets); open a
 folder outside the Maildir; defer for a folder every retry would fail on (such a Plan
-is kept in INBOX instead).
+is kept in INBOX instead); lose a message whose redirect was not sent; let
+after_commit() raise; import outgoing.py for a result that sends nothing.
 """
 import posix
 import sys
@@ -47,6 +53,10 @@ class SieveRoute:
         self.envelope, self.config, self.notes, self.cache = envelope, config, notes, cache
         self.shown_targets = []
         self.opened = []
+        self.out = None          # outgoing.Outgoing, made when something needs it
+        self.message = None      # the sieve.Message the scripts read
+        self.pending = []        # outgoing Actions for after the commit
+        self.kept = None         # the message file, open for after the commit
 
     def __call__(self, open_message, size):
         pipe = not self.cache and "vdeliver.filtering" not in sys.modules
@@ -63,8 +73,9 @@ class SieveRoute:
             # (a generation-1 collection: 0.4 ms here).
             import gc
             gc.freeze()
+        self.open_tmp = open_message
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
-                              self.folder_exists, self.cache)
+                              self.folder_exists, self.cache, self.duplicate_check, self.saw)
         base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
         self.notes.append("sieve: ran " + ", ".join(
             path[len(base):] if base and path.startswith(base) else path for path in plan.scripts))
@@ -73,13 +84,63 @@ class SieveRoute:
             sievescripts.write_user_log(script, lines)
         if plan.reject is not None:
             raise SieveReject(plan.reject)
+        stores = plan.stores
+        self.pending = list(plan.outgoing)
+        redirects = [action for action in plan.outgoing if action.kind == "redirect"]
+        if redirects and not stores:
+            # The redirects are the only destinations: sent now, before anything is
+            # stored; one not sent keeps the message in INBOX (Pigeonhole's fallback).
+            self.pending = [action for action in plan.outgoing if action.kind != "redirect"]
+            if not self.outgoing().redirect_first(redirects):
+                self.notes.extend(self.out.notes)
+                self.out.notes = []
+                self.notes.append("sieve: redirect not sent: kept in INBOX")
+                stores = [filtering.Store(None)]
+            else:
+                self.notes.extend(self.out.notes)
+                self.out.notes = []
+        if self.pending or (self.out is not None and self.out.duplicates):
+            self.kept = open_message()  # readable after the commit, when tmp/ is gone
         targets = []
-        for store in self.one_per_directory(plan.stores):
+        for store in self.one_per_directory(stores):
             try:
                 targets.append(self.target(store))
             except folders.UNUSABLE as error:
                 return self.keep_instead(store, error)
         return targets
+
+    def duplicate_check(self, handle, key, seconds, last):
+        return self.outgoing().duplicate_check(handle, key, seconds, last)
+
+    def saw(self, message):
+        self.message = message
+
+    def outgoing(self):
+        if self.out is None:
+            from vdeliver import outgoing
+            self.out = outgoing.Outgoing(self.config, self.envelope, self.home, self.message,
+                                         self.outgoing_message)
+        return self.out
+
+    def outgoing_message(self):
+        """The message as it should leave (a redirect sends it): a binary file at its start,
+        for the caller to close. Before the commit it is read from tmp/, after it from the
+        file kept open."""
+        if self.kept is None:
+            return self.open_tmp()
+        fh = open(posix.dup(self.kept.fileno()), "rb")
+        fh.seek(0)
+        return fh
+
+    def after_commit(self):
+        """The Plan's outgoing mail, once the message is durable: notes only, never raises."""
+        try:
+            if self.pending or (self.out is not None and self.out.duplicates):
+                self.notes.extend(self.outgoing().after_commit(self.pending))
+        except Exception as error:  # noqa: BLE001 - delivered already: only report
+            self.notes.append(f"sieve: outgoing mail failed: {one_line(str(error), 300)}")
+        finally:
+            self.pending = []
 
     def one_per_directory(self, stores):
         """keep stores into the +extension folder when extension_folder chose one, and an
@@ -105,6 +166,8 @@ class SieveRoute:
         is kept in INBOX, never deferred for something every retry would repeat."""
         from vdeliver import filtering, sievescripts
         self.close()
+        self.pending = []  # the script's actions are dropped: its outgoing mail too
+        self.out = None
         self.shown_targets = []
         detail = one_line(getattr(error, "detail", "") or str(error), 300)
         self.notes.append(f"sieve: cannot store into {one_line(store.folder, 100)} ({detail}):"
@@ -152,6 +215,11 @@ class SieveRoute:
         for fd in self.opened:
             maildir.close_quietly(fd)
         self.opened = []
+        if self.kept is not None:
+            self.kept.close()
+            self.kept = None
+        if self.out is not None:
+            self.out.close()
 
     def files(self, stored):
         return [f"{relative}/{name}" for relative, name in zip(self.shown_targets, stored)]
