@@ -301,8 +301,9 @@ def redirect_parts(fh, recipient):
 
 
 def compose_notify(params, envelope, message, recipients, host):
-    """An RFC 5436 notification: Subject from the URI's subject, else :message, else a
-    summary; the body from the URI's body, else the summary."""
+    """An RFC 5436 notification: Subject from the URI's subject, else :message, else
+    "Notification: " and the message's subject; the body from the URI's body, else
+    :message, else a line naming the message."""
     import email.utils
     import urllib.parse
     from vdeliver import vacation
@@ -313,9 +314,10 @@ def compose_notify(params, envelope, message, recipients, host):
         fields.setdefault(name.lower(), urllib.parse.unquote(value))
     original_from = next(iter(message.header("from")), "")
     original_subject = next(iter(message.header("subject")), "")
-    summary = f"New mail from {original_from}: {original_subject}".strip()
-    subject = fields.get("subject") or params.get("message") or summary
-    body = fields.get("body") or (params.get("message") or summary)
+    # As Pigeonhole: the URI's subject, else :message, else "Notification: " + the subject.
+    subject = fields.get("subject") or params.get("message") or f"Notification: {original_subject}"
+    body = fields.get("body") or params.get("message") or (
+        f"Notification of new message from {original_from}: {original_subject}")
     frm = None
     if params.get("from"):
         found = vacation.parsed_address(params["from"])

@@ -11,7 +11,8 @@ Resent-To/-Cc/-Bcc. Whether it was answered within the period is the response
 database's to say (outgoing.py, userdb.py).
 
 The reply: To the envelope sender (with the display name of the From, Sender
-or Resent-From that carries it), From :from or the recipient, Subject :subject
+or Resent-From that carries it), From :from or the user's address the message
+was found addressed to, Subject :subject
 or "Auto: " and the original's, In-Reply-To and References from its
 Message-ID, Auto-Submitted: auto-replied (vacation), Precedence: bulk,
 X-Auto-Response-Suppress: All, Date, Message-ID; a UTF-8 text/plain body, or
@@ -55,7 +56,6 @@ def my_addresses(envelope, params):
 
 def refusal(params, envelope, message):
     """Why no reply may be sent ("" when one may): for the log line."""
-    from vdeliver.sieve.message import parse_addresses
     sender = envelope.sender
     if not sender:
         return "discarded vacation response to <>"
@@ -77,14 +77,24 @@ def refusal(params, envelope, message):
         words = {word.strip().lower() for word in value.split(",")}
         if words & {"all", "oof"}:
             return "discarded vacation response: X-Auto-Response-Suppress"
+    if matched_address(params, envelope, message) is None:
+        return "discarded vacation response for implicitly delivered message" \
+               " (no known address in To, Cc, Bcc or Resent-*)"
+    return ""
+
+
+def matched_address(params, envelope, message):
+    """The first of the user's addresses found in To, Cc, Bcc, Resent-*, as written there;
+    None when there is none. The reply is sent from it (as Pigeonhole) unless :from."""
+    from vdeliver.sieve.message import parse_addresses
+    mine = my_addresses(envelope, params)
     for name in MY_ADDRESS_FIELDS:
         for value in message.header(name):
             for local, domain, _ in parse_addresses(value):
                 if domain is not None and any(same_address(f"{local}@{domain}", addr)
                                               for addr in mine):
-                    return ""
-    return "discarded vacation response for implicitly delivered message" \
-           " (no known address in To, Cc, Bcc or Resent-*)"
+                    return f"{local}@{domain}"
+    return None
 
 
 def clean(text, limit=998):
@@ -158,7 +168,8 @@ def compose(params, reason, envelope, message, hostname):
         found = parsed_address(params["from"])
         if found is not None:
             frm = format_address(found[1], found[0])
-    frm = frm or format_address(envelope.recipient) or f"<postmaster@{hostname}>"
+    frm = frm or format_address(matched_address(params, envelope, message) or envelope.recipient) \
+        or f"<postmaster@{hostname}>"
     to = reply_to_field(envelope, message) or "<postmaster@invalid>"
     if params.get("subject") is not None:
         subject = params["subject"]
