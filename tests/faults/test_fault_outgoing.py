@@ -5,6 +5,7 @@ nothing bounces or defers, and no vacation response is ever sent twice.
 """
 import os
 import sqlite3
+import time
 
 import pytest
 
@@ -159,3 +160,31 @@ def test_200_deliveries_at_once_send_one_reply(mail, outbox):
     log = "\n".join(line for line in mail.log_lines() if "to=<bob@example.com>" in line)
     assert log.count("status=sent (delivered to maildir") == 200
     assert log.count("sent vacation response") == 1
+
+
+@pytest.mark.parametrize("script, wanted", [
+    pytest.param(VACATION, "vacation response to <sender@example.net> failed", id="vacation"),
+    pytest.param('redirect "target@example.org";\n', "kept in INBOX", id="redirect only"),
+])
+def test_sendmail_that_hangs_is_killed_at_sendmail_timeout(mail, outbox, script, wanted):
+    """After the commit no signal handler ends the delivery: sendmail_timeout does, and the
+    hung sendmail (and what it started) is killed."""
+    hung = os.path.join(mail.top, "hung-sendmail")
+    marker = os.path.join(mail.top, "hung-pid")
+    with open(hung, "w") as fh:
+        fh.write(f"#!/bin/sh\necho $$ > '{marker}'\nexec sleep 600\n")
+    os.chmod(hung, 0o755)
+    os.chmod(mail.top, 0o777)
+    mail.write_config(f"sendmail_path = {hung}\nsendmail_timeout = 2s\n")
+    activate(mail, script)
+    started = time.monotonic()
+    try:
+        line = delivered(deliver(mail, original()))
+    finally:
+        os.chmod(mail.top, 0o755)
+    assert time.monotonic() - started < 10
+    assert "did not finish within sendmail_timeout (2s)" in line and wanted in line, line
+    with open(marker) as fh:
+        pid = int(fh.read())
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert len(stored(mail)) == 1 and tmp_empty(mail)
