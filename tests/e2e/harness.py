@@ -7,6 +7,11 @@ Starts, under /tmp/vdeliver-e2e-<pid>/ (RUN):
     free high port only; logging to maillog_file RUN/maillog. Nothing is chrooted but
     the `lmtp` service, whose master.cf line is Debian's stock one (chroot=y); an
     unchrooted copy, `lmtp-nochroot`, serves NOCHROOT_RCPT through transport_maps.
+    The master (and so every pipe(8) child) runs in a mount namespace of its own that
+    sees the harness's own /etc/postfix (a copy of the package's meta files and a main.cf
+    whose alternate_config_directories names this instance), so that vdeliver's
+    `sendmail_path = /usr/sbin/sendmail -C RUN/postfix/etc` is accepted by postdrop;
+    the machine's /etc/postfix is never changed (private_default_config()).
     Hosted domains example.com and catchall.example go to vdeliver in one of two MODES:
       pipe  master.cf.snippet appended to main.cf and master.cf exactly as written;
       lmtp  the same master.cf, and in main.cf, instead of the snippet's pipe lines, the

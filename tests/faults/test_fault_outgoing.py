@@ -188,3 +188,44 @@ def test_sendmail_that_hangs_is_killed_at_sendmail_timeout(mail, outbox, script,
         pid = int(fh.read())
     assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
     assert len(stored(mail)) == 1 and tmp_empty(mail)
+
+
+def test_pipe_and_lmtp_deliveries_at_once_send_one_reply(mail, outbox):
+    """100 pipe commands and 100 LMTP deliveries (10 sessions, the daemon's threads) for one
+    vacation user at the same time: one SQLite database, one reply."""
+    import threading
+
+    from functional.test_lmtp import Daemon, transaction
+    server = Daemon(mail, outbox.config())
+    replies, failures = [], []
+
+    def session(first):
+        try:
+            lmtp = server.client()
+            for n in range(first, first + 10):
+                _, data = transaction(lmtp, ["bob@example.com"], original(n), sender=SENDER)
+                replies.extend(data)
+            lmtp.quit()
+        except Exception as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+    try:
+        procs = [mail.popen("-i", f"4P{n}", "-f", SENDER, "--", "bob@example.com")
+                 for n in range(100)]
+        threads = [threading.Thread(target=session, args=(1000 + 10 * k,)) for k in range(10)]
+        for thread in threads:
+            thread.start()
+        for n, proc in enumerate(procs):
+            proc.stdin.write(original(n))
+            proc.stdin.close()
+        codes = []
+        for proc in procs:
+            out, err = proc.stdout.read(), proc.stderr.read()
+            codes.append((proc.wait(timeout=300), out, err))
+        for thread in threads:
+            thread.join(300)
+    finally:
+        assert server.stop() == 0
+    assert failures == [] and all(code == (0, b"", b"") for code in codes), (failures, codes[:3])
+    assert len(replies) == 100 and all(code == 250 for code, _ in replies), replies[:3]
+    assert len(stored(mail)) == 200 and tmp_empty(mail)
+    assert len(outbox.sent()) == 1
