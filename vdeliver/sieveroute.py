@@ -99,7 +99,7 @@ class SieveRoute:
             else:
                 self.notes.extend(self.out.notes)
                 self.out.notes = []
-        if self.pending or (self.out is not None and self.out.duplicates):
+        if any(action.kind == "redirect" for action in self.pending):
             self.kept = open_message()  # readable after the commit, when tmp/ is gone
         targets = []
         for store in self.one_per_directory(stores):

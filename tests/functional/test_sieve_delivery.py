@@ -638,19 +638,25 @@ def test_dry_run_names_the_home_and_scripts_and_runs_nothing(mail):
 
 SIEVE_PACKAGE = re.compile(r'"[^"]*/vdeliver/sieve(/[^"]*)?"')
 RE2 = re.compile(r'"[^"]*/(re2|_re2)[^"/]*(/[^"]*)?"')
+OUTGOING = re.compile(r'"[^"]*/(vdeliver/(__pycache__/)?(outgoing|userdb|vacation|submit|duplicates)'
+                      r'[.][^"]*|sqlite3[^"]*)"')
 
 
-@pytest.mark.parametrize("script, loads_sieve, loads_re2", [
-    pytest.param(None, False, False, id="no script"),
-    pytest.param("keep;\n", True, False, id="a script"),
-    pytest.param('require "regex";\nif header :regex "subject" "^h" { keep; }\n', True, True,
+@pytest.mark.parametrize("script, loads_sieve, loads_re2, loads_outgoing", [
+    pytest.param(None, False, False, False, id="no script"),
+    pytest.param("keep;\n", True, False, False, id="a script"),
+    pytest.param('require "regex";\nif header :regex "subject" "^h" { keep; }\n', True, True, False,
                  id="a script with regex"),
+    pytest.param('require "vacation";\nvacation "away";\n', True, False, True,
+                 id="a script with vacation"),
 ])
 def test_a_recipient_without_a_script_loads_nothing_of_the_interpreter(mail, script, loads_sieve,
-                                                                        loads_re2):
+                                                                        loads_re2, loads_outgoing):
     """strace the installed pipe command: files it opens or stats. The interpreter
-    (vdeliver/sieve/) is loaded only for a recipient with a script, RE2 only for :regex."""
+    (vdeliver/sieve/) is loaded only for a recipient with a script, RE2 only for :regex,
+    the outgoing mail's modules (and sqlite3) only for a result that sends mail."""
     require(shutil.which("strace"), "needs strace (scripts/setup-e2e installs it)")
+    mail.write_config("sendmail_path = /nonexistent/sendmail\n")  # nothing leaves this test
     if script is None:
         make_dirs(mail, BOX)
     else:
@@ -671,6 +677,7 @@ def test_a_recipient_without_a_script_loads_nothing_of_the_interpreter(mail, scr
     sieve_paths = SIEVE_PACKAGE.findall(calls)
     assert bool(sieve_paths) == loads_sieve, [m for m in calls.splitlines() if "vdeliver/sieve" in m][:5]
     assert bool(RE2.search(calls)) == loads_re2
+    assert bool(OUTGOING.search(calls)) == loads_outgoing, OUTGOING.findall(calls)[:5]
 
 
 # --------------------------------------------------------------------------- more of the layout and the Plan
