@@ -335,7 +335,7 @@ def compose_notify(params, envelope, message, recipients, host):
     encoding, data = vacation.text_body(body)
     lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
               f"Content-Transfer-Encoding: {encoding}"]
-    return ("\n".join(lines) + "\n\n").encode("ascii") + data
+    return ("\n".join(lines) + "\n\n").encode("utf-8") + data
 
 
 def hostname():

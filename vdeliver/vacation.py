@@ -121,10 +121,13 @@ def format_address(addr, name=""):
             or addr.count("@") != 1 and not addr.startswith('"'):
         return None
     name = clean(name, 200)
-    try:
-        return formataddr((name, addr), charset="utf-8") if name else f"<{addr}>"
-    except (UnicodeError, ValueError):
+    if not name:
         return f"<{addr}>"
+    try:
+        return formataddr((name, addr), charset="utf-8")
+    except (UnicodeError, ValueError):  # an SMTPUTF8 address: the name encoded on its own
+        from email.header import Header
+        return f"{Header(name, 'utf-8').encode()} <{addr}>"
 
 
 def parsed_address(value):
@@ -144,7 +147,8 @@ def msgid_of(message):
     """The original's Message-ID as a header may carry it: one <...> token, or None."""
     for value in message.raw_header("message-id"):
         text = clean(value).strip()
-        if text.startswith("<") and text.endswith(">") and " " not in text and len(text) < 500:
+        if text.startswith("<") and text.endswith(">") and " " not in text and len(text) < 500 \
+                and text.isascii():
             return text
     return None
 
@@ -161,7 +165,8 @@ def reply_to_field(envelope, message):
 
 
 def compose(params, reason, envelope, message, hostname):
-    """The reply as bytes (LF line ends)."""
+    """The reply as bytes (LF line ends). The header is ASCII but for an SMTPUTF8
+    address (RFC 6532), which stays UTF-8; ids that are not ASCII are left out."""
     import email.utils
     frm = None
     if params.get("from"):
@@ -186,7 +191,8 @@ def compose(params, reason, envelope, message, hostname):
     if original_id is not None:
         lines.append(f"In-Reply-To: {original_id}")
         references = [ref for value in message.raw_header("references")
-                      for ref in clean(value).split() if ref.startswith("<") and ref.endswith(">")]
+                      for ref in clean(value, 10000).split() if ref.startswith("<")
+                      and ref.endswith(">") and len(ref) < 250 and ref.isascii()]
         references = references[-MAX_REFERENCES:] + [original_id]
         lines.append("References: " + "\n ".join(references))
     lines += ["Auto-Submitted: auto-replied (vacation)", "Precedence: bulk",
@@ -195,9 +201,9 @@ def compose(params, reason, envelope, message, hostname):
     if entity is None:
         body = text_body(reason)
         lines += ["Content-Type: text/plain; charset=utf-8", f"Content-Transfer-Encoding: {body[0]}"]
-        return ("\n".join(lines) + "\n\n").encode("ascii") + body[1]
+        return ("\n".join(lines) + "\n\n").encode("utf-8") + body[1]
     fields, body = entity
-    return ("\n".join(lines + fields) + "\n\n").encode("ascii") + body
+    return ("\n".join(lines + fields) + "\n\n").encode("utf-8") + body
 
 
 def text_body(text):

@@ -309,3 +309,20 @@ def test_notify_not_for_auto_submitted(mail, outbox):
     line = line_of(deliver(mail, original(headers="Auto-Submitted: auto-generated\n")))
     assert "not sent for an auto-submitted message" in line, line
     assert outbox.sent() == []
+
+
+def test_vacation_to_an_smtputf8_sender_with_odd_ids(mail, outbox):
+    """A UTF-8 envelope sender (RFC 6531) gets its reply; a Message-ID that is not ASCII and
+    an overlong References token are left out, never a reason to send nothing."""
+    activate(mail, VACATION)
+    data = ("From: Jörg <jörg@example.net>\nTo: bob@example.com\nSubject: Grüße\n"
+            "Message-ID: <ä@example.net>\nReferences: <" + "r" * 400 + "@x> <ok@example.net>\n"
+            "\nbody\n").encode()
+    line = line_of(deliver(mail, data, sender="jörg@example.net"))
+    assert "sent vacation response to <jörg@example.net>" in line, line
+    ((args, sent),) = outbox.sent()
+    assert envelope(args) == ("<>", ["jörg@example.net"])
+    reply = parse(sent)
+    assert reply["To"] == "Jörg <jörg@example.net>" and reply["In-Reply-To"] is None
+    assert reply["References"] is None
+    assert max(len(line) for line in sent.split(b"\n")) <= 998
