@@ -326,3 +326,17 @@ def test_vacation_to_an_smtputf8_sender_with_odd_ids(mail, outbox):
     assert reply["To"] == "Jörg <jörg@example.net>" and reply["In-Reply-To"] is None
     assert reply["References"] is None
     assert max(len(line) for line in sent.split(b"\n")) <= 998
+
+
+def test_notify_headers_cannot_be_injected(mail, outbox):
+    """The URI's header fields: only to, subject and body are used, each cleaned."""
+    activate(mail, 'require "enotify";\n'
+                   'notify :message "m\r\nBcc: evil@example.org"'
+                   ' "mailto:alice@example.org?subject=a%0D%0ABcc:%20evil2@example.org'
+                   '&bcc=evil3@example.org&X-Evil=1";\n')
+    line_of(deliver(mail, original()))
+    ((args, sent),) = outbox.sent()
+    assert envelope(args)[1] == ["alice@example.org"]
+    head = sent.split(b"\n\n", 1)[0]
+    assert not any(line.lower().startswith((b"bcc", b"x-evil")) for line in head.split(b"\n")), head
+    assert parse(sent)["Subject"] == "a Bcc: evil2@example.org"
