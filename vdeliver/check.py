@@ -206,10 +206,16 @@ def main(argv, out=None):
 
 
 def check_outgoing(config, findings):
-    """sendmail_path runs (an absolute, executable file); sieve_redirect_envelope_from parses."""
-    from vdeliver import outgoing
+    """sendmail_path runs (an absolute, executable file), or submission_host parses;
+    sieve_redirect_envelope_from parses."""
+    from vdeliver import outgoing, submit
     command = config_module.split_list(config.get("sendmail_path"), " \t")
-    if not command or not command[0].startswith("/"):
+    if config.get("submission_host").strip():
+        try:
+            submit.host_port(config.get("submission_host"))
+        except submit.SubmitError as error:
+            findings.error(str(error))
+    elif not command or not command[0].startswith("/"):
         findings.error(f"sendmail_path = {config.get('sendmail_path')}: not an absolute path")
     elif not os.access(command[0], os.X_OK):
         findings.warning(f"sendmail_path: {command[0]} is not an executable file: Sieve's"

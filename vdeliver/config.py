@@ -86,6 +86,8 @@ DEFAULTS = {
     # Sieve's outgoing mail (submit.py, outgoing.py, vacation.py) and the per-user
     # database (userdb.py): Pigeonhole's and Dovecot's names
     "sendmail_path": "/usr/sbin/sendmail",
+    # host[:port] of Postfix's submission service: SMTP instead of sendmail_path
+    "submission_host": "",
     # Per submission, and four of them for all of one delivery's mail: well inside
     # Postfix's command_time_limit (1000s) and the lmtp client's data timeout.
     "sendmail_timeout": "30s",

@@ -1,7 +1,10 @@
 """Hand one outgoing message to Postfix: sendmail_path (an argv list, as
 `/usr/sbin/sendmail -C /private/dir`), the envelope on the command line
 (`-i -f SENDER -- RCPT...`, as Dovecot's smtp-submit does), the message on
-stdin, the exit status checked, all of it within sendmail_timeout.
+stdin, the exit status checked, all of it within sendmail_timeout; or, with
+submission_host set (Dovecot's name), over SMTP to that Postfix submission
+service with smtplib (each step within sendmail_timeout, the whole message in
+memory, CRLF line ends; SMTPUTF8 and 8BITMIME asked for when needed).
 
 Used after the commit point (vacation, redirect :copy, notify) and, for a
 redirect that is a message's only destination, before it (sieveroute.py).
@@ -47,11 +50,13 @@ def submit(config, sender, recipients, parts, timeout=None):
     """Send the message made of `parts` (an iterable of bytes, read as it is sent) to
     recipients with envelope sender `sender` ("" for <>), within timeout seconds
     (default sendmail_timeout)."""
+    timeout = config.get_time("sendmail_timeout") if timeout is None else timeout
+    if config.get("submission_host").strip():
+        return smtp_submit(config, sender, recipients, parts, timeout)
     import subprocess
     import threading
     import time
     argv = sendmail_argv(config, sender, recipients)
-    timeout = config.get_time("sendmail_timeout") if timeout is None else timeout
     deadline = time.monotonic() + timeout
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -117,3 +122,56 @@ def read_some(pipe):
     text = data.decode("utf-8", "replace")
     from vdeliver.errors import one_line
     return one_line(text.strip(), STDERR_SHOWN)
+
+
+def host_port(value):
+    """submission_host: host, host:port, [address]:port (port 25 by default)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    else:
+        host, port = value, ""
+    if not host or (port and not (port.isascii() and port.isdigit())):
+        raise SubmitError(f"submission_host = {value}: expected host[:port]")
+    return host, int(port or 25)
+
+
+def smtp_submit(config, sender, recipients, parts, timeout):
+    import re
+    import smtplib
+    host, port = host_port(config.get("submission_host"))
+    check_address(sender, "sender")
+    for rcpt in recipients:
+        check_address(rcpt, "recipient")
+    if not recipients:
+        raise SubmitError("no recipient")
+    data = re.sub(rb"(?<!\r)\n", b"\r\n", b"".join(parts))
+    options = []
+    if not (sender.isascii() and all(r.isascii() for r in recipients)
+            and data.split(b"\r\n\r\n", 1)[0].isascii()):
+        options.append("SMTPUTF8")
+    if not data.isascii():
+        options.append("BODY=8BITMIME")
+    from vdeliver import outgoing
+    try:
+        with smtplib.SMTP(host, port, local_hostname=outgoing.hostname(), timeout=timeout) as smtp:
+            smtp.ehlo()
+            refused = smtp.sendmail(sender, recipients, data, mail_options=options)
+    except smtplib.SMTPRecipientsRefused as error:
+        raise SubmitError(f"{host}:{port} refused the recipients: {one_reply(error.recipients)}") from None
+    except smtplib.SMTPResponseException as error:
+        raise SubmitError(f"{host}:{port} said {error.smtp_code}"
+                          f" {error.smtp_error.decode('utf-8', 'replace')}") from None
+    except (smtplib.SMTPException, OSError) as error:
+        raise SubmitError(f"{host}:{port}: {error}") from None
+    if refused:
+        raise SubmitError(f"{host}:{port} refused some recipients: {one_reply(refused)}")
+
+
+def one_reply(refused):
+    from vdeliver.errors import one_line
+    return one_line("; ".join(f"<{rcpt}> {code} {text.decode('utf-8', 'replace')}"
+                              for rcpt, (code, text) in refused.items()), STDERR_SHOWN)

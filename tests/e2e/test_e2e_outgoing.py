@@ -163,3 +163,20 @@ def test_two_vacation_users_writing_to_each_other_do_not_loop(outgoing, from_rec
     refused = re.findall(r"discarded vacation response (?:to <>|to an auto-submitted)", log)
     assert len(refused) == 2, log
     assert len(re.findall(r"sent vacation response", log)) == 2, log
+
+
+def test_vacation_reply_through_submission_host(outgoing, mode):
+    """submission_host = the instance's smtpd: the reply goes over SMTP, from <>."""
+    h = outgoing
+    with open(harness.VDELIVER_CF, "a", encoding="utf-8") as fh:
+        fh.write(f"submission_host = 127.0.0.1:{h.smtp_port}\n")
+    h.reload_lmtpd()
+    install_script(h, VERA, VACATION)
+    data, msgid = make_message("over smtp", to=VERA)
+    deliver_and_settle(h, data, VERA)
+    (reply,) = harness.wait_until(lambda: replies_to(h.bounces(), msgid), 30,
+                                  f"the vacation reply to {msgid}")
+    assert header_values(reply, "Return-Path") == [b"<>"]
+    assert header_values(reply, "Auto-Submitted") == [b"auto-replied (vacation)"]
+    received = b" ".join(header_values(reply, "Received"))
+    assert b"with ESMTP" in received and b"from userid" not in received, received

@@ -229,3 +229,19 @@ def test_pipe_and_lmtp_deliveries_at_once_send_one_reply(mail, outbox):
     assert len(replies) == 100 and all(code == 250 for code, _ in replies), replies[:3]
     assert len(stored(mail)) == 200 and tmp_empty(mail)
     assert len(outbox.sent()) == 1
+
+
+def test_submission_host_that_is_down(mail, outbox):
+    """submission_host pointing at a port nobody listens on: the vacation fails, the
+    redirect-only message is kept in INBOX; both originals are delivered."""
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mail.write_config(f"submission_host = 127.0.0.1:{port}\nsendmail_timeout = 5s\n")
+    line = delivered(deliver(mail, original(1)))
+    assert f"vacation response to <sender@example.net> failed: 127.0.0.1:{port}:" in line, line
+    activate(mail, 'redirect "target@example.org";\n')
+    line = delivered(deliver(mail, original(2)))
+    assert "redirect to <target@example.org> failed" in line and "kept in INBOX" in line, line
+    assert len(stored(mail)) == 2 and outbox.sent() == []
