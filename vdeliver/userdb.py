@@ -84,6 +84,8 @@ class UserDB:
                                   " not used")
             # SQLite opens by name: the home through its open fd, then the same inode checked.
             path = f"/proc/self/fd/{home_fd}/{FILE}"
+            if not posix.access("/proc/self/fd", posix.F_OK):  # no /proc: by name, checked below
+                path = f"{shown}/{FILE}"
             connection = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                                          check_same_thread=False)
             try:
