@@ -32,9 +32,13 @@ from vdeliver.errors import DeliveryError
 # What each typed parameter must parse as (the accessor the code reads it with).
 KINDS = {
     "bool": ("enable_original_recipient", "write_delivery_headers", "sieve", "smtputf8_enable",
-             "virtual_mailbox_base_mounted"),
+             "virtual_mailbox_base_mounted", "sieve_vacation_send_from_recipient",
+             "duplicate_suppression"),
     "time": ("time_limit", "mbox_lock_timeout", "quota_lock_timeout", "lmtp_idle_timeout",
-             "lmtp_shutdown_timeout", "sieve_max_cpu_time"),
+             "lmtp_shutdown_timeout", "sieve_max_cpu_time", "sendmail_timeout",
+             "sieve_vacation_min_period", "sieve_vacation_default_period",
+             "sieve_vacation_max_period", "sieve_redirect_duplicate_period",
+             "duplicate_suppression_period"),
     "int": ("lmtp_max_connections", "lmtp_message_size_limit", "lmtp_recipient_limit",
             "lmtp_delivery_threads", "sieve_max_actions", "sieve_max_redirects"),
     "size": ("sieve_max_script_size",),
@@ -247,4 +251,30 @@ def main(argv, out=None):
     check_tables(config, findings)
     from vdeliver import checksieve
     checksieve.check(config, options.users, options.all_users, findings, options.postfix)
+    check_outgoing(config, findings)
     return 1 if findings.count else 0
+
+
+def check_outgoing(config, findings):
+    """sendmail_path runs (an absolute, executable file), or submission_host parses;
+    sieve_redirect_envelope_from parses."""
+    from vdeliver import outgoing, submit
+    command = config_module.split_list(config.get("sendmail_path"), " \t")
+    if config.get("submission_host").strip():
+        try:
+            submit.host_port(config.get("submission_host"))
+        except submit.SubmitError as error:
+            findings.error(str(error))
+    elif not command or not command[0].startswith("/"):
+        findings.error(f"sendmail_path = {config.get('sendmail_path')}: not an absolute path")
+    elif not os.access(command[0], os.X_OK):
+        findings.warning(f"sendmail_path: {command[0]} is not an executable file: Sieve's"
+                         " vacation, redirect and notify will fail (the mail is kept)")
+    try:
+        outgoing.redirect_sender(config, _Sender())
+    except DeliveryError as error:
+        findings.error(error.detail)
+
+
+class _Sender:
+    sender, recipient, original_recipient = "a@invalid", "b@invalid", ""

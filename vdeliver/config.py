@@ -90,6 +90,23 @@ DEFAULTS = {
     "sieve_editheader_protected": "",
     "sieve_editheader_forbid_add": "",
     "sieve_editheader_forbid_delete": "",
+    # Sieve's outgoing mail (submit.py, outgoing.py, vacation.py) and the per-user
+    # database (userdb.py): Pigeonhole's and Dovecot's names
+    "sendmail_path": "/usr/sbin/sendmail",
+    # host[:port] of Postfix's submission service: SMTP instead of sendmail_path
+    "submission_host": "",
+    # Per submission, and four of them for all of one delivery's mail: well inside
+    # Postfix's command_time_limit (1000s) and the lmtp client's data timeout.
+    "sendmail_timeout": "30s",
+    "sieve_vacation_min_period": "1d",
+    "sieve_vacation_default_period": "7d",
+    "sieve_vacation_max_period": "60d",
+    "sieve_vacation_send_from_recipient": "no",
+    "sieve_redirect_envelope_from": "sender",
+    "sieve_redirect_duplicate_period": "12h",
+    # Outside Sieve: the same Message-ID twice into one mailbox within the period
+    "duplicate_suppression": "no",
+    "duplicate_suppression_period": "1d",
 }
 
 TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

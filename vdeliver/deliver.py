@@ -10,7 +10,8 @@ applies (quota.py), followed by a quota warning when one is due
 
 Never: print, exit or read sys.argv (front ends do); write mail for a
 recipient that did not resolve; let a quota warning or a folder problem fail
-a delivery. Modules for mbox, folders and quota are imported only when used:
+a delivery; let anything after the commit point (a Sieve result's outgoing
+mail: route.after_commit()) change the outcome. Modules for mbox, folders and quota are imported only when used:
 the pipe command pays for what is configured.
 """
 
@@ -170,15 +171,23 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point
         if quota_wanted:
             gate = quota_gate(root_fd, shown, envelope.recipient, config, tables)
         route, home = None, None
-        if config.get_bool("sieve") and may_have_scripts(config, root_fd):
+        suppress = config.get_bool("duplicate_suppression")
+        sieve = config.get_bool("sieve") and may_have_scripts(config, root_fd)
+        if sieve or suppress:
             from vdeliver import sieveroute
             home = sieveroute.sieve_home(base, mailbox, envelope.recipient, config, tables,
                                          root_fd, shown)
+        if sieve:
             route = sieveroute.sieve_route(home, root_fd, shown, mailbox.path.rstrip("/"), box_fd,
                                            box_shown, relative, envelope, config, notes,
                                            tables is not None)
+        if suppress:
+            from vdeliver import duplicates
+            route = duplicates.Suppressor(route, home, box_fd, box_shown, relative, config, notes)
         try:
             stored = maildir.store(box_fd, box_shown, write_message, route, gate, point)
+            if route is not None:
+                route.after_commit()  # outgoing mail, duplicate records; never raises
         finally:
             if home is not None:
                 home.close()

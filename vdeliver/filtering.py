@@ -9,9 +9,11 @@ error goes to the log line and the user's `<script>.log`. A Plan says where the
 message goes (Store: a folder or INBOX, with IMAP flags), or that it is
 discarded, or rejected (the user's own reason: a bounce, 5.7.1).
 
-redirect, vacation and notify are counted and reported; this version sends no
-mail, so a redirect that would cancel the implicit keep keeps the message in
-INBOX instead (never lose mail). Header edits (editheader): each Store carries
+redirect, vacation and notify go to Plan.outgoing (one vacation per sequence,
+as Pigeonhole drops a later one): sieveroute.py sends them through
+outgoing.py, after the commit point, or, for a Plan whose only destinations
+are redirects, before it (a redirect that cannot be sent then keeps the
+message in INBOX: never lose mail). Header edits (editheader): each Store carries
 the addheader/deleteheader Actions that came before its keep/fileinto (the
 implicit keep: all of them), which sieveroute.py applies to that copy
 (headeredit.py); in a sequence the next script sees the earlier ones' edits and
@@ -52,10 +54,11 @@ class Store:
 
 
 class Plan:
-    __slots__ = ("stores", "reject", "notes", "scripts", "user_log", "results")
+    __slots__ = ("stores", "reject", "notes", "scripts", "user_log", "results", "outgoing")
 
     def __init__(self):
-        self.stores = []       # [] with reject None: discarded
+        self.stores = []       # [] with reject None and no outgoing redirect: discarded
+        self.outgoing = []     # redirect, vacation and notify Actions, in order
         self.reject = None     # the user's reason: the message bounces
         self.notes = []        # for the delivery's log line
         self.scripts = []      # the scripts that ran, for the log and -n
@@ -88,6 +91,9 @@ def settings_of(config):
         value = config.get(name).strip()
         if value:
             settings[name] = value
+    for name in ("sieve_vacation_min_period", "sieve_vacation_default_period",
+                 "sieve_vacation_max_period"):
+        settings[name] = config.get_time(name)
     return settings
 
 
@@ -106,11 +112,13 @@ def find_scripts(config, home):
 
 
 def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False,
-         folder_name=None):
+         duplicate_check=None, seen=None, folder_name=None):
     """Run scripts (sievescripts.find()) on the message open_message() returns (a
     binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
-    daemon). folder_name(sieve name) -> "INBOX", the folder's name in the layout,
-    or None (refused); default: Maildir++ (folders.sieve_folder_name)."""
+    daemon). duplicate_check: the duplicate test's callback (outgoing.Outgoing);
+    seen(message): called with the sieve.Message the scripts read.
+    folder_name(sieve name) -> "INBOX", the folder's name in the layout, or None
+    (refused); default: Maildir++ (folders.sieve_folder_name)."""
     from vdeliver import sieve
     from vdeliver.errors import Interrupted, TimeLimitExceeded
     sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
@@ -129,11 +137,15 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
         directory = folder_name(name)
         return directory is not None and (directory == "INBOX" or folder_exists(directory))
     settings["mailbox_exists"] = mailbox_exists
+    if duplicate_check is not None:
+        settings["duplicate_check"] = duplicate_check
     loader = sievescripts.include_loader(config, home, limits.max_script_size)
     # The file stays open while the scripts run: body, mime and size tests read it then.
     fh = open_message()
     try:
         message = sieve.Message.from_file(fh)
+        if seen is not None:
+            seen(message)
         sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
                                         original_recipient=envelope.original_recipient
                                         or envelope.recipient, auth="")
@@ -196,7 +208,8 @@ def finish(result_plan, keep, keep_flags, keep_edits=()):
             seen[key] = len(stores)
             stores.append(store)
     result_plan.stores = stores
-    if not stores and result_plan.reject is None:
+    if not stores and result_plan.reject is None and not any(
+            action.kind == "redirect" for action in result_plan.outgoing):
         result_plan.notes.append("sieve: discarded")
     return result_plan
 
@@ -233,9 +246,6 @@ def stores_of(result, folder_exists, separator, encoding, config, folder_name=No
                 return [], None, f"fileinto {action.mailbox!r}: mailbox does not exist"
             stores.append(Store(name, store_flags(action.flags), create,
                                 edits_before(result, action)))
-        elif action.kind == "redirect" and not action.copy:
-            # No outgoing mail in this version: the message must still land somewhere.
-            keep = keep if keep is not None else store_flags(result.keep_flags)
     if result.implicit_keep and keep is None:
         keep = store_flags(result.keep_flags)
     return stores, keep, ""
@@ -261,12 +271,20 @@ def keep_edits_of(result):
 
 
 def note_outgoing(result_plan, result):
+    """The run's outgoing actions into the Plan: one vacation per sequence, and a
+    redirect to an address an earlier script redirected to already is one redirect."""
     for action in result.actions:
         if action.kind == "redirect":
-            result_plan.notes.append(f"sieve: redirect to <{action.address}> not sent"
-                                     " (outgoing mail is not enabled)")
-        elif action.kind in ("vacation", "notify"):
-            result_plan.notes.append(f"sieve: {action.kind} not sent (outgoing mail is not enabled)")
+            if not any(earlier.kind == "redirect" and earlier.address.lower() == action.address.lower()
+                       for earlier in result_plan.outgoing):
+                result_plan.outgoing.append(action)
+        elif action.kind == "vacation":
+            if any(earlier.kind == "vacation" for earlier in result_plan.outgoing):
+                result_plan.notes.append("sieve: a second vacation in the sequence ignored")
+            else:
+                result_plan.outgoing.append(action)
+        elif action.kind == "notify":
+            result_plan.outgoing.append(action)
 
 
 def store_flags(flags):

@@ -16,6 +16,10 @@ a script may apply), in Dovecot's mbox layout (`mail_location = mbox:~/mail:INBO
   mailbox knows it already: it takes an unknown one for a forged header);
 - editheader edits as for Maildir (headeredit.py);
 - discard stores nothing; reject bounces 5.7.1 (errors.SieveReject);
+- outgoing mail (redirect, vacation, notify; outgoing.py) as for Maildir: sent
+  once the copies are durable, or, when redirects are the only destinations,
+  before the commit (one not sent keeps the message in INBOX); the response
+  database is the home's (an mbox recipient without a home sends no vacation);
 - a fileinto that cannot store (no home, a missing folder without :create, a
   name the layout refuses, a folder that is a symlink or a directory) is
   Pigeonhole's failure: the script's actions are dropped, the message is kept
@@ -130,15 +134,79 @@ def deliver(base, mailbox, envelope, original, config, read_chunk, point, tables
             notes.append(home.problem)
         scripts = sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
         stores = [(mailbox.path, True, (), ())]
+        sender = Sender(config, envelope, home, open_message, notes)
         if scripts:
             stores = run(config, envelope, scripts, home, open_message, base, boxes, encoding,
-                         tables is not None, notes, mailbox)
+                         tables is not None, notes, mailbox, sender)
         copies = [(path, create, writer(open_message, flags, edits, envelope.sender))
                   for path, create, flags, edits in stores]
-        return mbox.deliver_copies(base, copies, methods, timeout, point)
+        stored = mbox.deliver_copies(base, copies, methods, timeout, point)
+        sender.after_commit()  # committed: notes only, never raises
+        return stored
     finally:
         home.close()
         posix.close(fd)
+
+
+class Sender:
+    """The Plan's outgoing mail for an mbox recipient (outgoing.py does the sending):
+    the redirects of a Plan that stores nothing before the commit, the rest after
+    it; the message read from the spool, with the edits before each action."""
+
+    def __init__(self, config, envelope, home, open_message, notes):
+        self.config, self.envelope, self.home = config, envelope, home
+        self.open_message, self.notes = open_message, notes
+        self.out = self.message = self.plan = None
+        self.pending = []
+
+    def saw(self, message):
+        self.message = message
+
+    def outgoing(self):
+        if self.out is None:
+            from vdeliver import outgoing
+            self.out = outgoing.Outgoing(self.config, self.envelope, self.home, self.message,
+                                         self.outgoing_message)
+        return self.out
+
+    def duplicate_check(self, handle, key, seconds, last):
+        return self.outgoing().duplicate_check(handle, key, seconds, last)
+
+    def outgoing_message(self, action):
+        edits = self.plan.edits_for(action) if self.plan is not None else ()
+        if not edits:
+            return self.open_message()
+        from vdeliver import headeredit
+        return headeredit.open_edited(self.open_message, headeredit.apply(
+            headeredit.original_header(self.open_message), edits))
+
+    def before_commit(self, plan):
+        """The Plan's stores; its redirects sent now when they are its only destinations
+        (one not sent: kept in INBOX instead, as Pigeonhole)."""
+        from vdeliver import filtering
+        self.plan, stores = plan, plan.stores
+        self.pending = list(plan.outgoing)
+        redirects = [action for action in plan.outgoing if action.kind == "redirect"]
+        if redirects and not stores:
+            self.pending = [action for action in plan.outgoing if action.kind != "redirect"]
+            sent = self.outgoing().redirect_first(redirects)
+            self.notes.extend(self.out.notes)
+            self.out.notes = []
+            if not sent:
+                self.notes.append("sieve: redirect not sent: kept in INBOX")
+                stores = [filtering.Store(None)]
+        return stores
+
+    def after_commit(self):
+        try:
+            if self.pending or (self.out is not None and self.out.duplicates):
+                self.notes.extend(self.outgoing().after_commit(self.pending))
+        except Exception as error:  # noqa: BLE001 - delivered already: only report
+            self.notes.append(f"sieve: outgoing mail failed: {one_line(str(error), 300)}")
+        finally:
+            self.pending = []
+            if self.out is not None:
+                self.out.close()
 
 
 def home_of(base, mailbox, recipient, config, tables):
@@ -153,8 +221,10 @@ def home_of(base, mailbox, recipient, config, tables):
     return sievescripts.open_home(base, relative), relative
 
 
-def run(config, envelope, scripts, home, open_message, base, boxes, encoding, cache, notes, mailbox):
-    """The Plan as [(mbox path, create, flags, edits)]; raises SieveReject."""
+def run(config, envelope, scripts, home, open_message, base, boxes, encoding, cache, notes, mailbox,
+        sender):
+    """The Plan as [(mbox path, create, flags, edits)]; raises SieveReject. sender: the
+    Sender of the Plan's outgoing mail."""
     import sys
     if not cache and "vdeliver.filtering" not in sys.modules:
         import vdeliver  # the pipe command: the Sieve modules from their .pyc files
@@ -165,6 +235,7 @@ def run(config, envelope, scripts, home, open_message, base, boxes, encoding, ca
     def exists(name):
         return boxes is not None and folder_state(base, f"{boxes}/{name}") == "file"
     plan = filtering.plan(config, envelope, scripts, home, open_message, exists, cache,
+                          sender.duplicate_check, sender.saw,
                           folder_name=lambda name: folder_name(name, encoding))
     notes.append("sieve: ran " + ", ".join(plan.scripts))
     notes.extend(plan.notes)
@@ -172,14 +243,16 @@ def run(config, envelope, scripts, home, open_message, base, boxes, encoding, ca
         sievescripts.write_user_log(script, lines)
     if plan.reject is not None:
         raise SieveReject(plan.reject)
+    stores = sender.before_commit(plan)
     out, seen = [], {}
-    for store in plan.stores:
+    for store in stores:
         if store.folder in (None, ""):
             path, create = mailbox.path, True
         else:
             path, create = f"{boxes}/{store.folder}", store.create
             state = folder_state(base, path) if boxes is not None else "no home"
             if state not in ("file", "missing") or (state == "missing" and not create):
+                sender.pending = []  # the script's actions are dropped: its mail too
                 return keep_instead(notes, scripts, store.folder, state, mailbox)
         entry = (path, create, store.flags, store.edits)
         if path in seen:

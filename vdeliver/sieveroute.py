@@ -7,9 +7,16 @@ its own in tmp/ (one per distinct header; headeredit.py makes it), linked in the
 same commit; outgoing_message() gives the message as an outgoing action (redirect)
 should send it.
 
+The Plan's outgoing mail (outgoing.py) goes out after the commit point
+(after_commit(), which deliver.py calls once the message is durable), except for a
+Plan whose only destinations are redirects: those are submitted from the route,
+before the commit, and if one cannot be sent the message is kept in INBOX instead.
+
 Never: write mail other than through maildir.store()'s copy() (which links the tmp
 files into the Targets); open a folder outside the Maildir; defer for a folder every
-retry would fail on (such a Plan is kept in INBOX instead).
+retry would fail on (such a Plan is kept in INBOX instead); lose a message whose
+redirect was not sent; let after_commit() raise; import outgoing.py for a result that
+sends nothing.
 """
 import posix
 import sys
@@ -62,6 +69,10 @@ class SieveRoute:
         self.open_message = self.copy = None
         self.header = None        # the message's own header block, once an edit needs it
         self.contents = {}        # edited header block -> maildir.Content
+        self.out = None           # outgoing.Outgoing, made when something needs it
+        self.message = None       # the sieve.Message the scripts read
+        self.pending = []         # outgoing Actions for after the commit
+        self.kept = None          # the message file, open for after the commit
 
     def __call__(self, open_message, size, copy=None):
         pipe = not self.cache and "vdeliver.filtering" not in sys.modules
@@ -79,7 +90,7 @@ class SieveRoute:
             import gc
             gc.freeze()
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
-                              self.folder_exists, self.cache)
+                              self.folder_exists, self.cache, self.duplicate_check, self.saw)
         self.plan, self.open_message, self.copy = plan, open_message, copy
         base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
         self.notes.append("sieve: ran " + ", ".join(
@@ -89,13 +100,53 @@ class SieveRoute:
             sievescripts.write_user_log(script, lines)
         if plan.reject is not None:
             raise SieveReject(plan.reject)
+        stores = plan.stores
+        self.pending = list(plan.outgoing)
+        redirects = [action for action in plan.outgoing if action.kind == "redirect"]
+        if redirects and not stores:
+            # The redirects are the only destinations: sent now, before anything is
+            # stored; one not sent keeps the message in INBOX (Pigeonhole's fallback).
+            self.pending = [action for action in plan.outgoing if action.kind != "redirect"]
+            if not self.outgoing().redirect_first(redirects):
+                self.notes.extend(self.out.notes)
+                self.out.notes = []
+                self.notes.append("sieve: redirect not sent: kept in INBOX")
+                stores = [filtering.Store(None)]
+            else:
+                self.notes.extend(self.out.notes)
+                self.out.notes = []
+        if any(action.kind == "redirect" for action in self.pending):
+            self.kept = open_message()  # readable after the commit, when tmp/ is gone
         targets = []
-        for store in self.one_per_directory(plan.stores):
+        for store in self.one_per_directory(stores):
             try:
                 targets.append(self.target(store))
             except folders.UNUSABLE as error:
                 return self.keep_instead(store, error)
         return targets
+
+    def duplicate_check(self, handle, key, seconds, last):
+        return self.outgoing().duplicate_check(handle, key, seconds, last)
+
+    def saw(self, message):
+        self.message = message
+
+    def outgoing(self):
+        if self.out is None:
+            from vdeliver import outgoing
+            self.out = outgoing.Outgoing(self.config, self.envelope, self.home, self.message,
+                                         self.outgoing_message)
+        return self.out
+
+    def after_commit(self):
+        """The Plan's outgoing mail, once the message is durable: notes only, never raises."""
+        try:
+            if self.pending or (self.out is not None and self.out.duplicates):
+                self.notes.extend(self.outgoing().after_commit(self.pending))
+        except Exception as error:  # noqa: BLE001 - delivered already: only report
+            self.notes.append(f"sieve: outgoing mail failed: {one_line(str(error), 300)}")
+        finally:
+            self.pending = []
 
     def one_per_directory(self, stores):
         """keep stores into the +extension folder when extension_folder chose one, and an
@@ -121,6 +172,8 @@ class SieveRoute:
         is kept in INBOX, never deferred for something every retry would repeat."""
         from vdeliver import filtering, sievescripts
         self.close()
+        self.pending = []  # the script's actions are dropped: its outgoing mail too
+        self.out = None
         self.shown_targets = []
         detail = one_line(getattr(error, "detail", "") or str(error), 300)
         self.notes.append(f"sieve: cannot store into {one_line(store.folder, 100)} ({detail}):"
@@ -185,25 +238,34 @@ class SieveRoute:
             self.contents[header] = self.copy(headeredit.writer(self.open_message, header))
         return self.contents[header]
 
-    def outgoing_message(self, action, open_message=None):
-        """The message as an outgoing action of the Plan (a redirect; the message a
-        vacation or notification refers to) should leave: the message in tmp/ (or
-        what open_message() returns, the same bytes: after the store, the spool)
-        with the editheader edits that came before that action applied, as
-        Pigeonhole sends it. A binary stream positioned at the start; the caller
-        closes it. Only the header block is held in memory."""
-        from vdeliver import headeredit
-        opener = open_message or self.open_message
+    def outgoing_message(self, action):
+        """The message as an outgoing action of the Plan (a redirect) should leave: with
+        the editheader edits that came before that action applied, as Pigeonhole sends
+        it. Before the commit it is read from tmp/, after it from the file kept open
+        (tmp/ is gone then). A binary stream at its start, for the caller to close;
+        only the header block is held in memory."""
+        opener = self.open_message if self.kept is None else self.reopen_kept
         edits = self.plan.edits_for(action) if self.plan is not None else ()
         if not edits:
             return opener()
+        from vdeliver import headeredit
         return headeredit.open_edited(opener, headeredit.apply(
             headeredit.original_header(opener), edits))
+
+    def reopen_kept(self):
+        fh = open(posix.dup(self.kept.fileno()), "rb")
+        fh.seek(0)
+        return fh
 
     def close(self):
         for fd in self.opened:
             maildir.close_quietly(fd)
         self.opened = []
+        if self.kept is not None:
+            self.kept.close()
+            self.kept = None
+        if self.out is not None:
+            self.out.close()
 
     def files(self, stored):
         return [f"{relative}/{name}" for relative, name in zip(self.shown_targets, stored)]

@@ -7,6 +7,11 @@ Starts, under /tmp/vdeliver-e2e-<pid>/ (RUN):
     free high port only; logging to maillog_file RUN/maillog. Nothing is chrooted but
     the `lmtp` service, whose master.cf line is Debian's stock one (chroot=y); an
     unchrooted copy, `lmtp-nochroot`, serves NOCHROOT_RCPT through transport_maps.
+    The master (and so every pipe(8) child) runs in a mount namespace of its own that
+    sees the harness's own /etc/postfix (a copy of the package's meta files and a main.cf
+    whose alternate_config_directories names this instance), so that vdeliver's
+    `sendmail_path = /usr/sbin/sendmail -C RUN/postfix/etc` is accepted by postdrop;
+    the machine's /etc/postfix is never changed (private_default_config()).
     Hosted domains example.com and catchall.example go to vdeliver in one of two MODES:
       pipe  master.cf.snippet appended to main.cf and master.cf exactly as written
             (but for argv='s command when VDELIVER_BIN names another installed vdeliver);
@@ -111,6 +116,9 @@ NOCHROOT_RCPT = f"bob+nochroot@{HOSTED}"  # routed to the unchrooted lmtp copy
 SIEVE_USER = f"sam@{HOSTED}"     # has Sieve scripts (test_e2e_sieve.py); nobody else's mail goes there
 MBOX_SIEVE_USER = f"mona@{HOSTED}"  # an mbox with Sieve (test_e2e_sieve.py); her home:
 MBOX_SIEVE_HOME = "homes/mona"      # virtual_home_maps, only while that test runs
+# Sieve's outgoing mail (test_e2e_outgoing.py): two vacation users, one who redirects, its target
+VACATION_USERS = (f"vera@{HOSTED}", f"walt@{HOSTED}")
+REDIRECT_USER, REDIRECT_TARGET = f"rita@{HOSTED}", f"tess@{HOSTED}"
 MODES = ("pipe", "lmtp")
 # Does a delivery get X-Original-To? pipe: `-a ${original_recipient}`. lmtp: only from
 # RCPT TO's ORCPT=, and Postfix's lmtp client sends ORCPT only to a server whose LHLO
@@ -138,6 +146,7 @@ VDELIVER_TABLE = {
     QUOTA_USER: f"{HOSTED}/quinn/",
     SIEVE_USER: f"{HOSTED}/sam/",
     MBOX_SIEVE_USER: f"{HOSTED}/mona",   # an mbox file
+    **{u: f"{HOSTED}/{u.split('@')[0]}/" for u in (*VACATION_USERS, REDIRECT_USER, REDIRECT_TARGET)},
     f"info@{CATCHALL}": f"{CATCHALL}/info/",
     f"@{CATCHALL}": f"{CATCHALL}/catchall/",
     **{u: f"{HOSTED}/{u.split('@')[0]}/" for u in BURST_USERS},
@@ -526,7 +535,7 @@ class Harness:
         run([POSTFIX, "-c", self.etc, "check"])
         if "postfix" not in self.started:
             self.started.append("postfix")
-        run([POSTFIX, "-c", self.etc, "start"])
+        run(private_default_config(self) + [POSTFIX, "-c", self.etc, "start"])
         wait_until(lambda: port_open(self.smtp_port), 20, f"Postfix smtpd on 127.0.0.1:{self.smtp_port}")
 
     def use_mode(self, mode: str) -> None:
@@ -550,7 +559,8 @@ class Harness:
             self.started.append("lmtpd")
         with open(self.lmtpd_output, "ab") as out:
             # Its own session: a terminal's Ctrl-C is for pytest; the harness sends SIGTERM.
-            self.lmtpd = subprocess.Popen([snippet_command(), "--lmtp", "--foreground", "-c", VDELIVER_CF],
+            self.lmtpd = subprocess.Popen(private_default_config(self)
+                                          + [snippet_command(), "--lmtp", "--foreground", "-c", VDELIVER_CF],
                                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                           cwd="/", start_new_session=True, env={"PATH": "/usr/bin:/bin"})
         proc = self.lmtpd
@@ -851,6 +861,32 @@ virtual_alias_maps = texthash:{h.etc}/virtual_alias
 # --- from {SNIPPET}, {part} ---
 """
     write_file(f"{h.etc}/main.cf", main + "\n".join(snippet_main_lines(h.mode)) + "\n")
+
+
+def private_default_config(h: Harness) -> list[str]:
+    """The command prefix that runs a process (the Postfix master, the LMTP daemon) with
+    a private /etc/postfix of the harness's own (a mount namespace of its own: nothing
+    of the machine's /etc/postfix is read, and the machine sees no change), whose main.cf
+    lists this instance in alternate_config_directories. Postfix's set-gid postdrop
+    accepts `sendmail -C RUN/postfix/etc` from an unprivileged user (vdeliver's
+    sendmail_path, as vmail) only for a directory listed there. [] where mount
+    namespaces are not available (then that sendmail fails, and says why)."""
+    default = f"{h.root}/postfix/default-etc"
+    if not (os.path.isdir("/etc/postfix") and shutil.which("unshare")):
+        return []
+    if not os.path.isdir(default):
+        # `postfix start` reads the package's meta files (postfix-files, its post-install
+        # script) from there as before; main.cf is the harness's own.
+        shutil.copytree("/etc/postfix", default, symlinks=True,
+                        ignore=shutil.ignore_patterns("main.cf", "master.cf"))
+        write_file(f"{default}/main.cf", f"# {MARKER}\ncompatibility_level = 3.6\n"
+                                         f"alternate_config_directories = {h.etc}\n")
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"],
+                           capture_output=True, timeout=10)
+    if probe.returncode != 0:
+        return []
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            'mount --bind "$0" /etc/postfix && exec "$@"', default]
 
 
 def postfix_master_pid(spool: str) -> int | None:

@@ -97,6 +97,19 @@ def test_a_clean_setup_has_no_findings(mail, postfix):
     pytest.param("virtual_mailbox_quota_maps = texthash:/nonexistent\n",
                  "vdeliver: error: virtual_mailbox_quota_maps: texthash:/nonexistent: cannot open"
                  " texthash:/nonexistent: No such file or directory", id="table that does not open"),
+    pytest.param("sendmail_path = sendmail -t\n",
+                 "vdeliver: error: sendmail_path = sendmail -t: not an absolute path",
+                 id="sendmail_path not absolute"),
+    pytest.param("sendmail_path = /nonexistent/sendmail\n",
+                 "vdeliver: warning: sendmail_path: /nonexistent/sendmail is not an executable file:"
+                 " Sieve's vacation, redirect and notify will fail (the mail is kept)",
+                 id="sendmail_path missing"),
+    pytest.param("sieve_redirect_envelope_from = someone\n",
+                 "vdeliver: error: sieve_redirect_envelope_from = someone: expected sender, recipient,"
+                 " orig_recipient or <address>", id="redirect envelope sender that does not parse"),
+    pytest.param("sieve_vacation_max_period = long\n",
+                 "vdeliver: error: {cf}, line 5: sieve_vacation_max_period = long: expected a time"
+                 " like 600s or 10m", id="vacation period that does not parse"),
 ])
 def test_each_finding_is_one_exact_line(mail, postfix, extra, wanted):
     mail.write_config(extra)

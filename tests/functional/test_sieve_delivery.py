@@ -603,13 +603,16 @@ def test_mailboxexists_and_spamtest_read_the_store(mail):
 
 
 @pytest.mark.parametrize("script, note", [
-    pytest.param('require "vacation"; vacation "away";', "vacation not sent", id="vacation"),
-    pytest.param('redirect "other@example.org";', "redirect to <other@example.org> not sent",
+    pytest.param('require "vacation"; vacation "away";',
+                 "vacation response to <sender@example.net> failed: cannot run", id="vacation"),
+    pytest.param('redirect "other@example.org";', "redirect to <other@example.org> failed",
                  id="redirect cancels keep: kept anyway"),
     pytest.param('require "copy"; redirect :copy "other@example.org";',
-                 "redirect to <other@example.org> not sent", id="redirect copy"),
+                 "redirect to <other@example.org> failed", id="redirect copy"),
 ])
-def test_outgoing_actions_are_reported_and_the_message_kept(mail, script, note):
+def test_outgoing_actions_not_sent_are_reported_and_the_message_kept(mail, script, note):
+    """sendmail_path missing (tests/functional/test_sieve_outgoing.py: what is sent)."""
+    mail.write_config("sendmail_path = /nonexistent/sendmail\n")
     activate(mail, script + "\n")
     line = delivered(deliver(mail))
     assert folders_of(mail) == {"": 1}
@@ -635,19 +638,25 @@ def test_dry_run_names_the_home_and_scripts_and_runs_nothing(mail):
 
 SIEVE_PACKAGE = re.compile(r'"[^"]*/vdeliver/sieve(/[^"]*)?"')
 RE2 = re.compile(r'"[^"]*/(re2|_re2)[^"/]*(/[^"]*)?"')
+OUTGOING = re.compile(r'"[^"]*/(vdeliver/(__pycache__/)?(outgoing|userdb|vacation|submit|duplicates)'
+                      r'[.][^"]*|sqlite3[^"]*)"')
 
 
-@pytest.mark.parametrize("script, loads_sieve, loads_re2", [
-    pytest.param(None, False, False, id="no script"),
-    pytest.param("keep;\n", True, False, id="a script"),
-    pytest.param('require "regex";\nif header :regex "subject" "^h" { keep; }\n', True, True,
+@pytest.mark.parametrize("script, loads_sieve, loads_re2, loads_outgoing", [
+    pytest.param(None, False, False, False, id="no script"),
+    pytest.param("keep;\n", True, False, False, id="a script"),
+    pytest.param('require "regex";\nif header :regex "subject" "^h" { keep; }\n', True, True, False,
                  id="a script with regex"),
+    pytest.param('require "vacation";\nvacation "away";\n', True, False, True,
+                 id="a script with vacation"),
 ])
 def test_a_recipient_without_a_script_loads_nothing_of_the_interpreter(mail, script, loads_sieve,
-                                                                        loads_re2):
+                                                                        loads_re2, loads_outgoing):
     """strace the installed pipe command: files it opens or stats. The interpreter
-    (vdeliver/sieve/) is loaded only for a recipient with a script, RE2 only for :regex."""
+    (vdeliver/sieve/) is loaded only for a recipient with a script, RE2 only for :regex,
+    the outgoing mail's modules (and sqlite3) only for a result that sends mail."""
     require(shutil.which("strace"), "needs strace (scripts/setup-e2e installs it)")
+    mail.write_config("sendmail_path = /nonexistent/sendmail\n")  # nothing leaves this test
     if script is None:
         make_dirs(mail, BOX)
     else:
@@ -668,6 +677,7 @@ def test_a_recipient_without_a_script_loads_nothing_of_the_interpreter(mail, scr
     sieve_paths = SIEVE_PACKAGE.findall(calls)
     assert bool(sieve_paths) == loads_sieve, [m for m in calls.splitlines() if "vdeliver/sieve" in m][:5]
     assert bool(RE2.search(calls)) == loads_re2
+    assert bool(OUTGOING.search(calls)) == loads_outgoing, OUTGOING.findall(calls)[:5]
 
 
 # --------------------------------------------------------------------------- more of the layout and the Plan

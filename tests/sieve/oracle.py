@@ -501,3 +501,87 @@ def run_cases(cases, workers=None):
             return {cid: f.result() for cid, f in futures.items()}
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- what sieve-test sends (vacation, redirect, notify) ------------------------------
+
+# The header fields compared of a sent message, as canonical_sent() normalises them.
+SENT_FIELDS = ("from", "to", "subject", "in-reply-to", "references", "auto-submitted",
+               "precedence", "x-sieve-redirected-from")
+
+
+def canonical_sent(sender, recipients, data):
+    """One sent message in the form both sides are compared in: (kind, envelope sender
+    ("" for <>), recipients, ((field, value), ...)). The one normaliser of outgoing mail:
+    - addresses (envelope, To, From) lower-cased, a display name kept, without quotes;
+    - Subject RFC 2047-decoded, white space runs one space; Auto-Submitted: its keyword;
+    - kind: "vacation" (auto-replied), "notify" (auto-notified) or "redirect" (the rest);
+    - a notification's envelope sender and From are not compared: Pigeonhole sends it
+      from its postmaster address, vdeliver from <> and the user (a deliberate choice:
+      nothing can bounce back to a notification; RFC 5436 §2.7 lets the From be the user);
+    - a redirect compares only the envelope and X-Sieve-Redirected-From (the rest of its
+      header is the original's)."""
+    import email.utils
+    fields = dict((name.lower(), value) for name, value in reversed(header_fields(data)))
+    auto = re.split(r"[;(\s]", fields.get("auto-submitted", "").strip().lower() + " ", maxsplit=1)[0]
+    kind = {"auto-replied": "vacation", "auto-notified": "notify"}.get(auto, "redirect")
+    sender = sender.strip().strip("<>").lower()
+
+    def address_list(value):
+        return ", ".join(f"{name} <{addr.lower()}>" if name else f"<{addr.lower()}>"
+                         for name, addr in email.utils.getaddresses([value]))
+    kept = []
+    for name in SENT_FIELDS:
+        if name not in fields:
+            continue
+        value = fields[name]
+        if kind == "redirect" and name != "x-sieve-redirected-from":
+            continue
+        if kind == "notify" and name == "from":
+            continue
+        if name in ("from", "to"):
+            value = address_list(value)
+        elif name == "auto-submitted":
+            value = auto
+        elif name == "x-sieve-redirected-from":
+            value = value.strip().strip("<>").lower()
+        kept.append((name, value))
+    if kind == "notify":
+        sender = "(not compared)"
+    return (kind, sender, tuple(sorted(r.strip().strip("<>").lower() for r in recipients)),
+            tuple(kept))
+
+
+def sent_by_sieve_test(run):
+    """The messages an executed sieve-test run sent: [(sender, [recipients], bytes)].
+    The messages come first on its stdout, each starting with its X-Sieve field, then a
+    "RECIPIENT: ADDR ... START MESSAGE:/END MESSAGE" block for each (stdio's buffer is
+    flushed at exit); the senders are in its log: "sending message from <S>:"."""
+    out = run.stdout.replace(b"\r\n", b"\n")
+    first = out.find(b"RECIPIENT: ")
+    body, tail = (out, b"") if first < 0 else (out[:first], out[first:])
+    starts = [m.start() for m in re.finditer(rb"^X-Sieve: Pigeonhole", body, re.M)]
+    messages = [body[a:b] for a, b in zip(starts, starts[1:] + [len(body)])]
+    blocks = [re.findall(rb"^RECIPIENT: (.*)$", block, re.M)
+              for block in tail.split(b"END MESSAGE") if b"RECIPIENT: " in block]
+    senders = re.findall(r"sending message from <([^>]*)>:", run.stderr.decode("utf-8", "replace"))
+    if not (len(messages) == len(blocks) == len(senders)):
+        raise AssertionError(f"cannot pair sieve-test's output: {len(messages)} messages,"
+                             f" {len(blocks)} recipient blocks, {len(senders)} senders")
+    return [(s, [r.decode() for r in rcpts], m) for s, rcpts, m in zip(senders, blocks, messages)]
+
+
+def run_sent(case, user=None):
+    """sieve-test's executed run of CASE -> the sorted canonical_sent() of what it sent."""
+    user = ensure_user() if user is None else user
+    root = tempfile.mkdtemp(prefix="sieve-oracle-sent-")
+    try:
+        os.chmod(root, 0o755)
+        prepare(case, root)
+        chown_tree(root, user)
+        run = sieve_test(case, root, user, execute=True)
+        if "final result: success" not in run.stderr.decode("utf-8", "replace"):
+            raise AssertionError(f"sieve-test failed: {run.stderr.decode('utf-8', 'replace')}")
+        return sorted(canonical_sent(*sent) for sent in sent_by_sieve_test(run))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
