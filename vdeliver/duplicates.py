@@ -49,7 +49,7 @@ class Suppressor:
         self.config, self.notes = config, notes
         self.key = None
 
-    def __call__(self, open_message, size):
+    def __call__(self, open_message, size, copy=None):
         from vdeliver import userdb
         with open_message() as fh:
             msgid = message_id(fh)
@@ -66,7 +66,7 @@ class Suppressor:
                 self.notes.append(f"duplicate_suppression: {one_line(str(error), 300)}")
                 self.key = None
         if self.inner is not None:
-            return self.inner(open_message, size)
+            return self.inner(open_message, size, copy)
         return [maildir.Target(self.box_fd, self.box_shown)]
 
     def after_commit(self):

@@ -170,3 +170,58 @@ def test_dry_run_without_a_home(mail):
     result = mail.run("-n", "mbox@example.com", stdin=b"")
     assert result.code == 0, result
     assert "home: (none: not in virtual_home_maps)" in result.stdout.decode(), result
+
+
+# --------------------------------------------------------------------------- outgoing mail
+
+@pytest.fixture
+def outbox_home(mail):
+    from functional.outbox import Outbox
+    box = Outbox(mail)
+    homes = os.path.join(mail.top, "homes")
+    mail.write_table(f"mbox@example.com {HOME}/\n", homes)
+    mail.write_config(box.config(f"virtual_home_maps = texthash:{homes}\n"
+                                 "sieve_extensions = +editheader\n"))
+    return box
+
+
+def test_a_redirect_only_script_sends_and_stores_nothing(mail, outbox_home):
+    from functional.outbox import envelope
+    activate(mail, 'redirect "target@example.org";\n', box=HOME)
+    line = delivered(deliver(mail))
+    assert "sieve: redirected to <target@example.org> (from <sender@example.net>)" in line, line
+    ((args, sent),) = outbox_home.sent()
+    assert envelope(args) == ("sender@example.net", ["target@example.org"])
+    assert sent.startswith(b"X-Sieve-Redirected-From: mbox@example.com\n") and sent.endswith(MESSAGE)
+    assert messages(mail, MBOX) == []
+
+
+def test_a_redirect_not_sent_keeps_the_message_in_the_mbox(mail, outbox_home):
+    outbox_home.fail_with(75)
+    activate(mail, 'redirect "target@example.org";\n', box=HOME)
+    line = delivered(deliver(mail))
+    assert "redirect to <target@example.org> failed" in line and "kept in INBOX" in line, line
+    (inbox,) = messages(mail, MBOX)
+    assert inbox.endswith(b"body line\n")
+
+
+def test_vacation_for_an_mbox_recipient_replies_once_after_the_copy_is_stored(mail, outbox_home):
+    from functional.outbox import envelope
+    activate(mail, 'require "vacation";\nvacation "Away.";\n', box=HOME)
+    line = delivered(deliver(mail))
+    assert "sent vacation response to <sender@example.net>" in line, line
+    line = delivered(deliver(mail))
+    assert "answered within the period already" in line, line
+    ((args, _),) = outbox_home.sent()
+    assert envelope(args) == ("<>", ["sender@example.net"])
+    assert len(messages(mail, MBOX)) == 2
+    assert os.path.isfile(mail.path(f"{HOME}/.vdeliver.db"))
+
+
+def test_a_redirect_after_an_edit_sends_the_edited_message(mail, outbox_home):
+    activate(mail, 'require ["editheader"];\naddheader "X-Tag" "edited";\n'
+                   'redirect "target@example.org";\n', box=HOME)
+    delivered(deliver(mail))
+    ((_, sent),) = outbox_home.sent()
+    head = sent.split(b"\n\n", 1)[0]
+    assert b"\nX-Tag: edited\n" in head + b"\n", head

@@ -340,3 +340,17 @@ def test_notify_headers_cannot_be_injected(mail, outbox):
     head = sent.split(b"\n\n", 1)[0]
     assert not any(line.lower().startswith((b"bcc", b"x-evil")) for line in head.split(b"\n")), head
     assert parse(sent)["Subject"] == "a Bcc: evil2@example.org"
+
+
+def test_a_redirect_sends_the_edits_made_before_it_and_not_those_after(mail, outbox):
+    mail.write_config(outbox.config("sieve_extensions = +editheader\n"))
+    activate(mail, 'require ["editheader", "copy"];\naddheader "X-Before" "yes";\n'
+                   'redirect :copy "target@example.org";\naddheader "X-After" "yes";\n')
+    line_of(deliver(mail, original()))
+    ((_, sent),) = outbox.sent()
+    head = sent.split(b"\n\n", 1)[0] + b"\n"
+    assert b"\nX-Before: yes\n" in head and b"X-After" not in head, head
+    (kept,) = stored(mail)
+    with open(os.path.join(mail.path(BOX), kept), "rb") as fh:
+        data = fh.read()
+    assert b"X-Before: yes\n" in data and b"X-After: yes\n" in data, data

@@ -1,5 +1,6 @@
 """headeredit: the edited header block (bytes) of a Sieve editheader run."""
 import io
+import tempfile
 
 import pytest
 
@@ -70,5 +71,11 @@ def test_outgoing_message_has_the_edits_made_before_the_action():
         assert fh.read() == message
     with route.outgoing_message(second) as fh:
         assert fh.read() == b"X-A: 1\n" + message
-    with route.outgoing_message(second, lambda: io.BytesIO(b"Subject: t\n\nx\n")) as fh:
-        assert fh.read() == b"X-A: 1\nSubject: t\n\nx\n"
+    # After the commit tmp/ is gone: the route reads the file it kept open.
+    with tempfile.TemporaryFile() as kept:
+        kept.write(b"Subject: t\n\nx\n")
+        kept.flush()
+        route.kept = kept
+        with route.outgoing_message(second) as fh:
+            assert fh.read() == b"X-A: 1\nSubject: t\n\nx\n"
+        route.kept = None
