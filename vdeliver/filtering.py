@@ -85,10 +85,12 @@ def find_scripts(config, home):
     return sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
 
 
-def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False):
+def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False,
+         load_compiler=None):
     """Run scripts (sievescripts.find()) on the message open_message() returns (a
     binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
-    daemon)."""
+    daemon); load_compiler(): called before a script is compiled (the pipe command
+    loads the lexer, parser and validator then, which a cached script never needs)."""
     from vdeliver import sieve
     from vdeliver.errors import Interrupted, TimeLimitExceeded
     sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
@@ -104,6 +106,7 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
         return directory is not None and (directory == "INBOX" or folder_exists(directory))
     settings["mailbox_exists"] = mailbox_exists
     loader = sievescripts.include_loader(config, home, limits.max_script_size)
+    directory = config.get("sieve_cache_directory").strip()  # sievecache.py; "": none
     with open_message() as fh:
         message = sieve.Message.from_file(fh)
     sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
@@ -116,7 +119,8 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
         if script.problem:
             fail(result_plan, script, f"{script.shown}: {script.problem}")
             return finish(result_plan, True, ())
-        compiled = compile_script(script, extensions, loader, limits, cache)
+        compiled = compile_script(script, extensions, loader, limits, cache, directory,
+                                  load_compiler)
         if isinstance(compiled, sieve.CompileError):
             fail(result_plan, script, *compiled.errors)
             return finish(result_plan, True, ())
@@ -245,9 +249,11 @@ class IncludesTooLarge(Exception):
     """The included scripts of one script add up to more than sieve_max_script_size."""
 
 
-def compile_script(script, extensions, loader, limits, cache):
+def compile_script(script, extensions, loader, limits, cache, directory="", load_compiler=None):
     """A compiled script, or the CompileError (cached too: a broken script is not
-    recompiled for every message the daemon delivers)."""
+    recompiled for every message the daemon delivers): from the daemon's memory,
+    else from sieve_cache_directory (sievecache.py), else compiled (and stored in
+    both)."""
     from vdeliver import sieve
     key = None
     if cache and script.identity is not None:
@@ -255,6 +261,18 @@ def compile_script(script, extensions, loader, limits, cache):
                None if extensions is None else frozenset(extensions))
         if key in _compiled:
             return _compiled[key]
+    on_disk = directory and script.identity is not None
+    if on_disk:
+        from vdeliver import sievecache
+        enabled = sieve.default_extensions() if extensions is None else frozenset(
+            e for e in extensions if e in sieve.registry.CAPABILITIES)
+        compiled = sievecache.get(directory, script, extensions, limits, enabled)
+        if compiled is not None:
+            if key is not None:
+                remember(key, compiled)
+            return compiled
+    if load_compiler is not None:
+        load_compiler()
     included = []
     budget = [limits.max_script_size]  # bytes all included scripts may add up to
 
@@ -277,8 +295,15 @@ def compile_script(script, extensions, loader, limits, cache):
         # budget of one script; past it the script does not compile (keep).
         compiled = sieve.CompileError([f"{script.name}: error: include {error}: the included"
                                        " scripts exceed sieve_max_script_size in all"])
-    if key is not None and not included:  # an included file may change unseen: no cache
-        if len(_compiled) >= CACHE_ENTRIES:
-            _compiled.clear()
-        _compiled[key] = compiled
+    if not included:  # an included file may change unseen: no cache
+        if key is not None:
+            remember(key, compiled)
+        if on_disk:
+            sievecache.put(directory, script, extensions, limits, compiled)
     return compiled
+
+
+def remember(key, compiled):
+    if len(_compiled) >= CACHE_ENTRIES:
+        _compiled.clear()
+    _compiled[key] = compiled
