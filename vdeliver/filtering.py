@@ -58,6 +58,24 @@ class Plan:
         self.stores.append(Store(None, flags))
 
 
+_of_config = [None, None]  # the last config and what of_config() read from it
+
+
+def of_config(config):
+    """What plan() reads from vdeliver.cf, once per configuration (the daemon delivers
+    many messages with one Config, which is never changed once loaded): extensions,
+    limits, settings, separator, folder encoding, environment, sieve_cache_directory."""
+    last, values = _of_config
+    if last is config:
+        return values
+    values = (extensions_of(config), limits_of(config), settings_of(config),
+              config.get("sieve_mailbox_separator").strip() or ".",
+              config.get_choice("folder_name_encoding", ("utf7", "utf8")), environment_of(config),
+              config.get("sieve_cache_directory").strip())  # sievecache.py; "": none
+    _of_config[:] = config, values
+    return values
+
+
 def settings_of(config):
     """What the interpreter reads from vdeliver.cf (Pigeonhole's names)."""
     settings = {"recipient_delimiter": config.get("recipient_delimiter") or "+"}
@@ -95,24 +113,19 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
     from vdeliver.errors import Interrupted, TimeLimitExceeded
     sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
     result_plan = Plan()
-    extensions = extensions_of(config)
-    limits = limits_of(config)
-    settings = settings_of(config)
-    separator = config.get("sieve_mailbox_separator").strip() or "."
-    encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
+    extensions, limits, settings, separator, encoding, environment, directory = of_config(config)
+    settings = dict(settings)
 
     def mailbox_exists(name):
         directory = folders.sieve_folder_name(name, separator, encoding)
         return directory is not None and (directory == "INBOX" or folder_exists(directory))
     settings["mailbox_exists"] = mailbox_exists
     loader = sievescripts.include_loader(config, home, limits.max_script_size)
-    directory = config.get("sieve_cache_directory").strip()  # sievecache.py; "": none
     with open_message() as fh:
         message = sieve.Message.from_file(fh)
     sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
                                     original_recipient=envelope.original_recipient
                                     or envelope.recipient, auth="")
-    environment = environment_of(config)
     keep_flags = ()
     for script in scripts:
         result_plan.scripts.append(script.shown)

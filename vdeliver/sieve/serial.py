@@ -222,24 +222,56 @@ def _load(words, enabled):
         # __init__ makes four containers each that would be replaced at once.
         n = new(Node)
         n.name, n.line, n.spec, n.data, n.fast = name, int(line), spec, {}, None
+        # value() inlined for the strings and string lists nearly every argument is
         tags = {}
         if ntags != "0":
             for _ in range(int(ntags)):
                 key = nxt()
                 if key[0] != "s":
                     raise ValueError("bad tag")
-                tags[_unescape(key[1:]) if "%" in key else key[1:]] = value(nxt())
+                w = nxt()
+                if w[0] == "s":
+                    v = _unescape(w[1:]) if "%" in w else w[1:]
+                else:
+                    v = value(w)
+                tags[_unescape(key[1:]) if "%" in key else key[1:]] = v
         n.tags = tags
-        n.args = [value(nxt()) for _ in range(int(nargs))] if nargs != "0" else []
-        n.tests = [node(nxt(), True) for _ in range(int(ntests))] if ntests != "0" else []
+        args = []
+        if nargs != "0":
+            for _ in range(int(nargs)):
+                w = nxt()
+                t = w[0]
+                if t == "L":
+                    v = w.split(RS)
+                    del v[0]
+                    if "%" in w:
+                        v = [_unescape(item) for item in v]
+                elif t == "s":
+                    v = _unescape(w[1:]) if "%" in w else w[1:]
+                else:
+                    v = value(w)
+                args.append(v)
+        n.args = args
+        tests = []
+        if ntests != "0":
+            for _ in range(int(ntests)):
+                tests.append(node(nxt(), True))
+        n.tests = tests
         if block == "0":
             n.block = nodes()
         elif block == "-1":
             n.block = None
         else:
             raise ValueError("bad block")
-        n.match = match_spec(mtype, _unescape(relop) if "%" in relop else relop, cname) \
-            if mtype else None
+        if mtype:
+            if "%" in relop:
+                relop = _unescape(relop)
+            spec = _MATCH_SPECS.get((mtype, relop, cname))
+            if spec is None or cname in comparators.CAPABILITY:
+                spec = match_spec(mtype, relop, cname)
+            n.match = spec
+        else:
+            n.match = None
         return n
 
     def match_spec(kind, relop, name):
