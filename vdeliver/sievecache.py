@@ -26,6 +26,7 @@ but sieve_cache_directory (never a .svbin, nothing in sieve_dir); unpickle,
 unmarshal or evaluate an entry; let trouble with the cache hide a time limit or
 a signal (only OSError and ValueError mean "compile this time").
 """
+import _thread
 import posix
 
 READ_FLAGS = posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_CLOEXEC | posix.O_NONBLOCK
@@ -113,7 +114,8 @@ def put(directory, script, extensions, limits, compiled):
     except OSError:
         return
     name = entry_name(script.shown)
-    temporary = f"{name}.{posix.getpid()}.tmp"
+    # pid and thread: the daemon's delivery threads may store the same script at once
+    temporary = f"{name}.{posix.getpid()}.{_thread.get_ident()}.tmp"
     fd = None
     try:
         try:
