@@ -52,6 +52,7 @@ class Run:
         self.match_values = []
         self.flags = []              # imap4flags internal variable
         self.headers = None          # editheader's edited header list, None = untouched
+        self.folded = {}             # (field, comparator) -> folded values (core's header test)
         self.ext = {}                # per-run state of extensions
         self.warnings = []
         self.deadline = time.thread_time() + limits.max_cpu_time

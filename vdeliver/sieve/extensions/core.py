@@ -196,10 +196,12 @@ def _header(run, node):
     # The common test of a filter script (header :contains "subject" "[list]"), as
     # match.match() does it without the layers (_header_fast() says when it may).
     names, keys, fold, contains = fast
-    header = run.message.header
+    folded = run.folded      # (field, comparator) -> its values folded, once per run
     for name in names:
-        for value in header(name):
-            value = fold(value)
+        values = folded.get(name)
+        if values is None:
+            values = folded[name] = [fold(value) for value in run.message.header(name[0])]
+        for value in values:
             for key in keys:
                 if (key in value) if contains else (key == value):
                     return True
@@ -207,7 +209,7 @@ def _header(run, node):
 
 
 def _header_fast(run, node):
-    """(names, folded keys, fold, contains) for a header test that needs none of
+    """((field, comparator name)..., folded keys, fold, contains) for a header test that needs none of
     match.match()'s layers, else False: :is or :contains (which set no match values),
     a script without variables (every string constant), no :index, no extension data
     (a :mime header source). Computed at the node's first run; the same for all."""
@@ -216,8 +218,8 @@ def _header_fast(run, node):
             or "index" in node.tags):
         return False
     fold = spec.comparator.fold
-    return (tuple(node.args[0]), tuple(fold(k) for k in node.args[1]), fold,
-            spec.type == "contains")
+    return (tuple((name.lower(), spec.comparator.name) for name in node.args[0]),
+            tuple(fold(k) for k in node.args[1]), fold, spec.type == "contains")
 
 
 _PLAIN_MATCH = frozenset(("is", "contains"))
