@@ -2,7 +2,7 @@
 """sieve_bench.py: what a personal Sieve script adds to one pipe(8)-style delivery.
 
     bench/sieve_bench.py [-n 300] [--vdeliver [LABEL=]/opt/vdeliver/bin/vdeliver]... [--rules 50]
-                         [--size 4096] [--no-anyof] [--importtime 20]
+                         [--size 4096] [--no-anyof] [--importtime 20] [--callgrind 3]
 
 Runs each entry N times, interleaved (each round in a new random order), one
 fresh process per message (as pipe(8) does), as the delivery user when run as
@@ -27,8 +27,14 @@ interleaved rounds (to compare installs); the figures below are the first one's.
 Then, in a fresh `python3 -I -S` (medians of --importtime runs): the stages of
 the roundcube entry in process (loading the Sieve modules as the pipe command
 does, the first compile, the first run, then a second compile and run: the
-same code warm), and `python -X importtime` of vdeliver.sieve through the
-import system, the modules over 0.1 ms, cumulative.
+same code warm; with a compile cache, the same with the script loaded from
+its cache text instead), and `python -X importtime` of vdeliver.sieve through
+the import system, the modules over 0.1 ms, cumulative.
+
+--callgrind RUNS: each entry also RUNS times under valgrind --tool=callgrind
+(one process each, the same argv, user and stdin): the median instructions
+executed (Ir) per delivery and what each script adds, which the load of other
+processes on the machine does not move (about 0.1 % between runs here).
 
 Figures move ±30 % between runs on a shared VM: compare within one run.
 """
@@ -74,6 +80,20 @@ def chown_tree(top, owner):
     os.chown(top, owner.pw_uid, owner.pw_gid)
 
 
+def callgrind_ir(argv, message_path, user, directory):
+    """Instructions the process executed (callgrind's "totals:" line), children not traced."""
+    out = os.path.join(directory, "callgrind.out")
+    with open(message_path, "rb") as stdin:
+        subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=no",
+                        f"--callgrind-out-file={out}", *argv], stdin=stdin, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={"PATH": "/usr/bin:/bin"}, cwd="/", umask=0o077, **user)
+    with open(out) as fh:
+        total = next(int(line.split()[1]) for line in fh if line.startswith("totals:"))
+    os.unlink(out)
+    return total
+
+
 def importtime(python, site, runs):
     """[(module, median cumulative µs)] of `import vdeliver.sieve` in a fresh python -I -S."""
     # vdeliver.cli first: what the pipe command has imported before it reaches a script
@@ -100,6 +120,7 @@ import vdeliver.cli
 import vdeliver
 clock = time.perf_counter
 source, data = open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read()
+cached = sys.argv[4] == "cache"
 t0 = clock()
 from_pyc = hasattr(vdeliver, "SIEVE_MODULES")
 if from_pyc:  # as sieveroute.SieveRoute does
@@ -109,7 +130,13 @@ if from_pyc:
     import gc
     gc.freeze()
 t1 = clock()
-script = sieve.compile(source, name="roundcube")
+if cached:  # what sievecache.get() does after reading the entry
+    from vdeliver.sieve import serial
+    script = serial.load(sys.argv[5], sieve.default_extensions())
+else:
+    if hasattr(vdeliver, "SIEVE_COMPILER_MODULES"):  # as sieveroute.load_compiler()
+        vdeliver.load_modules(vdeliver.SIEVE_COMPILER_MODULES)
+    script = sieve.compile(source, name="roundcube")
 t2 = clock()
 envelope = sieve.Envelope(sender="a@example.net", recipient="bob@example.com")
 result = sieve.run(script, sieve.Message.from_bytes(data), envelope)
@@ -120,13 +147,27 @@ assert result.actions and not result.errors, result
 print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 """
 
+DUMP = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from vdeliver import sieve
+from vdeliver.sieve import serial
+print(serial.dump(sieve.compile(open(sys.argv[2], "rb").read(), name="roundcube")), end="")
+"""
 
-def stages(python, site, script_path, message_path, runs):
-    """Medians (ms) of: load the Sieve modules, first compile, first run, compile+run again."""
+
+def stages(python, site, script_path, message_path, runs, mode="compile"):
+    """Medians (ms) of: load the Sieve modules, first compile (or the load of the
+    compiled script's cache text), first run, compile+run again."""
+    extra = []
+    if mode == "cache":
+        extra = [subprocess.run([python, "-I", "-S", "-c", DUMP, site, script_path],
+                                capture_output=True, text=True, check=True,
+                                errors="surrogatepass").stdout]
     samples = [[], [], [], []]
     for _ in range(runs):
-        out = subprocess.run([python, "-I", "-S", "-c", STAGES, site, script_path, message_path],
-                             capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run([python, "-I", "-S", "-c", STAGES, site, script_path, message_path,
+                              mode] + extra, capture_output=True, text=True, check=True).stdout.split()
         for i, value in enumerate(out):
             samples[i].append(float(value) * 1000)
     return [statistics.median(s) for s in samples]
@@ -140,6 +181,7 @@ def main():
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--no-anyof", action="store_true")
     parser.add_argument("--importtime", type=int, default=20, metavar="RUNS")
+    parser.add_argument("--callgrind", type=int, default=0, metavar="RUNS")
     parser.add_argument("--user", default="vmail")
     args = parser.parse_args()
     variants = [(v.partition("=")[0] + " ", v.partition("=")[2]) if "=" in v else ("", v)
@@ -182,6 +224,8 @@ def main():
         fh.write(head + b"x" * (args.size - len(head) - 1) + b"\n")
     for name in ("vdeliver.cf", "mailboxes", "message"):
         os.chmod(os.path.join(top, name), 0o644)
+    # Older than texthash's HOT_SECONDS: the first deliveries build its cache, not a later one.
+    os.utime(os.path.join(top, "mailboxes"), (0, 0))
 
     cfg = os.path.join(top, "vdeliver.cf")
     entries = [("python -I -S", ["/usr/bin/python3", "-I", "-S", "-c", "pass"])]
@@ -205,8 +249,17 @@ def main():
             samples[name][0].append(wall)
             samples[name][1].append(cpu)
 
+    instructions = {}
+    if args.callgrind:
+        scratch = os.path.join(top, "callgrind")
+        os.mkdir(scratch, 0o777)
+        os.chmod(scratch, 0o777)
+        for _ in range(args.callgrind):
+            for name, argv in entries:
+                instructions.setdefault(name, []).append(callgrind_ir(argv, message, user, scratch))
+
     # Every message went where the script says: the last rule's folder (or INBOX).
-    wanted = (args.n + 3) * len(variants)
+    wanted = (args.n + 3 + args.callgrind) * len(variants)
     verify = []
     for name, (local, anyof) in recipients.items():
         folder = "" if anyof is None else f".Folder{args.rules}"
@@ -234,18 +287,36 @@ def main():
             print(f"added by {label}{name}: {statistics.median(walls) - base_wall:+.2f} ms wall, "
                   f"{statistics.median(cpus) - base_cpu:+.2f} ms CPU (medians)")
     print("verify: " + "; ".join(verify))
+    if instructions:
+        print(f"\ncallgrind, median of {args.callgrind} runs: instructions per delivery (Ir, millions)")
+        for name, counts in instructions.items():
+            print(f"  {name:{width}} {statistics.median(counts) / 1e6:9.2f}")
+        for label, _ in variants:
+            base_ir = statistics.median(instructions[label + "no script"])
+            for name in recipients:
+                if name != "no script":
+                    added = statistics.median(instructions[label + name]) - base_ir
+                    print(f"added by {label}{name}: {added / 1e6:+.2f} M instructions "
+                          f"({added / base_ir:+.1%} of the delivery without a script)")
 
     if args.importtime:
         python = os.path.join(os.path.dirname(os.path.realpath(variants[0][1])), "python3")
         site = subprocess.run([python, "-I", "-c", "import vdeliver, os; "
                                "print(os.path.dirname(os.path.dirname(vdeliver.__file__)))"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        load, compiled, ran, again = stages(
-            "/usr/bin/python3", site, os.path.join(base, "example.com", "bob", "sieve", "roundcube.sieve"),
-            message, args.importtime)
+        script_path = os.path.join(base, "example.com", "bob", "sieve", "roundcube.sieve")
+        load, compiled, ran, again = stages("/usr/bin/python3", site, script_path, message,
+                                            args.importtime)
         print(f"\nroundcube in process, median of {args.importtime} new python3 -I -S: load modules "
               f"{load:.2f} ms, first compile {compiled:.2f}, first run {ran:.2f} "
               f"(compile + run again: {again:.2f})")
+        cached = subprocess.run([python, "-I", "-S", "-c", "import sys; sys.path.insert(0, sys.argv[1]);"
+                                 " import vdeliver.sieve.serial", site], capture_output=True).returncode == 0
+        if cached:
+            load, from_cache, ran, _ = stages("/usr/bin/python3", site, script_path, message,
+                                              args.importtime, mode="cache")
+            print(f"the same from the compile cache's text: load modules {load:.2f} ms, "
+                  f"serial.load {from_cache:.2f}, first run {ran:.2f}")
         rows = importtime("/usr/bin/python3", site, args.importtime)
         print(f"\npython3 -I -S -X importtime: import vdeliver.sieve, median of {args.importtime} "
               "runs, after vdeliver.cli;\n"

@@ -28,10 +28,15 @@ PIPE_MODULES = (
 # Not folders: a +extension delivery may have imported it already.
 SIEVE_MODULES = (
     "filtering", "sieve/", "sieve/value", "sieve/registry", "sieve/comparators",
-    "sieve/match", "sieve/result", "sieve/lexer", "sieve/parser", "sieve/validator",
+    "sieve/match", "sieve/result", "sieve/nodes",
     "sieve/interpreter", "sieve/message", "sieve/extensions/", "sieve/extensions/core",
     "sieve/extensions/__init__", "sieve/envelope", "sieve/limits", "sieve/script", "sieve/__init__",
+    "sieve/serial", "sievecache",
 )
+# Only when a script is compiled: one from the compile cache (sievecache.py) runs without them.
+SIEVE_COMPILER_MODULES = ("sieve/lexer", "sieve/parser", "sieve/validator")
+# Before them, when deliver.py finds that the recipient may have a script.
+SIEVE_ROUTE_MODULES = ("sievescripts", "sieveroute")
 
 
 def load_modules(modules):

@@ -72,6 +72,7 @@ DEFAULTS = {
     "sieve_after": "",
     "sieve_default": "",
     "sieve_extensions": "",
+    "sieve_cache_directory": "$table_cache_directory",
     "sieve_mailbox_separator": ".",
     "sieve_max_script_size": "1M",
     "sieve_max_actions": "32",

@@ -174,6 +174,10 @@ def deliver_maildir(base, mailbox, envelope, original, config, read_chunk, point
         suppress = config.get_bool("duplicate_suppression")
         sieve = config.get_bool("sieve") and may_have_scripts(config, root_fd)
         if sieve or suppress:
+            if tables is None:  # the pipe command: from their .pyc files (vdeliver/__init__.py)
+                import vdeliver
+                if not hasattr(vdeliver, "sieveroute"):
+                    vdeliver.load_modules(vdeliver.SIEVE_ROUTE_MODULES)
             from vdeliver import sieveroute
             home = sieveroute.sieve_home(base, mailbox, envelope.recipient, config, tables,
                                          root_fd, shown)

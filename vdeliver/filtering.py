@@ -79,6 +79,24 @@ class Plan:
         return ()
 
 
+_of_config = [None, None]  # the last config and what of_config() read from it
+
+
+def of_config(config):
+    """What plan() reads from vdeliver.cf, once per configuration (the daemon delivers
+    many messages with one Config, which is never changed once loaded): extensions,
+    limits, settings, separator, folder encoding, environment, sieve_cache_directory."""
+    last, values = _of_config
+    if last is config:
+        return values
+    values = (extensions_of(config), limits_of(config), settings_of(config),
+              config.get("sieve_mailbox_separator").strip() or ".",
+              config.get_choice("folder_name_encoding", ("utf7", "utf8")), environment_of(config),
+              config.get("sieve_cache_directory").strip())  # sievecache.py; "": none
+    _of_config[:] = config, values
+    return values
+
+
 def settings_of(config):
     """What the interpreter reads from vdeliver.cf (Pigeonhole's names)."""
     settings = {"recipient_delimiter": config.get("recipient_delimiter") or "+"}
@@ -112,22 +130,22 @@ def find_scripts(config, home):
 
 
 def plan(config, envelope, scripts, home, open_message, folder_exists, cache=False,
-         duplicate_check=None, seen=None, folder_name=None):
+         duplicate_check=None, seen=None, folder_name=None,
+         load_compiler=None):
     """Run scripts (sievescripts.find()) on the message open_message() returns (a
     binary file); folder_exists(name) -> bool. cache: keep compiled scripts (the
     daemon). duplicate_check: the duplicate test's callback (outgoing.Outgoing);
     seen(message): called with the sieve.Message the scripts read.
     folder_name(sieve name) -> "INBOX", the folder's name in the layout, or None
-    (refused); default: Maildir++ (folders.sieve_folder_name)."""
+    (refused); default: Maildir++ (folders.sieve_folder_name). load_compiler():
+    called before a script is compiled (the pipe command loads the lexer, parser
+    and validator then, which a cached script never needs)."""
     from vdeliver import sieve
     from vdeliver.errors import Interrupted, TimeLimitExceeded
     sieve.let_through(TimeLimitExceeded, Interrupted)  # they end the delivery, compiling or running
     result_plan = Plan()
-    extensions = extensions_of(config)
-    limits = limits_of(config)
-    settings = settings_of(config)
-    separator = config.get("sieve_mailbox_separator").strip() or "."
-    encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
+    extensions, limits, settings, separator, encoding, environment, directory = of_config(config)
+    settings = dict(settings)
 
     if folder_name is None:
         def folder_name(name):
@@ -149,14 +167,14 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
         sieve_envelope = sieve.Envelope(sender=envelope.sender, recipient=envelope.recipient,
                                         original_recipient=envelope.original_recipient
                                         or envelope.recipient, auth="")
-        environment = environment_of(config)
         keep_flags, keep_edits, carried = (), (), ()
         for script in scripts:
             result_plan.scripts.append(script.shown)
             if script.problem:
                 fail(result_plan, script, f"{script.shown}: {script.problem}")
                 return finish(result_plan, True, ())
-            compiled = compile_script(script, extensions, loader, limits, cache)
+            compiled = compile_script(script, extensions, loader, limits, cache, directory,
+                                      load_compiler)
             if isinstance(compiled, sieve.CompileError):
                 fail(result_plan, script, *compiled.errors)
                 return finish(result_plan, True, ())
@@ -323,9 +341,11 @@ class IncludesTooLarge(Exception):
     """The included scripts of one script add up to more than sieve_max_script_size."""
 
 
-def compile_script(script, extensions, loader, limits, cache):
+def compile_script(script, extensions, loader, limits, cache, directory="", load_compiler=None):
     """A compiled script, or the CompileError (cached too: a broken script is not
-    recompiled for every message the daemon delivers)."""
+    recompiled for every message the daemon delivers): from the daemon's memory,
+    else from sieve_cache_directory (sievecache.py), else compiled (and stored in
+    both)."""
     from vdeliver import sieve
     key = None
     if cache and script.identity is not None:
@@ -333,6 +353,18 @@ def compile_script(script, extensions, loader, limits, cache):
                None if extensions is None else frozenset(extensions))
         if key in _compiled:
             return _compiled[key]
+    on_disk = directory and script.identity is not None
+    if on_disk:
+        from vdeliver import sievecache
+        enabled = sieve.default_extensions() if extensions is None else frozenset(
+            e for e in extensions if e in sieve.registry.CAPABILITIES)
+        compiled = sievecache.get(directory, script, extensions, limits, enabled)
+        if compiled is not None:
+            if key is not None:
+                remember(key, compiled)
+            return compiled
+    if load_compiler is not None:
+        load_compiler()
     included = []
     budget = [limits.max_script_size]  # bytes all included scripts may add up to
 
@@ -355,8 +387,15 @@ def compile_script(script, extensions, loader, limits, cache):
         # budget of one script; past it the script does not compile (keep).
         compiled = sieve.CompileError([f"{script.name}: error: include {error}: the included"
                                        " scripts exceed sieve_max_script_size in all"])
-    if key is not None and not included:  # an included file may change unseen: no cache
-        if len(_compiled) >= CACHE_ENTRIES:
-            _compiled.clear()
-        _compiled[key] = compiled
+    if not included:  # an included file may change unseen: no cache
+        if key is not None:
+            remember(key, compiled)
+        if on_disk:
+            sievecache.put(directory, script, extensions, limits, compiled)
     return compiled
+
+
+def remember(key, compiled):
+    if len(_compiled) >= CACHE_ENTRIES:
+        _compiled.clear()
+    _compiled[key] = compiled

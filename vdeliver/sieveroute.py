@@ -80,7 +80,10 @@ class SieveRoute:
             # The pipe command (one thread, a new process per message): the Sieve modules
             # from their .pyc files, as the pipe modules were (vdeliver/__init__.py).
             import vdeliver
-            vdeliver.load_modules(vdeliver.SIEVE_MODULES)
+            vdeliver.load_modules(vdeliver.SIEVE_MODULES if "vdeliver.folders" in sys.modules
+                                  else ("folders",) + vdeliver.SIEVE_MODULES)
+            from vdeliver.sieve import registry
+            registry.FAST_LOAD = load_extension
         from vdeliver import filtering, folders, sievescripts
         from vdeliver.errors import SieveReject
         if pipe:
@@ -90,7 +93,8 @@ class SieveRoute:
             import gc
             gc.freeze()
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
-                              self.folder_exists, self.cache, self.duplicate_check, self.saw)
+                              self.folder_exists, self.cache, self.duplicate_check, self.saw,
+                              load_compiler=load_compiler if pipe else None)
         self.plan, self.open_message, self.copy = plan, open_message, copy
         base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
         self.notes.append("sieve: ran " + ", ".join(
@@ -269,6 +273,20 @@ class SieveRoute:
 
     def files(self, stored):
         return [f"{relative}/{name}" for relative, name in zip(self.shown_targets, stored)]
+
+
+def load_compiler():
+    """The pipe command compiles a script (not in the compile cache): the lexer, parser
+    and validator from their .pyc files, as the other Sieve modules."""
+    if "vdeliver.sieve.validator" not in sys.modules:
+        import vdeliver
+        vdeliver.load_modules(vdeliver.SIEVE_COMPILER_MODULES)
+
+
+def load_extension(module):
+    """registry.load() in the pipe command: an extension module from its .pyc file."""
+    import vdeliver
+    vdeliver.load_modules((f"sieve/extensions/{module}",))
 
 
 def filtering_letters(flags):

@@ -37,7 +37,7 @@ class Script:
 
     def __init__(self, kind, shown, source=None, problem="", identity=None, log=None):
         self.kind, self.shown, self.source, self.problem = kind, shown, source, problem
-        self.identity = identity  # (dev, ino, size, mtime_ns): the compile cache's key
+        self.identity = identity  # (dev, ino, size, mtime_ns, ctime_ns): the compile caches' key
         self.log = log            # (home fd, relative path) of the user log, personal only
 
     @property
@@ -212,7 +212,7 @@ def read_open(kind, shown, fd, max_size):
             total += len(chunk)
         if total > max_size:
             return Script(kind, shown, problem=f"{shown} is larger than sieve_max_script_size")
-        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         return Script(kind, shown, b"".join(chunks), identity=identity)
     except OSError as err:
         return Script(kind, shown, problem=f"cannot read {shown}: {err.strerror}")

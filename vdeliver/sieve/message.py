@@ -195,7 +195,8 @@ def parse_headers(block):
             cur = None                    # not a header field: ignore (as Pigeonhole)
             continue
         name = line[:colon].rstrip(" \t")
-        if not name or any(ord(c) <= 32 or ord(c) >= 127 for c in name):
+        # printable US-ASCII but the space (33..126), without a generator per field
+        if not name or not (name.isascii() and name.isprintable()) or " " in name:
             cur = None
             continue
         cur = [name, line[colon + 1:]]

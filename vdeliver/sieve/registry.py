@@ -73,6 +73,10 @@ MAX_ERRORS = 50
 # run() let them through, never a compile or run-time error of the script (let_through()).
 INTERRUPTS = ()
 _PENDING = {}                        # command/test name -> [fn(spec)] for specs not loaded yet
+# fn(module): the pipe command loads an extension module from its .pyc file (sieveroute.py;
+# one thread); whatever it leaves undone, the import below does.
+FAST_LOAD = None
+_LOADED = set()
 
 
 def capability(name, module, default=True, implies=(), announce=True):
@@ -82,10 +86,13 @@ def capability(name, module, default=True, implies=(), announce=True):
 def load(name):
     """Import the module of capability `name` (it registers itself), once."""
     cap = CAPABILITIES.get(name)
-    if cap is not None and cap.module:
+    if cap is not None and cap.module and cap.module not in _LOADED:
+        if FAST_LOAD is not None:
+            FAST_LOAD(cap.module)
         # __import__, not importlib.import_module: the importlib package is not loaded
         # yet in a pipe delivery (0.3 ms with what it imports)
         __import__(f"{__package__}.extensions.{cap.module}")
+        _LOADED.add(cap.module)
 
 
 def _registered(spec, table):

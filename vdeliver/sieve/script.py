@@ -11,9 +11,8 @@ CompileError (a validator bug becomes one), what the loader itself raised
 ("not found" is the loader's None; "could not look" is its exception, which the
 caller turns into a deferral) and the caller's interrupts (registry.INTERRUPTS).
 """
-from . import lexer, parser, registry
+from . import registry
 from .limits import DEFAULT as DEFAULT_LIMITS
-from .validator import Validator
 
 
 class LoaderFailed(Exception):
@@ -49,6 +48,9 @@ def default_extensions():
 def compile_script(source, *, name="script", extensions=None, loader=None, limits=None,
                    include_stack=()):
     from . import extensions as _load   # noqa: F401  (registers every extension)
+    # Here, not at the top: a script from the compile cache (serial.py) runs without them.
+    from . import lexer, parser
+    from .validator import Validator
     limits = limits or DEFAULT_LIMITS
     enabled = default_extensions() if extensions is None else frozenset(
         e for e in extensions if e in registry.CAPABILITIES)

@@ -13,36 +13,8 @@ collected, up to registry.MAX_ERRORS).
 """
 
 from . import comparators, match, parser, registry
+from .nodes import IfChain, Node
 from .registry import NUMBER, STRING, STRINGS
-
-
-class Node:
-    """A validated command or test: its spec (what runs it), tags by key, positional
-    argument values, subtests, block, extension data and MatchSpec."""
-    __slots__ = ("name", "line", "spec", "tags", "args", "tests", "block", "data", "match")
-
-    def __init__(self, name, line, spec):
-        self.name = name
-        self.line = line
-        self.spec = spec
-        self.tags = {}
-        self.args = []
-        self.tests = []
-        self.block = None
-        self.data = {}
-        self.match = None
-
-    def __repr__(self):
-        return f"Node({self.name!r}, line {self.line}, tags={self.tags}, args={self.args})"
-
-
-class IfChain:
-    """if/elsif/else as one node: branches [(test Node or None for else, [Node])];
-    settled: a branch is constantly true, so the ones after it are dead."""
-    __slots__ = ("line", "branches", "settled")
-
-    def __init__(self, line, branches, settled=False):
-        self.line, self.branches, self.settled = line, branches, settled
 
 
 def constant(test):
