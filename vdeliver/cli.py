@@ -175,8 +175,13 @@ def run(options, started):
             f"{len(options.recipients)} recipients given",
             hint="vdeliver takes exactly one recipient: set"
                  " vdeliver_destination_recipient_limit = 1 in main.cf")
-    from vdeliver import deliver, privileges
-    privileges.drop_root(deliver.mailbox_base(config))
+    from vdeliver import deliver
+    base = deliver.mailbox_base(config)
+    if posix.geteuid() == 0 or posix.getuid() == 0:
+        # Run by hand as root (pipe(8) refuses to run a command as root): only then is
+        # there anything to drop, and privileges.py is not one of the pipe modules.
+        from vdeliver import privileges
+        privileges.drop_root(base)
     if options.dry_run:
         return dry_run(options, config)
     envelope = deliver.Envelope(options.sender, options.recipients[0], options.original_recipient)

@@ -5,6 +5,7 @@ import py_compile
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -128,6 +129,46 @@ def test_the_pipe_modules_are_made_without_a_collection_and_then_frozen(package_
     out = subprocess.run([python, "-I", "-S", "-c", GC_CHECK, str(directory), before],
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == [enabled, "True", "0"]
+
+
+def test_a_delivery_through_a_current_cache_reads_only_the_pipe_modules(mail):
+    """strace the installed command, not as root, with its texthash cache current: it opens
+    the pipe modules' .pyc files and none other of the package, so neither the table
+    parser (tables/textfile: only when the cache misses) nor privileges (only as root)."""
+    require(shutil.which("strace"), "needs strace (scripts/setup-e2e installs it)")
+    cache = os.path.join(mail.top, "cache")
+    os.mkdir(cache, 0o700)
+    os.chown(cache, mail.user.pw_uid, mail.user.pw_gid)
+    mail.write_config(f"table_cache_directory = {cache}\n")
+    past = time.time() - 60  # a table written just now is not cached (texthash.HOT_SECONDS)
+    os.utime(mail.table_path, (past, past))
+    assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0  # writes the cache
+    trace = os.path.join(mail.top, "strace.out")
+    with open(trace, "w"):
+        pass
+    os.chown(trace, mail.user.pw_uid, mail.user.pw_gid)
+    proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat,open", "-o", trace]
+                          + mail.command("-f", "s@x", "--", "bob@example.com"),
+                          input=b"Subject: x\n\nbody\n", capture_output=True, cwd="/",
+                          env={"PATH": "/usr/bin:/bin"}, user=mail.user.pw_uid,
+                          group=mail.user.pw_gid, extra_groups=[], timeout=60)
+    assert (proc.returncode, proc.stdout) == (0, b""), proc
+    assert len(mail.new_files("example.com/bob")) == 2
+    with open(trace) as fh:
+        calls = fh.read()
+    assert "texthash-" in calls, "the trace saw the cache being opened"
+    opened = sorted({line.split('"')[1].rsplit("/vdeliver/", 1)[1]
+                     for line in calls.splitlines() if '.pyc"' in line and "/vdeliver/" in line})
+    prefix, site = installed()
+    modules = subprocess.run([os.path.join(prefix, "bin", "python3"), "-I", "-S", "-c",
+                              "import sys; sys.path.insert(0, sys.argv[1]); import vdeliver;"
+                              " print(*vdeliver.PIPE_MODULES)", site],
+                             capture_output=True, text=True, check=True).stdout.split()
+    wanted = sorted(f"{m.rpartition('/')[0] + '/' if '/' in m else ''}__pycache__/"
+                    f"{m.rpartition('/')[2]}.{TAG}.pyc" for m in ["__init__"] + modules)
+    assert opened == wanted
+    assert not {"tables/__pycache__/textfile.%s.pyc" % TAG, "__pycache__/privileges.%s.pyc" % TAG} \
+        & set(opened)
 
 
 def test_python_dash_o_is_left_to_the_import_system(package_copy):
