@@ -18,6 +18,10 @@ a table: median / p90 wall ms from spawn to reap, and CPU ms per message.
                     --dry-run-only keeps only the -n entries, which have no fsync noise)
   in-process fsync  fsync of a 4 KiB file + its directory, no process: the disk floor
 
+  --callgrind K     also run each entry K times under valgrind --tool=callgrind and
+                    print its user-space instructions (median, millions): repeatable
+                    on a loaded machine, where wall and CPU time are not
+
 Needs no peers installed. Figures move ±30 % between runs on a shared VM:
 compare within one run.
 """
@@ -67,6 +71,23 @@ def run_once(argv, message_path, user):
     return elapsed * 1000, (usage.ru_utime + usage.ru_stime) * 1000
 
 
+def instructions(argv, message_path, user, directory):
+    """User-space instructions of one run of argv (callgrind's total), in millions."""
+    out = tempfile.mkstemp(prefix="callgrind.", dir=directory)[1]
+    if user:
+        os.chown(out, user["user"], user["group"])
+    with open(message_path, "rb") as stdin:
+        proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
+                              stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={"PATH": "/usr/bin:/bin"}, cwd="/", umask=0o077, **user)
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[0]} under valgrind exited {proc.returncode}")
+    with open(out) as fh:
+        total = next(line.split()[1] for line in fh if line.startswith(("summary:", "totals:")))
+    os.unlink(out)
+    return int(total) / 1e6
+
+
 def fsync_probe(directory):
     path = os.path.join(directory, "probe")
     started = time.perf_counter()
@@ -88,6 +109,7 @@ def main():
     parser.add_argument("--dry-run-only", action="store_true")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--user", default="vmail")
+    parser.add_argument("--callgrind", type=int, default=0, metavar="K")
     args = parser.parse_args()
     variants = [(v.partition("=")[0], v.partition("=")[2]) if "=" in v else ("vdeliver", v)
                 for v in args.vdeliver or ["/opt/vdeliver/bin/vdeliver"]]
@@ -103,25 +125,32 @@ def main():
         os.mkdir(os.path.join(base, sub), 0o700)
         if owner:
             os.chown(os.path.join(base, sub), owner.pw_uid, owner.pw_gid)
-    with open(os.path.join(top, "vdeliver.cf"), "w") as fh:
-        fh.write(f"virtual_mailbox_base = {base}\nvirtual_mailbox_maps = texthash:{top}/mailboxes\n"
-                 "recipient_delimiter = +\n")
-    with open(os.path.join(top, "mailboxes"), "w") as fh:
-        fh.write("".join(f"user{i}@example.com example.com/user{i}/\n" for i in range(100)))
-        fh.write("bob@example.com example.com/bob/\n")
+    # Each launcher its own config and table: the texthash cache file is named after the
+    # table, and trees whose cache identities differ would rebuild each other's every time.
+    configs = []
+    for number in range(len(variants)):
+        table = os.path.join(top, f"mailboxes-{number}")
+        with open(table, "w") as fh:
+            fh.write("".join(f"user{i}@example.com example.com/user{i}/\n" for i in range(100)))
+            fh.write("bob@example.com example.com/bob/\n")
+        configs.append(os.path.join(top, f"vdeliver-{number}.cf"))
+        with open(configs[-1], "w") as fh:
+            fh.write(f"virtual_mailbox_base = {base}\nvirtual_mailbox_maps = texthash:{table}\n"
+                     "recipient_delimiter = +\n")
+        for name in (table, configs[-1]):
+            os.chmod(name, 0o644)
+            os.utime(name, (time.time() - 60,) * 2)  # not "hot": texthash caches it at once
     message = os.path.join(top, "message")
     with open(message, "wb") as fh:
         body = b"Subject: bench\nFrom: a@example.net\n\n"
         fh.write(body + b"x" * (args.size - len(body) - 1) + b"\n")
-    for name in ("vdeliver.cf", "mailboxes", "message"):
-        os.chmod(os.path.join(top, name), 0o644)
+    os.chmod(message, 0o644)
 
-    cfg = os.path.join(top, "vdeliver.cf")
     entries = [
         ("python -I -S", ["/usr/bin/python3", "-I", "-S", "-c", "pass"]),
         ("python fsync", ["/usr/bin/python3", "-I", "-S", "-c", PY_FSYNC, os.path.join(base, "py")]),
     ]
-    for label, path in variants:
+    for (label, path), cfg in zip(variants, configs):
         entries.append((f"{label} -n", [path, "-c", cfg, "-n", "bob+x@example.com"]))
         if not args.dry_run_only:
             entries.append((label, [path, "-c", cfg, "-f", "a@example.net", "--", "bob+x@example.com"]))
@@ -137,6 +166,13 @@ def main():
             samples[name][0].append(wall)
             samples[name][1].append(cpu)
         samples["in-process fsync"][0].append(fsync_probe(top))
+    counts = {}
+    if args.callgrind:
+        scratch = tempfile.mkdtemp(prefix="callgrind-", dir=top)
+        os.chmod(scratch, 0o777)
+        for name, argv in entries:
+            counts[name] = statistics.median(instructions(argv, message, user, scratch)
+                                             for _ in range(args.callgrind))
     new = os.path.join(base, "example.com", "bob", "new")
     delivered = len(os.listdir(new)) if os.path.isdir(new) else 0
 
@@ -144,13 +180,17 @@ def main():
     print(f"pipe_startup: n={args.n} per entry, {args.size}-byte message, "
           f"run as {args.user if owner else 'self'}, python {sys.version.split()[0]}")
     width = max(18, *(len(name) for name in samples))
-    print(f"{'entry':{width}} {'med ms':>7} {'p90':>7} {'cpu ms':>7} {'x py-IS':>8}")
-    print("-" * (width + 33))
+    instr = f" {'Minstr':>7}" if counts else ""
+    print(f"{'entry':{width}} {'med ms':>7} {'p90':>7} {'cpu ms':>7} {'x py-IS':>8}{instr}")
+    print("-" * (width + 33 + len(instr)))
     for name, (walls, cpus) in samples.items():
         median = statistics.median(walls)
         cpu = f"{statistics.mean(cpus):7.2f}" if cpus else "      -"
-        print(f"{name:{width}} {median:7.2f} {percentile(walls, 0.9):7.2f} {cpu} {median / floor:8.2f}")
-    wanted = 0 if args.dry_run_only else len(variants) * (args.n + 3)
+        instr = (f" {counts[name]:7.2f}" if name in counts else "       -") if counts else ""
+        print(f"{name:{width}} {median:7.2f} {percentile(walls, 0.9):7.2f} {cpu} {median / floor:8.2f}"
+              f"{instr}")
+    wanted = (0 if args.dry_run_only else len(variants) * (args.n + 3)) + (
+        0 if args.dry_run_only else len(variants) * args.callgrind)
     print(f"verify: vdeliver delivered {delivered} of {wanted} messages")
     shutil.rmtree(top)
     if delivered != wanted:

@@ -2,7 +2,7 @@
 
 Start-up (pipe(8) starts one process per message): the pipe command's modules
 are executed straight from the .pyc files pip compiled at install time, read
-with posix in PIPE_MODULES order, instead of 16 trips through the import
+with posix in PIPE_MODULES order, instead of 14 trips through the import
 system's finders and loaders (0.6 ms of a 7 ms delivery here); a delivery
 with a Sieve script loads SIEVE_MODULES the same way when its first script runs.
 
@@ -17,10 +17,11 @@ __version__ = "0.1.0"
 
 # The pipe command's modules, each after the modules it imports.
 PIPE_MODULES = (
-    "errors", "commitpoint", "address", "config", "log", "tables/__init__", "tables/textfile",
-    "tables/cdb", "tables/texthash", "resolve", "message", "safepath", "maildir",
-    "privileges", "deliver", "cli",
+    "errors", "commitpoint", "address", "config", "log", "tables/__init__", "tables/cdb",
+    "tables/texthash", "resolve", "message", "safepath", "maildir", "deliver", "cli",
 )
+# Not tables/textfile (texthash parses its file only when its cache misses) nor privileges
+# (only run by hand as root): each module costs ~40,000 instructions and 4 system calls.
 # What a pipe delivery with a Sieve script adds (sieveroute.SieveRoute loads them the same
 # way: 0.7 ms of 4 here, bench/sieve_bench.py). "sieve/" makes the package before its modules;
 # its __init__, which imports them, runs after them. The core extension comes before
@@ -39,11 +40,15 @@ SIEVE_COMPILER_MODULES = ("sieve/lexer", "sieve/parser", "sieve/validator")
 SIEVE_ROUTE_MODULES = ("sievescripts", "sieveroute")
 
 
+MAX_PYC_SIZE = 1 << 16  # a larger .pyc (no listed module's is half that) goes to the import system
+
+
 def load_modules(modules):
     """Run `modules` (PIPE_MODULES order: names below this package, "x/" for a package
     whose __init__ comes later) from their .pyc files; on any failure leave them to the
     import system. Not for threads: the import system's module locks are not taken."""
     import _imp
+    import gc
     import marshal
     import posix
     import sys
@@ -55,6 +60,11 @@ def load_modules(modules):
     module_type = type(sys)
     before = set(sys.modules)
     shells = []  # packages made before their __init__ runs
+    # No cyclic collection while the modules are made, and none of their objects (which
+    # live as long as the process) walked by a later one: the pipe command's import ran
+    # two collections over them, 0.1 ms per message (bench/results/pipe-bench-n500-2026-12-01-b.txt).
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for relative in modules:
             shell = relative.endswith("/")
@@ -82,11 +92,14 @@ def load_modules(modules):
             pyc = f"{folder}/__pycache__/{base}{suffix}"
             fd = posix.open(pyc, posix.O_RDONLY | posix.O_CLOEXEC)
             try:
-                # Its own size: reading into a large buffer maps and unmaps it, which cost
-                # more here (0.4 ms for 15 files in a new process) than all the rest.
-                data = posix.read(fd, posix.fstat(fd).st_size)
+                # One read, no fstat: a regular file's read is short only at its end. The
+                # buffer stays under malloc's mmap threshold (128 KiB): a larger one is mapped
+                # and unmapped on every read (0.4 ms for 15 files in a new process).
+                data = posix.read(fd, MAX_PYC_SIZE)
             finally:
                 posix.close(fd)
+            if len(data) >= MAX_PYC_SIZE:
+                raise ImportError(f"{name}: .pyc of {MAX_PYC_SIZE} bytes or more")
             if (data[:8] != header
                     or data[8:12] != (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
                     or data[12:16] != (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")):
@@ -96,6 +109,7 @@ def load_modules(modules):
             exec(code, module.__dict__)
             parent, _, child = name.rpartition(".")
             setattr(sys.modules[parent], child, module)
+        gc.freeze()
     except Exception:  # noqa: BLE001 - any failure: undo, the import system loads them
         # Undo all of it: every module of this package that appeared meanwhile (made
         # here, or imported by one made here). A module left in sys.modules, or as an
@@ -109,6 +123,9 @@ def load_modules(modules):
             parent, _, child = name.rpartition(".")
             if getattr(sys.modules.get(parent), child, None) is module:
                 delattr(sys.modules[parent], child)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 load_modules(PIPE_MODULES)

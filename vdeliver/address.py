@@ -7,8 +7,6 @@ their exact bytes (see to_bytes()). Tables are queried as virtual(8) does
 an RFC 822 dot-string is tried in quoted form first (`"john doe"@example.com`,
 as a table writes it), then as it is.
 
-LMTP's MAIL FROM and RCPT TO arguments are split here too (parse_path(),
-decode_orcpt()): they are pure text functions, tested without sockets.
 Case folding and the bytes of a table key follow smtputf8_enable, as in
 Postfix (casefold.c, dict_utf8.c): `yes` (the default, as Postfix with
 compatibility_level >= 1) folds valid UTF-8 fully (str.casefold(), ICU's
@@ -21,7 +19,6 @@ reaches a header and a log line. Raises BadRecipientAddress / BadSenderAddress.
 """
 from vdeliver.errors import BadRecipientAddress, BadSenderAddress
 
-HEX_DIGITS = frozenset("0123456789ABCDEFabcdef")
 # Characters that make a local part need quotes (Postfix's is_822_dot_string()).
 SPECIALS = frozenset('()<>@,;:\\"[] ')
 # Postfix never splits these local parts at the delimiter (split_addr.c).
@@ -29,7 +26,7 @@ NEVER_SPLIT = ("postmaster", "mailer-daemon", "double-bounce")
 MAX_ADDRESS_LENGTH = 1000
 # smtputf8_enable of vdeliver.cf; set_smtputf8() changes it (once per process, or per reload).
 SMTPUTF8_ENABLE = True
-ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}  # for str.translate
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # str.translate
 
 
 def has_control_characters(text):
@@ -209,57 +206,3 @@ def to_bytes(text):
     """Back to the exact bytes that arrived in argv."""
     return text.encode("utf-8", "surrogateescape")
 
-
-def parse_path(argument, keyword):
-    """'FROM:<a@b> SIZE=10' -> ('a@b', {'SIZE': '10'}); (None, {}) when malformed."""
-    if argument[:len(keyword)].upper() != keyword:
-        return None, {}
-    rest = argument[len(keyword):].strip()
-    if not rest.startswith("<"):
-        return None, {}
-    end = closing_bracket(rest)
-    if end < 0:
-        return None, {}
-    path = rest[1:end]
-    if ":" in path and path.startswith("@"):  # a source route: drop it (RFC 5321 4.1.2)
-        path = path.split(":", 1)[1]
-    params = {}
-    for item in rest[end + 1:].split():
-        key, _, value = item.partition("=")
-        params[key.upper()] = value
-    return path, params
-
-
-def closing_bracket(rest):
-    """Index of the '>' that ends '<path>', skipping quoted strings ("a>b"@x); -1 if none."""
-    in_quote, index = False, 1
-    while index < len(rest):
-        ch = rest[index]
-        if ch == "\\" and in_quote:
-            index += 1
-        elif ch == '"':
-            in_quote = not in_quote
-        elif ch == ">" and not in_quote:
-            return index
-        index += 1
-    return -1
-
-
-def decode_orcpt(value):
-    """ORCPT=rfc822;addr (xtext, RFC 3461 4.2) -> addr; other types are ignored.
-
-    `+` must be followed by two hex digits to be decoded; anything else is kept as
-    it is (int(" 1", 16) would otherwise turn `+ 1` into a control character)."""
-    kind, _, text = value.partition(";")
-    if kind.lower() != "rfc822" or not text:
-        return ""
-    out, index = [], 0
-    while index < len(text):
-        pair = text[index + 1:index + 3]
-        if text[index] == "+" and len(pair) == 2 and pair[0] in HEX_DIGITS and pair[1] in HEX_DIGITS:
-            out.append(chr(int(pair, 16)))
-            index += 3
-            continue
-        out.append(text[index])
-        index += 1
-    return "".join(out)

@@ -5,8 +5,8 @@ and a public reason (it reaches the sender's DSN, so it says little); the
 instance may add a detail for the log and the queue. The exit status and the
 status line come from the same object, so they never disagree. cli.main() and
 the LMTP front end are the only places that turn them into an exit status or
-a reply; the LMTP reply codes and texts are data here too (LMTP_CODES,
-LMTP_REPLIES, lmtp_reply()).
+a reply (the reply codes and texts: lmtptext.py, which the pipe command never
+loads).
 
 Never: give a 5.x.x status to a fault the admin can fix (configuration,
 tables, permissions, disk, a bug). Those defer with 75 and 4.x.x.
@@ -210,49 +210,3 @@ def one_line(text, limit=400):
         out = "".join(ch if ch >= " " and ch != "\x7f" else " " for ch in text)
     return out if len(out) <= limit else out[:limit - 3] + "..."
 
-
-# --- LMTP (RFC 2033, RFC 5321 4.2.3 codes, RFC 3463 status): the daemon's replies, as data ---
-
-# The reply code of a DeliveryError, by the first prefix of its status that matches.
-LMTP_CODES = (
-    ("5.1.7", 501), ("5.1.", 550), ("5.2.2", 552), ("5.2.3", 552), ("5.3.4", 552),
-    ("5.7.1", 550),  # a Sieve reject (RFC 5429 section 2.1.1: 550 5.7.1 <reason>)
-    ("5.", 554),
-    ("4.2.2", 452), ("4.3.1", 452), ("4.5.3", 452), ("", 451),
-)
-
-# Every other reply the LMTP front end sends, by name ({} is filled in by the caller).
-LMTP_REPLIES = {
-    "greeting": "220 {} LMTP vdeliver ready",
-    "ok": "250 2.0.0 Ok",
-    "sender ok": "250 2.1.0 Ok",
-    "recipient ok": "250 2.1.5 Ok",
-    "delivered": "250 2.0.0 <{}> delivered",
-    "cannot verify": "252 2.5.0 cannot verify, but will try to deliver",
-    "start data": "354 End data with <CR><LF>.<CR><LF>",
-    "bye": "221 2.0.0 Bye",
-    "too many connections": "421 4.3.2 too many connections, try again later",
-    "shutting down": "421 4.3.2 shutting down",
-    "idle timeout": "421 4.4.2 idle timeout, closing connection",
-    "data timeout": "421 4.4.2 timeout during DATA, closing connection",
-    "internal error": "421 4.3.0 internal software error, closing connection",
-    "too many recipients": "452 4.5.3 too many recipients",
-    "use lhlo": "500 5.5.1 this is an LMTP server: use LHLO",
-    "unknown command": "500 5.5.2 command not recognized",
-    "line too long": "500 5.5.2 line too long",
-    "lhlo syntax": "501 5.5.4 LHLO needs a host name",
-    "mail syntax": "501 5.5.4 syntax: MAIL FROM:<address>",
-    "rcpt syntax": "501 5.5.4 syntax: RCPT TO:<address>",
-    "lhlo first": "503 5.5.1 send LHLO first",
-    "nested mail": "503 5.5.1 nested MAIL command",
-    "mail first": "503 5.5.1 need MAIL before RCPT",
-    "no recipients": "503 5.5.1 no valid recipients",
-    "too big": "552 5.3.4 message size exceeds fixed limit",
-}
-
-
-def lmtp_reply(error):
-    """The LMTP reply line for a DeliveryError: code, RFC 3463 status, public text."""
-    status = error.status
-    code = next(code for prefix, code in LMTP_CODES if status.startswith(prefix))
-    return f"{code} {status} {error.public_text()}"

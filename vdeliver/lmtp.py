@@ -15,8 +15,8 @@ the final dot, each accepted recipient is delivered through deliver.deliver()
 on the delivery thread pool (one slow fsync does not stall other sessions)
 and its reply is sent when its copy is durable: 250 2.0.0, 451/452 4.x.x,
 552 5.2.2, 554 5.4.6. A duplicate RCPT is delivered once and gets the first
-one's reply. Every reply text and code is data in errors.py (LMTP_REPLIES,
-LMTP_CODES).
+one's reply. Every reply text and code is data in lmtptext.py (LMTP_REPLIES,
+LMTP_CODES), beside the parsers of the command arguments.
 
 Shutdown (Server.begin_shutdown, then abandon): each delivery carries a
 Ticket, its commit point seen from both sides. The delivery thread calls
@@ -39,8 +39,9 @@ import time
 
 from vdeliver import address, deliver, log, metrics, resolve
 from vdeliver.commitpoint import CommitPoint
-from vdeliver.errors import (LMTP_REPLIES, Abandoned, BadRecipientAddress, BadSenderAddress,
-                             DeliveryError, from_os_error, internal_error, lmtp_reply, one_line)
+from vdeliver.errors import (Abandoned, BadRecipientAddress, BadSenderAddress, DeliveryError,
+                             from_os_error, internal_error, one_line)
+from vdeliver.lmtptext import LMTP_REPLIES, decode_orcpt, lmtp_reply, parse_path
 from vdeliver.spool import CHUNK_SIZE, Decoder, Spool
 
 MAX_COMMAND_LINE = 4096
@@ -329,7 +330,7 @@ class Session:
         if self.sender is not None:
             await self.send(reply("nested mail"))
             return
-        path, params = address.parse_path(argument, "FROM:")
+        path, params = parse_path(argument, "FROM:")
         if path is None:
             await self.send(reply("mail syntax"))
             return
@@ -352,7 +353,7 @@ class Session:
         if self.sender is None:
             await self.send(reply("mail first"))
             return
-        path, params = address.parse_path(argument, "TO:")
+        path, params = parse_path(argument, "TO:")
         if not path:
             await self.send(reply("rcpt syntax"))
             return
@@ -360,7 +361,7 @@ class Session:
         if len(self.recipients) >= self.settings.max_recipients:
             await self.send(reply("too many recipients"))
             return
-        original = address.decode_orcpt(params.get("ORCPT", ""))
+        original = decode_orcpt(params.get("ORCPT", ""))
         try:
             address.check_recipient(path)
             # A malformed ORCPT only loses X-Original-To (deliver.Envelope drops it, noted).

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support import assert_public
+from support import assert_public, require
 
 HEADERS = b"Return-Path: <sender@example.net>\nDelivered-To: bob@example.com\n"
 MESSAGE = b"From: sender@example.net\nSubject: hello\n\nbody line\n"
@@ -544,6 +544,29 @@ def test_a_broken_install_defers_never_bounces(mail, broken):
                           user=mail.user.pw_uid, group=mail.user.pw_gid, extra_groups=[])
     assert proc.returncode == 75, proc
     assert proc.stdout.startswith(b"4.3.0 vdeliver cannot start: ") and b"\n" not in proc.stdout, proc
+    assert not os.path.exists(mail.path("example.com/bob/new"))
+
+
+def test_a_launcher_with_no_package_anywhere_defers_once_site_cannot_find_it(mail):
+    """The launcher alone (no package beside it, no python3 beside it): it starts itself
+    again with site, in /usr/bin/python3, which finds no vdeliver either; that second
+    start defers (75) instead of starting a third."""
+    require(shutil.which("strace"), "needs strace (scripts/setup-e2e installs it)")
+    root = os.path.join(mail.top, "alone")
+    os.makedirs(os.path.join(root, "bin"))
+    launcher = os.path.join(root, "bin", "vdeliver")
+    shutil.copy(mail.command()[0], launcher)
+    os.chmod(root, 0o755)
+    os.chmod(os.path.join(root, "bin"), 0o755)
+    os.chmod(launcher, 0o755)
+    proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=execve", launcher, "-c",
+                           mail.config_path, "-f", "s@x", "--", "bob@example.com"],
+                          input=MESSAGE, capture_output=True, cwd="/", env={"PATH": "/usr/bin:/bin"},
+                          user=mail.user.pw_uid, group=mail.user.pw_gid, extra_groups=[], timeout=60)
+    assert proc.returncode == 75, proc
+    assert proc.stdout == b"4.3.0 vdeliver cannot start: ModuleNotFoundError: \"No module named" \
+        b" 'vdeliver'\"", proc
+    assert proc.stderr.count(b"execve(") == 2, proc.stderr  # the launcher, then python3 -I once
     assert not os.path.exists(mail.path("example.com/bob/new"))
 
 

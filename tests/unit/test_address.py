@@ -1,7 +1,7 @@
 """address.py: folding, +extension split, virtual(8) lookup order, refusal of control bytes."""
 import pytest
 
-from vdeliver import address
+from vdeliver import address, lmtptext
 from vdeliver.errors import BadRecipientAddress, BadSenderAddress
 
 
@@ -130,7 +130,7 @@ def test_unquote_local_part_inverts_quoting(external, internal):
     pytest.param("", "TO:", (None, {}), id="empty"),
 ])
 def test_parse_path(argument, keyword, wanted):
-    assert address.parse_path(argument, keyword) == wanted
+    assert lmtptext.parse_path(argument, keyword) == wanted
 
 
 @pytest.mark.parametrize("value, wanted", [
@@ -146,4 +146,4 @@ def test_parse_path(argument, keyword, wanted):
     pytest.param("rfc822;a+-1@b", "a+-1@b", id="sign is not a hex digit"),
 ])
 def test_decode_orcpt(value, wanted):
-    assert address.decode_orcpt(value) == wanted
+    assert lmtptext.decode_orcpt(value) == wanted

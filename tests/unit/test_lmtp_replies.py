@@ -1,9 +1,9 @@
-"""errors.py's LMTP table: the reply of each error class, and the fixed replies' shape."""
+"""lmtptext.py's LMTP table: the reply of each error class, and the fixed replies' shape."""
 import re
 
 import pytest
 
-from vdeliver import errors
+from vdeliver import errors, lmtptext
 
 
 @pytest.mark.parametrize("error, wanted", [
@@ -32,15 +32,15 @@ from vdeliver import errors
                  id="mailbox unavailable"),
 ])
 def test_lmtp_reply(error, wanted):
-    assert errors.lmtp_reply(error) == wanted
+    assert lmtptext.lmtp_reply(error) == wanted
 
 
 REPLY = re.compile(r"(\d)\d\d (?:(\d)\.\d{1,3}\.\d{1,3} )?\S.*")
 
 
-@pytest.mark.parametrize("name", sorted(errors.LMTP_REPLIES))
+@pytest.mark.parametrize("name", sorted(lmtptext.LMTP_REPLIES))
 def test_fixed_replies_have_matching_code_and_status(name):
-    text = errors.LMTP_REPLIES[name]
+    text = lmtptext.LMTP_REPLIES[name]
     match = REPLY.fullmatch(text)
     assert match, text
     code, status = match.groups()

@@ -30,7 +30,6 @@ import posix
 
 from vdeliver import address
 from vdeliver.errors import TableError
-from vdeliver.tables.textfile import parse
 
 CACHE_DIRECTORY = "/var/cache/vdeliver"
 HOT_SECONDS = 2
@@ -96,6 +95,8 @@ def open_table(name, spec):
         raise TableError(f"cannot read {spec}: {err.strerror}") from None
     finally:
         posix.close(fd)
+    # The parser only on a miss: with a current cache a delivery never loads it.
+    from vdeliver.tables.textfile import parse
     entries, duplicate = parse(data.decode("utf-8", "surrogateescape"))
     error = None
     if duplicate is not None:
