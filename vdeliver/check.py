@@ -27,9 +27,11 @@ KINDS = {
     "bool": ("enable_original_recipient", "write_delivery_headers", "sieve", "smtputf8_enable",
              "virtual_mailbox_base_mounted"),
     "time": ("time_limit", "mbox_lock_timeout", "quota_lock_timeout", "lmtp_idle_timeout",
-             "lmtp_shutdown_timeout", "sieve_max_cpu_time"),
+             "lmtp_shutdown_timeout", "sieve_max_cpu_time", "socketmap_idle_timeout",
+             "socketmap_lookup_timeout", "socketmap_timeout"),
     "int": ("lmtp_max_connections", "lmtp_message_size_limit", "lmtp_recipient_limit",
-            "lmtp_delivery_threads", "sieve_max_actions", "sieve_max_redirects"),
+            "lmtp_delivery_threads", "sieve_max_actions", "sieve_max_redirects",
+            "socketmap_max_connections"),
     "size": ("sieve_max_script_size",),
 }
 CHOICES = {"extension_folder": ("no", "existing", "create"),

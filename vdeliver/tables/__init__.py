@@ -27,6 +27,7 @@ TYPES = {
     "pgsql": "pgsql",
     "mysql": "mysql",
     "ldap": "ldap",
+    "socketmap": "socketmap",
     "unionmap": "combine",
     "pipemap": "combine",
     "fail": "fail",
