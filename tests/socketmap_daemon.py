@@ -28,26 +28,31 @@ class LookupDaemon:
         self.config_path = os.path.join(directory, "lookupd.cf")
         with open(self.config_path, "w") as fh:
             fh.write(f"virtual_mailbox_base = {self.base}\nvirtual_mailbox_maps = {maps}\n"
-                     "recipient_delimiter = +\nlmtp_listen =\n"
-                     f"lmtp_pid_file = {self.pid_file}\nlmtp_user = {user.pw_name}\n"
-                     f"socketmap_listen = unix:{self.socket_path}\n"
-                     f"maillog_file = {self.maillog}\ntable_cache_directory =\n" + extra)
+                     "recipient_delimiter = +\n" + self.settings()
+                     + f"maillog_file = {self.maillog}\ntable_cache_directory =\n" + extra)
         os.chmod(self.config_path, 0o644)
+        self.overrides = []
         self.proc = None
 
+    def settings(self):
+        """The daemon's lines of a config file: no LMTP socket, the socketmap one."""
+        return (f"lmtp_listen =\nlmtp_pid_file = {self.pid_file}\nlmtp_user = {self.user.pw_name}\n"
+                f"socketmap_listen = unix:{self.socket_path}\n")
+
     def start(self):
-        self.proc = subprocess.Popen([VDELIVER, "--lmtp", "--foreground", "-c", self.config_path],
+        self.proc = subprocess.Popen([VDELIVER, "--lmtp", "--foreground", "-c", self.config_path,
+                                      *(arg for item in self.overrides for arg in ("-o", item))],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"lookup daemon exited: {self.proc.communicate()}")
-            try:
-                with socket.socket(socket.AF_UNIX) as sock:
-                    sock.connect(self.socket_path)
-                return self
+            try:  # a reply, not just a connection: the daemon listens before it serves
+                if request(self.socket_path, b"- probe", timeout=2):
+                    return self
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise AssertionError("lookup daemon did not listen")
 
     @property
