@@ -207,6 +207,12 @@ class Service:
             key = request_key(key)
             if key is None:
                 return b"NOTFOUND "
+            if in_memory(settings, export):  # as lmtp.py's RCPT: no thread hop for these
+                try:
+                    value = look_up(settings, export, key)
+                except DeliveryError as error:
+                    return error_reply(error)
+                return value_reply(value)
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(self.lookup_pool, look_up, settings, export, key)
             future.add_done_callback(lambda _: settings.release())  # tables stay open till then
@@ -217,19 +223,36 @@ class Service:
             except asyncio.TimeoutError:
                 return b"TIMEOUT lookup not done within %ds" % timeout
             except DeliveryError as error:
-                word = b"PERM " if error.status == "4.3.5" else b"TEMP "
-                return word + one_line(error.text(), 500).encode("utf-8", "replace")
+                return error_reply(error)
             except Exception as error:  # noqa: BLE001 - a bug, or the pool shut down: temporary
                 return b"TEMP " + internal_error(error).text().encode("utf-8", "replace")
-            if value is None:
-                return b"NOTFOUND "
-            reply = b"OK " + value.encode("utf-8", "surrogateescape")
-            if len(reply) > MAX_REPLY:
-                return b"TEMP result longer than the socketmap reply limit"
-            return reply
+            return value_reply(value)
         finally:
             if not released:
                 settings.release()
+
+
+def error_reply(error):
+    """A table's DeliveryError: PERM for a configuration error (4.3.5), else TEMP."""
+    word = b"PERM " if error.status == "4.3.5" else b"TEMP "
+    return word + one_line(error.text(), 500).encode("utf-8", "replace")
+
+
+def value_reply(value):
+    if value is None:
+        return b"NOTFOUND "
+    reply = b"OK " + value.encode("utf-8", "surrogateescape")
+    if len(reply) > MAX_REPLY:
+        return b"TEMP result longer than the socketmap reply limit"
+    return reply
+
+
+def in_memory(settings, export):
+    """True when every table the export asks is answered from memory (lmtp.IN_MEMORY_TABLES)."""
+    from vdeliver.lmtp import IN_MEMORY_TABLES
+    kind, target = export
+    tables = [target] if kind == "table" else getattr(settings.tables, target)
+    return all(table.spec.split(":", 1)[0] in IN_MEMORY_TABLES for table in tables)
 
 
 async def read_request(reader):

@@ -73,7 +73,7 @@ def lookupd(pg, delivery_user, installed_vdeliver):
         corpus.cool(path)
     daemon = LookupDaemon(top, delivery_user, f"pgsql:{cf}",
                           f"socketmap_maps = virtual_mailbox_maps, mailbox=pgsql:{cf},"
-                          f" slow=pgsql:{slow}\n"
+                          f" slow=pgsql:{slow}, fast=inline:{{{{ bob@example.com=inline-bob }}}}\n"
                           "socketmap_max_connections = 20\nsocketmap_idle_timeout = 3s\n")
     daemon.pgsql = f"pgsql:{cf}"
     daemon.start()
@@ -147,6 +147,8 @@ def test_virtual_mailbox_maps_export_answers_as_virtual8s_search_over_the_list(l
     pytest.param(b"mailbox \xff\xfe@example.com", b"NOTFOUND ", id="key not UTF-8"),
     pytest.param(b"mailbox " + b"b" * 10001, b"NOTFOUND ", id="key over 10000 bytes"),
     pytest.param(b"mailbox bob@example.com", b"OK example.com/bob/", id="found"),
+    pytest.param(b"fast BOB@Example.com", b"OK inline-bob", id="in-memory table, on the event loop"),
+    pytest.param(b"fast alice@example.com", b"NOTFOUND ", id="in-memory table, not found"),
     pytest.param(b"mailbox bob@example.com extra words", b"NOTFOUND ", id="spaces are the key's"),
 ])
 def test_requests_postfix_would_never_send(lookupd, payload, wanted):

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -209,3 +210,41 @@ def test_symlink_planted_at_the_socket_path_is_refused(mail):
     st = os.lstat(victim)
     assert (st.st_uid, st.st_mode & 0o7777) == (0, 0o644)
     assert os.readlink(daemon.socket_path) == victim
+
+
+def test_socket_swapped_for_a_symlink_after_bind_is_never_chowned(mail):
+    """As test_lmtp's case for lmtp_listen: whoever can write in the socket's directory
+    replaces it by a symlink between bind() and the chown (strace holds bind() for 2 s)."""
+    require(shutil.which("strace"), "needs strace")
+    victim = os.path.join(mail.top, "victim")
+    with open(victim, "wb") as fh:
+        fh.write(b"precious\n")
+    os.chmod(victim, 0o644)
+    daemon = LookupDaemon(mail.top, mail.user, f"texthash:{mail.table_path}")
+    proc = subprocess.Popen(["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=bind",
+                             "-e", "inject=bind:delay_exit=2000000", VDELIVER, "--lmtp",
+                             "--foreground", "-c", daemon.config_path],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if stat.S_ISSOCK(os.lstat(daemon.socket_path).st_mode):
+                    break
+            except FileNotFoundError:
+                time.sleep(0.01)
+        else:
+            raise AssertionError("the daemon never bound its socket")
+        os.symlink(victim, daemon.socket_path + ".new")
+        os.replace(daemon.socket_path + ".new", daemon.socket_path)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # it started: stop the daemon itself, then strace
+            for line in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                                       text=True).stdout.split():
+                os.kill(int(line), signal.SIGTERM)
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert proc.returncode == 1 and f"socketmap_listen unix:{daemon.socket_path}".encode() in err, err
+    st = os.lstat(victim)
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o644)
