@@ -44,6 +44,32 @@ def write(path, text, mode=0o644):
     os.chmod(path, mode)
 
 
+def cpu_ns(pids):
+    """CPU time so far of every thread of pids (/proc/PID/task/*/schedstat, ns)."""
+    total = 0
+    for pid in pids:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/schedstat") as fh:
+                total += int(fh.read().split()[0])
+    return total
+
+
+def server_pids(daemon, pg):
+    """The daemon and the PostgreSQL backend serving it (its one persistent connection)."""
+    import subprocess
+    done = subprocess.run([f"{pg_bin()}/psql", "-X", "-At", "-h", pg.directory, "-p", str(pg.port),
+                           "-U", "postgres", "-d", DATABASE, "-c",
+                           f"SELECT pid FROM pg_stat_activity WHERE usename = '{USER}'"],
+                          user="postgres", group="postgres", capture_output=True, text=True,
+                          check=True, cwd=pg.directory)
+    return [daemon.proc.pid] + [int(pid) for pid in done.stdout.split()]
+
+
+def pg_bin():
+    from servers import PG_BIN
+    return PG_BIN
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=300)
@@ -97,7 +123,11 @@ def main():
         pick = random.Random(14)
         samples = {name: ([], []) for name, _ in entries}
         delivered = 0
+        servers, server_cpu = [], 0
         for round_number in range(-3, args.n):  # 3 warm-up rounds
+            if round_number == 0:
+                servers = server_pids(daemon, pg)
+                server_cpu = cpu_ns(servers)
             order = list(entries)
             pick.shuffle(order)
             for name, argv in order:
@@ -107,6 +137,7 @@ def main():
                 if round_number >= 0:
                     samples[name][0].append(wall)
                     samples[name][1].append(cpu)
+        server_cpu = cpu_ns(servers) - server_cpu
         on_disk = sum(len(files) for directory, _, files in os.walk(base) if directory.endswith("/new"))
         print(f"socketmap_bench: n={args.n} per entry, interleaved in random order, {args.size}-byte"
               f" message, {args.users} mailboxes, recipients user{'+bench' if args.extension else ''}"
@@ -120,6 +151,8 @@ def main():
                 median = statistics.median(walls)
                 print(f"{name + suffix:14} {median:7.2f} {percentile(walls, 0.9):7.2f}"
                       f" {statistics.mean(cpus):7.2f} {median - floor:+15.2f}")
+        print(f"server CPU per socketmap lookup (the daemon's threads and its PostgreSQL backend,"
+              f" pids {' '.join(map(str, servers))}, schedstat): {server_cpu / (2 * args.n) / 1e6:.3f} ms")
         print(f"verify: {on_disk} of {delivered} messages in new/")
         if on_disk != delivered:
             raise SystemExit("not every delivery is on disk")

@@ -36,8 +36,8 @@ Limits a hostile client meets: a request is at most MAX_REQUEST bytes (a
 longer netstring length, a malformed netstring, or a request not complete
 within socketmap_idle_timeout closes the connection: at most about twice
 MAX_REQUEST buffered per connection); socketmap_max_connections at once
-(more are closed at once); each connection is its own task, so a slow one
-blocks no other. Lookups run on the daemon's one lookup thread (the
+(more are closed at once); each connection is its own asyncio protocol,
+driven by the event loop, so a slow one blocks no other. Lookups run on the daemon's one lookup thread (the
 connections of virtual_mailbox_maps belong to it), those of the quota and
 home lists also under Tables.quota_lock (the delivery threads use them).
 
@@ -47,6 +47,7 @@ bind a socket by following a symlink as root (daemon.bind_unix/chown_socket);
 export a list that asks this very socket (it would wait for itself).
 """
 import asyncio
+import time
 
 from vdeliver import address, resolve
 from vdeliver.errors import ConfigError, DeliveryError, internal_error, one_line
@@ -143,14 +144,13 @@ async def start(server, sockets, lookup_pool):
     """Serve socketmap requests on sockets; the asyncio servers (daemon.py closes them).
     server: the lmtp.Server, whose current Settings each request uses."""
     service = Service(server, lookup_pool)
+    loop = asyncio.get_running_loop()
     listeners = []
     for sock in sockets:
         if sock.family == 1:  # AF_UNIX
-            listeners.append(await asyncio.start_unix_server(service.handle, sock=sock,
-                                                             limit=MAX_REQUEST + 64))
+            listeners.append(await loop.create_unix_server(service.connection, sock=sock))
         else:
-            listeners.append(await asyncio.start_server(service.handle, sock=sock,
-                                                        limit=MAX_REQUEST + 64))
+            listeners.append(await loop.create_server(service.connection, sock=sock))
     return listeners
 
 
@@ -159,77 +159,199 @@ class ProtocolError(Exception):
 
 
 class Service:
+    """What all connections share: the daemon's Server (its current Settings), the
+    lookup thread, the count of connections."""
+
     def __init__(self, server, lookup_pool):
         self.server = server
         self.lookup_pool = lookup_pool
         self.connections = 0
+        self.checked = 0.0  # when a changed table file was last looked for
 
-    async def handle(self, reader, writer):
-        config = self.server.settings.config
-        self.connections += 1
-        try:
-            if self.connections > config.get_int("socketmap_max_connections"):
-                return
-            idle = config.get_time("socketmap_idle_timeout")
-            while True:
-                try:
-                    request = await asyncio.wait_for(read_request(reader), idle)
-                except (asyncio.TimeoutError, ProtocolError, asyncio.IncompleteReadError,
-                        asyncio.LimitOverrunError):
-                    return
-                if request is None:
-                    return
-                reply = await self.answer(request)
-                writer.write(b"%d:%s," % (len(reply), reply))
-                await asyncio.wait_for(writer.drain(), idle)
-        except (ConnectionError, asyncio.TimeoutError):
-            pass
-        except Exception as error:  # noqa: BLE001 - a bug ends this connection, logged; the client defers
-            from vdeliver import log
-            log.log(self.server.settings.config,
-                    f"socketmap connection ended by {internal_error(error).text()}", "error")
-        finally:
-            self.connections -= 1
-            writer.close()
+    def connection(self):
+        return Connection(self)
 
-    async def answer(self, request):
+    def limits(self):
+        """(max connections, idle timeout, lookup timeout) of the current configuration."""
+        settings = self.server.settings
+        limits = getattr(settings, "socketmap_limits", None)
+        if limits is None:
+            config = settings.config
+            limits = settings.socketmap_limits = (
+                config.get_int("socketmap_max_connections"),
+                config.get_time("socketmap_idle_timeout"),
+                config.get_time("socketmap_lookup_timeout"))
+        return limits
+
+    def refresh(self):
+        """At most once a second, let the daemon reload a changed table file (as before an
+        LMTP transaction); this request is answered with the tables it has."""
+        now = time.monotonic()
+        if now - self.checked >= 1:
+            self.checked = now
+            task = asyncio.ensure_future(self.server.refresh())
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    def answer(self, request, reply):
+        """Answer one request: reply(bytes) is called once, now or when the lookup is done."""
+        self.refresh()
         name, space, key = request.partition(b" ")
-        name = name.decode("utf-8", "replace")
-        await self.server.refresh()  # a changed table file is reopened, as for LMTP
-        settings = self.server.settings.acquire()
-        released = False
-        try:
-            export = settings.tables.exports.get(name)
-            if export is None:
-                return b"PERM unknown socketmap name " + one_line(name, 100).encode()
-            if not space:
-                return b"PERM request without a key"
-            key = request_key(key)
-            if key is None:
-                return b"NOTFOUND "
-            if in_memory(settings, export):  # as lmtp.py's RCPT: no thread hop for these
-                try:
-                    value = look_up(settings, export, key)
-                except DeliveryError as error:
-                    return error_reply(error)
-                return value_reply(value)
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self.lookup_pool, look_up, settings, export, key)
-            future.add_done_callback(lambda _: settings.release())  # tables stay open till then
-            released = True
-            timeout = settings.config.get_time("socketmap_lookup_timeout")
+        settings = self.server.settings
+        export = settings.tables.exports.get(name.decode("utf-8", "replace"))
+        if export is None:
+            return reply(b"PERM unknown socketmap name "
+                         + one_line(name.decode("utf-8", "replace"), 100).encode())
+        if not space:
+            return reply(b"PERM request without a key")
+        key = request_key(key)
+        if key is None:
+            return reply(b"NOTFOUND ")
+        if in_memory(settings, export):  # as lmtp.py's RCPT: no thread hop for these
             try:
-                value = await asyncio.wait_for(asyncio.shield(future), timeout)
-            except asyncio.TimeoutError:
-                return b"TIMEOUT lookup not done within %ds" % timeout
+                return reply(value_reply(look_up(settings, export, key)))
             except DeliveryError as error:
-                return error_reply(error)
-            except Exception as error:  # noqa: BLE001 - a bug, or the pool shut down: temporary
-                return b"TEMP " + internal_error(error).text().encode("utf-8", "replace")
-            return value_reply(value)
-        finally:
-            if not released:
-                settings.release()
+                return reply(error_reply(error))
+        settings.acquire()  # its tables stay open until the lookup thread is done with them
+        loop = asyncio.get_running_loop()
+        answered = []
+
+        def once(data):
+            if not answered:
+                answered.append(True)
+                reply(data)
+
+        def done(future):  # on the event loop
+            settings.release()
+            timer.cancel()
+            try:
+                once(value_reply(future.result()))
+            except DeliveryError as error:
+                once(error_reply(error))
+            except Exception as error:  # noqa: BLE001 - a bug: temporary, said to the client
+                once(b"TEMP " + internal_error(error).text().encode("utf-8", "replace"))
+
+        timeout = self.limits()[2]
+        timer = loop.call_later(timeout, once, b"TIMEOUT lookup not done within %ds" % timeout)
+        try:
+            future = self.lookup_pool.submit(look_up, settings, export, key)
+        except RuntimeError:  # the pool is shut down: the daemon is stopping
+            settings.release()
+            timer.cancel()
+            return once(b"TEMP the lookup service is stopping")
+        future.add_done_callback(lambda future: loop.call_soon_threadsafe(done, future))
+        return None
+
+
+class Connection(asyncio.Protocol):
+    """One client: netstring requests in, one reply each, in order, one at a time.
+
+    Bounded: the input buffer holds at most one request beyond the one being answered
+    (reading pauses meanwhile, and while the client does not read its replies); a
+    malformed or oversized netstring, or no complete request within the idle timeout,
+    closes the connection without a reply."""
+
+    def __init__(self, service):
+        self.service = service
+        self.transport = None
+        self.buffer = bytearray()
+        self.busy = False          # a request is being answered
+        self.writing = True        # the client reads what we write
+        self.paused = False
+        self.timer = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.service.connections += 1
+        max_connections, idle, _ = self.service.limits()
+        if self.service.connections > max_connections:
+            transport.abort()
+            return
+        self.idle = idle
+        self.timer = asyncio.get_running_loop().call_later(idle, self.expire)
+
+    def connection_lost(self, exc):
+        self.service.connections -= 1
+        if self.timer is not None:
+            self.timer.cancel()
+        self.transport = None
+
+    def expire(self):
+        if self.busy:  # a slow lookup is not the client's idleness
+            self.timer = asyncio.get_running_loop().call_later(self.idle, self.expire)
+        elif self.transport is not None:
+            self.transport.abort()
+
+    def data_received(self, data):
+        self.buffer += data
+        self.next_request()
+
+    def pause_writing(self):
+        self.writing = False
+
+    def resume_writing(self):
+        self.writing = True
+        self.next_request()
+
+    def next_request(self):
+        if self.transport is None or self.busy or not self.writing:
+            return self.flow()
+        try:
+            request = take_netstring(self.buffer)
+        except ProtocolError:
+            self.transport.abort()
+            return None
+        if request is None:
+            return self.flow()
+        self.busy = True
+        self.timer.cancel()
+        self.service.answer(request, self.reply)
+        return self.flow()
+
+    def reply(self, data):
+        self.busy = False
+        if self.transport is None:
+            return
+        self.transport.write(b"%d:%s," % (len(data), data))
+        self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.idle, self.expire)
+        self.next_request()
+
+    def flow(self):
+        """Pause reading while a whole request waits, or the client is not reading."""
+        if self.transport is None:
+            return
+        full = len(self.buffer) > MAX_REQUEST + MAX_LENGTH_DIGITS + 2 or not self.writing
+        if full and not self.paused:
+            self.transport.pause_reading()
+            self.paused = True
+        elif not full and self.paused:
+            self.transport.resume_reading()
+            self.paused = False
+
+
+def take_netstring(buffer):
+    """Remove one complete netstring from the front of buffer and return its payload;
+    None if it is not complete yet; ProtocolError if malformed or over MAX_REQUEST."""
+    colon = buffer.find(b":", 0, MAX_LENGTH_DIGITS + 1)
+    if colon < 0:
+        if len(buffer) > MAX_LENGTH_DIGITS or not bytes(buffer).isdigit():
+            if buffer:
+                raise ProtocolError("bad netstring length")
+        return None
+    digits = bytes(buffer[:colon])
+    if not digits or not digits.isdigit():
+        raise ProtocolError("bad netstring length")
+    length = int(digits)
+    if length > MAX_REQUEST:
+        raise ProtocolError(f"request of {length} bytes")
+    end = colon + 1 + length
+    if len(buffer) <= end:
+        return None
+    if buffer[end] != ord(","):
+        raise ProtocolError("netstring without its ','")
+    payload = bytes(buffer[colon + 1:end])
+    del buffer[:end + 1]
+    return payload
 
 
 def error_reply(error):
@@ -253,26 +375,6 @@ def in_memory(settings, export):
     kind, target = export
     tables = [target] if kind == "table" else getattr(settings.tables, target)
     return all(table.spec.split(":", 1)[0] in IN_MEMORY_TABLES for table in tables)
-
-
-async def read_request(reader):
-    """One netstring's payload; None at EOF before it; ProtocolError when malformed or too long."""
-    try:
-        head = await reader.readuntil(b":")
-    except asyncio.IncompleteReadError as error:
-        if not error.partial:
-            return None
-        raise ProtocolError("EOF inside a netstring length") from None
-    digits = head[:-1]
-    if not digits or len(digits) > MAX_LENGTH_DIGITS or not digits.isdigit():
-        raise ProtocolError("bad netstring length")
-    length = int(digits)
-    if length > MAX_REQUEST:
-        raise ProtocolError(f"request of {length} bytes")
-    data = await reader.readexactly(length + 1)
-    if data[-1:] != b",":
-        raise ProtocolError("netstring without its ','")
-    return data[:-1]
 
 
 def request_key(raw):

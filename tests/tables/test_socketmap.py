@@ -204,6 +204,36 @@ def test_a_slow_client_blocks_no_other_and_connections_are_capped(lookupd):
         b"OK example.com/bob/"]
 
 
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+
+
+def test_a_client_that_never_reads_its_replies_holds_no_more_than_a_reply(lookupd):
+    """300 requests whose replies are 100000 bytes each (30 MB), sent at once and not read:
+    the daemon stops reading from that client instead of buffering the replies; then all
+    300 arrive, in order."""
+    count = 300
+    before = rss_kb(lookupd.proc.pid)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(lookupd.socket_path)
+        sock.sendall(netstring(b"mailbox fits@example.com") * count)
+        time.sleep(3)
+        grown = rss_kb(lookupd.proc.pid) - before
+        sock.settimeout(30)
+        wanted = netstring(b"OK " + b"f" * (socketmap.MAX_REPLY - 3)) * count
+        chunks, size = [], 0
+        while size < len(wanted):
+            chunk = sock.recv(1 << 20)
+            assert chunk, f"closed after {size} bytes"
+            chunks.append(chunk)
+            size += len(chunk)
+    assert b"".join(chunks) == wanted
+    assert grown < 8 * 1024, f"the daemon grew by {grown} kB"
+    assert parse_replies(request(lookupd.socket_path, b"mailbox bob@example.com")) == [
+        b"OK example.com/bob/"]
+
+
 def closed_within(sockets, seconds):
     """How many of sockets the server has closed (EOF) after seconds."""
     closed, deadline = set(), time.monotonic() + seconds
