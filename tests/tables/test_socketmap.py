@@ -71,11 +71,15 @@ def lookupd(pg, delivery_user, installed_vdeliver):
     for path in (cf, slow):
         os.chmod(path, 0o644)
         corpus.cool(path)
+    from servers import free_port
+    port = free_port()
     daemon = LookupDaemon(top, delivery_user, f"pgsql:{cf}",
+                          f"socketmap_listen = unix:{top}/socketmap, inet:127.0.0.1:{port}\n"
                           f"socketmap_maps = virtual_mailbox_maps, mailbox=pgsql:{cf},"
                           f" slow=pgsql:{slow}, fast=inline:{{{{ bob@example.com=inline-bob }}}}\n"
                           "socketmap_max_connections = 20\nsocketmap_idle_timeout = 3s\n")
     daemon.pgsql = f"pgsql:{cf}"
+    daemon.inet = f"socketmap:inet:127.0.0.1:{port}"
     daemon.start()
     yield daemon
     daemon.stop()
@@ -109,6 +113,14 @@ def test_an_exported_table_answers_as_postmap_on_the_table_itself(lookupd, postf
     assert direct[b"fits@example.com"] == b"f" * (socketmap.MAX_REPLY - 3)
     assert direct[b"bob+ext@example.com"] is None  # a literal table: nothing derived
     compared["socketmap (exported pgsql table)"] = 2 * len(KEYS)
+
+
+def test_the_inet_listener_answers_as_the_unix_one(lookupd, postfix):
+    keys = [b"bob@example.com", b"bob+x@example.com", b"nobody@example.com", b"x@catch.example"]
+    unix = client_answers(lookupd.spec("virtual_mailbox_maps"), keys)
+    assert corpus.postmap_answers(postfix, f"{lookupd.inet}:virtual_mailbox_maps", keys) == unix
+    assert client_answers(f"{lookupd.inet}:virtual_mailbox_maps", keys) == unix
+    assert unix[b"bob+x@example.com"] == b"example.com/bob/"
 
 
 def test_non_ascii_keys_agree_between_the_two_clients(lookupd, postfix):

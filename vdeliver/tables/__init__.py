@@ -10,8 +10,8 @@ type is opened (the pipe command pays for what it uses). A table object has:
 
 Never: treat "could not look" as "not found"; that would bounce mail.
 """
-import _thread
-import sys
+from _thread import _count as thread_count
+from sys import modules as loaded_modules
 
 from vdeliver.errors import ConfigError
 
@@ -46,7 +46,7 @@ def open_table(spec):
     module_name = TYPES.get(table_type)
     if module_name is None:
         raise ConfigError(f"table {spec}: unsupported table type {table_type}:")
-    if f"vdeliver.tables.{module_name}" not in sys.modules and not _thread._count():
+    if f"vdeliver.tables.{module_name}" not in loaded_modules and not thread_count():
         # From its .pyc as the pipe modules are (vdeliver.load_modules: 0.1-0.2 ms less than
         # the import system's finders in a fresh process); on any trouble the import below.
         # Only with no other thread: load_modules takes no import lock (the LMTP daemon
