@@ -18,6 +18,7 @@ show every key it tries. open_tables() opens both lists together into one
 Tables, which the LMTP daemon keeps and replaces on reload.
 """
 import _thread
+import sys
 
 from vdeliver import address
 from vdeliver.errors import ConfigError, DeliveryError, TableError, UnknownUser, UnsafeMailboxPath
@@ -75,10 +76,10 @@ def open_maps(config, name):
 def open_specs(config, specs):
     """Open `type:name` tables with the configuration's table settings; log their notes."""
     texthash.CACHE_DIRECTORY = config.get("table_cache_directory").strip()
-    if any("socketmap:" in spec for spec in specs):
-        from vdeliver.tables import socketmap
-        socketmap.TIMEOUT = config.get_time("socketmap_timeout")
     tables = [open_table(spec) for spec in specs]
+    socketmap = sys.modules.get("vdeliver.tables.socketmap")  # loaded by open_table, if used
+    if socketmap is not None and any("socketmap:" in spec for spec in specs):
+        socketmap.TIMEOUT = config.get_time("socketmap_timeout")  # read at lookup time
     for table in tables:
         if getattr(table, "note", None):  # e.g. hash: answered through postmap -q
             from vdeliver import log
