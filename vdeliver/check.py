@@ -38,9 +38,11 @@ KINDS = {
              "lmtp_shutdown_timeout", "sieve_max_cpu_time", "sendmail_timeout",
              "sieve_vacation_min_period", "sieve_vacation_default_period",
              "sieve_vacation_max_period", "sieve_redirect_duplicate_period",
-             "duplicate_suppression_period"),
+             "duplicate_suppression_period", "socketmap_idle_timeout",
+             "socketmap_lookup_timeout", "socketmap_timeout"),
     "int": ("lmtp_max_connections", "lmtp_message_size_limit", "lmtp_recipient_limit",
-            "lmtp_delivery_threads", "sieve_max_actions", "sieve_max_redirects"),
+            "lmtp_delivery_threads", "sieve_max_actions", "sieve_max_redirects",
+            "socketmap_max_connections"),
     "size": ("sieve_max_script_size",),
 }
 CHOICES = {"extension_folder": ("no", "existing", "create"),

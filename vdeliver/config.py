@@ -62,6 +62,15 @@ DEFAULTS = {
     "lmtp_shutdown_timeout": "60s",
     # the daemon's Prometheus endpoint (metrics.py); "" = off
     "lmtp_metrics_listen": "",
+    # The daemon's socketmap lookup service (socketmapd.py) and its client (tables/socketmap.py)
+    "socketmap_listen": "",
+    "socketmap_maps": "virtual_mailbox_maps, virtual_mailbox_quota_maps, virtual_home_maps",
+    "socketmap_socket_owner": "",
+    "socketmap_socket_mode": "0660",
+    "socketmap_max_connections": "100",
+    "socketmap_idle_timeout": "60s",
+    "socketmap_lookup_timeout": "5s",
+    "socketmap_timeout": "10s",
     # Sieve (filtering.py, sievescripts.py): Pigeonhole's names and defaults
     "sieve": "yes",
     "virtual_home_maps": "",

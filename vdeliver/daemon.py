@@ -11,6 +11,11 @@ of virtual_mailbox_base) with no supplementary groups; open the tables and
 write the first log line (so a maillog_file the daemon creates belongs to
 the delivery user: nothing is logged as root); serve.
 
+With socketmap_listen set, the daemon also serves its tables over Postfix's
+socketmap protocol (socketmapd.py: its sockets bound here as the LMTP ones,
+its exports opened with the tables and reloaded with them); lmtp_listen may
+then be empty.
+
 As root, in directories others may write to (a unix socket usually lives in
 Postfix's private/, owned by postfix): the pid file is opened with
 O_NOFOLLOW and refused in a directory writable by anyone but root (or
@@ -50,7 +55,7 @@ import socket
 import stat
 import sys
 
-from vdeliver import address, config as config_module, deliver, log, metrics, resolve
+from vdeliver import address, config as config_module, deliver, log, metrics, resolve, socketmapd
 from vdeliver.errors import ConfigError, DeliveryError, internal_error
 from vdeliver.lmtp import Server, Settings
 
@@ -160,7 +165,7 @@ def bind_sockets(config):
             sock.close()
             raise ConfigError(f"lmtp_listen {spec}: {error.detail}") from None
         sockets.append(sock)
-    if not sockets:
+    if not sockets and not config.get_list("socketmap_listen"):  # a lookup service only: fine
         raise ConfigError("lmtp_listen is empty")
     return sockets
 
@@ -222,7 +227,7 @@ def run_user(config):
 
 def check_lmtp_config(config):
     deliver.mailbox_base(config)
-    if not config.get_bool("write_delivery_headers"):
+    if config.get_list("lmtp_listen") and not config.get_bool("write_delivery_headers"):
         raise ConfigError("write_delivery_headers = no is for pipe(8) with flags=DR; Postfix's lmtp"
                           " client writes no Delivered-To, so the LMTP daemon must")
 
@@ -243,7 +248,13 @@ def make_settings(options):
     before = address.SMTPUTF8_ENABLE
     address.set_smtputf8(config.get_bool("smtputf8_enable"))
     try:
-        settings = Settings(config, metrics.current.instrument(resolve.open_tables(config)))
+        tables = metrics.current.instrument(resolve.open_tables(config))
+        try:
+            tables.exports = socketmapd.open_exports(config, tables)
+        except BaseException:
+            resolve.close_tables(tables)
+            raise
+        settings = Settings(config, tables)
     except BaseException:
         address.set_smtputf8(before)
         raise
@@ -293,6 +304,7 @@ def main(argv):
             enable_metrics(config)
             sockets.append(metrics_socket)
         uid, gid = run_user(config) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+        lookup_sockets = socketmapd.bind(config, uid, gid)
     except (DeliveryError, OSError, KeyError) as error:
         text = error.text() if isinstance(error, DeliveryError) else str(error)
         sys.stderr.write(f"vdeliver --lmtp: {text}\n")
@@ -301,7 +313,7 @@ def main(argv):
         import daemon
         context = daemon.DaemonContext(
             umask=0o077, working_directory="/", detach_process=True,
-            files_preserve=[pid_file.fd] + [sock.fileno() for sock in sockets],
+            files_preserve=[pid_file.fd] + [sock.fileno() for sock in sockets + lookup_sockets],
             signal_map={})  # our own handlers, installed in serve()
         context.open()
         pid_file.write()  # the detached child's pid
@@ -319,7 +331,8 @@ def main(argv):
     threads = settings.config.get_int("lmtp_delivery_threads")
     delivery_pool = concurrent.futures.ThreadPoolExecutor(max(1, threads), "deliver")
     lookup_pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
-    status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool))
+    status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool,
+                               lookup_sockets))
     # The event loop is gone: now waiting blocks nobody. A delivery abandoned at shutdown
     # ends at its commit point and removes its tmp file; the launcher exits with _exit().
     delivery_pool.shutdown(wait=True)
@@ -327,7 +340,7 @@ def main(argv):
     return status
 
 
-async def serve(options, settings, sockets, delivery_pool, lookup_pool):
+async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_sockets=()):
     config = settings.config
     server = Server(settings, delivery_pool, lookup_pool, os.uname().nodename,
                     config.get_int("lmtp_max_connections"))
@@ -348,12 +361,14 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool):
             listeners.append(await asyncio.start_unix_server(server.handle, sock=sock, limit=1 << 20))
         else:
             listeners.append(await asyncio.start_server(server.handle, sock=sock, limit=1 << 20))
+    listeners += await socketmapd.start(server, lookup_sockets, lookup_pool)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_in_background)
-    names = ", ".join(config.get_list("lmtp_listen"))
+    names = ", ".join(config.get_list("lmtp_listen") + [
+        f"socketmap {spec}" for spec in config.get_list("socketmap_listen") if lookup_sockets])
     log.log(config, f"LMTP daemon started, pid {os.getpid()}, uid {os.getuid()}, listening on {names}")
     await stop.wait()
     for listener in listeners:

@@ -18,6 +18,7 @@ show every key it tries. open_tables() opens both lists together into one
 Tables, which the LMTP daemon keeps and replaces on reload.
 """
 import _thread
+import sys
 
 from vdeliver import address
 from vdeliver.errors import ConfigError, DeliveryError, TableError, UnknownUser, UnsafeMailboxPath
@@ -45,12 +46,13 @@ class Mailbox:
 class Tables:
     """The open tables of one configuration: virtual_mailbox_maps and
     virtual_mailbox_quota_maps (the LMTP daemon keeps one, lmtp.Settings)."""
-    __slots__ = ("mailbox", "quota", "home", "quota_lock")
+    __slots__ = ("mailbox", "quota", "home", "quota_lock", "exports")
 
     def __init__(self, mailbox, quota=(), home=()):
         self.mailbox = list(mailbox)
         self.quota = list(quota)
         self.home = list(home)  # virtual_home_maps: the Sieve home (sieveroute.sieve_home)
+        self.exports = {}  # what the daemon's socketmap service answers for (socketmapd.py)
         # LMTP delivery threads look quotas up side by side; a table's connection
         # (sqlite3, pymysql, ldap3) must not serve two threads at once.
         self.quota_lock = _thread.allocate_lock()
@@ -68,8 +70,16 @@ def open_maps(config, name):
     specs = config.get_list(name)
     if not specs and name == "virtual_mailbox_maps":
         raise ConfigError("virtual_mailbox_maps is empty")
+    return open_specs(config, specs)
+
+
+def open_specs(config, specs):
+    """Open `type:name` tables with the configuration's table settings; log their notes."""
     texthash.CACHE_DIRECTORY = config.get("table_cache_directory").strip()
     tables = [open_table(spec) for spec in specs]
+    socketmap = sys.modules.get("vdeliver.tables.socketmap")  # loaded by open_table, if used
+    if socketmap is not None and any("socketmap:" in spec for spec in specs):
+        socketmap.TIMEOUT = config.get_time("socketmap_timeout")  # read at lookup time
     for table in tables:
         if getattr(table, "note", None):  # e.g. hash: answered through postmap -q
             from vdeliver import log
@@ -82,7 +92,8 @@ def close_tables(tables):
     reload: a Tables (every list of it) or a list; tables of unionmap:/pipemap: are
     closed with them. Never raises."""
     if isinstance(tables, Tables):
-        tables = tables.mailbox + tables.quota + tables.home
+        tables = tables.mailbox + tables.quota + tables.home + [
+            table for kind, table in tables.exports.values() if kind == "table"]
     for table in tables:
         close = getattr(table, "close", None)
         if close is not None:

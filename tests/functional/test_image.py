@@ -230,3 +230,25 @@ def test_a_module_that_fails_midway_leaves_no_module_behind(mail, failing):
                            input=b"Subject: x\n\nbody\n", **run)
     assert (known.returncode, known.stdout) == (0, b"")
     assert len(mail.new_files("example.com/bob")) == 1
+
+
+TABLE_MODULE = """
+import sys, threading
+sys.path.insert(0, sys.argv[1])
+import vdeliver.tables
+if sys.argv[2] == "thread":
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+vdeliver.tables.open_table("socketmap:unix:/nonexistent:name")
+module = sys.modules["vdeliver.tables.socketmap"]
+print(module.__spec__ is None, vdeliver.tables.socketmap is module)
+"""
+
+
+@pytest.mark.parametrize("threads, fast", [("none", "True"), ("thread", "False")])
+def test_a_table_module_runs_from_its_pyc_only_without_other_threads(threads, fast):
+    """tables.open_table() loads a table type's module as the pipe modules are loaded, but
+    not in a process with threads (the LMTP daemon): load_modules takes no import lock."""
+    prefix, site = installed()
+    out = subprocess.run([os.path.join(prefix, "bin", "python3"), "-I", "-S", "-c", TABLE_MODULE,
+                          site, threads], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [fast, "True"]
