@@ -92,6 +92,20 @@ def cpu_seconds(pid):
     return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
 
+def context_switches(pid):
+    """Voluntary + involuntary context switches of all the daemon's threads so far."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/status") as fh:
+                for line in fh:
+                    if "ctxt_switches:" in line:
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that ended meanwhile
+    return total
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=2000)
@@ -143,6 +157,7 @@ def main():
             errors = multiprocessing.Queue()
             workers = [multiprocessing.Process(target=client, args=(socket_path, job, errors)) for job in jobs]
             user0, sys0 = cpu_seconds(daemon.pid)
+            switches0 = context_switches(daemon.pid)
             started = time.monotonic()
             for worker in workers:
                 worker.start()
@@ -150,6 +165,7 @@ def main():
                 worker.join()
             elapsed = time.monotonic() - started
             user1, sys1 = cpu_seconds(daemon.pid)
+            switches = (context_switches(daemon.pid) - switches0) / args.n
             failures = []
             while not errors.empty():
                 failures.append(errors.get())
@@ -157,11 +173,12 @@ def main():
                             for n in range(args.recipients)
                             if os.path.isdir(os.path.join(base, domain, f"user{n}", "new")))
             ok = "ok" if delivered == args.n and not failures else f"BAD ({delivered}, {failures[:2]})"
-            row = (args.n / elapsed, (user1 - user0) * 1000 / args.n, (sys1 - sys0) * 1000 / args.n)
+            row = (args.n / elapsed, (user1 - user0) * 1000 / args.n, (sys1 - sys0) * 1000 / args.n,
+                   switches)
             rows.append(row)
             print(f"round {round_number}: {args.n} messages over {args.connections} connections in "
                   f"{elapsed:.2f}s: {row[0]:.0f} msg/s, daemon cpu {row[1] + row[2]:.2f} ms/msg "
-                  f"(user {row[1]:.2f}, sys {row[2]:.2f}) {ok}", flush=True)
+                  f"(user {row[1]:.2f}, sys {row[2]:.2f}), {switches:.1f} context switches/msg {ok}", flush=True)
         check = 0
         for name in sorted(os.listdir(os.path.join(base, domain, "user0", "new")))[:50]:
             with open(os.path.join(base, domain, "user0", "new", name), "rb") as fh:
@@ -172,9 +189,10 @@ def main():
         daemon.send_signal(signal.SIGTERM)
         status = daemon.wait(30)
         shutil.rmtree(top, ignore_errors=True)
-    print(f"\n{'msg/s':>8} {'cpu ms':>7} {'user':>6} {'sys':>6}   (median over {args.rounds} rounds; daemon exit {status})")
+    print(f"\n{'msg/s':>8} {'cpu ms':>7} {'user':>6} {'sys':>6} {'cs/msg':>7}   (median over {args.rounds} rounds; daemon exit {status})")
     print(f"{statistics.median(r[0] for r in rows):8.0f} {statistics.median(r[1] + r[2] for r in rows):7.2f} "
-          f"{statistics.median(r[1] for r in rows):6.2f} {statistics.median(r[2] for r in rows):6.2f}")
+          f"{statistics.median(r[1] for r in rows):6.2f} {statistics.median(r[2] for r in rows):6.2f} "
+          f"{statistics.median(r[3] for r in rows):7.1f}")
 
 
 if __name__ == "__main__":
