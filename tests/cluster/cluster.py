@@ -713,3 +713,65 @@ def ambiguous_attempts(postfix):
         if match:
             out[match.group(1)].add(match.group(2))
     return out
+
+
+# ------------------------------------------------------------------ Postfix in front
+
+# The README's "main.cf (Postfix in front ...)" block, its timeouts lowered so that a dead
+# or frozen host costs seconds, and deferred mail is retried within a second or two.
+POSTFIX_OVERRIDES = {
+    "lmtp_connect_timeout": "2s", "lmtp_lhlo_timeout": "4s", "lmtp_data_done_timeout": "8s",
+    "lmtp_destination_concurrency_failed_cohort_limit": "1000",
+}
+POSTFIX_EXTRA = """\
+lmtp_mail_timeout = 4s
+lmtp_rcpt_timeout = 4s
+lmtp_data_init_timeout = 4s
+lmtp_data_xfer_timeout = 4s
+lmtp_quit_timeout = 2s
+lmtp_destination_concurrency_limit = 12
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+queue_run_delay = 1s
+in_flow_delay = 0
+"""
+FRONT = "main.cf (Postfix in front of several vdeliver hosts)"
+
+
+def postfix_in_front(c, more_users=()):
+    """A private Postfix (tests/e2e/harness.py, mode lmtp, no Dovecot), not yet started,
+    delivering DOMAIN through the pgsql transport table of cluster c."""
+    import harness
+    h = harness.Harness(mode="lmtp", dovecot=False)
+    h.extra_domains.append(DOMAIN)
+    for user in c.users + list(more_users):
+        h.postfix_table[user] = "unused/"
+    readme = readme_block(FRONT)
+    assert readme["transport_maps"].startswith("pgsql:")
+    # lmtp_host_lookup = native is in the harness's main.cf already (a second line would
+    # make every Postfix command warn); transport_maps is the harness's, with the pgsql
+    # table first.
+    assert readme["lmtp_host_lookup"] == "native"
+    main = merged(FRONT, POSTFIX_OVERRIDES)
+    h.extra_main_cf = "".join(line + "\n" for line in main.splitlines()
+                              if not line.startswith(("transport_maps", "lmtp_host_lookup")))
+    h.extra_main_cf += POSTFIX_EXTRA
+    h.extra_transport_maps = f"pgsql:{c.root}/transport.cf, "
+    return h
+
+
+def write_chroot_hosts(h, c):
+    """The chrooted lmtp(8)'s own /etc/hosts: `vdpool` with every host's address (and
+    vdpool1, vdpool2, vdpool3: the first 1, 2, 3 hosts, for bench/cluster_bench.py)."""
+    chroot_etc = f"{h.spool}/etc"
+    os.makedirs(chroot_etc, exist_ok=True)
+    lines = ["127.0.0.1 localhost"]
+    for host in c.hosts:
+        pools = " ".join(f"vdpool{n}" for n in range(host.index, len(c.hosts) + 1))
+        lines.append(f"{host.address} vdpool {pools} {host.name}")
+    with open(f"{chroot_etc}/hosts", "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    with open(f"{chroot_etc}/nsswitch.conf", "w") as fh:
+        fh.write("hosts: files\n")
+    with open(f"{chroot_etc}/host.conf", "w") as fh:
+        fh.write("multi on\n")  # else glibc returns only the first line's address

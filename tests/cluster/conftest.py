@@ -24,24 +24,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "e2e"))
 import cluster  # noqa: E402
 from support import require  # noqa: E402
 
-# Postfix's side: the README's "main.cf (Postfix in front ...)" block, its timeouts lowered
-# so that a dead or frozen host costs seconds, and mail is retried soon.
-POSTFIX_OVERRIDES = {
-    "lmtp_connect_timeout": "2s", "lmtp_lhlo_timeout": "4s", "lmtp_data_done_timeout": "8s",
-    "lmtp_destination_concurrency_failed_cohort_limit": "1000",
-}
-POSTFIX_EXTRA = """\
-lmtp_mail_timeout = 4s
-lmtp_rcpt_timeout = 4s
-lmtp_data_init_timeout = 4s
-lmtp_data_xfer_timeout = 4s
-lmtp_quit_timeout = 2s
-lmtp_destination_concurrency_limit = 12
-minimal_backoff_time = 1s
-maximal_backoff_time = 2s
-queue_run_delay = 1s
-in_flow_delay = 0
-"""
 QUOTA_USERS = {f"shared@{cluster.DOMAIN}": "1G", f"tight@{cluster.DOMAIN}": "50C"}
 
 
@@ -79,33 +61,10 @@ def postfix(hosts, request):
     import harness
     missing = [m for m in harness.missing_prerequisites() if "ovecot" not in m and "dovenull" not in m]
     require(not missing, "; ".join(missing))
-    h = harness.Harness(mode="lmtp", dovecot=False)
-    h.extra_domains.append(cluster.DOMAIN)
-    for user in hosts.users + list(QUOTA_USERS):
-        h.postfix_table[user] = "unused/"
-    main = cluster.merged("main.cf (Postfix in front of several vdeliver hosts)",
-                          POSTFIX_OVERRIDES)
-    # transport_maps: the harness's line, with the README's pgsql table first.
-    readme_maps = cluster.readme_block("main.cf (Postfix in front of several vdeliver hosts)")
-    assert readme_maps["transport_maps"].startswith("pgsql:")
-    # lmtp_host_lookup = native is in the harness's main.cf already (a second line would
-    # make every Postfix command warn).
-    assert readme_maps["lmtp_host_lookup"] == "native"
-    h.extra_main_cf = "".join(line + "\n" for line in main.splitlines()
-                              if not line.startswith(("transport_maps", "lmtp_host_lookup")))
-    h.extra_main_cf += POSTFIX_EXTRA
-    h.extra_transport_maps = f"pgsql:{hosts.root}/transport.cf, "
+    h = cluster.postfix_in_front(hosts, list(QUOTA_USERS))
     request.addfinalizer(h.stop)
     h.start()
-    chroot_etc = f"{h.spool}/etc"
-    os.makedirs(chroot_etc, exist_ok=True)
-    with open(f"{chroot_etc}/hosts", "w") as fh:
-        fh.write("127.0.0.1 localhost\n" + "".join(
-            f"{host.address} vdpool {host.name}\n" for host in hosts.hosts))
-    with open(f"{chroot_etc}/nsswitch.conf", "w") as fh:
-        fh.write("hosts: files\n")
-    with open(f"{chroot_etc}/host.conf", "w") as fh:
-        fh.write("multi on\n")  # else glibc returns only the first line's address
+    cluster.write_chroot_hosts(h, hosts)
     return h
 
 

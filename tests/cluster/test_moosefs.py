@@ -14,7 +14,7 @@ from cluster import DOMAIN
 from test_cluster import SHARED, TIGHT, check_store, recipients_for, shared_quota_exact
 
 STORAGE = "moosefs"
-MESSAGES = 900
+MESSAGES = 2000
 
 
 def test_a_burst_rotated_over_three_moosefs_clients_one_killed(cluster_up, postfix):
