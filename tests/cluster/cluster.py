@@ -48,6 +48,7 @@ BRIDGE = "vdcl0"
 NET = "10.213.0"
 GATEWAY = f"{NET}.1"
 RUN_PREFIX = "/tmp/vdeliver-cluster-"
+LOCK_FILE = "/tmp/vdeliver-cluster.lock"  # one cluster per machine: they share the names
 NETNS_PREFIX = "vdcl-h"
 DOMAIN = "cluster.example"
 VMAIL = "vmail"
@@ -127,6 +128,9 @@ def remove_stale():
             run([IP, "netns", "del", name], check=False)
     if os.path.exists(f"/sys/class/net/{BRIDGE}"):
         run([IP, "link", "del", BRIDGE], check=False)
+    # A veth whose namespace was deleted while a process still ran in it outlives the name.
+    for link in glob.glob("/sys/class/net/vdcl[0-9]*a"):
+        run([IP, "link", "del", os.path.basename(link)], check=False)
     with open("/proc/self/mounts") as fh:
         stale = [line.split()[1] for line in fh if line.split()[1].startswith(RUN_PREFIX)]
     for target in reversed(stale):
@@ -179,13 +183,16 @@ class Storage:
     `ext4`      an ext4 image on a loop device (each host bind-mounts it: one coherent
                 filesystem, an upper bound);
     `directory` a plain directory (where losetup/mkfs.ext4 cannot run);
+    `nfsmodel`  a plain directory that each host sees through its own nfsmodel.py FUSE
+                mount (a MODEL of NFS's failure modes, not NFS; faults as model_faults);
     `moosefs`   MooseFS 3.0 from Debian: a master and a chunkserver in the root namespace
                 on the bridge address, and one FUSE mount (mfsmount) per host, made inside
                 the host's own network and mount namespaces: a real distributed filesystem,
                 whose locks travel through the master."""
 
-    def __init__(self, root, kind="ext4", size_mb=512):
+    def __init__(self, root, kind="ext4", size_mb=512, model_faults=""):
         self.root, self.kind, self.size_mb = root, kind, size_mb
+        self.model_faults = model_faults
         self.path = f"{root}/store"
         self.image = f"{root}/store.img"
         self.mfs = f"{root}/mfs"
@@ -210,6 +217,13 @@ class Storage:
 
     def mount_command(self, target):
         """The shell command a host runs in its own mount namespace to see the store."""
+        if self.kind == "nfsmodel":
+            model = os.path.join(HERE, "nfsmodel.py")
+            log = f"{self.root}/nfsmodel-$(/usr/bin/hostname).log"
+            return (f"{{ /usr/bin/python3 {model} {self.path} {target}"
+                    f" --faults '{self.model_faults}' >{log} 2>&1 & }} && "
+                    f"for i in $(seq 100); do /usr/bin/mountpoint -q {target} && break;"
+                    f" sleep 0.1; done && /usr/bin/mountpoint -q {target}")
         if self.kind == "moosefs":
             return (f"/usr/bin/mfsmount {target} -H {GATEWAY} -P {MFS_PORTS['MATOCL']}"
                     " >/dev/null 2>&1")
@@ -402,7 +416,7 @@ class Cluster:
     """Network, storage, PostgreSQL and `count` delivery hosts; start() and stop()."""
 
     def __init__(self, count=3, storage="ext4", vdeliver=None, users=50, quota_users=(),
-                 extra_users=()):
+                 extra_users=(), model_faults=""):
         self.root = f"{RUN_PREFIX}{os.getpid()}"
         self.base = f"{self.root}/base"
         self.count = count
@@ -411,15 +425,17 @@ class Cluster:
         self.quota_users = dict(quota_users)     # address -> limit, e.g. {"shared@...": "1G"}
         self.extra_users = list(extra_users)     # in the table, not in the burst
         self.network = Network(count)
-        self.storage = Storage(self.root, storage)
+        self.storage = Storage(self.root, storage, model_faults=model_faults)
         self.pg: PostgresServer | None = None
         self.hosts: list[Host] = []
         self.transports: dict[str, str] = {}
+        self.lock_fd: int | None = None
 
     def start(self):
         missing = missing_prerequisites()
         if missing:
             raise RuntimeError("; ".join(missing))
+        self.take_lock()
         remove_stale()
         os.makedirs(self.root)
         os.chmod(self.root, 0o755)
@@ -434,6 +450,18 @@ class Cluster:
             host = Host(self, index)
             self.hosts.append(host)
             host.start()
+
+    def take_lock(self):
+        """The bridge and namespace names are fixed: a second cluster (a bench run, another
+        test session) would tear this one's down as stale. Refuse to start instead."""
+        import fcntl
+        fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(f"another cluster (test or bench) holds {LOCK_FILE}") from None
+        self.lock_fd = fd
 
     def replace(self, index, mounted=True, extra=""):
         """Stop host `index` and start it again, e.g. without its mount (mounted=False)."""
@@ -464,6 +492,9 @@ class Cluster:
         self.network.stop()
         if not os.environ.get("VDELIVER_CLUSTER_KEEP"):
             shutil.rmtree(self.root, ignore_errors=True)
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def __enter__(self):
         try:
@@ -532,7 +563,8 @@ def lmtp_deliver(host_address, recipient, data, sender=f"sender@{DOMAIN}", timeo
         if code != 250:
             return code, text.decode(errors="replace")
         try:
-            code, text = lmtp.data(data)  # one recipient: one reply (RFC 2033)
+            # smtplib sends bytes as they are: CRLF line ends, as on the wire.
+            code, text = lmtp.data(data.replace(b"\n", b"\r\n"))  # one reply (RFC 2033)
         except smtplib.SMTPDataError as err:
             return err.smtp_code, err.smtp_error.decode(errors="replace")
         return (250, "") if code == 250 else (code, text.decode(errors="replace"))

@@ -14,6 +14,7 @@ the mount, the namespaces and the bridge.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -49,8 +50,14 @@ def hosts(request):
                     ("sbin/mfsmaster", "sbin/mfschunkserver", "bin/mfsmount")),
                 "MooseFS is not installed (scripts/setup-cluster)")
         require(os.path.exists("/dev/fuse"), "no /dev/fuse: MooseFS's client is a FUSE mount")
-    c = cluster.Cluster(3, storage=storage, vdeliver=vdeliver, quota_users=QUOTA_USERS,
-                        extra_users=[f"new{k}@{cluster.DOMAIN}" for k in range(20)])
+    if storage == "nfsmodel":
+        require(os.path.exists("/dev/fuse"), "no /dev/fuse: the NFS model is a FUSE mount")
+        require(subprocess.run(["/usr/bin/python3", "-c", "import fusepy"]).returncode == 0,
+                "python3-fusepy is not installed (scripts/setup-cluster)")
+    c = cluster.Cluster(3, storage=storage, vdeliver=vdeliver,
+                        quota_users={**QUOTA_USERS, **getattr(request.module, "QUOTA_USERS", {})},
+                        extra_users=[f"new{k}@{cluster.DOMAIN}" for k in range(20)],
+                        model_faults=getattr(request.module, "MODEL_FAULTS", ""))
     request.addfinalizer(c.stop)
     c.start()
     return c
