@@ -41,7 +41,11 @@ def recipients_for(c, count):
     return {seq: SHARED if seq % 3 == 0 else c.users[seq % len(c.users)] for seq in range(count)}
 
 
-def check_store(c, postfix, recipients, accepted, faulted_hosts, previous=()):
+def tmp_files(c, users):
+    return {(user, name) for user in users for name in c.files(user, "tmp")}
+
+
+def check_store(c, postfix, recipients, accepted, faulted_hosts, previous=(), previous_tmp=()):
     """The assertions every burst shares; returns (records, duplicates, per-host counts)."""
     assert len(accepted) == len(recipients), "smtpd refused some"
     users = sorted(set(recipients.values()))
@@ -79,7 +83,7 @@ def check_store(c, postfix, recipients, accepted, faulted_hosts, previous=()):
         assert any(f"h{i}" == r.host for r in copies for i in faulted_hosts)
     # tmp/: only what a killed daemon left.
     for user in users:
-        leftovers = c.files(user, "tmp")
+        leftovers = [name for name in c.files(user, "tmp") if (user, name) not in previous_tmp]
         assert all(name.endswith(tuple(f".h{i}.cluster.test" for i in faulted_hosts))
                    for name in leftovers), leftovers
     per_host = collections.Counter(r.host for r in records)
@@ -95,8 +99,20 @@ def trace(c, postfix, queue_id, copies):
     return "\n".join(lines)
 
 
-def shared_quota_exact(c):
-    assert cluster.maildirsize_totals(c, SHARED) == cluster.store_totals(c, SHARED)
+def shared_quota_exact(c, killed=False):
+    """maildirsize's sum equals new/ and cur/. With a host killed (kill -9) mid-burst, one of
+    its deliveries may have been linked (durable, and retried by nobody: Postfix got no
+    reply... or got its 250) but killed before its usage line: maildirsize is then short by
+    at most one message per delivery thread of the killed host, never over (quota.py: the
+    next recalculation repairs it)."""
+    (used, count), (stored, files) = cluster.maildirsize_totals(c, SHARED), \
+        cluster.store_totals(c, SHARED)
+    if not killed:
+        assert (used, count) == (stored, files)
+        return 0
+    assert 0 <= files - count <= 4 and (files == count) == (used == stored), \
+        ((used, count), (stored, files))
+    return files - count
 
 
 def test_5000_messages_rotated_over_three_hosts_one_killed_one_frozen(cluster_up, postfix):
@@ -128,10 +144,12 @@ def test_5000_messages_rotated_over_three_hosts_one_killed_one_frozen(cluster_up
     records, duplicates, per_host = check_store(c, postfix, recipients, accepted, (2, 3))
     # Rotation: every host took a fair share (random addresses, no connection cache).
     assert all(per_host[f"h{i}"] > MESSAGES // 10 for i in (1, 2, 3)), per_host
-    # The one mailbox all three filled at once: maildirsize is exact.
-    shared_quota_exact(c)
+    # The one mailbox all three filled at once: maildirsize is exact (but for a delivery
+    # killed between its link and its usage line).
+    short = shared_quota_exact(c, killed=True)
     print(f"\n5000 rotated: {len(records)} files, {len(duplicates)} duplicates "
           f"(each twice, each logged 'may be sent more than once'), per host {dict(per_host)}, "
+          f"maildirsize short by {short}, "
           f"submitted in {submit_seconds:.1f}s")
 
 
@@ -139,6 +157,7 @@ def test_pinned_users_fail_over_from_a_pgsql_transport_across_a_database_restart
         cluster_up, postfix):
     c = cluster_up
     already = {r.name for r in cluster.delivered(c, c.users + [SHARED])}
+    already_tmp = tmp_files(c, c.users + [SHARED])  # what the last test's kill -9 left
     primary = {user: 1 + k % 3 for k, user in enumerate(c.users)}
     # Postfix strips "inet:" from the start of the whole list only (smtp_connect.c): the
     # entries after the first are bare [address]:port; "inet:" there is a fatal error.
@@ -168,7 +187,8 @@ def test_pinned_users_fail_over_from_a_pgsql_transport_across_a_database_restart
     # which the client retried (never a 5xx).
     tempfailed = cluster.burst.tempfailed
     cluster.drain(postfix)
-    records, duplicates, per_host = check_store(c, postfix, recipients, accepted, (1,), already)
+    records, duplicates, per_host = check_store(c, postfix, recipients, accepted, (1,), already,
+                                                already_tmp)
     on_secondary = 0
     for r in records:
         if r.user == SHARED:
@@ -189,7 +209,7 @@ def test_pinned_users_fail_over_from_a_pgsql_transport_across_a_database_restart
             assert r.host in ("h1", "h2"), (r.user, r.name)
     moved = sum(1 for r in records if primary.get(r.user) == 1 and r.host == "h2")
     assert moved > 0, "nothing failed over from the killed primary h1 to its secondary h2"
-    shared_quota_exact(c)
+    shared_quota_exact(c, killed=True)
     # The database restart was seen: a deferral somewhere (vdeliver's 451 4.3.0 or
     # Postfix's own transport lookup), never a bounce (check_store).
     hosts_text = "".join(open(h.log, errors="replace").read() for h in c.hosts)

@@ -33,8 +33,8 @@ def test_a_burst_rotated_over_three_moosefs_clients_one_killed(cluster_up, postf
     cluster.drain(postfix)
     records, duplicates, per_host = check_store(c, postfix, recipients, accepted, (2,))
     assert all(per_host[f"h{i}"] > 0 for i in (1, 2, 3)), per_host
-    shared_quota_exact(c)
-    print(f"\nMooseFS: {len(records)} files in {seconds:.1f}s of submission, "
+    short = shared_quota_exact(c, killed=True)
+    print(f"\nMooseFS: maildirsize short by {short}, {len(records)} files in {seconds:.1f}s of submission, "
           f"{len(duplicates)} duplicates, per host {dict(per_host)}")
 
 

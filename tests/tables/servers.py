@@ -73,6 +73,10 @@ class Server:
         self.process = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, **self.popen_options)
         wait_for_port(self.port, self.process)
+        self.wait_ready()
+
+    def wait_ready(self, seconds=30):
+        """Listening is not answering: PostgreSQL refuses logins while it starts up."""
 
     def restart(self, during=None):
         """Stop the server as an admin would (its clients' connections break), call
@@ -136,6 +140,14 @@ class PostgresServer(Server):
             log = self.logged()
             self.stop()
             raise RuntimeError(f"private PostgreSQL failed to start; log tail:\n{log}") from None
+
+    def wait_ready(self, seconds=30):
+        deadline = time.monotonic() + seconds
+        while subprocess.run([f"{PG_BIN}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL on port {self.port} not ready within {seconds}s")
+            time.sleep(0.1)
 
     def run(self, argv):
         subprocess.run(argv, user="postgres", group="postgres", check=True,
