@@ -20,10 +20,12 @@ are (NFSv4, NFSv3 with NLM, CephFS, MooseFS, GlusterFS) and conflicts with
 the classic fcntl()/lockf() locks of mutt, Dovecot and Postfix; but it
 belongs to the open file, not the process, so two delivery threads of the
 LMTP daemon exclude each other (a classic fcntl lock would be granted to
-both: it is the process's). flock(2) is local to one host on most
-shared filesystems (on NFS the client emulates it with a POSIX lock, and
-with `nolock`/`local_lock` not even that), so nothing that must span hosts
-uses it.
+both: it is the process's). POSIX locks are the one kind every network and
+cluster filesystem that has locks at all carries between hosts; flock(2)
+spans hosts only where the filesystem supports or emulates it (the Linux
+NFS client emulates it with a POSIX lock, unless mounted local_lock=flock
+or all; then it stays on one host) and never conflicts with other
+programs' fcntl locks, so nothing that must span hosts relies on it.
 """
 import struct
 import time

@@ -147,8 +147,8 @@ def release_dotlock(dir_fd, lock_name):
 def acquire_kernel_lock(fd, lock_methods, shown, deadline):
     """fcntl: an OFD lock (locks.fcntl_attempt), which conflicts with other programs' fcntl
     locks, spans hosts where POSIX locks do, and excludes the LMTP daemon's own threads (a
-    classic lockf() lock is the process's: two threads both got it). flock: local to one
-    host on shared storage (see README, Several hosts)."""
+    classic lockf() lock is the process's: two threads both got it). flock spans hosts
+    only where the filesystem carries it (see README, Several hosts)."""
     import fcntl
     fcntl_attempt = locks.fcntl_attempt(fd)
 
