@@ -11,16 +11,21 @@ import threading
 
 import cluster
 from cluster import DOMAIN
-from test_cluster import SHARED, TIGHT, check_store, recipients_for, shared_quota_exact
+from test_cluster import SHARED, TIGHT, check_store
 
 STORAGE = "moosefs"
 MESSAGES = 2000
 
 
 def test_a_burst_rotated_over_three_moosefs_clients_one_killed(cluster_up, postfix):
+    """No quota mailbox in this burst: a host killed while it holds a maildirsize.lock
+    leaves that lock with the MooseFS master, which kept it for more than five minutes
+    here (the mailbox defers 4.2.0 meanwhile: nothing lost, but the test would wait), the
+    counterpart of NFS lock recovery after a client's death (README, Several hosts). The
+    quota's exactness across the three clients is the next test's, with no host killed."""
     c = cluster_up
     c.set_transports({DOMAIN: "lmtp:inet:vdpool:24"})
-    recipients = recipients_for(c, MESSAGES)
+    recipients = {seq: c.users[seq % len(c.users)] for seq in range(MESSAGES)}
     killed = []
 
     def kill_h2():
@@ -33,8 +38,7 @@ def test_a_burst_rotated_over_three_moosefs_clients_one_killed(cluster_up, postf
     cluster.drain(postfix)
     records, duplicates, per_host = check_store(c, postfix, recipients, accepted, (2,))
     assert all(per_host[f"h{i}"] > 0 for i in (1, 2, 3)), per_host
-    short = shared_quota_exact(c, killed=True)
-    print(f"\nMooseFS: maildirsize short by {short}, {len(records)} files in {seconds:.1f}s of submission, "
+    print(f"\nMooseFS: {len(records)} files in {seconds:.1f}s of submission, "
           f"{len(duplicates)} duplicates, per host {dict(per_host)}")
 
 
