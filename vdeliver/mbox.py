@@ -4,7 +4,7 @@ As Postfix's virtual(8) for a result without a trailing `/`: the file is
 opened below a safepath-walked directory with O_APPEND|O_CREAT|O_NOFOLLOW,
 mode 0600; locked as virtual_mailbox_lock says (default `fcntl, dotlock`,
 Linux's Postfix default: a `NAME.lock` dotlock that Dovecot and mutt honour,
-then an fcntl lock on the file itself), each with a bounded wait
+then an fcntl lock on the file itself, an OFD lock: locks.py), each with a bounded wait
 (locks.py: mbox_lock_timeout; then defer 4.2.0); then a `From sender date` line, the
 delivery headers, the message with mboxrd `>From ` quoting, a final newline
 if missing and a blank separator line are appended; fsync, the commit point
@@ -145,12 +145,17 @@ def release_dotlock(dir_fd, lock_name):
 
 
 def acquire_kernel_lock(fd, lock_methods, shown, deadline):
+    """fcntl: an OFD lock (locks.fcntl_attempt), which conflicts with other programs' fcntl
+    locks, spans hosts where POSIX locks do, and excludes the LMTP daemon's own threads (a
+    classic lockf() lock is the process's: two threads both got it). flock spans hosts
+    only where the filesystem carries it (see README, Several hosts)."""
     import fcntl
+    fcntl_attempt = locks.fcntl_attempt(fd)
 
     def attempt():
         try:
-            if "fcntl" in lock_methods:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if "fcntl" in lock_methods and not fcntl_attempt():
+                return False
             if "flock" in lock_methods:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except (BlockingIOError, PermissionError):

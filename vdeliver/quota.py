@@ -14,14 +14,18 @@ when its definition differs from the limit, or when over quota with more than
 one usage line or older than 15 minutes; rewritten via tmp/ + rename.
 
 One delivery: the message is written to tmp/ first, so its size is exact;
-then, under an exclusive flock of `maildirsize.lock` (waited for at most
-quota_lock_timeout, then the delivery defers 4.2.0: locks.py), usage is read (or
-recalculated), checked (quota_grace lets the last message overshoot the byte
-limit), the message is linked into new/, and `<size> 1` is appended in one
-O_APPEND write. The lock makes concurrent deliveries exact. It is the lock
-`filelock` takes (flock of a separate lock file, never the data file);
-vdeliver takes it directly because importing filelock costs 20-35 ms here, a
-multiple of a whole delivery.
+then, under an exclusive fcntl lock of `maildirsize.lock` (locks.fcntl_attempt:
+an open file description lock, so it spans hosts where POSIX locks do, NFS
+with NLM/NFSv4, CephFS, MooseFS, and excludes the daemon's own threads too;
+waited for at most quota_lock_timeout, then the delivery defers 4.2.0:
+locks.py), usage is read (or recalculated), checked (quota_grace lets the
+last message overshoot the byte limit), the message is linked into new/, and
+`<size> 1` is appended in one O_APPEND write. The lock makes concurrent
+deliveries exact, from one host or several: O_APPEND is not atomic on NFS
+(open(2)), so the append is safe only because it is made under the lock. A
+separate lock file, never the data file (maildirsize is replaced by rename
+when recalculated); before issue 15 this was a flock(2), which is local to
+one host on shared filesystems.
 
 Never: let a delivery over the limit (beyond grace) succeed; fail a delivery
 that is already durable because the usage line could not be appended (the
@@ -258,7 +262,7 @@ class Gate:
                                       dir_fd=self.root_fd)
             # Bounded (locks.py): a process that holds the lock and hangs must not hold
             # this delivery, or an LMTP delivery thread, for ever. Expired: defer 4.2.0.
-            locks.wait(locks.flock_attempt(self.lock_fd), deadline,
+            locks.wait(locks.fcntl_attempt(self.lock_fd), deadline,
                        f"{self.shown}/maildirsize.lock is locked by another process")
         except OSError as err:
             self.release()
@@ -312,6 +316,6 @@ class Gate:
         if self.lock_fd is not None:
             fd, self.lock_fd = self.lock_fd, None
             try:
-                posix.close(fd)  # releases the flock
+                posix.close(fd)  # releases the lock (an OFD lock: only this descriptor held it)
             except OSError:
                 pass

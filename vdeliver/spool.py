@@ -8,12 +8,15 @@ line (a line longer than MAX_DATA_LINE is passed on as it comes). No sockets:
 tests/unit/test_spool.py feeds it by hand.
 
 Spool is one unnamed file (O_TMPFILE) per session, reused for each message,
-that knows its length: reader() gives back exactly the bytes written since
+that knows its length (where the filesystem has no O_TMPFILE, as NFS and FUSE
+filesystems such as MooseFS: a file created with O_EXCL under a random
+dot-name and unlinked at once, so it is visible for one system call): reader() gives back exactly the bytes written since
 the last reset(), so a truncate that failed can never hand the previous
 message's tail to the next recipient.
 
 Never: hold a message in memory; read past the current message's length;
-make the spool visible (it has no name, and is gone when closed). Raises
+make the spool visible beyond that moment (it has no name, and is gone when
+closed); open it without O_EXCL|O_NOFOLLOW. Raises
 OSError (the front end classifies it with errors.from_os_error).
 """
 import posix
@@ -61,7 +64,16 @@ class Spool:
     """An unnamed file in `directory` holding one message at a time, and its length."""
 
     def __init__(self, directory):
-        self.fd = posix.open(directory, posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC, 0o600)
+        try:
+            self.fd = posix.open(directory, posix.O_RDWR | posix.O_TMPFILE | posix.O_CLOEXEC,
+                                 0o600)
+        except OSError as err:
+            import errno
+            # open(2): EOPNOTSUPP where the filesystem lacks O_TMPFILE (NFS, FUSE), EISDIR
+            # or EINVAL from kernels or filesystems that do not know the flag.
+            if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            self.fd = named_then_unlinked(directory)
         self.length = 0
 
     def write(self, data):
@@ -98,3 +110,16 @@ class Spool:
 
     def close(self):
         posix.close(self.fd)
+
+
+def named_then_unlinked(directory):
+    """An O_EXCL file under a random dot-name in directory, unlinked at once: its fd."""
+    name = f"{directory.rstrip('/')}/.vdeliver-spool.{posix.urandom(12).hex()}"
+    fd = posix.open(name, posix.O_RDWR | posix.O_CREAT | posix.O_EXCL | posix.O_NOFOLLOW
+                    | posix.O_CLOEXEC, 0o600)
+    try:
+        posix.unlink(name)
+    except BaseException:
+        posix.close(fd)
+        raise
+    return fd

@@ -447,6 +447,7 @@ class Harness:
         self.quotas = dict(QUOTAS)
         self.extra_domains: list[str] = []                  # more virtual_mailbox_domains
         self.extra_main_cf = ""                             # more main.cf lines (before the snippet's)
+        self.extra_transport_maps = ""                      # tables before transport (tests/cluster)
         self.extra_vdeliver_cf = ""                         # more vdeliver.cf lines (at the end)
         self.smtp_port = self.imap_port = 0
         self.metrics = metrics                              # the daemon's lmtp_metrics_listen, on a free port
@@ -855,7 +856,7 @@ virtual_mailbox_maps = texthash:{h.etc}/vmailbox
 virtual_mailbox_base = {h.postfix_mail}
 virtual_uid_maps = static:{vmail.pw_uid}
 virtual_gid_maps = static:{vmail.pw_gid}
-transport_maps = texthash:{h.etc}/transport
+transport_maps = {h.extra_transport_maps}texthash:{h.etc}/transport
 virtual_alias_maps = texthash:{h.etc}/virtual_alias
 {h.extra_main_cf}
 # --- from {SNIPPET}, {part} ---

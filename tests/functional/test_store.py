@@ -357,7 +357,7 @@ def test_held_maildirsize_lock_defers_4_2_0_after_quota_lock_timeout(mail, timeo
     assert mail.run("-f", "s@x", "--", "bob@example.com").code == 0
     before = read(mail.path("example.com/bob/maildirsize"))
     holder = os.open(mail.path("example.com/bob/maildirsize.lock"), os.O_RDWR)
-    fcntl.flock(holder, fcntl.LOCK_EX)
+    fcntl.lockf(holder, fcntl.LOCK_EX)  # a POSIX lock, as another host holds it (issue 15)
     try:
         started = time.monotonic()
         result = mail.run("-o", "time_limit=30s", "-f", "s@x", "--", "bob@example.com", timeout=60)

@@ -67,6 +67,32 @@ class Server:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
+    def launch(self):
+        """Start the server process of an initialised directory (start(), restart())."""
+        self.log = open(os.path.join(self.directory, "server.log"), "ab")
+        self.process = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, **self.popen_options)
+        wait_for_port(self.port, self.process)
+        self.wait_ready()
+
+    def wait_ready(self, seconds=30):
+        """Listening is not answering: PostgreSQL refuses logins while it starts up."""
+
+    def restart(self, during=None):
+        """Stop the server as an admin would (its clients' connections break), call
+        during() while it is down, start it again on the same port with the same data."""
+        self.process.send_signal(signal.SIGCONT)
+        self.process.send_signal(self.stop_signal)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=15)
+        self.log.close()
+        if during is not None:
+            during()
+        self.launch()
+
     def pause(self):
         self.process.send_signal(signal.SIGSTOP)
 
@@ -85,6 +111,13 @@ class PostgresServer(Server):
     kind = "pgsql"
     stop_signal = signal.SIGINT  # "fast" shutdown
 
+    def __init__(self, listen="127.0.0.1", allow=()):
+        """listen: the addresses (comma-separated, 127.0.0.1 among them) besides the socket;
+        allow: more client
+        networks (CIDR) that may log in with a password (pg_hba.conf)."""
+        super().__init__()
+        self.listen, self.allow = listen, tuple(allow)
+
     def start(self):
         try:
             self.directory = tempfile.mkdtemp(prefix="vdeliver-test-pg-")
@@ -93,13 +126,13 @@ class PostgresServer(Server):
             self.port = free_port()
             self.run([f"{PG_BIN}/initdb", "-D", data, "-U", "postgres", "--auth-local=trust",
                       "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "-N"])
-            self.log = open(os.path.join(self.directory, "server.log"), "wb")
-            self.process = subprocess.Popen(
-                [f"{PG_BIN}/postgres", "-D", data, "-p", str(self.port), "-h", "127.0.0.1",
-                 "-k", self.directory, "-c", "fsync=off", "-c", "full_page_writes=off"],
-                user="postgres", group="postgres", stdout=self.log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL)
-            wait_for_port(self.port, self.process)
+            if self.allow:
+                with open(os.path.join(data, "pg_hba.conf"), "a") as fh:
+                    fh.writelines(f"host all all {net} scram-sha-256\n" for net in self.allow)
+            self.argv = [f"{PG_BIN}/postgres", "-D", data, "-p", str(self.port), "-h", self.listen,
+                         "-k", self.directory, "-c", "fsync=off", "-c", "full_page_writes=off"]
+            self.popen_options = {"user": "postgres", "group": "postgres"}
+            self.launch()
             self.sql(f"CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'", database="postgres")
             self.sql(f"CREATE DATABASE {DATABASE} OWNER {USER}", database="postgres")
             return self
@@ -107,6 +140,14 @@ class PostgresServer(Server):
             log = self.logged()
             self.stop()
             raise RuntimeError(f"private PostgreSQL failed to start; log tail:\n{log}") from None
+
+    def wait_ready(self, seconds=30):
+        deadline = time.monotonic() + seconds
+        while subprocess.run([f"{PG_BIN}/pg_isready", "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"PostgreSQL on port {self.port} not ready within {seconds}s")
+            time.sleep(0.1)
 
     def run(self, argv):
         subprocess.run(argv, user="postgres", group="postgres", check=True,
@@ -137,16 +178,14 @@ class MariadbServer(Server):
                             "--auth-root-authentication-method=socket", "--skip-test-db"],
                            check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            cwd=self.directory)
-            self.log = open(os.path.join(self.directory, "server.log"), "wb")
-            self.process = subprocess.Popen(
-                [MARIADBD, "--no-defaults", f"--datadir={data}", "--user=mysql",
-                 f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
-                 f"--pid-file={self.directory}/mariadbd.pid", "--skip-log-bin",
-                 "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
-                 "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-                 "--skip-name-resolve"],
-                stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            wait_for_port(self.port, self.process)
+            self.argv = [MARIADBD, "--no-defaults", f"--datadir={data}", "--user=mysql",
+                         f"--socket={self.socket}", f"--port={self.port}", "--bind-address=127.0.0.1",
+                         f"--pid-file={self.directory}/mariadbd.pid", "--skip-log-bin",
+                         "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=8M",
+                         "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
+                         "--skip-name-resolve"]
+            self.popen_options = {}
+            self.launch()
             self.sql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4;"
                      f" CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}';"
                      f" CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}';"

@@ -92,3 +92,17 @@ def test_spool_reads_back_exactly_its_length(tmp_path):
         assert got == b"short\n" and box.length == 6
     finally:
         box.close()
+
+
+def test_the_fallback_spool_where_o_tmpfile_is_missing_leaves_no_name(tmp_path):
+    """NFS and FUSE filesystems (MooseFS: tests/cluster/test_moosefs.py) refuse O_TMPFILE
+    with EOPNOTSUPP; the spool is then a file made with O_EXCL and unlinked at once."""
+    import os
+    fd = spool.named_then_unlinked(str(tmp_path))
+    try:
+        assert os.listdir(tmp_path) == []
+        assert os.fstat(fd).st_nlink == 0 and os.fstat(fd).st_mode & 0o777 == 0o600
+        os.pwrite(fd, b"message", 0)
+        assert os.pread(fd, 100, 0) == b"message"
+    finally:
+        os.close(fd)

@@ -26,12 +26,24 @@ template would need dialect rules to read (a backslash, an E'' or N''
 prefix), is refused (ConfigError): Postfix pastes escaped text there, which
 a key can still break out of when it is not quoted.
 
+Hosts (pgsql, mysql: HostList): as dict_pgsql.c and dict_mysql.c, the
+`hosts` are tried in random order (vdeliver's own `host_order = listed`
+tries them as written: a primary and its standby), and a host that failed
+to connect is skipped for `retry_interval` seconds (default 60, Postfix's
+RETRY_CONN_INTV) while another is up; when every host has failed they are
+all tried again, oldest failure first, so a restarted server is used at the
+next lookup. A connection that broke while idle (the server restarted) is
+replaced once, within the same lookup; a query that fails on a fresh
+connection, or times out, defers.
+
 Never: put key text into SQL text; treat a template it cannot read as
-anything but a ConfigError.
+anything but a ConfigError; retry a query that timed out.
 """
+import random
+import time
 from vdeliver.address import is_utf8
 from vdeliver.config import logical_lines, split_list
-from vdeliver.errors import ConfigError, DeliveryError
+from vdeliver.errors import ConfigError, DeliveryError, TableError
 
 KEY_DOMAIN, KEY_USER, VALUE_DOMAIN, VALUE_USER, KEY_PARTIAL = 1, 2, 4, 8, 16
 CODES = "sudSUD123456789%"
@@ -424,7 +436,16 @@ class SqlTable:
             return None
         sql, params = self.query.build(values)
         results = Results(self.templates, key, self.expansion_limit, self.spec)
-        for value in self.fetch(self.connect(), sql, params):
+        reused = self.connection is not None
+        try:
+            fetched = self.fetch(self.connect(), sql, params)
+        except ConnectionLost:
+            if not reused:
+                raise
+            # An idle connection the server dropped (a restart, a failover): once more on a
+            # new one, as dict_pgsql.c moves on to the next host.
+            fetched = self.fetch(self.connect(), sql, params)
+        for value in fetched:
             results.add(value)
         return results.value()
 
@@ -437,6 +458,39 @@ class SqlTable:
             except Exception:  # noqa: BLE001 - whatever the driver raises: the connection is dropped anyway
                 pass
             self.connection = None
+
+
+class ConnectionLost(TableError):
+    """fetch(): the connection itself broke (not the query, not a timeout)."""
+
+
+class HostList:
+    """The `hosts` of a pgsql/mysql table, in the order to try them now (see the top)."""
+
+    def __init__(self, settings, spec, default="localhost"):
+        self.hosts = split_list(settings.get("hosts", "")) or [default]
+        order = settings.get("host_order", "random").strip().lower() or "random"
+        if order not in ("random", "listed"):
+            raise ConfigError(f"{spec}: host_order = {order}: expected random or listed")
+        self.shuffle = order == "random"
+        self.retry_interval = get_int(settings, "retry_interval", 60, spec)
+        self.failed_at = {}  # host -> time.monotonic() of its last failure
+
+    def candidates(self):
+        now = time.monotonic()
+        up = [host for host in self.hosts
+              if now - self.failed_at.get(host, -1e18) >= self.retry_interval]
+        if self.shuffle:
+            random.shuffle(up)
+        if up:
+            return up
+        return sorted(self.hosts, key=lambda host: self.failed_at[host])
+
+    def failed(self, host):
+        self.failed_at[host] = time.monotonic()
+
+    def worked(self, host):
+        self.failed_at.pop(host, None)
 
 
 def valid_key(key):

@@ -9,9 +9,10 @@ names it does not know.
 
 hosts, as dict_mysql.c: `unix:/path/to/socket`, `inet:host:port`,
 `host[:port]`; `localhost` means the default socket
-/run/mysqld/mysqld.sock (the MySQL convention). They are tried in the order
-given (Postfix picks at random); one connection per process (pipe mode: per
-message). Every column of every row counts, as text; NULL and empty values
+/run/mysqld/mysqld.sock (the MySQL convention). They are tried in random
+order (as Postfix; `host_order = listed`: as written), a host that failed
+skipped for retry_interval (dbcommon.HostList); one connection per process
+(pipe mode: per message), replaced once when it broke while idle. Every column of every row counts, as text; NULL and empty values
 are dropped. The key travels as a parameter that PyMySQL escapes for the
 connection (utf8mb4), with "..." read as a string literal, as MySQL does.
 
@@ -23,6 +24,14 @@ from vdeliver.errors import ConfigError, TableError, one_line
 from vdeliver.tables import dbcommon
 
 DEFAULT_SOCKET = "/run/mysqld/mysqld.sock"
+# CR_SERVER_GONE_ERROR, CR_SERVER_LOST, ER_CONNECTION_KILLED (a restart, a kill).
+LOST_CONNECTION_CODES = (2006, 2013, 1927)
+
+
+def connection_lost(err):
+    """The connection broke (the server went away), not the query, and not read_timeout."""
+    code = err.args[0] if err.args and isinstance(err.args[0], int) else None
+    return code in LOST_CONNECTION_CODES and "timed out" not in str(err)
 
 
 def load_driver(spec):
@@ -65,7 +74,7 @@ class MysqlTable(dbcommon.SqlTable):
         self.expansion_limit = dbcommon.get_int(settings, "expansion_limit", 0, spec)
         self.connect_timeout = dbcommon.get_int(settings, "connect_timeout", 5, spec, minimum=1)
         self.query_timeout = dbcommon.get_int(settings, "query_timeout", 10, spec, minimum=1)
-        self.hosts = dbcommon.split_list(settings.get("hosts", "")) or ["localhost"]
+        self.hosts = dbcommon.HostList(settings, spec)
         self.login = {"user": settings.get("user") or None,
                       "password": settings.get("password", ""),
                       "database": settings.get("dbname", "")}
@@ -86,7 +95,7 @@ class MysqlTable(dbcommon.SqlTable):
         if self.connection is not None:
             return self.connection
         problems = []
-        for host in self.hosts:
+        for host in self.hosts.candidates():
             try:
                 arguments = host_arguments(host)
             except ConfigError as err:
@@ -96,8 +105,10 @@ class MysqlTable(dbcommon.SqlTable):
                     charset="utf8mb4", connect_timeout=self.connect_timeout,
                     read_timeout=self.query_timeout, write_timeout=self.query_timeout,
                     autocommit=True, conv={}, **arguments, **self.login)
+                self.hosts.worked(host)
                 return self.connection
             except (self.driver.Error, OSError) as err:
+                self.hosts.failed(host)
                 problems.append(f"{host}: {one_line(str(err))}")
         raise TableError(f"{self.spec}: no database server answered: {'; '.join(problems)}")
 
@@ -108,7 +119,8 @@ class MysqlTable(dbcommon.SqlTable):
                 rows = cursor.fetchall()
         except (self.driver.Error, OSError) as err:
             self.close()
-            raise TableError(f"{self.spec}: query failed: {one_line(str(err))}") from None
+            error = dbcommon.ConnectionLost if connection_lost(err) else TableError
+            raise error(f"{self.spec}: query failed: {one_line(str(err))}") from None
         return [None if value is None else
                 bytes(value).decode("utf-8", "surrogateescape") if isinstance(value, (bytes, bytearray))
                 else str(value) for row in rows for value in row]

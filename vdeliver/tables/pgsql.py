@@ -8,9 +8,10 @@ s), both far below pipe(8)'s limits; Postfix ignores names it does not know.
 
 hosts, as dict_pgsql.c: `postgresql://...` URIs, `unix:/directory` or
 `/directory` (the socket directory), `inet:host:port` or `host[:port]`;
-default localhost. They are tried in the order given (Postfix picks at
-random) until one answers; one connection per process (pipe mode: per
-message). Every column of every row counts; the server's text form of each
+default localhost. They are tried in random order (as Postfix;
+`host_order = listed`: as written) until one answers, a host that failed
+skipped for retry_interval (dbcommon.HostList); one connection per process
+(pipe mode: per message), replaced once when it broke while idle. Every column of every row counts; the server's text form of each
 value is used (as PQgetvalue()); NULL and empty values are dropped. The key
 travels as a bind parameter (dbcommon.SqlQuery), UTF-8 encoded (Postfix 3.7
 sends it as LATIN1, so non-ASCII keys match differently there).
@@ -61,7 +62,7 @@ class PgsqlTable(dbcommon.SqlTable):
         self.expansion_limit = dbcommon.get_int(settings, "expansion_limit", 0, spec)
         self.connect_timeout = dbcommon.get_int(settings, "connect_timeout", 5, spec, minimum=1)
         self.query_timeout = dbcommon.get_int(settings, "query_timeout", 10, spec, minimum=1)
-        self.hosts = dbcommon.split_list(settings.get("hosts", "")) or ["localhost"]
+        self.hosts = dbcommon.HostList(settings, spec)
         self.login = {"dbname": settings.get("dbname", ""), "user": settings.get("user", ""),
                       "password": settings.get("password", "")}
         if not self.login["dbname"]:
@@ -72,7 +73,7 @@ class PgsqlTable(dbcommon.SqlTable):
         if self.connection is not None:
             return self.connection
         problems = []
-        for host in self.hosts:
+        for host in self.hosts.candidates():
             arguments = host_arguments(host)
             conninfo = arguments.pop("conninfo", "")
             if not conninfo:
@@ -82,8 +83,10 @@ class PgsqlTable(dbcommon.SqlTable):
                     conninfo, autocommit=True, connect_timeout=max(self.connect_timeout, 2),
                     options=f"-c statement_timeout={self.query_timeout * 1000}",
                     client_encoding="UTF8", **arguments)
+                self.hosts.worked(host)
                 return self.connection
             except self.driver.Error as err:
+                self.hosts.failed(host)
                 problems.append(f"{host}: {one_line(str(err))}")
         raise TableError(f"{self.spec}: no database server answered: {'; '.join(problems)}")
 
@@ -100,8 +103,10 @@ class PgsqlTable(dbcommon.SqlTable):
                             values.append(None if raw is None
                                           else raw.decode("utf-8", "surrogateescape"))
         except self.driver.Error as err:
+            lost = connection.broken and not isinstance(err, self.driver.errors.QueryCanceled)
             self.close()
-            raise TableError(f"{self.spec}: query failed: {one_line(str(err))}") from None
+            error = dbcommon.ConnectionLost if lost else TableError
+            raise error(f"{self.spec}: query failed: {one_line(str(err))}") from None
         return values
 
 
