@@ -129,12 +129,13 @@ def deliver(base, mailbox, envelope, original, config, read_chunk, point, tables
                                  config.get_bool("write_delivery_headers"))
     finally:
         posix.close(dir_fd)
+    from vdeliver.sieveroute import Sender
+    sender = Sender(config, envelope, home, notes)
     try:
         if home.problem:
             notes.append(home.problem)
         scripts = sievescripts.find(config, home, config.get_size("sieve_max_script_size"))
         stores = [(mailbox.path, True, (), ())]
-        sender = Sender(config, envelope, home, open_message, notes)
         if scripts:
             stores = run(config, envelope, scripts, home, open_message, base, boxes, encoding,
                          tables is not None, notes, mailbox, sender)
@@ -144,69 +145,9 @@ def deliver(base, mailbox, envelope, original, config, read_chunk, point, tables
         sender.after_commit()  # committed: notes only, never raises
         return stored
     finally:
+        sender.close()
         home.close()
         posix.close(fd)
-
-
-class Sender:
-    """The Plan's outgoing mail for an mbox recipient (outgoing.py does the sending):
-    the redirects of a Plan that stores nothing before the commit, the rest after
-    it; the message read from the spool, with the edits before each action."""
-
-    def __init__(self, config, envelope, home, open_message, notes):
-        self.config, self.envelope, self.home = config, envelope, home
-        self.open_message, self.notes = open_message, notes
-        self.out = self.message = self.plan = None
-        self.pending = []
-
-    def saw(self, message):
-        self.message = message
-
-    def outgoing(self):
-        if self.out is None:
-            from vdeliver import outgoing
-            self.out = outgoing.Outgoing(self.config, self.envelope, self.home, self.message,
-                                         self.outgoing_message)
-        return self.out
-
-    def duplicate_check(self, handle, key, seconds, last):
-        return self.outgoing().duplicate_check(handle, key, seconds, last)
-
-    def outgoing_message(self, action):
-        edits = self.plan.edits_for(action) if self.plan is not None else ()
-        if not edits:
-            return self.open_message()
-        from vdeliver import headeredit
-        return headeredit.open_edited(self.open_message, headeredit.apply(
-            headeredit.original_header(self.open_message), edits))
-
-    def before_commit(self, plan):
-        """The Plan's stores; its redirects sent now when they are its only destinations
-        (one not sent: kept in INBOX instead, as Pigeonhole)."""
-        from vdeliver import filtering
-        self.plan, stores = plan, plan.stores
-        self.pending = list(plan.outgoing)
-        redirects = [action for action in plan.outgoing if action.kind == "redirect"]
-        if redirects and not stores:
-            self.pending = [action for action in plan.outgoing if action.kind != "redirect"]
-            sent = self.outgoing().redirect_first(redirects)
-            self.notes.extend(self.out.notes)
-            self.out.notes = []
-            if not sent:
-                self.notes.append("sieve: redirect not sent: kept in INBOX")
-                stores = [filtering.Store(None)]
-        return stores
-
-    def after_commit(self):
-        try:
-            if self.pending or (self.out is not None and self.out.duplicates):
-                self.notes.extend(self.outgoing().after_commit(self.pending))
-        except Exception as error:  # noqa: BLE001 - delivered already: only report
-            self.notes.append(f"sieve: outgoing mail failed: {one_line(str(error), 300)}")
-        finally:
-            self.pending = []
-            if self.out is not None:
-                self.out.close()
 
 
 def home_of(base, mailbox, recipient, config, tables):
@@ -224,7 +165,7 @@ def home_of(base, mailbox, recipient, config, tables):
 def run(config, envelope, scripts, home, open_message, base, boxes, encoding, cache, notes, mailbox,
         sender):
     """The Plan as [(mbox path, create, flags, edits)]; raises SieveReject. sender: the
-    Sender of the Plan's outgoing mail."""
+    sieveroute.Sender of the Plan's outgoing mail."""
     import sys
     if not cache and "vdeliver.filtering" not in sys.modules:
         import vdeliver  # the pipe command: the Sieve modules from their .pyc files
@@ -243,7 +184,7 @@ def run(config, envelope, scripts, home, open_message, base, boxes, encoding, ca
         sievescripts.write_user_log(script, lines)
     if plan.reject is not None:
         raise SieveReject(plan.reject)
-    stores = sender.before_commit(plan)
+    stores = sender.before_commit(plan, open_message)
     out, seen = [], {}
     for store in stores:
         if store.folder in (None, ""):
@@ -252,7 +193,7 @@ def run(config, envelope, scripts, home, open_message, base, boxes, encoding, ca
             path, create = f"{boxes}/{store.folder}", store.create
             state = folder_state(base, path) if boxes is not None else "no home"
             if state not in ("file", "missing") or (state == "missing" and not create):
-                sender.pending = []  # the script's actions are dropped: its mail too
+                sender.drop()  # the script's actions are dropped: its mail too
                 return keep_instead(notes, scripts, store.folder, state, mailbox)
         entry = (path, create, store.flags, store.edits)
         if path in seen:

@@ -38,7 +38,7 @@ REDIRECTED_FROM = b"x-sieve-redirected-from"
 class Outgoing:
     """config, envelope (deliver.Envelope), home (sievescripts.Place), message (the
     sieve.Message the scripts saw), open_message(action) -> a binary file of the message
-    as that action should send it (SieveRoute.outgoing_message)."""
+    as that action should send it (sieveroute.Sender.outgoing_message)."""
 
     def __init__(self, config, envelope, home, message, open_message):
         self.config, self.envelope, self.home = config, envelope, home

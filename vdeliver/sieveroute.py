@@ -4,8 +4,8 @@ then): the recipient's home, the scripts found there (sievescripts.py), and the 
 chose, Maildir++ folders below the Maildir, with their flags and keywords. A copy
 that Sieve's editheader changed is written by maildir.store()'s copy() as a file of
 its own in tmp/ (one per distinct header; headeredit.py makes it), linked in the
-same commit; outgoing_message() gives the message as an outgoing action (redirect)
-should send it.
+same commit; Sender.outgoing_message() gives the message as an outgoing action
+(redirect) should send it.
 
 The Plan's outgoing mail (outgoing.py) goes out after the commit point
 (after_commit(), which deliver.py calls once the message is durable), except for a
@@ -52,6 +52,94 @@ def home_relative(mailbox, recipient, config, tables):
     return resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])
 
 
+class Sender:
+    """The Plan's outgoing mail (outgoing.py sends it), for a Maildir's route and an
+    mbox's (mboxroute.py): the redirects of a Plan that stores nothing before the
+    commit (one not sent: kept in INBOX instead, as Pigeonhole), the rest after it;
+    the message as each action should send it (the edits before that action, read
+    from the file kept open once tmp/ is gone). outgoing.py is loaded only for a
+    Plan that sends mail or asks the duplicate test."""
+
+    def __init__(self, config, envelope, home, notes):
+        self.config, self.envelope, self.home, self.notes = config, envelope, home, notes
+        self.out = None           # outgoing.Outgoing, made when something needs it
+        self.message = None       # the sieve.Message the scripts read
+        self.plan = self.open_message = None
+        self.pending = []         # outgoing Actions for after the commit
+        self.kept = None          # the message file, open for after the commit
+
+    def saw(self, message):
+        self.message = message
+
+    def outgoing(self):
+        if self.out is None:
+            from vdeliver import outgoing
+            self.out = outgoing.Outgoing(self.config, self.envelope, self.home, self.message,
+                                         self.outgoing_message)
+        return self.out
+
+    def duplicate_check(self, handle, key, seconds, last):
+        return self.outgoing().duplicate_check(handle, key, seconds, last)
+
+    def before_commit(self, plan, open_message):
+        """The Plan's stores, its redirects sent now when they are its only destinations."""
+        from vdeliver import filtering
+        self.plan, self.open_message, stores = plan, open_message, plan.stores
+        self.pending = list(plan.outgoing)
+        redirects = [action for action in plan.outgoing if action.kind == "redirect"]
+        if redirects and not stores:
+            self.pending = [action for action in plan.outgoing if action.kind != "redirect"]
+            sent = self.outgoing().redirect_first(redirects)
+            self.notes.extend(self.out.notes)
+            self.out.notes = []
+            if not sent:
+                self.notes.append("sieve: redirect not sent: kept in INBOX")
+                stores = [filtering.Store(None)]
+        if any(action.kind == "redirect" for action in self.pending):
+            self.kept = open_message()  # readable after the commit, when tmp/ is gone
+        return stores
+
+    def outgoing_message(self, action):
+        """The message as an outgoing action of the Plan (a redirect) should leave: with
+        the editheader edits that came before that action applied, as Pigeonhole sends
+        it. Before the commit it is read from tmp/, after it from the file kept open.
+        A binary stream at its start, for the caller to close; only the header block
+        is held in memory."""
+        opener = self.open_message if self.kept is None else self.reopen_kept
+        edits = self.plan.edits_for(action) if self.plan is not None else ()
+        if not edits:
+            return opener()
+        from vdeliver import headeredit
+        return headeredit.open_edited(opener, headeredit.apply(
+            headeredit.original_header(opener), edits))
+
+    def reopen_kept(self):
+        fh = open(posix.dup(self.kept.fileno()), "rb")
+        fh.seek(0)
+        return fh
+
+    def after_commit(self):
+        """Once the message is durable: notes only, never raises."""
+        try:
+            if self.pending or (self.out is not None and self.out.duplicates):
+                self.notes.extend(self.outgoing().after_commit(self.pending))
+        except Exception as error:  # noqa: BLE001 - delivered already: only report
+            self.notes.append(f"sieve: outgoing mail failed: {one_line(str(error), 300)}")
+        finally:
+            self.pending = []
+
+    def drop(self):
+        """The Plan's actions are dropped (kept in INBOX instead): so is its mail."""
+        self.pending, self.out = [], None
+
+    def close(self):
+        if self.kept is not None:
+            self.kept.close()
+            self.kept = None
+        if self.out is not None:
+            self.out.close()
+
+
 class SieveRoute:
     """maildir.store()'s route for a recipient with Sieve scripts: run them on the
     message in tmp/ and turn the Plan into Targets (INBOX: the mailbox, or the
@@ -69,10 +157,7 @@ class SieveRoute:
         self.open_message = self.copy = None
         self.header = None        # the message's own header block, once an edit needs it
         self.contents = {}        # edited header block -> maildir.Content
-        self.out = None           # outgoing.Outgoing, made when something needs it
-        self.message = None       # the sieve.Message the scripts read
-        self.pending = []         # outgoing Actions for after the commit
-        self.kept = None          # the message file, open for after the commit
+        self.sender = Sender(config, envelope, home, notes)  # the Plan's outgoing mail
 
     def __call__(self, open_message, size, copy=None):
         pipe = not self.cache and "vdeliver.filtering" not in sys.modules
@@ -93,8 +178,8 @@ class SieveRoute:
             import gc
             gc.freeze()
         plan = filtering.plan(self.config, self.envelope, self.scripts, self.home, open_message,
-                              self.folder_exists, self.cache, self.duplicate_check, self.saw,
-                              load_compiler=load_compiler if pipe else None)
+                              self.folder_exists, self.cache, self.sender.duplicate_check,
+                              self.sender.saw, load_compiler=load_compiler if pipe else None)
         self.plan, self.open_message, self.copy = plan, open_message, copy
         base = self.shown[:-len(self.relative)] if self.shown.endswith(self.relative) else ""
         self.notes.append("sieve: ran " + ", ".join(
@@ -104,23 +189,7 @@ class SieveRoute:
             sievescripts.write_user_log(script, lines)
         if plan.reject is not None:
             raise SieveReject(plan.reject)
-        stores = plan.stores
-        self.pending = list(plan.outgoing)
-        redirects = [action for action in plan.outgoing if action.kind == "redirect"]
-        if redirects and not stores:
-            # The redirects are the only destinations: sent now, before anything is
-            # stored; one not sent keeps the message in INBOX (Pigeonhole's fallback).
-            self.pending = [action for action in plan.outgoing if action.kind != "redirect"]
-            if not self.outgoing().redirect_first(redirects):
-                self.notes.extend(self.out.notes)
-                self.out.notes = []
-                self.notes.append("sieve: redirect not sent: kept in INBOX")
-                stores = [filtering.Store(None)]
-            else:
-                self.notes.extend(self.out.notes)
-                self.out.notes = []
-        if any(action.kind == "redirect" for action in self.pending):
-            self.kept = open_message()  # readable after the commit, when tmp/ is gone
+        stores = self.sender.before_commit(plan, open_message)
         targets = []
         for store in self.one_per_directory(stores):
             try:
@@ -129,28 +198,9 @@ class SieveRoute:
                 return self.keep_instead(store, error)
         return targets
 
-    def duplicate_check(self, handle, key, seconds, last):
-        return self.outgoing().duplicate_check(handle, key, seconds, last)
-
-    def saw(self, message):
-        self.message = message
-
-    def outgoing(self):
-        if self.out is None:
-            from vdeliver import outgoing
-            self.out = outgoing.Outgoing(self.config, self.envelope, self.home, self.message,
-                                         self.outgoing_message)
-        return self.out
-
     def after_commit(self):
         """The Plan's outgoing mail, once the message is durable: notes only, never raises."""
-        try:
-            if self.pending or (self.out is not None and self.out.duplicates):
-                self.notes.extend(self.outgoing().after_commit(self.pending))
-        except Exception as error:  # noqa: BLE001 - delivered already: only report
-            self.notes.append(f"sieve: outgoing mail failed: {one_line(str(error), 300)}")
-        finally:
-            self.pending = []
+        self.sender.after_commit()
 
     def one_per_directory(self, stores):
         """keep stores into the +extension folder when extension_folder chose one, and an
@@ -176,8 +226,7 @@ class SieveRoute:
         is kept in INBOX, never deferred for something every retry would repeat."""
         from vdeliver import filtering, sievescripts
         self.close()
-        self.pending = []  # the script's actions are dropped: its outgoing mail too
-        self.out = None
+        self.sender.drop()  # the script's actions are dropped: its outgoing mail too
         self.shown_targets = []
         detail = one_line(getattr(error, "detail", "") or str(error), 300)
         self.notes.append(f"sieve: cannot store into {one_line(store.folder, 100)} ({detail}):"
@@ -242,34 +291,11 @@ class SieveRoute:
             self.contents[header] = self.copy(headeredit.writer(self.open_message, header))
         return self.contents[header]
 
-    def outgoing_message(self, action):
-        """The message as an outgoing action of the Plan (a redirect) should leave: with
-        the editheader edits that came before that action applied, as Pigeonhole sends
-        it. Before the commit it is read from tmp/, after it from the file kept open
-        (tmp/ is gone then). A binary stream at its start, for the caller to close;
-        only the header block is held in memory."""
-        opener = self.open_message if self.kept is None else self.reopen_kept
-        edits = self.plan.edits_for(action) if self.plan is not None else ()
-        if not edits:
-            return opener()
-        from vdeliver import headeredit
-        return headeredit.open_edited(opener, headeredit.apply(
-            headeredit.original_header(opener), edits))
-
-    def reopen_kept(self):
-        fh = open(posix.dup(self.kept.fileno()), "rb")
-        fh.seek(0)
-        return fh
-
     def close(self):
         for fd in self.opened:
             maildir.close_quietly(fd)
         self.opened = []
-        if self.kept is not None:
-            self.kept.close()
-            self.kept = None
-        if self.out is not None:
-            self.out.close()
+        self.sender.close()
 
     def files(self, stored):
         return [f"{relative}/{name}" for relative, name in zip(self.shown_targets, stored)]

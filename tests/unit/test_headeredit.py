@@ -53,7 +53,7 @@ def test_a_header_block_over_the_cap_is_edited_where_the_interpreter_saw_it(monk
 
 
 def test_outgoing_message_has_the_edits_made_before_the_action():
-    """SieveRoute.outgoing_message(action): what the outgoing side (redirect) sends."""
+    """sieveroute.Sender.outgoing_message(action): what the outgoing side (redirect) sends."""
     from vdeliver import filtering, sieve, sieveroute
     script = sieve.compile(b'require ["editheader", "copy"];\nredirect :copy "a@example.net";\n'
                            b'addheader "X-A" "1";\nredirect "b@example.net";\n',
@@ -65,7 +65,7 @@ def test_outgoing_message_has_the_edits_made_before_the_action():
     first, second = [action for action in result.actions if action.kind == "redirect"]
     plan = filtering.Plan()
     plan.results.append((result, ()))
-    route = sieveroute.SieveRoute([], None, None, "", None, "", "", "", None, None, [], True)
+    route = sieveroute.Sender(None, None, None, [])
     route.plan, route.open_message = plan, lambda: io.BytesIO(message)
     with route.outgoing_message(first) as fh:
         assert fh.read() == message
