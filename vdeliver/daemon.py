@@ -142,29 +142,11 @@ def parse_listen(spec):
 def bind_sockets(config):
     sockets = []
     owner = config.get("lmtp_socket_owner").strip()
-    mode = config.get("lmtp_socket_mode").strip()
-    if not mode or any(ch not in "01234567" for ch in mode):
-        raise ConfigError(f"lmtp_socket_mode = {mode}: expected an octal mode like 0660")
+    mode = socket_mode(config, "lmtp_socket_mode")
     for spec in config.get_list("lmtp_listen"):
         family, where = parse_listen(spec)
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            if family == socket.AF_UNIX:
-                remove_stale_socket(where)
-                bind_unix(sock, where, int(mode, 8))
-                if owner and os.geteuid() == 0:
-                    chown_socket(where, *owner_ids(owner))
-            else:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(where)
-            sock.listen(128)
-        except OSError as err:
-            sock.close()
-            raise ConfigError(f"lmtp_listen {spec}: {err.strerror}") from None
-        except ConfigError as error:
-            sock.close()
-            raise ConfigError(f"lmtp_listen {spec}: {error.detail}") from None
-        sockets.append(sock)
+        sockets.append(listen_socket("lmtp_listen", spec, family, where, mode,
+                                     lambda: owner_ids(owner) if owner else None))
     if not sockets and not config.get_list("socketmap_listen"):  # a lookup service only: fine
         raise ConfigError("lmtp_listen is empty")
     return sockets
@@ -202,6 +184,39 @@ def remove_stale_socket(path):
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def socket_mode(config, name):
+    mode = config.get(name).strip()
+    if not mode or any(ch not in "01234567" for ch in mode):
+        raise ConfigError(f"{name} = {mode}: expected an octal mode like 0660")
+    return int(mode, 8)
+
+
+def listen_socket(name, spec, family, where, mode, ids):
+    """A listening socket for `spec` of parameter `name`: a unix socket gets `mode` at
+    bind() and, as root, the owner ids() returns (None: keep it) through a descriptor
+    that did not follow a link; ConfigError names the parameter and the socket."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family == socket.AF_UNIX:
+            remove_stale_socket(where)
+            bind_unix(sock, where, mode)
+            owner = ids() if os.geteuid() == 0 else None
+            if owner is not None:
+                chown_socket(where, *owner)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(where)
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise ConfigError(f"{name} {spec}: {err.strerror}") from None
+    except (ConfigError, KeyError) as error:
+        sock.close()
+        text = error.detail if isinstance(error, ConfigError) else f"unknown owner {error}"
+        raise ConfigError(f"{name} {spec}: {text}") from None
+    return sock
 
 
 def owner_ids(owner):

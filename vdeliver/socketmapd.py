@@ -103,14 +103,10 @@ def bind(config, uid, gid):
     """The listening sockets of socketmap_listen, bound as the daemon's starting user; a
     unix socket gets socketmap_socket_mode at bind() and, as root, the owner
     socketmap_socket_owner (default: the user the daemon runs as) through a descriptor
-    that did not follow a link (daemon.py does the same for lmtp_listen)."""
-    import os
-    import socket
+    that did not follow a link (daemon.listen_socket, as for lmtp_listen)."""
     from vdeliver import daemon
     sockets = []
-    mode = config.get("socketmap_socket_mode").strip()
-    if not mode or any(ch not in "01234567" for ch in mode):
-        raise ConfigError(f"socketmap_socket_mode = {mode}: expected an octal mode like 0660")
+    mode = daemon.socket_mode(config, "socketmap_socket_mode")
     owner = config.get("socketmap_socket_owner").strip()
     for spec in config.get_list("socketmap_listen"):
         try:
@@ -118,25 +114,9 @@ def bind(config, uid, gid):
         except ConfigError:
             raise ConfigError(f"socketmap_listen: {spec!r} is not unix:/path or"
                               " inet:host:port") from None
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            if family == socket.AF_UNIX:
-                daemon.remove_stale_socket(where)
-                daemon.bind_unix(sock, where, int(mode, 8))
-                if os.geteuid() == 0:
-                    daemon.chown_socket(where, *(daemon.owner_ids(owner) if owner else (uid, gid)))
-            else:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(where)
-            sock.listen(128)
-        except OSError as err:
-            sock.close()
-            raise ConfigError(f"socketmap_listen {spec}: {err.strerror}") from None
-        except (ConfigError, KeyError) as error:
-            sock.close()
-            text = error.detail if isinstance(error, ConfigError) else f"unknown owner {owner}"
-            raise ConfigError(f"socketmap_listen {spec}: {text}") from None
-        sockets.append(sock)
+        sockets.append(daemon.listen_socket(
+            "socketmap_listen", spec, family, where, mode,
+            lambda: daemon.owner_ids(owner) if owner else (uid, gid)))
     return sockets
 
 
