@@ -240,13 +240,13 @@ def folder_state(base, relative):
 def writer(open_message, flags, edits, sender):
     """write(fd) for mbox.deliver_copies: the From_ line, the (edited) message with
     its flag fields, mboxrd-quoted."""
-    from vdeliver import headeredit
 
     def write(fd):
         lines = flag_lines(flags)
         if not edits and not lines:
             fh = open_message()
         else:
+            from vdeliver import headeredit  # only then: it loads re and base64
             header = headeredit.original_header(open_message)
             if edits:
                 header = headeredit.apply(header, edits)

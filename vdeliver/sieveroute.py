@@ -272,9 +272,9 @@ class SieveRoute:
 
     def edited_header(self, edits):
         """The header block as `edits` leave it; None when that is the message's own."""
-        from vdeliver import headeredit
         if not edits:
             return None
+        from vdeliver import headeredit  # only for edits: it loads re and base64
         if self.header is None:
             self.header = headeredit.original_header(self.open_message)
         header = headeredit.apply(self.header, edits)
@@ -283,10 +283,10 @@ class SieveRoute:
     def content(self, edits):
         """The maildir.Content of the copy `edits` make (one tmp file per distinct
         header), None for the message as written."""
-        from vdeliver import headeredit
         header = self.edited_header(edits)
         if header is None:
             return None
+        from vdeliver import headeredit
         if header not in self.contents:
             self.contents[header] = self.copy(headeredit.writer(self.open_message, header))
         return self.contents[header]
