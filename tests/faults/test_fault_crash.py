@@ -75,10 +75,19 @@ def test_kill_9_at_random_moments_never_leaves_a_partial_message(mail):
     leftovers = 0
     started_all = time.monotonic()
     for run in range(RUNS):
-        proc = start()
-        time.sleep(chooser.uniform(0, 1.2 * duration))
-        proc.send_signal(signal.SIGKILL)
-        code = proc.wait(timeout=30)
+        if run % 10 == 9:
+            # A run left alone: the kills' window follows the delivery time as it drifts
+            # (the page cache and writeback of the earlier runs move it by 2x here).
+            started = time.monotonic()
+            proc = start()
+            code = proc.wait(timeout=30)
+            durations = durations[1:] + [time.monotonic() - started]
+            duration = statistics.median(durations)
+        else:
+            proc = start()
+            time.sleep(chooser.uniform(0, 1.2 * duration))
+            proc.send_signal(signal.SIGKILL)
+            code = proc.wait(timeout=30)
         proc.stdout.close()
         proc.stderr.close()
         count = check_and_clear_new()
@@ -91,7 +100,7 @@ def test_kill_9_at_random_moments_never_leaves_a_partial_message(mail):
             assert count in (0, 1), f"killed run {run} left {count} messages in new/"
             outcomes["killed, message delivered" if count else "killed, no message"] += 1
     elapsed = time.monotonic() - started_all
-    print(f"{RUNS} kills, median delivery {duration * 1000:.0f} ms, {elapsed:.1f} s: {outcomes};"
+    print(f"{RUNS} runs, {RUNS - RUNS // 10} of them killed, median delivery {duration * 1000:.0f} ms, {elapsed:.1f} s: {outcomes};"
           f" {leftovers} partial files left in tmp/")
     assert outcomes["killed, no message"] >= RUNS // 5
     assert leftovers >= RUNS // 10, "kills did not land mid-write: make the message larger"
