@@ -379,9 +379,12 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_s
     listeners += await socketmapd.start(server, lookup_sockets, lookup_pool)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_in_background)
+    # Plain signal handlers, not the loop's: the loop's would be set back to SIG_DFL when
+    # removed, and a second SIGTERM in that moment would kill the daemon mid-shutdown.
+    # (They run on this thread, which the signal wakes from the selector's wait.)
+    signal.signal(signal.SIGTERM, lambda *_: loop.call_soon_threadsafe(stop.set))
+    signal.signal(signal.SIGINT, lambda *_: loop.call_soon_threadsafe(stop.set))
+    signal.signal(signal.SIGHUP, lambda *_: loop.call_soon_threadsafe(reload_in_background))
     names = ", ".join(config.get_list("lmtp_listen") + [
         f"socketmap {spec}" for spec in config.get_list("socketmap_listen") if lookup_sockets])
     log.log(config, f"LMTP daemon started, pid {os.getpid()}, uid {os.getuid()}, listening on {names}")
@@ -395,8 +398,7 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_s
         await server.wait_sessions(None)  # committed deliveries: their replies are sent
     delivery_pool.shutdown(wait=False, cancel_futures=True)  # main() waits, off the loop
     lookup_pool.shutdown(wait=False, cancel_futures=True)
-    for number in (signal.SIGTERM, signal.SIGINT):  # already stopping: ignore more of them
-        loop.remove_signal_handler(number)          # (closing the loop would restore SIG_DFL)
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # stopping: ignore more
         signal.signal(number, signal.SIG_IGN)
     log.log(server.settings.config, "LMTP daemon stopped")
     return 0
