@@ -259,34 +259,18 @@ def parse_listen(spec):
 
 
 def bind(config):
-    """The listening socket of lmtp_metrics_listen (as the starting user), or None when unset."""
-    import os
-    import socket
+    """The listening socket of lmtp_metrics_listen (as the starting user), or None when unset;
+    a unix socket made as the LMTP ones are (daemon.listen_socket: lmtp_socket_mode at bind,
+    lmtp_socket_owner through a descriptor that did not follow a link)."""
     from vdeliver import daemon
     spec = config.get("lmtp_metrics_listen").strip()
     if not spec:
         return None
     family, where = parse_listen(spec)
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        if family == socket.AF_UNIX:
-            mode = config.get("lmtp_socket_mode").strip()
-            daemon.remove_stale_socket(where)
-            daemon.bind_unix(sock, where, int(mode, 8))
-            owner = config.get("lmtp_socket_owner").strip()
-            if owner and os.geteuid() == 0:
-                daemon.chown_socket(where, *daemon.owner_ids(owner))
-        else:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(where)
-        sock.listen(16)
-    except OSError as err:
-        sock.close()
-        raise ConfigError(f"lmtp_metrics_listen {spec}: {err.strerror}") from None
-    except (ConfigError, KeyError, ValueError) as error:
-        sock.close()
-        raise ConfigError(f"lmtp_metrics_listen {spec}: {getattr(error, 'detail', error)}") from None
-    return sock
+    owner = config.get("lmtp_socket_owner").strip()
+    return daemon.listen_socket("lmtp_metrics_listen", spec, family, where,
+                                daemon.socket_mode(config, "lmtp_socket_mode"),
+                                lambda: daemon.owner_ids(owner) if owner else None)
 
 
 def enable(log):
