@@ -397,7 +397,7 @@ class Session:
             if self.spool is None:
                 self.spool = Spool(spool_directory(config))
         except OSError as err:  # e.g. a full, read-only or unwritable spool directory
-            await self.refuse_all(from_os_error(err, f"open the DATA spool in {spool_directory(config)}"))
+            await self.refuse_all(spool_open_error(config, err))
             self.reset()
             return True
         spool = self.spool
@@ -524,3 +524,15 @@ def log_failure(config, recipient, original, started, error):
 
 def spool_directory(config):
     return config.get("lmtp_spool_directory") or config.get("virtual_mailbox_base")
+
+
+def spool_open_error(config, err):
+    """Why the DATA spool could not be opened. The spool lives in the mail base unless
+    lmtp_spool_directory says otherwise, and an unmounted base (an empty root-owned
+    mount point) refuses it: say that (4.3.0, as each delivery would) rather than 4.2.0."""
+    if not config.get("lmtp_spool_directory") and config.get_bool("virtual_mailbox_base_mounted"):
+        try:
+            deliver.check_mounted(deliver.mailbox_base(config))
+        except DeliveryError as error:
+            return error
+    return from_os_error(err, f"open the DATA spool in {spool_directory(config)}")

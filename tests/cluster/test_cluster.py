@@ -282,7 +282,7 @@ def test_a_host_whose_base_is_not_mounted_defers_and_writes_nothing(cluster_up):
     before = cluster.delivered(c, [c.users[0]])
     # The dangerous case: the empty mount point is writable by the mail user (Dovecot's
     # NFS page warns against it). Owned by root, the daemon cannot even spool DATA there
-    # and defers 4.2.0 before it gets this far.
+    # and refuses DATA with the same 4.3.0 (test_lmtp.py's unmounted-root-owned-base test).
     vmail = pwd.getpwnam(cluster.VMAIL)
     os.chown(c.base, vmail.pw_uid, vmail.pw_gid)
     try:

@@ -137,6 +137,24 @@ def test_temporary_failure_is_451_and_loop_554(mail, daemon):
     assert mail.new_files("example.com/bob") == []
 
 
+def test_an_unmounted_root_owned_base_defers_4_3_0_not_as_a_spool_error(mail, daemon):
+    """virtual_mailbox_base_mounted = yes and the base an empty root-owned mount point (the
+    safe way to leave one): the DATA spool, which lives in the base, cannot be opened
+    either, and that must not hide the reason: 451 4.3.0 mail store not mounted, as the
+    pipe command says, not 4.2.0 about the spool."""
+    lmtpd = daemon("virtual_mailbox_base_mounted = yes\n")
+    os.chown(mail.base, 0, 0)
+    os.chmod(mail.base, 0o755)
+    lmtp = lmtpd.client()
+    assert lmtp.mail("sender@example.net")[0] == 250
+    assert [lmtp.rcpt(r)[0] for r in ("bob@example.com", "alice@example.com")] == [250, 250]
+    assert lmtp.docmd("DATA") == (451, b"4.3.0 mail store not mounted")
+    assert os.listdir(mail.base) == []
+    with open(mail.maillog, "rb") as fh:
+        assert b"is not a mount point and holds no .vdeliver-mounted" in fh.read()
+    lmtp.quit()
+
+
 def test_dot_stuffing_crlf_and_8bit(mail, daemon):
     lmtp = daemon().client()
     message = b"Subject: \xe9t\xe9\n\n..two dots\n.\t.tab\nFrom x\n"
