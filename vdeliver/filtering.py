@@ -193,7 +193,11 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
                 store.edits = carried + store.edits
             note_outgoing(result_plan, result)
             reject = next((a for a in result.actions if a.kind in ("reject", "ereject")), None)
-            if reject is not None:
+            if reject is not None and not envelope.sender:
+                # As Pigeonhole: nobody to tell, so no bounce; the reject still cancelled
+                # the keep, and the message is discarded.
+                result_plan.notes.append("sieve: not sending reject message to <>")
+            elif reject is not None:
                 result_plan.reject = reject.reason
             result_plan.stores = [s for s in result_plan.stores if s.folder is not None] + stores
             keep_flags, keep_edits = keep, carried + keep_edits_of(result)

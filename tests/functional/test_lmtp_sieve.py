@@ -55,6 +55,17 @@ def test_a_reject_reason_cannot_inject_an_lmtp_reply(mail, daemon):
     assert stored(mail, BOB) == {} and len(stored(mail, ALICE)) == 1
 
 
+def test_a_null_sender_message_is_discarded_not_rejected(mail, daemon):
+    activate(mail, 'require "reject";\nreject "Alice does not take reports.";\n', box=ALICE)
+    lmtp = daemon().client()
+    _, data = transaction(lmtp, ["alice@example.com", "bob@example.com"], MESSAGE, sender="")
+    assert data == [(250, b"2.0.0 <alice@example.com> delivered"),
+                    (250, b"2.0.0 <bob@example.com> delivered")]
+    assert stored(mail, ALICE) == {} and len(stored(mail, BOB)) == 1
+    (line,) = [line for line in open(mail.maillog).read().splitlines() if "to=<alice@" in line]
+    assert "status=sent" in line and "not sending reject message to <>" in line, line
+
+
 def test_failures_of_one_script_do_not_touch_the_others(mail, daemon):
     activate(mail, "if true {\n", box=BOB)                                   # compile error
     activate(mail, 'require "fileinto";\nfileinto "Missing";\n', box=ALICE)  # missing folder

@@ -287,6 +287,17 @@ def test_reject_bounces_5_7_1_and_stores_nothing(mail, script, reason):
     assert stored(mail) == {} and tmp_empty(mail)
 
 
+def test_reject_of_a_null_sender_message_is_a_discard(mail):
+    """A bounce would have nowhere to go: Pigeonhole logs "not sending reject message to
+    <>" and, the keep being cancelled, discards the message; so does vdeliver (exit 0,
+    nothing stored, the note in the log line)."""
+    activate(mail, 'require "reject";\nreject "Not wanted here.";\n')
+    result = mail.run("-f", "", "--", "bob@example.com", stdin=MESSAGE)
+    line = delivered(result)
+    assert "sieve: not sending reject message to <>" in line and "sieve: discarded" in line, line
+    assert stored(mail) == {} and tmp_empty(mail)
+
+
 def test_reject_after_an_earlier_script_stored_is_ignored(mail):
     """The before script filed the message (:copy keeps the sequence going); the personal
     script's reject cannot take that copy back: the message is not bounced."""
