@@ -85,3 +85,16 @@ def mariadb_server():
     server = MariadbServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def slapd_server():
+    """A private slapd (servers.SlapdServer) with only the suffix entry; tests add theirs."""
+    from servers import SLAPD, SlapdServer
+    require(os.geteuid() == 0, "starting a private slapd needs root (to run it as openldap)")
+    require(os.access(SLAPD, os.X_OK) and shutil.which("ldapadd"),
+            "slapd and ldap-utils are not installed (scripts/setup-databases)")
+    require_module("ldap3", "ldap")
+    server = SlapdServer().start()
+    yield server
+    server.stop()

@@ -1,8 +1,8 @@
-"""Private PostgreSQL and MariaDB servers for the table tests, never the system's.
+"""Private PostgreSQL, MariaDB and OpenLDAP servers for the table tests, never the system's.
 
 Each server gets its own data directory under /tmp (mkdtemp), listens on
 127.0.0.1 at a free port and on a unix socket inside that directory, runs as
-the packages' unprivileged user (postgres, mysql), is started in the
+the packages' unprivileged user (postgres, mysql, openldap), is started in the
 foreground by us (so we hold its pid) and stopped by stop(): a fast
 shutdown, then SIGKILL after a few seconds, then the directory is removed.
 start() cleans up after itself when start-up fails.
@@ -20,6 +20,24 @@ MARIADBD = "/usr/sbin/mariadbd"
 MARIADB_INSTALL_DB = "/usr/bin/mariadb-install-db"
 MARIADB = "/usr/bin/mariadb"
 USER, PASSWORD, DATABASE = "vtest", "vtest-Pa55", "vmail"
+SLAPD = "/usr/sbin/slapd"
+LDAPADD = "/usr/bin/ldapadd"
+SLAPD_MODULES = "/usr/lib/ldap"
+SCHEMA_DIRECTORY = "/etc/ldap/schema"  # package data of slapd, not configuration
+SUFFIX = "dc=example,dc=com"
+ROOT_DN, ROOT_PW = f"cn=admin,{SUFFIX}", "ldap-Pa55"
+# Postfix's default query_filter and result_attribute (ldap_table(5)) name attributes no
+# packaged schema defines: a tiny one here (the OID arc is OpenLDAP's experimental one).
+POSTFIX_SCHEMA = """\
+attributetype ( 1.3.6.1.4.1.4203.666.11.99.1 NAME 'mailacceptinggeneralid'
+  EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{1024} )
+attributetype ( 1.3.6.1.4.1.4203.666.11.99.2 NAME 'maildrop'
+  EQUALITY caseIgnoreMatch SUBSTR caseIgnoreSubstringsMatch
+  SYNTAX 1.3.6.1.4.1.1466.115.121.1.15{1024} )
+objectclass ( 1.3.6.1.4.1.4203.666.11.99.3 NAME 'postfixRecipient' SUP top AUXILIARY
+  MAY ( mailacceptinggeneralid $ maildrop ) )
+"""
 
 
 def free_port():
@@ -210,3 +228,62 @@ class MariadbServer(Server):
 
     def hosts(self):
         return f"inet:127.0.0.1:{self.port}"
+
+
+class SlapdServer(Server):
+    """OpenLDAP's slapd with one mdb database under SUFFIX, ROOT_DN/ROOT_PW its rootdn,
+    configured by a slapd.conf of its own (slapd -f: the system's /etc/ldap/slapd.d is
+    never read), listening on ldap://127.0.0.1:PORT/ and ldapi:// in the directory."""
+    kind = "ldap"
+    stop_signal = signal.SIGTERM
+
+    def start(self, ldif=""):
+        try:
+            self.directory = tempfile.mkdtemp(prefix="vdeliver-test-slapd-")
+            data = os.path.join(self.directory, "data")
+            os.mkdir(data, 0o700)
+            schema = os.path.join(self.directory, "postfix.schema")
+            with open(schema, "w") as fh:
+                fh.write(POSTFIX_SCHEMA)
+            config = os.path.join(self.directory, "slapd.conf")
+            with open(config, "w") as fh:
+                fh.write("".join(f"include {SCHEMA_DIRECTORY}/{name}.schema\n"
+                                 for name in ("core", "cosine", "inetorgperson")))
+                fh.write(f"include {schema}\n"
+                         f"modulepath {SLAPD_MODULES}\nmoduleload back_mdb\n"
+                         f"pidfile {self.directory}/slapd.pid\n"
+                         f"argsfile {self.directory}/slapd.args\n"
+                         "database mdb\nmaxsize 16777216\n"
+                         f'suffix "{SUFFIX}"\nrootdn "{ROOT_DN}"\nrootpw {ROOT_PW}\n'
+                         f"directory {data}\nindex objectClass eq\n"
+                         "index mailacceptinggeneralid eq\n")
+            for path in (self.directory, data):
+                shutil.chown(path, "openldap", "openldap")
+            os.chmod(self.directory, 0o755)
+            self.port = free_port()
+            socket_url = "ldapi://" + os.path.join(self.directory, "ldapi").replace("/", "%2F")
+            self.argv = [SLAPD, "-d", "0", "-f", config, "-u", "openldap", "-g", "openldap",
+                         "-h", f"ldap://127.0.0.1:{self.port}/ {socket_url}"]
+            self.popen_options = {}
+            self.launch()
+            self.add(f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\n"
+                     "dc: example\no: example\n")
+            if ldif:
+                self.add(ldif)
+            return self
+        except BaseException:
+            log = self.logged()
+            self.stop()
+            raise RuntimeError(f"private slapd failed to start; log tail:\n{log}") from None
+
+    def add(self, ldif):
+        """ldapadd of LDIF text, bound as the rootdn."""
+        subprocess.run([LDAPADD, "-x", "-H", self.url(), "-D", ROOT_DN, "-w", ROOT_PW],
+                       input=ldif.encode(), check=True, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin", "LDAPNOINIT": "1"})
+
+    def url(self):
+        return f"ldap://127.0.0.1:{self.port}/"
+
+    def hosts(self):
+        return self.url()
