@@ -261,9 +261,8 @@ class SlapdServer(Server):
                 shutil.chown(path, "openldap", "openldap")
             os.chmod(self.directory, 0o755)
             self.port = free_port()
-            socket_url = "ldapi://" + os.path.join(self.directory, "ldapi").replace("/", "%2F")
             self.argv = [SLAPD, "-d", "0", "-f", config, "-u", "openldap", "-g", "openldap",
-                         "-h", f"ldap://127.0.0.1:{self.port}/ {socket_url}"]
+                         "-h", f"{self.url()} {self.ldapi()}"]
             self.popen_options = {}
             self.launch()
             self.add(f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\n"
@@ -284,6 +283,10 @@ class SlapdServer(Server):
 
     def url(self):
         return f"ldap://127.0.0.1:{self.port}/"
+
+    def ldapi(self):
+        """ldapi://%2Ftmp%2F...%2Fldapi: the socket in the directory, / written %2F."""
+        return "ldapi://" + os.path.join(self.directory, "ldapi").replace("/", "%2F")
 
     def hosts(self):
         return self.url()

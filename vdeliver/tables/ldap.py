@@ -1,8 +1,10 @@
 """ldap: Postfix ldap_table(5) tables, through ldap3 (the `ldap` extra).
 
 Settings read from the config file (dbcommon.py): server_host (host names,
-host:port or ldap://, ldaps://, ldapi:// URLs; default localhost; tried in
-order), server_port (389), search_base (with %-codes, escaped as DN values
+host:port or ldap://, ldaps://, ldapi:// URLs, of which only scheme, host and
+port count, as libldap reads them: "ldap://host:389/" and a DN after the /
+are fine; default localhost; tried in order), server_port (389, for names
+without a URL), search_base (with %-codes, escaped as DN values
 per RFC 4514), query_filter (default `(mailacceptinggeneralid=%s)`, the
 codes escaped per RFC 4515), result_attribute (maildrop; several allowed),
 result_format, domain, scope (sub, one, base), bind (yes: simple bind with
@@ -122,15 +124,48 @@ class LdapTable:
 
     def server(self, host, port):
         ldap3 = self.driver
-        if "://" in host:
-            return ldap3.Server(host, connect_timeout=self.timeout, tls=self.tls,
-                                get_info=ldap3.NONE)
+        scheme, sep, rest = host.partition("://")
+        if sep:
+            return self.url_server(host, scheme.lower(), rest)
         name, colon, number = host.rpartition(":")
         # ASCII digits only: isdigit() also takes '²', which int() refuses (tests/fuzz).
         if colon and number.isascii() and number.isdigit():
             host, port = name, int(number)
         return ldap3.Server(host, port=port, connect_timeout=self.timeout, tls=self.tls,
                             get_info=ldap3.NONE)
+
+    def url_server(self, url, scheme, rest):
+        """An RFC 4516 URL as libldap's ldap_initialize() reads it: scheme, host and port;
+        the DN, attributes and filter after the first / are not used (ldap3 would take
+        "127.0.0.1:389/" for a port). A URL without a port means 389 (636 for ldaps),
+        whatever server_port says, as Postfix."""
+        from urllib.parse import unquote
+        ldap3 = self.driver
+        hostport = rest.split("/", 1)[0].split("?", 1)[0]
+        if scheme == "ldapi":
+            path = unquote(hostport)
+            if not path.startswith("/"):
+                raise ConfigError(f"{self.spec}: server_host {url}: expected ldapi://%2F..."
+                                  " (the socket's absolute path, / written %2F)")
+            return ldap3.Server("ldapi://" + hostport, connect_timeout=self.timeout,
+                                get_info=ldap3.NONE)
+        if scheme not in ("ldap", "ldaps"):
+            raise ConfigError(f"{self.spec}: server_host {url}: expected ldap://, ldaps://"
+                              " or ldapi://")
+        port = 636 if scheme == "ldaps" else 389
+        if hostport.startswith("["):
+            name, bracket, tail = hostport[1:].partition("]")
+            if not bracket or (tail and not tail.startswith(":")):
+                raise ConfigError(f"{self.spec}: server_host {url}: bad IPv6 address")
+            number = tail[1:]
+        else:
+            name, _, number = hostport.partition(":")
+        if number:
+            if not (number.isascii() and number.isdigit()) or not 0 < int(number) < 65536:
+                raise ConfigError(f"{self.spec}: server_host {url}: bad port {number!r}")
+            port = int(number)
+        return ldap3.Server(unquote(name) or "localhost", port=port, use_ssl=scheme == "ldaps",
+                            connect_timeout=self.timeout, tls=self.tls, get_info=ldap3.NONE)
 
     def connect(self):
         if self.connection is not None:

@@ -1,0 +1,132 @@
+"""ldap: against a real private slapd (servers.SlapdServer), compared with Postfix's own
+postfix-ldap through postmap -q on the same config file, answer for answer.
+
+The directory is tests/tables/ldap_entries.py. Every config says `version = 3`: Postfix's
+default is 2, vdeliver always speaks 3 (vdeliver/tables/ldap.py), and the comparison is
+of lookups, not of protocol versions. Also: the server list (a refused first server, both
+refused, a server that accepts and never answers), wrong bind credentials, and a table
+kept open across a slapd restart. A lookup that cannot be made is a TableError (defer,
+4.3.0), never "not found".
+"""
+import time
+
+import pytest
+
+import corpus
+import ldap_entries
+from servers import ROOT_DN, ROOT_PW, SlapdServer, free_port
+from tables_support import require_type
+from vdeliver.errors import TableError
+from vdeliver.tables import open_table
+
+BASE = "dc=example,dc=com"
+PEOPLE = ldap_entries.PEOPLE
+
+LDAP_KEYS = [
+    "bob@example.com", "BOB@Example.COM", "mixed@example.com", "MIXED@EXAMPLE.COM",
+    "alice@example.com", "alice+list@example.com", "alice+other@example.com",
+    "multi@example.com", "shared@example.com", "big@example.com", "@example.org",
+    "nobody@example.org", "star*@example.com", "starx@example.com", "*", "*@example.com",
+    "s*@example.com", "paren(x)@example.com", "paren@example.com", "(uid=*)",
+    "bob@example.com)(uid=*", "*)(|(uid=*", "back\\slash@example.com", "back\\5cslash@example.com",
+    "\\00@example.com", "\\2a@example.com", "\\", "jösé@exämple.com", "JÖSÉ@EXÄMPLE.COM",
+    "nodrop@example.com", "forward@example.com", "tagged@example.com", "order@example.com",
+    "deep@example.com", "postmaster@example.com", "postmaster@example.net",
+    "postmaster@a,b.example", "postmaster@a+b.example", "postmaster@a\\,b.example",
+    "postmaster@nowhere.example", "postmaster@x,ou=domains,dc=example,dc=com",
+    "postmaster@#a", "postmaster@ a", "postmaster@a;b", "postmaster@a=b", "postmaster@<a>",
+    'postmaster@"a"', "bob", "bob@", "@", "reader@example.com", "uid=bob",
+]
+
+
+def keys():
+    ldap_keys = [key.encode() for key in LDAP_KEYS]
+    return ldap_keys + [key for key in corpus.keys(generated=14) if key not in ldap_keys]
+
+
+CONFIGS = {
+    "defaults": f"search_base = {BASE}\n",
+    "result_format, key codes": f"search_base = {BASE}\nresult_format = %S|%U|%D|%2.%1|%s\n",
+    "result_format, value codes": (f"search_base = {BASE}\nresult_format = %d/%u/%%/%s\n"
+                                   "result_attribute = maildrop mail\n"),
+    "catch-all in the filter": (
+        f"search_base = {BASE}\n"
+        "query_filter = (|(mailacceptinggeneralid=%s)(mailacceptinggeneralid=@%d))\n"),
+    "labels in the filter": f"search_base = {BASE}\nquery_filter = (mailacceptinggeneralid=%u@%2.%1)\n",
+    "uid from the local part": (f"search_base = {PEOPLE}\nquery_filter = (uid=%u)\n"
+                                "result_attribute = maildrop\n"),
+    "search_base from the domain": (f"search_base = ou=%d,ou=domains,{BASE}\n"
+                                    "query_filter = (uid=%u)\nscope = one\n"),
+    "scope base": (f"search_base = uid=%u,{PEOPLE}\nscope = base\n"
+                   "query_filter = (mailacceptinggeneralid=%s)\n"),
+    "scope one": f"search_base = {PEOPLE}\nscope = one\n",
+    "scope sub, explicit": f"search_base = {PEOPLE}\nscope = sub\n",
+    "bind as a reader": (f"search_base = {BASE}\nbind = yes\nbind_dn = {ldap_entries.BIND_DN}\n"
+                         f"bind_pw = {ldap_entries.BIND_PW}\n"),
+    "bind = no": f"search_base = {BASE}\nbind = no\n",
+}
+
+# Configurations every lookup of which fails: a few keys are enough (postmap then runs once
+# per key).
+FAILING = {
+    "wrong bind password": (f"search_base = {BASE}\nbind = yes\nbind_dn = {ROOT_DN}\n"
+                            f"bind_pw = not-{ROOT_PW}\n"),
+    "unknown bind DN": (f"search_base = {BASE}\nbind = yes\nbind_dn = uid=nobody,{PEOPLE}\n"
+                        "bind_pw = x\n"),
+    "fixed search_base that does not exist": f"search_base = ou=nowhere,{BASE}\n",
+}
+FAILING_KEYS = [b"bob@example.com", b"nobody@example.com", b"*"]
+
+
+@pytest.fixture(scope="module")
+def directory(slapd_server):
+    slapd_server.add(ldap_entries.ldif())
+    return slapd_server
+
+
+def write_config(path, server_host, body):
+    path.write_text(f"server_host = {server_host}\nversion = 3\ntimeout = 5\n{body}")
+    corpus.cool(path)
+    return path
+
+
+def compare(postfix, spec, keys):
+    expected = corpus.postmap_answers(postfix, spec, keys)
+    actual = corpus.vdeliver_answers(open_table(spec), keys)
+    assert corpus.differences(expected, actual) == {}
+    return expected
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_ldap_agrees_with_postmap(tmp_path, directory, postfix_mode, compared, name):
+    require_type(postfix_mode.supported, "ldap", "postfix-ldap")
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', directory.url(), CONFIGS[name])}"
+    expected = compare(postfix_mode, spec, keys())
+    hits = sum(1 for value in expected.values() if value not in (None, "error"))
+    assert hits >= 3, f"{name}: the key set should hit the directory ({hits} hits)"
+    label = f"ldap ({name}, smtputf8_enable={postfix_mode.smtputf8_enable})"
+    compared[label] = len(expected)
+
+
+@pytest.mark.parametrize("name", list(FAILING))
+def test_ldap_errors_agree_with_postmap(tmp_path, directory, postfix, compared, name):
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', directory.url(), FAILING[name])}"
+    expected = compare(postfix, spec, FAILING_KEYS)
+    assert set(expected.values()) == {"error"}
+    compared[f"ldap ({name})"] = len(expected)
+
+
+@pytest.mark.parametrize("server_host", [
+    pytest.param("{url}", id="URL with a trailing slash"),
+    pytest.param("ldap://127.0.0.1:{port}", id="URL without one"),
+    pytest.param("127.0.0.1:{port}", id="host:port"),
+    pytest.param("ldap://127.0.0.1:{port}/dc=ignored,dc=example??sub", id="URL with a DN"),
+    pytest.param("{ldapi}", id="ldapi URL"),
+])
+def test_server_host_forms_agree_with_postmap(tmp_path, directory, postfix, server_host):
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    host = server_host.format(url=directory.url(), port=directory.port, ldapi=directory.ldapi())
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', host, CONFIGS['defaults'])}"
+    expected = compare(postfix, spec, [b"bob@example.com", b"nobody@example.com"])
+    assert expected[b"bob@example.com"] == b"example.com/bob/"
