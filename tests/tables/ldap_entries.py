@@ -43,6 +43,13 @@ def ldif():
     out.append(person("nodrop", ["nodrop@example.com"]))
     out.append(person("forward", ["forward@example.com"],
                       ["someone@example.net", "other@example.org", "no-at-sign"]))
+    out.append(person("tagged", ["tagged@example.com"], ["tagged/"],
+                      extra=["maildrop;lang-de: tagged-de/"]))
+    # mail before maildrop in the entry: the server returns them in its own order
+    out.append("dn: uid=order,ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\n"
+               "objectClass: postfixRecipient\nuid: order\ncn: order\nsn: order\n"
+               "mail: order-mail@example.com\nmailacceptinggeneralid: order@example.com\n"
+               "maildrop: order-drop/\n\n")
     out.append(person("deep", ["deep@example.com"], ["example.com/deep/"], base=f"ou=sub,{PEOPLE}"))
     out.append(person("reader", [], extra=[f"userPassword: {BIND_PW}"]))
     for domain in ("example.com", "example.net", "a,b.example", "a+b.example"):

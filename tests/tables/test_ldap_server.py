@@ -46,6 +46,8 @@ def keys():
 
 CONFIGS = {
     "defaults": f"search_base = {BASE}\n",
+    "two attributes, server's order": f"search_base = {BASE}\nresult_attribute = maildrop, mail\n",
+    "attribute subtype asked": f"search_base = {BASE}\nresult_attribute = mail maildrop;lang-de\n",
     "result_format, key codes": f"search_base = {BASE}\nresult_format = %S|%U|%D|%2.%1|%s\n",
     "result_format, value codes": (f"search_base = {BASE}\nresult_format = %d/%u/%%/%s\n"
                                    "result_attribute = maildrop mail\n"),

@@ -11,8 +11,9 @@ result_format, domain, scope (sub, one, base), bind (yes: simple bind with
 bind_dn / bind_pw, anonymous when empty; no: no bind), timeout (10 s, used
 for connecting and for the search), expansion_limit, size_limit, dereference
 (0-3), start_tls, tls_ca_cert_file, tls_ca_cert_dir, tls_cert, tls_key,
-tls_require_cert. Every value of every result attribute of every entry
-counts; the rest is db_common's rules (dbcommon.py). A search base with
+tls_require_cert. Every value of every result attribute (or a subtype of it:
+maildrop;lang-de for maildrop) of every entry counts, in the order the server
+returns them, as Postfix; the rest is db_common's rules (dbcommon.py). A search base with
 %-codes that does not exist means "not found", as Postfix.
 
 Differences from Postfix: LDAP version 3 is always used (ldap3 has no v2;
@@ -216,14 +217,21 @@ class LdapTable:
         for entry in connection.response or ():
             if entry.get("type") != "searchResEntry":
                 continue
-            raw = entry.get("raw_attributes") or {}
-            for attribute in self.attributes:
-                for name, items in raw.items():
-                    if name.lower() != attribute.lower():
-                        continue
+            # The entry's attributes in the server's order, each counting when it is a
+            # result_attribute or a subtype of one (maildrop;lang-de for maildrop), as
+            # dict_ldap_get_values() walks them (ldap_first_attribute, attrdesc_subtype).
+            for name, items in (entry.get("raw_attributes") or {}).items():
+                if any(is_subtype(name, attribute) for attribute in self.attributes):
                     for item in items:
                         results.add(bytes(item).decode("utf-8", "surrogateescape"))
         return results.value()
+
+
+def is_subtype(name, attribute):
+    """True when the attribute description `name` is `attribute` or one of its subtypes
+    (RFC 4512 section 2.5: options after ';'); names are case-insensitive."""
+    name, attribute = name.lower(), attribute.lower()
+    return name == attribute or name.startswith(attribute + ";")
 
 
 def escaped(values, escape):
