@@ -66,6 +66,8 @@ CONFIGS = {
     "bind as a reader": (f"search_base = {BASE}\nbind = yes\nbind_dn = {ldap_entries.BIND_DN}\n"
                          f"bind_pw = {ldap_entries.BIND_PW}\n"),
     "bind = no": f"search_base = {BASE}\nbind = no\n",
+    "expansion_limit = 2": f"search_base = {BASE}\nexpansion_limit = 2\n",
+    "size_limit = 2": f"search_base = {BASE}\nsize_limit = 2\n",
 }
 
 # Configurations every lookup of which fails: a few keys are enough (postmap then runs once

@@ -14,7 +14,9 @@ for connecting and for the search), expansion_limit, size_limit, dereference
 tls_require_cert. Every value of every result attribute (or a subtype of it:
 maildrop;lang-de for maildrop) of every entry counts, in the order the server
 returns them, as Postfix; the rest is db_common's rules (dbcommon.py). A search base with
-%-codes that does not exist means "not found", as Postfix.
+%-codes that does not exist means "not found", as Postfix; a search that
+ends with any other result but success (size_limit or the time limit
+reached, a referral) defers, never a partial answer.
 
 Differences from Postfix: LDAP version 3 is always used (ldap3 has no v2;
 Postfix's default is `version = 2`); special_result_attribute,
@@ -214,6 +216,14 @@ class LdapTable:
         except ldap3.core.exceptions.LDAPException as err:
             self.connection = None
             raise TableError(f"{self.spec}: search failed: {err}") from None
+        # ldap3 raises for neither sizeLimitExceeded nor timeLimitExceeded nor a referral:
+        # the entries before them are a partial answer. Postfix's search_st() returns
+        # every result code but success, and the lookup defers.
+        code = (connection.result or {}).get("result", 0)
+        if code != 0:
+            description = (connection.result or {}).get("description", "")
+            raise TableError(f"{self.spec}: search for key {key!r} ended with result {code}"
+                             f" ({description})")
         for entry in connection.response or ():
             if entry.get("type") != "searchResEntry":
                 continue
