@@ -51,6 +51,7 @@ CONFIGS = {
     "result_format, key codes": f"search_base = {BASE}\nresult_format = %S|%U|%D|%2.%1|%s\n",
     "result_format, value codes": (f"search_base = {BASE}\nresult_format = %d/%u/%%/%s\n"
                                    "result_attribute = maildrop mail\n"),
+    "domain list": f"search_base = {BASE}\ndomain = example.com, exämple.com\n",
     "catch-all in the filter": (
         f"search_base = {BASE}\n"
         "query_filter = (|(mailacceptinggeneralid=%s)(mailacceptinggeneralid=@%d))\n"),

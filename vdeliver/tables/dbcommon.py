@@ -13,7 +13,9 @@ the right (%1 = top level), %S %U %D the same as %s %u %d; %% is %. In
 A key is not queried at all (not found) when the templates need what it
 lacks: %d/%D/%1..%9 with no @ or nothing after it, %u/%U with nothing before
 the @, fewer domain labels than the highest %n; nor when `domain` is set and
-the key's domain is not in it or its localpart is empty; nor an empty key.
+the key's domain is not in it (both folded as Postfix's
+casefold() under smtputf8_enable: under no, ASCII only) or its localpart is
+empty; nor an empty key.
 Result values that are NULL or empty, or lack what result_format needs, are
 dropped; the rest are joined with commas; more than `expansion_limit` (when
 non-zero) is a TableError, as Postfix.
@@ -41,7 +43,7 @@ anything but a ConfigError; retry a query that timed out.
 """
 import random
 import time
-from vdeliver.address import is_utf8
+from vdeliver.address import fold, is_utf8
 from vdeliver.config import logical_lines, split_list
 from vdeliver.errors import ConfigError, DeliveryError, TableError
 
@@ -243,18 +245,20 @@ class DomainList:
                     raise ConfigError(f"{spec}: domain list file {item}: {err.strerror}") from None
                 for line in lines:
                     line = line.partition("#")[0]
-                    self.items.extend((negate, "name", name.lower()) for name in split_list(line))
+                    self.items.extend((negate, "name", name) for name in split_list(line))
             elif ":" in item:
                 from vdeliver.tables import open_table
                 self.items.append((negate, "table", open_table(item)))
             elif item:
-                self.items.append((negate, "name", item.lower()))
+                self.items.append((negate, "name", item))
 
     def matches(self, domain):
-        domain = domain.lower()
+        # string_list folds the domain and the names with casefold(), which follows
+        # smtputf8_enable (address.fold): under no, only ASCII letters fold.
+        domain = fold(domain)
         for negate, kind, item in self.items:
             if kind == "name":
-                hit = item == domain
+                hit = fold(item) == domain
             else:
                 hit = item.lookup(domain) is not None
             if hit:
