@@ -135,3 +135,94 @@ def test_server_host_forms_agree_with_postmap(tmp_path, directory, postfix, serv
     spec = f"ldap:{write_config(tmp_path / 'ldap.cf', host, CONFIGS['defaults'])}"
     expected = compare(postfix, spec, [b"bob@example.com", b"nobody@example.com"])
     assert expected[b"bob@example.com"] == b"example.com/bob/"
+
+
+@pytest.fixture(scope="module")
+def spare():
+    """A second slapd with the same entries, for the tests that stop, pause or restart it."""
+    server = SlapdServer().start(ldap_entries.ldif())
+    yield server
+    server.stop()
+
+
+def dead_url():
+    return f"ldap://127.0.0.1:{free_port()}/"
+
+
+def assert_defers(table, key="bob@example.com", within=None):
+    started = time.monotonic()
+    with pytest.raises(TableError) as caught:
+        table.lookup(key)
+    elapsed = time.monotonic() - started
+    assert (caught.value.exit_code, caught.value.status) == (75, "4.3.0")
+    if within is not None:
+        assert elapsed < within, f"took {elapsed:.1f}s"
+    return caught.value
+
+
+def postmap_one(postfix, spec, key, timeout=30):
+    started = time.monotonic()
+    done = postfix.run(postfix.postmap("-q", key, spec), capture_output=True, timeout=timeout)
+    return done, time.monotonic() - started
+
+
+def test_a_refused_first_server_fails_over_to_the_second(tmp_path, directory, postfix):
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    host = f"{dead_url()} {directory.url()}"
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', host, CONFIGS['defaults'])}"
+    expected = compare(postfix, spec, [b"bob@example.com", b"multi@example.com", b"nobody@x.org"])
+    assert expected[b"bob@example.com"] == b"example.com/bob/"
+
+
+def test_all_servers_refused_defer_at_once(tmp_path, postfix):
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', f'{dead_url()}, {dead_url()}', CONFIGS['defaults'])}"
+    done, _ = postmap_one(postfix, spec, "bob@example.com")
+    assert done.returncode != 0 and b"fatal:" in done.stderr  # postmap: a lookup error
+    error = assert_defers(open_table(spec), within=2)
+    assert "no LDAP server answered" in error.detail
+
+
+@pytest.mark.parametrize("bind", ["yes", "no"])
+def test_a_server_that_never_answers_defers_within_the_timeout(tmp_path, spare, postfix, bind):
+    """slapd stopped with SIGSTOP: the kernel still accepts the connection, nothing answers.
+    The bind (or, with bind = no, the search) waits `timeout` (2 s here), then defers."""
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    config = write_config(tmp_path / "ldap.cf", spare.url(), CONFIGS["defaults"])
+    config.write_text(config.read_text().replace("timeout = 5", "timeout = 2") + f"bind = {bind}\n")
+    corpus.cool(config)
+    spec = f"ldap:{config}"
+    kept = open_table(spec)
+    assert kept.lookup("bob@example.com") == "example.com/bob/"  # a connection kept open
+    spare.pause()
+    try:
+        done, took = postmap_one(postfix, spec, "bob@example.com")
+        assert done.returncode != 0 and b"fatal:" in done.stderr and took < 8, (done, took)
+        assert_defers(open_table(spec), within=5)   # a new connection
+        assert_defers(kept, within=5)               # the open one: the search times out
+    finally:
+        spare.resume()
+    assert open_table(spec).lookup("bob@example.com") == "example.com/bob/"
+
+
+def test_a_hung_first_server_then_a_live_second(tmp_path, spare, directory, postfix):
+    """Where vdeliver parts from Postfix on purpose: libldap fails over only when a server
+    cannot be connected to, so postmap defers when the first server accepts and hangs;
+    vdeliver moves on after `timeout` and answers from the next (the same answer a
+    replica gives, later). Either way: no hang, and never "not found"."""
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    config = write_config(tmp_path / "ldap.cf", f"{spare.url()} {directory.url()}",
+                          CONFIGS["defaults"])
+    config.write_text(config.read_text().replace("timeout = 5", "timeout = 2"))
+    corpus.cool(config)
+    spec = f"ldap:{config}"
+    spare.pause()
+    try:
+        done, took = postmap_one(postfix, spec, "bob@example.com")
+        assert done.returncode != 0 and b"fatal:" in done.stderr and took < 8, (done, took)
+        started = time.monotonic()
+        assert open_table(spec).lookup("bob@example.com") == "example.com/bob/"
+        assert time.monotonic() - started < 5
+    finally:
+        spare.resume()
+
