@@ -226,3 +226,17 @@ def test_a_hung_first_server_then_a_live_second(tmp_path, spare, directory, post
     finally:
         spare.resume()
 
+
+def test_a_table_kept_open_across_a_restart(tmp_path, spare):
+    """The LMTP daemon keeps its tables open. While slapd is down a lookup defers; the
+    first lookup after the restart answers on a new connection, as dict_ldap_lookup()
+    reconnects once on LDAP_SERVER_DOWN."""
+    config = write_config(tmp_path / "ldap.cf", spare.url(), CONFIGS["defaults"])
+    table = open_table(f"ldap:{config}")
+    assert table.lookup("bob@example.com") == "example.com/bob/"
+    errors = []
+    spare.restart(during=lambda: errors.append(assert_defers(table, within=3)))
+    assert len(errors) == 1
+    assert table.lookup("bob@example.com") == "example.com/bob/"
+    spare.restart()
+    assert table.lookup("bob@example.com") == "example.com/bob/"  # the idle connection broke

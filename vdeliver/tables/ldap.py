@@ -13,16 +13,21 @@ for connecting and for the search), expansion_limit, size_limit, dereference
 (0-3), start_tls, tls_ca_cert_file, tls_ca_cert_dir, tls_cert, tls_key,
 tls_require_cert. Every value of every result attribute (or a subtype of it:
 maildrop;lang-de for maildrop) of every entry counts, in the order the server
-returns them, as Postfix; the rest is db_common's rules (dbcommon.py). A search base with
-%-codes that does not exist means "not found", as Postfix; a search that
-ends with any other result but success (size_limit or the time limit
-reached, a referral) defers, never a partial answer.
+returns them, as Postfix; the rest is db_common's rules (dbcommon.py). A
+search base with %-codes that does not exist means "not found", as Postfix;
+a search that ends with any other result but success (size_limit or the time
+limit reached, a referral) defers, never a partial answer. A connection the
+server dropped while idle (a restart; the LMTP daemon keeps its tables open)
+is replaced once within the lookup, as Postfix's; a search that timed out is
+never repeated.
 
 Differences from Postfix: LDAP version 3 is always used (ldap3 has no v2;
 Postfix's default is `version = 2`); special_result_attribute,
 terminal_result_attribute, leaf_result_attribute (recursion into DNs and
 URLs), SASL binds and chase_referrals are refused with a ConfigError rather
-than ignored.
+than ignored. A server that accepts the connection and then does not answer
+within `timeout` is given up for the next in server_host (libldap fails over
+only on a failed connect, so postmap defers there).
 
 Never: put an unescaped key into a filter or a DN; a server that is down,
 slow, or answers with an error is a TableError (defer); a missing ldap3 is a
@@ -118,8 +123,9 @@ class LdapTable:
                     settings, "tls_require_cert", False, spec) else ssl.CERT_NONE)
         port = dbcommon.get_int(settings, "server_port", 389, spec, minimum=1)
         try:
-            self.servers = [self.server(host, port)
-                            for host in dbcommon.split_list(settings.get("server_host", "localhost"))]
+            self.hosts = dbcommon.split_list(settings.get("server_host", "localhost"))
+            self.port = port
+            self.servers = [self.server(host, port) for host in self.hosts]
         except self.driver.core.exceptions.LDAPException as err:
             # ldap3 itself refuses a bad server_host URL: a config error, not a bug (tests/fuzz).
             raise ConfigError(f"{spec}: server_host: {type(err).__name__} {err}") from None
@@ -175,7 +181,10 @@ class LdapTable:
             return self.connection
         ldap3 = self.driver
         problems = []
-        for server in self.servers:
+        # New ldap3.Server objects for each connect: one that failed once marks its
+        # addresses unavailable and then refuses them ("invalid server address") after
+        # the server is back (a restart while the LMTP daemon keeps the table).
+        for server in [self.server(host, self.port) for host in self.hosts]:
             try:
                 connection = ldap3.Connection(
                     server, user=self.bind_dn or None, password=self.bind_pw or None,
@@ -193,6 +202,13 @@ class LdapTable:
                 problems.append(f"{server.host}: {err}")
         raise TableError(f"{self.spec}: no LDAP server answered: {'; '.join(problems)}")
 
+    def search(self, connection, base, search_filter):
+        ldap3 = self.driver
+        connection.search(base, search_filter, search_scope=self.scope,
+                          dereference_aliases=getattr(ldap3, "DEREF_" + self.dereference),
+                          attributes=self.attributes, size_limit=self.size_limit,
+                          time_limit=self.timeout)
+
     def lookup(self, key):
         values = dbcommon.lookup_values(self.templates, key)
         if values is None:
@@ -200,20 +216,29 @@ class LdapTable:
         base = dbcommon.substitute(self.search_base, escaped(values, dn_escape))
         search_filter = dbcommon.substitute(self.query_filter, escaped(values, filter_escape))
         ldap3 = self.driver
+        exceptions = ldap3.core.exceptions
+        reused = self.connection is not None
         connection = self.connect()
         results = dbcommon.Results(self.templates, key, self.expansion_limit, self.spec)
         try:
-            connection.search(base, search_filter, search_scope=self.scope,
-                              dereference_aliases=getattr(ldap3, "DEREF_" + self.dereference),
-                              attributes=self.attributes, size_limit=self.size_limit,
-                              time_limit=self.timeout)
-        except ldap3.core.exceptions.LDAPNoSuchObjectResult:
+            try:
+                self.search(connection, base, search_filter)
+            except exceptions.LDAPCommunicationError as err:
+                if not reused or isinstance(err, TimeoutError):
+                    raise
+                # An idle connection the server dropped (a restart): once more on a new
+                # one, as dict_ldap_lookup() reconnects on LDAP_SERVER_DOWN. Never after
+                # a timeout: that server is hung, and the lookup has waited already.
+                self.connection = None
+                connection = self.connect()
+                self.search(connection, base, search_filter)
+        except exceptions.LDAPNoSuchObjectResult:
             if self.dynamic_base:
                 return None
             raise TableError(f"{self.spec}: search base {base!r} does not exist") from None
-        except ldap3.core.exceptions.LDAPSizeLimitExceededResult:
+        except exceptions.LDAPSizeLimitExceededResult:
             raise TableError(f"{self.spec}: size limit exceeded for key {key!r}") from None
-        except ldap3.core.exceptions.LDAPException as err:
+        except exceptions.LDAPException as err:
             self.connection = None
             raise TableError(f"{self.spec}: search failed: {err}") from None
         # ldap3 raises for neither sizeLimitExceeded nor timeLimitExceeded nor a referral:
