@@ -241,3 +241,15 @@ def test_a_table_kept_open_across_a_restart(tmp_path, spare):
     assert table.lookup("bob@example.com") == "example.com/bob/"
     spare.restart()
     assert table.lookup("bob@example.com") == "example.com/bob/"  # the idle connection broke
+
+
+@pytest.mark.parametrize("key", ["*", "*@example.com", "s*@example.com", "(uid=*)",
+                                 "bob@example.com)(uid=*", "*)(|(uid=*", "\\2a@example.com",
+                                 "star\\2a@example.com", "bob@example.com\0", "b\0ob@example.com"])
+def test_filter_metacharacters_never_widen_the_search(tmp_path, directory, key):
+    """RFC 4515 escaping: a key is one assertion value, whatever it holds; NUL too (no
+    Postfix key has one: postmap cannot be asked, vdeliver escapes it as \\00)."""
+    table = open_table(f"ldap:{write_config(tmp_path / 'ldap.cf', directory.url(), CONFIGS['defaults'])}")
+    assert table.lookup(key) is None
+    assert table.lookup("star*@example.com") == "example.com/star/"  # the literal * entry
+    assert table.lookup("\\00@example.com") == "example.com/nulish/"  # backslash-zero-zero
