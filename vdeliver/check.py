@@ -159,6 +159,8 @@ def check_tables(config, findings):
         for spec in config.get_list(parameter):
             try:
                 table = open_table(spec)
+                if getattr(table, "note", None):  # what a delivery logs as a warning
+                    findings.warning(f"{parameter}: {spec}: {table.note}")
                 table.lookup(PROBE)
             except DeliveryError as error:
                 findings.error(f"{parameter}: {spec}: {error.detail or error.reason}")

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from functional.test_pipe_ldap import SUFFIX, slapd  # noqa: F401  (the fixture, shared)
 from postfix_config import PostfixConfig
 from support import VDELIVER
 
@@ -134,6 +135,20 @@ def test_a_database_that_is_down_is_named(mail, postfix):
     assert code == 1 and len(lines) == 1, lines
     assert lines[0].startswith(f"vdeliver: error: virtual_mailbox_maps: pgsql:{pg}: ") and \
         "no database server answered" in lines[0], lines
+
+
+def test_a_table_note_is_a_warning(mail, postfix, slapd):
+    """What a delivery logs as a warning when it opens a table (here Postfix's answer to an
+    unknown `dereference`: use 0) is a warning of check too, and the table still answers."""
+    cf = os.path.join(mail.top, "ldap.cf")
+    with open(cf, "w") as fh:
+        fh.write(f"server_host = {slapd.url()}\nsearch_base = {SUFFIX}\nversion = 3\n"
+                 "dereference = 9\n")
+    os.chmod(cf, 0o644)
+    mail.write_config(maps=f"texthash:{mail.table_path}, ldap:{cf}")
+    code, lines = check(mail, postfix=postfix)
+    assert (code, lines) == (1, [f"vdeliver: warning: virtual_mailbox_maps: ldap:{cf}: unrecognized"
+                                 " value 9 specified for dereference; using 0"])
 
 
 @pytest.mark.parametrize("mode, wanted", [

@@ -69,6 +69,8 @@ CONFIGS = {
     "bind = no": f"search_base = {BASE}\nbind = no\n",
     "expansion_limit = 2": f"search_base = {BASE}\nexpansion_limit = 2\n",
     "size_limit = 2": f"search_base = {BASE}\nsize_limit = 2\n",
+    # dict_ldap.c warns about an unknown value and uses 0: so must vdeliver (a table note)
+    "dereference out of range": f"search_base = {BASE}\ndereference = 7\n",
 }
 
 # Configurations every lookup of which fails: a few keys are enough (postmap then runs once
@@ -253,3 +255,11 @@ def test_filter_metacharacters_never_widen_the_search(tmp_path, directory, key):
     assert table.lookup(key) is None
     assert table.lookup("star*@example.com") == "example.com/star/"  # the literal * entry
     assert table.lookup("\\00@example.com") == "example.com/nulish/"  # backslash-zero-zero
+
+
+def test_an_unknown_dereference_value_is_a_warning_and_0(tmp_path, directory):
+    body = f"search_base = {BASE}\ndereference = 7\n"
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', directory.url(), body)}"
+    table = open_table(spec)
+    assert table.note == "unrecognized value 7 specified for dereference; using 0"
+    assert table.lookup("bob@example.com") is not None

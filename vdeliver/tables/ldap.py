@@ -107,8 +107,9 @@ class LdapTable:
         self.size_limit = dbcommon.get_int(settings, "size_limit", self.expansion_limit, spec)
         dereference = dbcommon.get_int(settings, "dereference", 0, spec)
         self.dereference = {0: "NEVER", 1: "SEARCH", 2: "FINDING_BASE", 3: "ALWAYS"}.get(dereference)
-        if self.dereference is None:
-            raise ConfigError(f"{spec}: dereference = {dereference}: expected 0 to 3")
+        if self.dereference is None:  # as dict_ldap.c: a warning, and 0
+            self.note = f"unrecognized value {dereference} specified for dereference; using 0"
+            self.dereference = "NEVER"
         self.start_tls = dbcommon.get_bool(settings, "start_tls", False, spec)
         self.tls = None
         if self.start_tls or any(settings.get(name) for name in (
