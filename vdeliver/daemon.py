@@ -56,6 +56,7 @@ import stat
 import sys
 
 from vdeliver import address, config as config_module, deliver, log, metrics, resolve, socketmapd
+from vdeliver import tables as table_types
 from vdeliver.errors import ConfigError, DeliveryError, internal_error
 from vdeliver.lmtp import Server, Settings
 
@@ -320,6 +321,7 @@ def main(argv):
             sockets.append(metrics_socket)
         uid, gid = run_user(config) if os.geteuid() == 0 else (os.getuid(), os.getgid())
         lookup_sockets = socketmapd.bind(config, uid, gid)
+        threads = max(1, config.get_int("lmtp_delivery_threads"))
     except (DeliveryError, OSError, KeyError) as error:
         text = error.text() if isinstance(error, DeliveryError) else str(error)
         sys.stderr.write(f"vdeliver --lmtp: {text}\n")
@@ -338,13 +340,15 @@ def main(argv):
         os.setgroups([gid])
         os.setgid(gid)
         os.setuid(uid)
+    # Before any table is opened: their pools' size. The delivery threads share the
+    # quota and home maps.
+    table_types.POOL_SIZE = threads
     try:
         settings = make_settings(options)
     except DeliveryError as error:
         log.log(config, f"LMTP daemon not started: {error.text()}", "error")
         return 1
-    threads = settings.config.get_int("lmtp_delivery_threads")
-    delivery_pool = concurrent.futures.ThreadPoolExecutor(max(1, threads), "deliver")
+    delivery_pool = concurrent.futures.ThreadPoolExecutor(threads, "deliver")
     lookup_pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
     status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool,
                                lookup_sockets))
