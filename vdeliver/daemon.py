@@ -31,10 +31,18 @@ sent), and let deliveries in progress finish and answer while the event loop
 keeps writing replies. Past lmtp_shutdown_timeout a delivery that has not
 reached its commit point is abandoned (lmtp.Ticket: tmp file removed, no
 reply, Postfix retries); one that has is waited for and answered; then exit
-0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables on the lookup thread,
-off the event loop; in-flight transactions keep the settings they started
-with, and the old tables are closed when the last of them ends; a broken new
+0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables on a lookup thread,
+off the event loop; in-flight transactions (and socketmap requests) keep the
+settings they started with, and the old tables are closed when the last of
+them ends -- their lookups with it, and a database table's pool closes a
+connection still in use only when its lookup gives it back; a broken new
 config is logged and the old one kept.
+
+Threads: lmtp_delivery_threads delivery threads and as many lookup threads
+(RCPT and socketmap lookups of tables not in memory, reloads), read at
+start; every table is safe to share between them (tables/__init__.py), and
+a database table keeps up to lmtp_delivery_threads connections
+(tables.POOL_SIZE, set before any table is opened).
 
 Metrics (metrics.py): with lmtp_metrics_listen set, its socket is bound with
 the others (before the drop, as they are) and served on the same event loop;
@@ -340,16 +348,17 @@ def main(argv):
         os.setgroups([gid])
         os.setgid(gid)
         os.setuid(uid)
-    # Before any table is opened: their pools' size. The delivery threads share the
-    # quota and home maps.
-    table_types.POOL_SIZE = threads
+    table_types.POOL_SIZE = threads  # before any table is opened: their pools' size
     try:
         settings = make_settings(options)
     except DeliveryError as error:
         log.log(config, f"LMTP daemon not started: {error.text()}", "error")
         return 1
     delivery_pool = concurrent.futures.ThreadPoolExecutor(threads, "deliver")
-    lookup_pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
+    # As many lookup threads as delivery threads, each table connection pool as large
+    # (tables.POOL_SIZE): under load every delivery thread's next recipients are looked
+    # up side by side; one thread made each RCPT wait for all the lookups before it.
+    lookup_pool = concurrent.futures.ThreadPoolExecutor(threads, "lookup")
     status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool,
                                lookup_sockets))
     # The event loop is gone: now waiting blocks nobody. A delivery abandoned at shutdown
@@ -425,7 +434,7 @@ async def reload_if_changed(server, options, lock):
 
 
 async def reload(server, options, lock):
-    """Open the new config and tables on the lookup thread (a table may be slow to open);
+    """Open the new config and tables on a lookup thread (a table may be slow to open);
     the old tables are closed once no transaction uses them."""
     async with lock:
         loop = asyncio.get_running_loop()
