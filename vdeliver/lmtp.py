@@ -132,6 +132,11 @@ class Server:
         self.refresh = no_refresh         # daemon.py: reload when a table file changed
 
     async def handle(self, reader, writer):
+        # asyncio's socket transport reads up to 256 KiB at a time (max_size, a class
+        # attribute of its selector transport), which the session's buffer then holds
+        # beside what it has not read yet; CHUNK_SIZE is what a session reads at a time.
+        if isinstance(getattr(writer.transport, "max_size", None), int):
+            writer.transport.max_size = CHUNK_SIZE
         session = Session(self, reader, writer)
         self.sessions[session] = asyncio.current_task()
         try:
