@@ -204,11 +204,18 @@ async def one_session(port, number, head_lf, body_crlf, connecting, outcome):
         writer.close()
 
 
-async def all_sessions(port, count, head_lf, body_crlf):
+async def all_sessions(port, count, head_lf, body_crlf, timeout):
     connecting = asyncio.Semaphore(64)
     outcome = {}
-    await asyncio.gather(*(one_session(port, n, head_lf, body_crlf, connecting, outcome)
-                           for n in range(count)))
+
+    async def bounded(number):
+        try:
+            await asyncio.wait_for(one_session(port, number, head_lf, body_crlf, connecting,
+                                               outcome), timeout)
+        except asyncio.TimeoutError:
+            outcome[number] = f"no answer within {timeout}s"
+
+    await asyncio.gather(*(bounded(n) for n in range(count)))
     return outcome
 
 
@@ -240,7 +247,7 @@ def verify(base, count, head_lf, body_lf):
     return good
 
 
-def memory_row(prefix, sessions, megabytes, nofile, work, environment=()):
+def memory_row(prefix, sessions, megabytes, nofile, work, environment=(), timeout=900):
     top = tempfile.mkdtemp(prefix="vdeliver-scalebench-", dir=work)
     os.chmod(top, 0o755)
     table = os.path.join(top, "mailboxes")
@@ -256,7 +263,7 @@ def memory_row(prefix, sessions, megabytes, nofile, work, environment=()):
     try:
         started_rss = status_kb(daemon.pid, "VmRSS")
         started = time.monotonic()
-        outcome = asyncio.run(all_sessions(daemon.port, sessions, head_lf, body_crlf))
+        outcome = asyncio.run(all_sessions(daemon.port, sessions, head_lf, body_crlf, timeout))
         elapsed = time.monotonic() - started
         time.sleep(1)
         peak, after = status_kb(daemon.pid, "VmHWM"), status_kb(daemon.pid, "VmRSS")
@@ -281,7 +288,8 @@ def memory_part(args, prefix):
     shape = [tuple(int(x) for x in item.split("x")) for item in args.baseline.split(",") if item]
     shape.append((args.sessions, args.size))
     for sessions, megabytes in shape:
-        row = memory_row(prefix, sessions, megabytes, args.nofile, args.work, args.env)
+        row = memory_row(prefix, sessions, megabytes, args.nofile, args.work, args.env,
+                         args.session_timeout)
         rows.append(row)
         print(f"  {prefix}: {sessions} x {megabytes} MB: peak {row['peak']:.0f} MB, after "
               f"{row['after']:.0f} MB, {row['ok']} x 250, {row['verified']} verified, "
@@ -498,6 +506,8 @@ def main():
     parser.add_argument("--baseline", default="10x12,1000x1", help="SESSIONSxMB,...")
     parser.add_argument("--nofile", type=int, default=1024,
                         help="the daemon's soft RLIMIT_NOFILE at start (0: as is)")
+    parser.add_argument("--session-timeout", type=int, default=900,
+                        help="seconds a memory session may take in all")
     parser.add_argument("--clients", default="8,32")
     parser.add_argument("--rcpts", type=int, default=4000, help="RCPTs per run, all clients")
     parser.add_argument("--mailboxes", type=int, default=100000)
