@@ -414,7 +414,8 @@ def lookup_run(prefix, server, clients, delay, args):
     metrics_port = free_port()
     daemon = Daemon(prefix, top, f"pgsql:{cf}",
                     f"lmtp_delivery_threads = 8\nlmtp_max_connections = {clients + 10}\n"
-                    f"lmtp_metrics_listen = inet:127.0.0.1:{metrics_port}\n")
+                    f"lmtp_metrics_listen = inet:127.0.0.1:{metrics_port}\n",
+                    environment=args.env)
     most = [0]
     stop = threading.Event()
 
