@@ -1,6 +1,8 @@
 """The LMTP daemon process: `vdeliver --lmtp [-c config] [-o name=value]... [--foreground]`.
 
-Order of start-up: read the config; take the pid file (an flock on
+Order of start-up: raise the soft RLIMIT_NOFILE to the hard one (a session
+holds two descriptors, its socket and its DATA spool: 1000 sessions need more
+than the usual soft 1024); read the config; take the pid file (an flock on
 lmtp_pid_file, so a second instance is refused and a stale file left by a
 crash does not matter); bind every lmtp_listen socket as the starting user
 (`unix:/path`, mode lmtp_socket_mode, owner lmtp_socket_owner, so Postfix's
@@ -9,7 +11,14 @@ python-daemon (fork, setsid, umask 077, chdir /, inherited files closed but
 the sockets and the pid file); drop root to lmtp_user (default: the owner
 of virtual_mailbox_base) with no supplementary groups; open the tables and
 write the first log line (so a maillog_file the daemon creates belongs to
-the delivery user: nothing is logged as root); serve.
+the delivery user: nothing is logged as root), and a warning when the limit
+is still too low for lmtp_max_connections; serve.
+
+Memory: a session buffers at most about three CHUNK_SIZE (64 KiB) reads of
+its input (READ_LIMIT, lmtp.Server.handle), its decoder one line (at most
+spool.MAX_DATA_LINE), and never a message: DATA goes to its spool file
+(spool.py). So the daemon's memory grows with its sessions, never with the
+size of their messages (bench/scale_bench.py: about 0.5 MB a session).
 
 With socketmap_listen set, the daemon also serves its tables over Postfix's
 socketmap protocol (socketmapd.py: its sockets bound here as the LMTP ones,
@@ -31,10 +40,18 @@ sent), and let deliveries in progress finish and answer while the event loop
 keeps writing replies. Past lmtp_shutdown_timeout a delivery that has not
 reached its commit point is abandoned (lmtp.Ticket: tmp file removed, no
 reply, Postfix retries); one that has is waited for and answered; then exit
-0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables on the lookup thread,
-off the event loop; in-flight transactions keep the settings they started
-with, and the old tables are closed when the last of them ends; a broken new
+0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables on a lookup thread,
+off the event loop; in-flight transactions (and socketmap requests) keep the
+settings they started with, and the old tables are closed when the last of
+them ends -- their lookups with it, and a database table's pool closes a
+connection still in use only when its lookup gives it back; a broken new
 config is logged and the old one kept.
+
+Threads: lmtp_delivery_threads delivery threads and as many lookup threads
+(RCPT and socketmap lookups of tables not in memory, reloads), read at
+start; every table is safe to share between them (tables/__init__.py), and
+a database table keeps up to lmtp_delivery_threads connections
+(tables.POOL_SIZE, set before any table is opened).
 
 Metrics (metrics.py): with lmtp_metrics_listen set, its socket is bound with
 the others (before the drop, as they are) and served on the same event loop;
@@ -56,10 +73,17 @@ import stat
 import sys
 
 from vdeliver import address, config as config_module, deliver, log, metrics, resolve, socketmapd
+from vdeliver import tables as table_types
 from vdeliver.errors import ConfigError, DeliveryError, internal_error
 from vdeliver.lmtp import Server, Settings
+from vdeliver.spool import CHUNK_SIZE
 
 USAGE = "usage: vdeliver --lmtp [-c config] [-o name=value]... [--foreground]"
+# A session's StreamReader stops reading its socket once it holds more than twice this
+# (asyncio), plus one read of up to 256 KiB. Sessions read it CHUNK_SIZE at a time and
+# never by line, so a larger limit only lets each session hold more: with 1 MiB, 300
+# sessions sending 12 MB messages held 850 MB (bench/scale_bench.py).
+READ_LIMIT = CHUNK_SIZE
 
 
 class PidFile:
@@ -104,6 +128,35 @@ def check_pid_directory(path):
     if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
         raise ConfigError(f"lmtp_pid_file {path}: directory {directory} is writable by others"
                           f" (uid {st.st_uid}, mode {st.st_mode & 0o7777:04o}): refusing it")
+
+
+def raise_descriptor_limit():
+    """The soft RLIMIT_NOFILE raised to the hard one, as far as the kernel lets it.
+
+    Each session holds two descriptors (its socket, its DATA spool), each delivery a few
+    more, each table connection one: lmtp_max_connections = 1000 needs over 2000, and a
+    service usually starts with a soft limit of 1024 (the hard one far higher). At the
+    soft limit accept() fails, a spool cannot be opened (451 4.2.0) and not even the log
+    line saying so can be written (bench/scale_bench.py: 128 of 1000 sessions)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):  # an unlimited hard limit over nr_open: keep the soft one
+            pass
+
+
+def check_descriptors(config):
+    """A warning when the descriptor limit cannot hold lmtp_max_connections sessions."""
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    sessions = config.get_int("lmtp_max_connections") + config.get_int("socketmap_max_connections")
+    needed = 2 * sessions + 4 * config.get_int("lmtp_delivery_threads") + 64
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        log.log(config, f"RLIMIT_NOFILE is {soft}: lmtp_max_connections and"
+                        f" socketmap_max_connections need about {needed} descriptors; raise the"
+                        " hard limit (ulimit -Hn, systemd LimitNOFILE=)", "warning")
 
 
 def parse_args(argv):
@@ -305,6 +358,7 @@ def files_identity(paths):
 
 def main(argv):
     log.SERVICE = "lmtp"  # its lines are vdeliver/lmtp[PID]: ..., the command's vdeliver/pipe[PID]
+    raise_descriptor_limit()
     try:
         options = parse_args(argv)
         config = config_module.load(options["config"], options["overrides"])
@@ -320,6 +374,7 @@ def main(argv):
             sockets.append(metrics_socket)
         uid, gid = run_user(config) if os.geteuid() == 0 else (os.getuid(), os.getgid())
         lookup_sockets = socketmapd.bind(config, uid, gid)
+        threads = max(1, config.get_int("lmtp_delivery_threads"))
     except (DeliveryError, OSError, KeyError) as error:
         text = error.text() if isinstance(error, DeliveryError) else str(error)
         sys.stderr.write(f"vdeliver --lmtp: {text}\n")
@@ -338,14 +393,17 @@ def main(argv):
         os.setgroups([gid])
         os.setgid(gid)
         os.setuid(uid)
+    table_types.POOL_SIZE = threads  # before any table is opened: their pools' size
     try:
         settings = make_settings(options)
     except DeliveryError as error:
         log.log(config, f"LMTP daemon not started: {error.text()}", "error")
         return 1
-    threads = settings.config.get_int("lmtp_delivery_threads")
-    delivery_pool = concurrent.futures.ThreadPoolExecutor(max(1, threads), "deliver")
-    lookup_pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
+    delivery_pool = concurrent.futures.ThreadPoolExecutor(threads, "deliver")
+    # As many lookup threads as delivery threads, each table connection pool as large
+    # (tables.POOL_SIZE): under load every delivery thread's next recipients are looked
+    # up side by side; one thread made each RCPT wait for all the lookups before it.
+    lookup_pool = concurrent.futures.ThreadPoolExecutor(threads, "lookup")
     status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool,
                                lookup_sockets))
     # The event loop is gone: now waiting blocks nobody. A delivery abandoned at shutdown
@@ -373,9 +431,10 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_s
         if metrics.current.enabled and sock is sockets[-1]:
             listeners.append(await metrics.serve(sock))  # main() put it last
         elif sock.family == socket.AF_UNIX:
-            listeners.append(await asyncio.start_unix_server(server.handle, sock=sock, limit=1 << 20))
+            listeners.append(await asyncio.start_unix_server(server.handle, sock=sock,
+                                                             limit=READ_LIMIT))
         else:
-            listeners.append(await asyncio.start_server(server.handle, sock=sock, limit=1 << 20))
+            listeners.append(await asyncio.start_server(server.handle, sock=sock, limit=READ_LIMIT))
     listeners += await socketmapd.start(server, lookup_sockets, lookup_pool)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -388,6 +447,7 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_s
     names = ", ".join(config.get_list("lmtp_listen") + [
         f"socketmap {spec}" for spec in config.get_list("socketmap_listen") if lookup_sockets])
     log.log(config, f"LMTP daemon started, pid {os.getpid()}, uid {os.getuid()}, listening on {names}")
+    check_descriptors(config)
     await stop.wait()
     for listener in listeners:
         listener.close()
@@ -421,7 +481,7 @@ async def reload_if_changed(server, options, lock):
 
 
 async def reload(server, options, lock):
-    """Open the new config and tables on the lookup thread (a table may be slow to open);
+    """Open the new config and tables on a lookup thread (a table may be slow to open);
     the old tables are closed once no transaction uses them."""
     async with lock:
         loop = asyncio.get_running_loop()

@@ -8,7 +8,7 @@ memory, and answers unexpected exceptions with a permanent 500; all three
 would have to be overridden, leaving little of the library.
 
 A transaction: LHLO; MAIL FROM (SIZE checked, lmtp_message_size_limit = 0:
-no limit); RCPT TO, each resolved at once on the lookup thread (550 5.1.1
+no limit); RCPT TO, each resolved at once on a lookup thread (550 5.1.1
 unknown user, 451 4.3.0 table error); DATA, decoded and spooled by spool.py
 (dot-unstuffing, CRLF -> LF, an unnamed file that knows its length); after
 the final dot, each accepted recipient is delivered through deliver.deliver()
@@ -31,7 +31,7 @@ can fix or for a bug (451 4.3.0); deliver a message whose DATA did not end
 with the final dot (EOF or shutdown mid-DATA delivers nothing and sends no
 reply; a timeout mid-DATA gets 421 4.4.2); hold a message in memory; commit
 a delivery whose reply can no longer be sent; open tables or wait for a
-delivery on the event loop (a reload runs on the lookup thread).
+delivery on the event loop (a reload runs on a lookup thread).
 """
 import asyncio
 import threading
@@ -120,7 +120,7 @@ class Server:
     def __init__(self, settings, delivery_pool, lookup_pool, hostname, max_connections):
         self.settings = settings
         self.delivery_pool = delivery_pool
-        self.lookup_pool = lookup_pool    # one thread: table connections are not shared
+        self.lookup_pool = lookup_pool    # lmtp_delivery_threads threads; tables are shared
         self.hostname = hostname
         self.max_connections = max_connections
         self.sessions = {}                # Session -> its task
@@ -132,6 +132,11 @@ class Server:
         self.refresh = no_refresh         # daemon.py: reload when a table file changed
 
     async def handle(self, reader, writer):
+        # asyncio's socket transport reads up to 256 KiB at a time (max_size, a class
+        # attribute of its selector transport), which the session's buffer then holds
+        # beside what it has not read yet; CHUNK_SIZE is what a session reads at a time.
+        if isinstance(getattr(writer.transport, "max_size", None), int):
+            writer.transport.max_size = CHUNK_SIZE
         session = Session(self, reader, writer)
         self.sessions[session] = asyncio.current_task()
         try:

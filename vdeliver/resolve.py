@@ -17,7 +17,6 @@ virtual_mailbox_maps, quota.py for virtual_mailbox_quota_maps, query.py to
 show every key it tries. open_tables() opens both lists together into one
 Tables, which the LMTP daemon keeps and replaces on reload.
 """
-import _thread
 import sys
 
 from vdeliver import address
@@ -46,16 +45,15 @@ class Mailbox:
 class Tables:
     """The open tables of one configuration: virtual_mailbox_maps and
     virtual_mailbox_quota_maps (the LMTP daemon keeps one, lmtp.Settings)."""
-    __slots__ = ("mailbox", "quota", "home", "quota_lock", "exports")
+    __slots__ = ("mailbox", "quota", "home", "exports")
 
     def __init__(self, mailbox, quota=(), home=()):
         self.mailbox = list(mailbox)
         self.quota = list(quota)
         self.home = list(home)  # virtual_home_maps: the Sieve home (sieveroute.sieve_home)
         self.exports = {}  # what the daemon's socketmap service answers for (socketmapd.py)
-        # LMTP delivery threads look quotas up side by side; a table's connection
-        # (sqlite3, pymysql, ldap3) must not serve two threads at once.
-        self.quota_lock = _thread.allocate_lock()
+        # The daemon's lookup and delivery threads use these side by side: each table is
+        # safe for that by itself (tables/__init__.py), so there is no lock here.
 
 
 def open_tables(config):

@@ -44,9 +44,8 @@ def home_relative(mailbox, recipient, config, tables):
     folded, delimiter = address.fold(recipient), config.get("recipient_delimiter")
     if tables is None:
         found = resolve.search(resolve.open_maps(config, "virtual_home_maps"), folded, delimiter)
-    else:
-        with tables.quota_lock:  # the daemon's threads share these connections
-            found = resolve.search(tables.home, folded, delimiter)
+    else:  # the daemon's delivery threads side by side: each table is safe for that
+        found = resolve.search(tables.home, folded, delimiter)
     if found is None:
         return None
     return resolve.check_path(found[2].strip().rstrip("/"), found[0].spec, found[1])

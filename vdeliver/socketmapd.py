@@ -10,7 +10,7 @@ socket, and the pipe command reads `socketmap:unix:/path:virtual_mailbox_maps`
 It lives in the LMTP daemon rather than in a service of its own because the
 daemon already has everything it needs: tables opened once and reopened on
 SIGHUP or a changed file, the privilege drop, the pid file, the lookup
-thread that owns the table connections.
+threads and the tables' pools of connections.
 
 What it exports (socketmap_maps), each under a name:
   virtual_mailbox_maps, virtual_mailbox_quota_maps, virtual_home_maps
@@ -37,9 +37,11 @@ longer netstring length, a malformed netstring, or a request not complete
 within socketmap_idle_timeout closes the connection: at most about twice
 MAX_REQUEST buffered per connection); socketmap_max_connections at once
 (more are closed at once); each connection is its own asyncio protocol,
-driven by the event loop, so a slow one blocks no other. Lookups run on the daemon's one lookup thread (the
-connections of virtual_mailbox_maps belong to it), those of the quota and
-home lists also under Tables.quota_lock (the delivery threads use them).
+driven by the event loop, so a slow one blocks no other. Lookups run on the
+daemon's lookup threads (lmtp_delivery_threads of them), beside the LMTP
+sessions' and the delivery threads' lookups: every table is safe for that by
+itself (tables/__init__.py), a database table through its pool of
+connections.
 
 Never: run a lookup on the event loop; answer NOTFOUND for a lookup that
 failed; close tables a lookup still uses (each request holds its Settings);
@@ -140,7 +142,7 @@ class ProtocolError(Exception):
 
 class Service:
     """What all connections share: the daemon's Server (its current Settings), the
-    lookup thread, the count of connections."""
+    lookup threads, the count of connections."""
 
     def __init__(self, server, lookup_pool):
         self.server = server
@@ -370,16 +372,12 @@ def request_key(raw):
 
 
 def look_up(settings, export, key):
-    """On the lookup thread: the value for key, or None."""
+    """On a lookup thread: the value for key, or None."""
     kind, target = export
     tables = settings.tables
     if kind == "table":
         return target.lookup(address.fold(key) if target.fixed_keys else key)
     folded = address.fold(address.unquote_local_part(key))
     delimiter = settings.config.get("recipient_delimiter")
-    if target == "mailbox":  # the lookup thread's own connections
-        found = resolve.search(tables.mailbox, folded, delimiter)
-    else:  # the delivery threads ask these too, under the lock
-        with tables.quota_lock:
-            found = resolve.search(getattr(tables, target), folded, delimiter)
+    found = resolve.search(getattr(tables, target), folded, delimiter)
     return None if found is None else found[2]

@@ -8,12 +8,26 @@ type is opened (the pipe command pays for what it uses). A table object has:
   lookup(key) the value, or None when not found; raises TableError when it
               cannot look (file missing, database down) — never returns "" .
 
+Threads: in the LMTP daemon a table is looked up by several threads at once
+(its lmtp_delivery_threads lookup threads, and the delivery threads asking
+the quota and home maps), so every table type is safe for that by itself,
+each module's docstring says how: read-only data (texthash, inline, static,
+regexp, pcre, cdb: pread()), a pool of connections (pgsql, mysql, sqlite:
+pool.py, POOL_SIZE of them), or a lock of its own per table where one
+lookup's state cannot be shared (ldap, socketmap, lmdb and hash/btree with
+their file locks) -- never one lock for all tables.
+
 Never: treat "could not look" as "not found"; that would bounce mail.
 """
 from _thread import _count as thread_count
 from sys import modules as loaded_modules
 
 from vdeliver.errors import ConfigError
+
+# Connections one database table may keep (pool.py). 0: the pipe command's one thread,
+# one connection, no locking; the LMTP daemon sets lmtp_delivery_threads before it opens
+# its tables (daemon.main).
+POOL_SIZE = 0
 
 # type -> module in this package; each module has open_table(name, spec).
 TYPES = {

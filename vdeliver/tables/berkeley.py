@@ -13,10 +13,16 @@ one), then without; a value ends at its first NUL.
 Without the binding, lookups go to `/usr/sbin/postmap -q` (postmap.py); the
 table's `note` says so, for the caller to log once.
 
+Threads (the LMTP daemon): the flock() belongs to the table's one open file,
+shared by all threads, so one thread's unlock would end another's lookup
+under the lock, and a handle the binding opened without DB_THREAD must not
+serve two threads; the table's own lock lets one lookup at a time in.
+
 Never: return a value for a key it does not hold; a missing or unreadable
 .db file is a TableError (defer); under smtputf8_enable = yes a value that
 is not valid UTF-8 is a TableError (dict_utf8.c).
 """
+import _thread
 import posix
 
 from vdeliver.address import table_key
@@ -44,6 +50,7 @@ class BerkeleyTable:
         self.spec = spec
         self.flock = fcntl.flock
         self.shared, self.unlock = fcntl.LOCK_SH, fcntl.LOCK_UN
+        self.lock = _thread.allocate_lock()  # see the top: threads
         try:
             self.lock_fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as err:
@@ -70,11 +77,12 @@ class BerkeleyTable:
         if data is None:
             return None  # not UTF-8 under smtputf8_enable = yes: Postfix skips the lookup
         try:
-            self.flock(self.lock_fd, self.shared)
-            try:
-                value = get_stored(self.get, data)
-            finally:
-                self.flock(self.lock_fd, self.unlock)
+            with self.lock:
+                self.flock(self.lock_fd, self.shared)
+                try:
+                    value = get_stored(self.get, data)
+                finally:
+                    self.flock(self.lock_fd, self.unlock)
         except (OSError, self.error) as err:
             raise TableError(f"{self.spec}: error reading database: {describe(err)}") from None
         return None if value is None else decode(value, self.spec, key)

@@ -12,6 +12,10 @@ NUL. A cdb file is never rewritten in place (postmap renames a new one over
 it), so no lock is needed. Also used by texthash.py for its compiled cache
 (write()).
 
+Threads: a lookup is pread()s at offsets on a descriptor opened once, which
+keeps no file position: threads share a table without a lock.
+
+
 Never: return a value for a key it does not hold; a missing, unreadable or
 truncated file is a TableError (defer), not "not found"; under
 smtputf8_enable = yes a value that is not valid UTF-8 is a TableError

@@ -7,6 +7,9 @@ anywhere is "not found". An error in any table is a TableError. Both take
 fixed_keys from their first table, as Postfix takes its match flags; a
 fixed-key table inside pipemap gets its key folded, as Postfix folds it.
 
+Threads: no state of their own; as safe as their members (each type says).
+
+
 Never: accept an empty list or a member that is not type:name (ConfigError).
 """
 from vdeliver.address import fold

@@ -38,14 +38,25 @@ next lookup. A connection that broke while idle (the server restarted) is
 replaced once, within the same lookup; a query that fails on a fresh
 connection, or times out, defers.
 
+Connections (pool.py): each table keeps up to tables.POOL_SIZE of them, the
+LMTP daemon's lmtp_delivery_threads (its lookup threads and its delivery
+threads share the tables), one in the pipe command; a lookup takes an idle
+one or opens one, and gives it back after its query; one that failed is
+closed, never given back. When a reused one broke, the other idle ones are
+closed too before the one retry. HostList's state is a dict of failure
+times, which threads may update side by side (each update one dict
+operation).
+
 Never: put key text into SQL text; treat a template it cannot read as
 anything but a ConfigError; retry a query that timed out.
 """
 import random
 import time
+
 from vdeliver.address import fold, is_utf8
 from vdeliver.config import logical_lines, split_list
-from vdeliver.errors import ConfigError, DeliveryError, TableError
+from vdeliver.errors import ConfigError, TableError
+from vdeliver.tables.pool import Pool
 
 KEY_DOMAIN, KEY_USER, VALUE_DOMAIN, VALUE_USER, KEY_PARTIAL = 1, 2, 4, 8, 16
 CODES = "sudSUD123456789%"
@@ -425,14 +436,23 @@ def lookup_values(templates, key):
 class SqlTable:
     """What sqlite:, pgsql: and mysql: share.
 
-    A subclass sets spec, templates, query (SqlQuery), expansion_limit and
-    connection, and provides connect() and fetch(connection, sql, params):
-    the text of every value the query returned (None for NULL), raising
-    TableError when the query fails.
+    A subclass sets spec, templates, query (SqlQuery) and expansion_limit,
+    calls open_pool(timeout), and provides connect() (a new connection) and
+    fetch(connection, sql, params): the text of every value the query
+    returned (None for NULL), raising ConnectionLost when the connection
+    broke and TableError when the query failed. The connections live in a
+    pool.Pool of tables.POOL_SIZE (the pipe command: one); `connection` is
+    the one the last lookup used (for tests and tools; it may be closed
+    since).
     """
     fixed_keys = True
     note = None
     connection = None
+    pool = None
+
+    def open_pool(self, timeout):
+        from vdeliver import tables
+        self.pool = Pool(tables.POOL_SIZE, timeout, self.spec)
 
     def lookup(self, key):
         values = lookup_values(self.templates, key)
@@ -440,32 +460,50 @@ class SqlTable:
             return None
         sql, params = self.query.build(values)
         results = Results(self.templates, key, self.expansion_limit, self.spec)
-        reused = self.connection is not None
         try:
-            fetched = self.fetch(self.connect(), sql, params)
-        except ConnectionLost:
-            if not reused:
+            fetched = self.attempt(sql, params)
+        except ConnectionLost as lost:
+            if not lost.reused:
                 raise
             # An idle connection the server dropped (a restart, a failover): once more on a
-            # new one, as dict_pgsql.c moves on to the next host.
-            fetched = self.fetch(self.connect(), sql, params)
+            # new one, as dict_pgsql.c moves on to the next host. The other idle ones broke
+            # with it.
+            self.pool.drop_idle()
+            fetched = self.attempt(sql, params)
         for value in fetched:
             results.add(value)
         return results.value()
 
+    def attempt(self, sql, params):
+        """One query on a connection of the pool; a connection that failed is dropped."""
+        connection = self.pool.take()
+        reused = connection is not None
+        try:
+            if connection is None:
+                connection = self.connect()
+            fetched = self.fetch(connection, sql, params)
+        except ConnectionLost as lost:
+            self.pool.drop(connection)
+            lost.reused = reused
+            raise
+        except BaseException:  # a failed query, the time limit: the connection's state is unknown
+            self.pool.drop(connection)
+            raise
+        self.connection = connection
+        self.pool.give(connection)
+        return fetched
+
     def close(self):
-        if self.connection is not None:
-            try:
-                self.connection.close()
-            except DeliveryError:  # the time limit, a signal: they end the delivery
-                raise
-            except Exception:  # noqa: BLE001 - whatever the driver raises: the connection is dropped anyway
-                pass
-            self.connection = None
+        """Close every connection: idle ones now, those in use when their lookup ends."""
+        if self.pool is not None:
+            self.pool.close()
+        self.connection = None
 
 
 class ConnectionLost(TableError):
-    """fetch(): the connection itself broke (not the query, not a timeout)."""
+    """fetch(): the connection itself broke (not the query, not a timeout); reused: it
+    was an idle one of the pool (SqlTable.attempt)."""
+    reused = False
 
 
 class HostList:

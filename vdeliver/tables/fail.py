@@ -2,6 +2,9 @@
 
 Like Postfix, it is a pattern-style table: it sees only the full address.
 
+Threads: no state: no lock.
+
+
 Never: answer "not found"; every lookup is a TableError (defer).
 """
 from vdeliver.errors import TableError

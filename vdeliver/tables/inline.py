@@ -1,5 +1,8 @@
 """inline:{ key=value, { key = value with, commas } } (DATABASE_README).
 
+Threads: the entries are a dict built at open, only read: no lock.
+
+
 Never: accept an entry without '=': the whole table is refused (ConfigError).
 """
 from vdeliver.address import fold

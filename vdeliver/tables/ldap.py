@@ -29,10 +29,16 @@ than ignored. A server that accepts the connection and then does not answer
 within `timeout` is given up for the next in server_host (libldap fails over
 only on a failed connect, so postmap defers there).
 
+Threads (the LMTP daemon): one connection per table, kept open; ldap3's
+synchronous connection holds one operation's state, so the table's own lock
+lets one lookup at a time use it.
+
 Never: put an unescaped key into a filter or a DN; a server that is down,
 slow, or answers with an error is a TableError (defer); a missing ldap3 is a
 ConfigError naming the extra (pip install vdeliver[ldap]).
 """
+import _thread
+
 from vdeliver.errors import ConfigError, TableError
 from vdeliver.tables import dbcommon
 
@@ -131,6 +137,7 @@ class LdapTable:
             # ldap3 itself refuses a bad server_host URL: a config error, not a bug (tests/fuzz).
             raise ConfigError(f"{spec}: server_host: {type(err).__name__} {err}") from None
         self.connection = None
+        self.lock = _thread.allocate_lock()  # one search at a time on the connection
 
     def server(self, host, port):
         ldap3 = self.driver
@@ -211,6 +218,10 @@ class LdapTable:
                           time_limit=self.timeout)
 
     def lookup(self, key):
+        with self.lock:
+            return self.search(key)
+
+    def search(self, key):
         values = dbcommon.lookup_values(self.templates, key)
         if values is None:
             return None

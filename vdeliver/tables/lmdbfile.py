@@ -17,6 +17,11 @@ a long-lived reader (the LMTP daemon) sees what postmap wrote last. Keys and
 values are stored with a trailing NUL; a lookup tries with it, then without;
 a value ends at its first NUL.
 
+Threads (the LMTP daemon): an fcntl() lock belongs to the process, not to
+a thread, so one thread's unlock would end another's lookup under the lock;
+the table's own lock lets one lookup at a time hold it (a lookup is a few
+pread()s).
+
 Never: return a value for a key it does not hold, or guess: a bad magic or
 version, a database flag that changes the key order or allows duplicates
 (postmap sets none), a page or node out of range or of an unexpected kind is
@@ -24,6 +29,7 @@ a TableError (defer), as is a missing or unreadable file; under
 smtputf8_enable = yes a value that is not valid UTF-8 is a TableError
 (dict_utf8.c).
 """
+import _thread
 import posix
 
 from vdeliver.address import table_key
@@ -59,6 +65,7 @@ class LmdbTable:
         self.spec = spec
         self.lockf = fcntl.lockf
         self.shared, self.unlock = fcntl.LOCK_SH, fcntl.LOCK_UN
+        self.lock = _thread.allocate_lock()  # see the top: threads
         try:
             self.fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
         except OSError as err:
@@ -83,11 +90,12 @@ class LmdbTable:
 
     def locked(self, function, *args):
         try:
-            self.lockf(self.fd, self.shared)
-            try:
-                return function(*args)
-            finally:
-                self.lockf(self.fd, self.unlock)
+            with self.lock:
+                self.lockf(self.fd, self.shared)
+                try:
+                    return function(*args)
+                finally:
+                    self.lockf(self.fd, self.unlock)
         except OSError as err:
             raise TableError(f"{self.spec}: error reading database: {err.strerror}") from None
 

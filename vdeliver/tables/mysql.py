@@ -11,8 +11,10 @@ hosts, as dict_mysql.c: `unix:/path/to/socket`, `inet:host:port`,
 `host[:port]`; `localhost` means the default socket
 /run/mysqld/mysqld.sock (the MySQL convention). They are tried in random
 order (as Postfix; `host_order = listed`: as written), a host that failed
-skipped for retry_interval (dbcommon.HostList); one connection per process
-(pipe mode: per message), replaced once when it broke while idle. Every column of every row counts, as text; NULL and empty values
+skipped for retry_interval (dbcommon.HostList); one connection in the pipe
+command (per message), up to lmtp_delivery_threads in the LMTP daemon, one
+lookup at a time on each (dbcommon.SqlTable, pool.py); a connection that
+broke while idle is replaced once. Every column of every row counts, as text; NULL and empty values
 are dropped. The key travels as a parameter that PyMySQL escapes for the
 connection (utf8mb4), with "..." read as a string literal, as MySQL does.
 
@@ -89,11 +91,11 @@ class MysqlTable(dbcommon.SqlTable):
         if ssl:
             ssl["check_hostname"] = dbcommon.get_bool(settings, "tls_verify_cert", False, spec)
             self.login["ssl"] = ssl
-        self.connection = None
+        # A lookup waits for a free connection at most as long as for a server.
+        self.open_pool(self.connect_timeout + self.query_timeout)
 
     def connect(self):
-        if self.connection is not None:
-            return self.connection
+        """A new connection to the first host that answers."""
         problems = []
         for host in self.hosts.candidates():
             try:
@@ -101,12 +103,12 @@ class MysqlTable(dbcommon.SqlTable):
             except ConfigError as err:
                 raise ConfigError(f"{self.spec}: {err.detail}") from None
             try:
-                self.connection = self.driver.connect(
+                connection = self.driver.connect(
                     charset="utf8mb4", connect_timeout=self.connect_timeout,
                     read_timeout=self.query_timeout, write_timeout=self.query_timeout,
                     autocommit=True, conv={}, **arguments, **self.login)
                 self.hosts.worked(host)
-                return self.connection
+                return connection
             except (self.driver.Error, OSError) as err:
                 self.hosts.failed(host)
                 problems.append(f"{host}: {one_line(str(err))}")
@@ -118,7 +120,6 @@ class MysqlTable(dbcommon.SqlTable):
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
         except (self.driver.Error, OSError) as err:
-            self.close()
             error = dbcommon.ConnectionLost if connection_lost(err) else TableError
             raise error(f"{self.spec}: query failed: {one_line(str(err))}") from None
         return [None if value is None else

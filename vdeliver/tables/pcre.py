@@ -31,6 +31,9 @@ negative rule, a pattern PCRE cannot compile) makes the whole table a
 ConfigError here: a typo defers mail instead of silently changing which rule
 answers.
 
+Threads: as regexp:, the compiled rules are only read: no lock.
+
+
 Never: load a rule it cannot translate faithfully. Under smtputf8_enable =
 yes (address.py) never match a key that is not valid UTF-8 (Postfix skips
 those lookups), and a result that is not valid UTF-8 is a TableError

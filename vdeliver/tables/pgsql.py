@@ -10,8 +10,10 @@ hosts, as dict_pgsql.c: `postgresql://...` URIs, `unix:/directory` or
 `/directory` (the socket directory), `inet:host:port` or `host[:port]`;
 default localhost. They are tried in random order (as Postfix;
 `host_order = listed`: as written) until one answers, a host that failed
-skipped for retry_interval (dbcommon.HostList); one connection per process
-(pipe mode: per message), replaced once when it broke while idle. Every column of every row counts; the server's text form of each
+skipped for retry_interval (dbcommon.HostList); one connection in the pipe
+command (per message), up to lmtp_delivery_threads in the LMTP daemon, one
+lookup at a time on each (dbcommon.SqlTable, pool.py); a connection that
+broke while idle is replaced once. Every column of every row counts; the server's text form of each
 value is used (as PQgetvalue()); NULL and empty values are dropped. The key
 travels as a bind parameter (dbcommon.SqlQuery), UTF-8 encoded (Postfix 3.7
 sends it as LATIN1, so non-ASCII keys match differently there).
@@ -67,11 +69,11 @@ class PgsqlTable(dbcommon.SqlTable):
                       "password": settings.get("password", "")}
         if not self.login["dbname"]:
             raise ConfigError(f"{spec}: dbname is not set")
-        self.connection = None
+        # A lookup waits for a free connection at most as long as for a server.
+        self.open_pool(self.connect_timeout + self.query_timeout)
 
     def connect(self):
-        if self.connection is not None:
-            return self.connection
+        """A new connection to the first host that answers."""
         problems = []
         for host in self.hosts.candidates():
             arguments = host_arguments(host)
@@ -79,12 +81,12 @@ class PgsqlTable(dbcommon.SqlTable):
             if not conninfo:
                 arguments.update((k, v) for k, v in self.login.items() if v)
             try:
-                self.connection = self.driver.connect(
+                connection = self.driver.connect(
                     conninfo, autocommit=True, connect_timeout=max(self.connect_timeout, 2),
                     options=f"-c statement_timeout={self.query_timeout * 1000}",
                     client_encoding="UTF8", **arguments)
                 self.hosts.worked(host)
-                return self.connection
+                return connection
             except self.driver.Error as err:
                 self.hosts.failed(host)
                 problems.append(f"{host}: {one_line(str(err))}")
@@ -104,7 +106,6 @@ class PgsqlTable(dbcommon.SqlTable):
                                           else raw.decode("utf-8", "surrogateescape"))
         except self.driver.Error as err:
             lost = connection.broken and not isinstance(err, self.driver.errors.QueryCanceled)
-            self.close()
             error = dbcommon.ConnectionLost if lost else TableError
             raise error(f"{self.spec}: query failed: {one_line(str(err))}") from None
         return values

@@ -22,6 +22,11 @@ changes what `postmap -q` answers for hash: or btree:.
 
 Costs one postmap process (a few milliseconds) per distinct key.
 
+Threads: each query is a process of its own; the answers remembered are a
+dict (one operation to read, one to write): two threads asking the same key
+at once both run postmap, and get the same answer.
+
+
 Never: pass a key through a shell; treat "could not look" as "not found";
 read /etc/postfix/main.cf.
 """

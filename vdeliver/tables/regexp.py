@@ -22,6 +22,10 @@ Under smtputf8_enable = yes (address.py) a key that is not valid UTF-8 is
 not matched (Postfix skips the lookup) and a result that is not valid UTF-8
 is a TableError (dict_utf8.c); under no, both are bytes as they are.
 
+Threads: the rules are compiled at open and only read (a compiled pattern and
+its match objects are safe to use from several threads): no lock.
+
+
 Never: load a rule it cannot translate faithfully; never run at import time.
 """
 import re

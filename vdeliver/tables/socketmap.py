@@ -30,12 +30,15 @@ Unlike Postfix (100 s), each lookup -- connect, send and the whole reply --
 must finish within TIMEOUT seconds (socketmap_timeout, set by resolve.py
 from the configuration): a daemon that is down or hung defers the mail in
 seconds, far inside pipe(8)'s time limit. One connection per table, kept for
-the process's life.
+the process's life; the table's own lock lets one lookup at a time use it
+(its replies come in order), so threads may share the table (_thread: no
+import).
 
 Never: answer "not found" for a lookup that could not be made; follow more
 than MAX_REPLY bytes of a reply; wait longer than TIMEOUT.
 """
 import _socket
+import _thread
 import time
 
 from vdeliver import address
@@ -66,8 +69,13 @@ class SocketmapTable:
         self.name = name
         self.sock = None
         self.buffer = b""
+        self.lock = _thread.allocate_lock()  # one request at a time on the connection
 
     def lookup(self, key):
+        with self.lock:
+            return self.ask_for(key)
+
+    def ask_for(self, key):
         encoded = address.table_key(key)
         if encoded is None or len(encoded) > MAX_QUERY or b"\0" in encoded:
             return None  # as dict_sockmap.c and dict_utf8.c: such a key "does not exist"

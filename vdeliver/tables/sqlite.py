@@ -5,7 +5,9 @@ select_field / where_field / additional_conditions), result_format,
 domain and expansion_limit. As dict_sqlite.c: the database is opened
 read-only; only the first column of each row counts; a number is turned into
 text the way sqlite3_column_text() does; an empty result is "not found".
-The key goes to SQLite as a bind parameter (dbcommon.SqlQuery).
+The key goes to SQLite as a bind parameter (dbcommon.SqlQuery). Connections
+as pgsql: one in the pipe command, up to lmtp_delivery_threads in the LMTP
+daemon, each used by one thread at a time (dbcommon.SqlTable, pool.py).
 
 Never: open the database for writing or create it; a missing database, a
 failing query or a busy database (after `busy_timeout`, vdeliver's own
@@ -29,20 +31,17 @@ class SqliteTable(dbcommon.SqlTable):
         self.query = dbcommon.SqlQuery(query, spec, "qmark")
         self.expansion_limit = dbcommon.get_int(settings, "expansion_limit", 0, spec)
         self.busy_timeout = dbcommon.get_int(settings, "busy_timeout", 5, spec)
-        self.connection = None
+        self.open_pool(self.busy_timeout + 1)
 
     def connect(self):
-        if self.connection is None:
-            path = self.dbpath.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-            try:
-                # check_same_thread=False: the LMTP daemon's delivery threads share a quota
-                # table, one at a time (resolve.Tables.quota_lock).
-                self.connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
-                                                  timeout=self.busy_timeout,
-                                                  check_same_thread=False)
-            except sqlite3.Error as err:
-                raise TableError(f"{self.spec}: cannot open {self.dbpath}: {err}") from None
-        return self.connection
+        path = self.dbpath.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+        try:
+            # check_same_thread=False: in the LMTP daemon a connection of the pool serves
+            # whichever thread took it (one at a time).
+            return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=self.busy_timeout,
+                                   check_same_thread=False)
+        except sqlite3.Error as err:
+            raise TableError(f"{self.spec}: cannot open {self.dbpath}: {err}") from None
 
     def fetch(self, connection, sql, params):
         try:

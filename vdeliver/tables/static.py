@@ -1,4 +1,7 @@
-"""static:value or static:{ value with spaces }: the same value for every key."""
+"""static:value or static:{ value with spaces }: the same value for every key.
+
+Threads: no state beyond the value: no lock.
+"""
 from vdeliver.tables import strip_braces
 
 

@@ -19,6 +19,10 @@ As virtual(8) (which opens maps without DICT_FLAG_DUP_WARN), a duplicate key
 makes the table fail: every lookup is a TableError (postmap -q instead warns
 and keeps the first; query.py says so).
 
+Threads (the LMTP daemon): lookups only read -- a dict built at open, or the
+cache through cdb.py's pread() -- so threads share a table without a lock.
+
+
 Never: return a value for a key it does not hold; never let trouble with the
 cache hide a time limit or a signal (only OSError and ValueError mean "parse
 this time"); never trust a cache file
