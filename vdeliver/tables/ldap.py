@@ -219,9 +219,9 @@ class LdapTable:
 
     def lookup(self, key):
         with self.lock:
-            return self.search(key)
+            return self.lookup_locked(key)
 
-    def search(self, key):
+    def lookup_locked(self, key):
         values = dbcommon.lookup_values(self.templates, key)
         if values is None:
             return None
