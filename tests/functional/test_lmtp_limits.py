@@ -3,6 +3,7 @@ spool), so 1000 sessions need more than the soft limit of 1024 a service usually
 with. The daemon raises its soft RLIMIT_NOFILE to the hard one at start, and warns when
 even that cannot hold lmtp_max_connections."""
 import shutil
+import time
 
 from functional.test_lmtp import daemon  # noqa: F401  (the fixture, shared)
 from support import require
@@ -33,6 +34,11 @@ def test_a_hard_limit_too_low_for_lmtp_max_connections_is_logged(mail, daemon): 
     require(shutil.which("prlimit"), "needs prlimit (util-linux)")
     lmtpd = daemon("lmtp_max_connections = 1000\n", wrap=("prlimit", "--nofile=256:512", "--"))
     assert nofile(lmtpd.pid) == (512, 512)
+    # The sockets listen before the daemon logs its start and then this warning: wait.
+    deadline = time.monotonic() + 15
+    while not any("RLIMIT_NOFILE is" in line for line in mail.log_lines()):
+        assert time.monotonic() < deadline, mail.log_lines()
+        time.sleep(0.05)
     warnings = [line for line in mail.log_lines() if "RLIMIT_NOFILE is 512" in line]
     assert len(warnings) == 1 and "need about 2296 descriptors" in warnings[0], warnings
     assert lmtpd.stop() == 0

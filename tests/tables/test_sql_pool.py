@@ -46,6 +46,9 @@ class Watcher:
         import psycopg
         self.connection = psycopg.connect(host=server.directory, port=server.port,
                                           user="postgres", dbname="postgres", autocommit=True)
+        # Only connections made from now on: earlier tests of the session may have left
+        # theirs to the table user open (a table not closed is closed by the collector).
+        (self.since,) = self.connection.execute("SELECT clock_timestamp()").fetchone()
         self.most_connections = self.most_active = 0
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run)
@@ -54,7 +57,8 @@ class Watcher:
     def sample(self):
         return self.connection.execute(
             "SELECT count(*), count(*) FILTER (WHERE state = 'active')"
-            " FROM pg_stat_activity WHERE usename = %s", (USER,)).fetchone()
+            " FROM pg_stat_activity WHERE usename = %s AND backend_start >= %s",
+            (USER, self.since)).fetchone()
 
     def run(self):
         while not self.stopping.wait(0.02):
@@ -64,7 +68,8 @@ class Watcher:
 
     def backends(self):
         return {pid for (pid,) in self.connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE usename = %s", (USER,))}
+            "SELECT pid FROM pg_stat_activity WHERE usename = %s AND backend_start >= %s",
+            (USER, self.since))}
 
     def stop(self):
         self.stopping.set()
