@@ -3,6 +3,7 @@
 
     bench/sieve_bench.py [-n 300] [--vdeliver [LABEL=]/opt/vdeliver/bin/vdeliver]... [--rules 50]
                          [--size 4096] [--no-anyof] [--importtime 20] [--callgrind 3]
+                         [--callgrind-stages]
 
 Runs each entry N times, interleaved (each round in a new random order), one
 fresh process per message (as pipe(8) does), as the delivery user when run as
@@ -30,6 +31,11 @@ does, the first compile, the first run, then a second compile and run: the
 same code warm; with a compile cache, the same with the script loaded from
 its cache text instead), and `python -X importtime` of vdeliver.sieve through
 the import system, the modules over 0.1 ms, cumulative.
+
+--callgrind-stages: the roundcube entry's added instructions stage by stage, each
+stage one more step in a new `python3 -I -S` under callgrind, as a delivery takes
+them: the route modules (SIEVE_ROUTE_MODULES), the Sieve modules (SIEVE_MODULES),
+the extension the script requires, serial.load() of its compile-cache text, the run.
 
 --callgrind RUNS: each entry also RUNS times under valgrind --tool=callgrind
 (one process each, the same argv, user and stdin): the median instructions
@@ -156,6 +162,51 @@ print(serial.dump(sieve.compile(open(sys.argv[2], "rb").read(), name="roundcube"
 """
 
 
+STAGE_IR = r"""
+import posix, sys
+sys.path.insert(0, sys.argv[1])
+stage = int(sys.argv[2])
+import vdeliver.cli
+import vdeliver
+if stage >= 1:
+    vdeliver.load_modules(vdeliver.SIEVE_ROUTE_MODULES)
+if stage >= 2:
+    vdeliver.load_modules(("folders",) + vdeliver.SIEVE_MODULES)  # as sieveroute.SieveRoute
+    from vdeliver import filtering, sieve
+    from vdeliver.sieve import registry, serial
+    import gc
+    gc.freeze()
+if stage >= 3:
+    registry.load("fileinto")
+if stage >= 4:
+    script = serial.load(open(sys.argv[3]).read(), sieve.default_extensions())
+if stage >= 5:
+    envelope = sieve.Envelope(sender="a@example.net", recipient="bob@example.com")
+    result = sieve.run(script, sieve.Message.from_bytes(open(sys.argv[4], "rb").read()), envelope)
+    assert result.actions and not result.errors, result
+posix._exit(0)
+"""
+STAGE_NAMES = ("route modules", "Sieve modules", "fileinto extension", "serial.load", "run")
+
+
+def stage_instructions(site, script_path, message_path, directory):
+    """Instructions each stage of STAGE_IR adds (callgrind), [(name, Ir)]."""
+    text_path = os.path.join(directory, "compiled.txt")
+    with open(text_path, "w") as fh:
+        fh.write(subprocess.run(["/usr/bin/python3", "-I", "-S", "-c", DUMP, site, script_path],
+                                capture_output=True, text=True, check=True,
+                                errors="surrogatepass").stdout)
+    totals = []
+    for stage in range(len(STAGE_NAMES) + 1):
+        out = os.path.join(directory, f"stage{stage}.out")
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        "/usr/bin/python3", "-I", "-S", "-c", STAGE_IR, site, str(stage),
+                        text_path, message_path], capture_output=True, check=True)
+        with open(out) as fh:
+            totals.append(next(int(line.split()[1]) for line in fh if line.startswith("totals:")))
+    return [(name, totals[i + 1] - totals[i]) for i, name in enumerate(STAGE_NAMES)]
+
+
 def stages(python, site, script_path, message_path, runs, mode="compile"):
     """Medians (ms) of: load the Sieve modules, first compile (or the load of the
     compiled script's cache text), first run, compile+run again."""
@@ -182,6 +233,7 @@ def main():
     parser.add_argument("--no-anyof", action="store_true")
     parser.add_argument("--importtime", type=int, default=20, metavar="RUNS")
     parser.add_argument("--callgrind", type=int, default=0, metavar="RUNS")
+    parser.add_argument("--callgrind-stages", action="store_true")
     parser.add_argument("--user", default="vmail")
     args = parser.parse_args()
     variants = [(v.partition("=")[0] + " ", v.partition("=")[2]) if "=" in v else ("", v)
@@ -298,6 +350,20 @@ def main():
                     added = statistics.median(instructions[label + name]) - base_ir
                     print(f"added by {label}{name}: {added / 1e6:+.2f} M instructions "
                           f"({added / base_ir:+.1%} of the delivery without a script)")
+
+    if args.callgrind_stages:
+        python = os.path.join(os.path.dirname(os.path.realpath(variants[0][1])), "python3")
+        site = subprocess.run([python, "-I", "-c", "import vdeliver, os; "
+                               "print(os.path.dirname(os.path.dirname(vdeliver.__file__)))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        script_path = os.path.join(base, "example.com", "bob", "sieve", "roundcube.sieve")
+        scratch = os.path.join(top, "stages")
+        os.mkdir(scratch)
+        rows = stage_instructions(site, script_path, message, scratch)
+        print("\ncallgrind, the roundcube entry's stages in one new python3 -I -S (Ir, millions added):")
+        for name, added in rows:
+            print(f"  {name:20} {added / 1e6:+7.2f}")
+        print(f"  {'all':20} {sum(added for _, added in rows) / 1e6:+7.2f}")
 
     if args.importtime:
         python = os.path.join(os.path.dirname(os.path.realpath(variants[0][1])), "python3")
