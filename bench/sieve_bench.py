@@ -351,12 +351,14 @@ def main():
                     print(f"added by {label}{name}: {added / 1e6:+.2f} M instructions "
                           f"({added / base_ir:+.1%} of the delivery without a script)")
 
+    # The first install's site-packages and the roundcube recipient's script, for the
+    # in-process figures below.
+    python = os.path.join(os.path.dirname(os.path.realpath(variants[0][1])), "python3")
+    site = subprocess.run([python, "-I", "-c", "import vdeliver, os; "
+                           "print(os.path.dirname(os.path.dirname(vdeliver.__file__)))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    script_path = os.path.join(base, "example.com", "bob", "sieve", "roundcube.sieve")
     if args.callgrind_stages:
-        python = os.path.join(os.path.dirname(os.path.realpath(variants[0][1])), "python3")
-        site = subprocess.run([python, "-I", "-c", "import vdeliver, os; "
-                               "print(os.path.dirname(os.path.dirname(vdeliver.__file__)))"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        script_path = os.path.join(base, "example.com", "bob", "sieve", "roundcube.sieve")
         scratch = os.path.join(top, "stages")
         os.mkdir(scratch)
         rows = stage_instructions(site, script_path, message, scratch)
@@ -366,11 +368,6 @@ def main():
         print(f"  {'all':20} {sum(added for _, added in rows) / 1e6:+7.2f}")
 
     if args.importtime:
-        python = os.path.join(os.path.dirname(os.path.realpath(variants[0][1])), "python3")
-        site = subprocess.run([python, "-I", "-c", "import vdeliver, os; "
-                               "print(os.path.dirname(os.path.dirname(vdeliver.__file__)))"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-        script_path = os.path.join(base, "example.com", "bob", "sieve", "roundcube.sieve")
         load, compiled, ran, again = stages("/usr/bin/python3", site, script_path, message,
                                             args.importtime)
         print(f"\nroundcube in process, median of {args.importtime} new python3 -I -S: load modules "
