@@ -245,3 +245,17 @@ def test_the_query_tool_folds_as_the_config_says(tmp_path, monkeypatch, capsys, 
     empty.write_text("")
     argv = ["-c", str(empty), *options, key, "inline:{ straße@x=s/ }"]
     assert query.main(argv) == code, capsys.readouterr()
+
+
+def test_the_postmap_fallback_remembers_a_bounded_number_of_answers(monkeypatch):
+    """The LMTP daemon keeps a table open for days and a dictionary attack sends a new key
+    with every RCPT: the answers postmap gave are remembered, but not without bound."""
+    from vdeliver.tables import postmap
+    asked = []
+    monkeypatch.setattr(postmap, "query", lambda spec, type_name, key: asked.append(key) or None)
+    monkeypatch.setattr(postmap, "MAX_ANSWERS", 100)
+    table = postmap.PostmapTable("hash:/x", "hash:/x")
+    for n in range(250):
+        assert table.lookup(f"user{n}@example.com") is None
+    assert table.lookup("user249@example.com") is None and len(asked) == 250  # remembered
+    assert len(table.answers) <= 100

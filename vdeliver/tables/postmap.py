@@ -20,7 +20,10 @@ answers must depend on vdeliver.cf alone, the same through this fallback as
 through the native readers and in the LMTP daemon. Nothing else in main.cf
 changes what `postmap -q` answers for hash: or btree:.
 
-Costs one postmap process (a few milliseconds) per distinct key.
+Costs one postmap process (a few milliseconds) per distinct key. The answers
+remembered are at most MAX_ANSWERS (then forgotten all at once): the LMTP
+daemon keeps a table open for days, and every RCPT of a dictionary attack is
+a new key.
 
 Threads: each query is a process of its own; the answers remembered are a
 dict (one operation to read, one to write): two threads asking the same key
@@ -35,6 +38,7 @@ import posix
 from vdeliver import address
 from vdeliver.errors import TableError
 
+MAX_ANSWERS = 10000  # remembered answers (see the top)
 POSTMAP = "/usr/sbin/postmap"
 TIMEOUT = 30  # seconds; well inside pipe(8)'s time limit
 
@@ -50,9 +54,13 @@ class PostmapTable:
         self.answers = {}
 
     def lookup(self, key):
-        if key not in self.answers:
-            self.answers[key] = query(self.spec, self.type_name, key)
-        return self.answers[key]
+        answer = self.answers.get(key, self)
+        if answer is self:
+            answer = query(self.spec, self.type_name, key)
+            if len(self.answers) >= MAX_ANSWERS:
+                self.answers.clear()
+            self.answers[key] = answer
+        return answer
 
 
 def query(spec, type_name, key):
