@@ -42,8 +42,8 @@ reached its commit point is abandoned (lmtp.Ticket: tmp file removed, no
 reply, Postfix retries); one that has is waited for and answered; then exit
 0 (a second SIGTERM changes nothing). SIGHUP re-reads the config and reopens the tables on a lookup thread,
 off the event loop; in-flight transactions (and socketmap requests) keep the
-settings they started with, and the old tables are closed when the last of
-them ends -- their lookups with it, and a database table's pool closes a
+settings they started with, and the old tables are closed (on a lookup
+thread: an LDAP unbind may wait) when the last of them ends -- their lookups with it, and a database table's pool closes a
 connection still in use only when its lookup gives it back; a broken new
 config is logged and the old one kept.
 

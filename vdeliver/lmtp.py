@@ -67,6 +67,8 @@ class Settings:
         self.idle_timeout = config.get_time("lmtp_idle_timeout")
         self.users = 0
         self.retired = False
+        self.closer = resolve.close_tables  # the Server's: on a lookup thread
+
 
     def too_big(self, size):
         return 0 < self.max_message_size < size
@@ -86,7 +88,7 @@ class Settings:
     def close_if_unused(self):
         if self.retired and self.users <= 0 and self.tables is not None:
             tables, self.tables = self.tables, None
-            resolve.close_tables(tables)
+            self.closer(tables)
 
 
 class Ticket(CommitPoint):
@@ -147,7 +149,16 @@ class Server:
 
     def replace_settings(self, settings):
         old, self.settings = self.settings, settings
+        old.closer = self.close_tables  # retire() may close them now, on the event loop
         old.retire()
+
+    def close_tables(self, tables):
+        """Close replaced tables on a lookup thread: closing may wait (an LDAP unbind, a
+        database's goodbye) and the event loop serves every session."""
+        try:
+            self.lookup_pool.submit(resolve.close_tables, tables)
+        except RuntimeError:  # the pool is shut down: the daemon is stopping
+            resolve.close_tables(tables)
 
     def begin_shutdown(self):
         """Stop sessions that are idle or receiving DATA; let deliveries finish."""

@@ -84,6 +84,25 @@ def test_current_settings_are_never_closed_and_closed_once():
     assert table.closed == 1
 
 
+def test_a_reload_closes_the_old_tables_on_a_lookup_thread_not_the_event_loop():
+    """Closing a table may wait (an LDAP unbind, a database's goodbye); the Server hands it
+    to its lookup threads. With the pool shut down (the daemon stopping) it closes at once."""
+    import concurrent.futures
+    pool = concurrent.futures.ThreadPoolExecutor(1, "lookup")
+    server = lmtp.Server(settings(), None, pool, "mx.example", 10)
+    old = server.settings
+    table = old.tables[0]
+    closed_on = []
+    table.close = lambda: closed_on.append(threading.current_thread().name)
+    server.replace_settings(settings())
+    pool.shutdown(wait=True)
+    assert closed_on == ["lookup_0"] and old.tables is None
+    later = server.settings
+    later.tables[0].close = lambda: closed_on.append(threading.current_thread().name)
+    server.replace_settings(settings())   # the pool is shut down now: closed at once, here
+    assert closed_on == ["lookup_0", threading.current_thread().name] and later.tables is None
+
+
 @pytest.mark.parametrize("limit, size, too_big", [
     pytest.param(0, 10 ** 12, False, id="0 is no limit"),
     pytest.param(1000, 1000, False, id="at the limit"),
