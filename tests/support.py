@@ -32,3 +32,35 @@ def assert_public(status_line):
         status_line = status_line.encode("utf-8", "surrogateescape")
     assert not ABSOLUTE_PATH.search(status_line), status_line
     assert not ERRNO_TEXT.search(status_line), status_line
+
+
+def side_by_side(function, arguments):
+    """function(argument) for each argument, each on a thread of its own, all at once;
+    the results in order. An exception in any of them fails the caller's test."""
+    import threading
+    results, errors = [None] * len(arguments), []
+
+    def one(index):
+        try:
+            results[index] = function(arguments[index])
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(arguments))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [], errors
+    return results
+
+
+def wait_until(condition, seconds=10):
+    """True as soon as condition() is; else condition() once more after `seconds`."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()

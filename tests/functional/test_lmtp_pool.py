@@ -10,15 +10,14 @@ import signal
 import smtplib
 import sys
 import threading
-import time
 
 import pytest
 
 from functional.test_lmtp import daemon  # noqa: F401  (the fixture, shared)
-from support import require
+from support import require, side_by_side, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tables"))
-from servers import DATABASE, PASSWORD, PG_BIN, USER, PostgresServer  # noqa: E402
+from servers import DATABASE, PASSWORD, PG_BIN, USER, ActivityWatcher, PostgresServer  # noqa: E402
 
 THREADS = 4
 SESSIONS = 8
@@ -45,42 +44,9 @@ def pg():
     server.stop()
 
 
-class Activity:
-    """pg_stat_activity of the table user (the daemon's connections), sampled on a thread."""
-
-    def __init__(self, server):
-        import psycopg
-        self.connection = psycopg.connect(host=server.directory, port=server.port,
-                                          user="postgres", dbname="postgres", autocommit=True)
-        self.most_connections = self.most_active = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run)
-        self.thread.start()
-
-    def sample(self):
-        return self.connection.execute(
-            "SELECT count(*), count(*) FILTER (WHERE state = 'active')"
-            " FROM pg_stat_activity WHERE usename = %s", (USER,)).fetchone()
-
-    def run(self):
-        while not self.stopping.wait(0.02):
-            connections, active = self.sample()
-            self.most_connections = max(self.most_connections, connections)
-            self.most_active = max(self.most_active, active)
-
-    def backends(self):
-        return {pid for (pid,) in self.connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE usename = %s", (USER,))}
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join()
-        self.connection.close()
-
-
 @pytest.fixture
 def activity(pg):
-    watcher = Activity(pg)
+    watcher = ActivityWatcher(pg)
     yield watcher
     watcher.stop()
 
@@ -113,32 +79,9 @@ def rcpt_replies(port, recipients, hold=None):
         lmtp.close()
 
 
-def side_by_side(port, sessions):
+def sessions_side_by_side(port, sessions):
     """Each element of sessions: a list of recipients for one session, all at once."""
-    results, errors = [None] * len(sessions), []
-
-    def one(index):
-        try:
-            results[index] = rcpt_replies(port, sessions[index])
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(sessions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return results
-
-
-def wait_until(condition, seconds=10):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    return side_by_side(lambda recipients: rcpt_replies(port, recipients), sessions)
 
 
 def test_eight_sessions_share_four_connections_and_all_get_their_answers(
@@ -148,7 +91,7 @@ def test_eight_sessions_share_four_connections_and_all_get_their_answers(
     lmtpd = start_daemon(mail, daemon, pg)
     sessions = [[f"u{1 + 2 * n}@example.com", f"nobody{n}@example.com", f"u{2 + 2 * n}@example.com"]
                 for n in range(SESSIONS)]
-    results = side_by_side(lmtpd.port, sessions)
+    results = sessions_side_by_side(lmtpd.port, sessions)
     for recipients, replies in zip(sessions, results):
         for recipient, (code, text) in zip(recipients, replies):
             if recipient.startswith("nobody"):
@@ -164,7 +107,7 @@ def test_eight_sessions_share_four_connections_and_all_get_their_answers(
 def test_a_reload_closes_the_old_connections_after_the_lookups_in_flight(
         mail, daemon, pg, activity):  # noqa: F811
     lmtpd = start_daemon(mail, daemon, pg)
-    side_by_side(lmtpd.port, [[f"u{n}@example.com"] for n in range(1, 2 * THREADS + 1)])
+    sessions_side_by_side(lmtpd.port, [[f"u{n}@example.com"] for n in range(1, 2 * THREADS + 1)])
     old = activity.backends()
     assert len(old) == THREADS
     # A session whose lookup is running when SIGHUP comes, and that stays open after it
@@ -178,7 +121,7 @@ def test_a_reload_closes_the_old_connections_after_the_lookups_in_flight(
     assert wait_until(lambda: any("reloaded its configuration" in line
                                   for line in mail.log_lines()))
     # New sessions use the new tables: new connections, the old ones still open.
-    results = side_by_side(lmtpd.port, [[f"u{n}@example.com"] for n in range(60, 64)])
+    results = sessions_side_by_side(lmtpd.port, [[f"u{n}@example.com"] for n in range(60, 64)])
     assert [replies[0][0] for replies in results] == [250] * 4
     assert wait_until(lambda: activity.backends() - old)
     assert activity.backends() & old  # the session in flight still holds the old tables

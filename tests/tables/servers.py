@@ -290,3 +290,43 @@ class SlapdServer(Server):
 
     def hosts(self):
         return self.url()
+
+
+class ActivityWatcher:
+    """pg_stat_activity of the table user USER (a table's or the LMTP daemon's connections),
+    sampled every 20 ms on a thread of its own: most_connections, most_active, backends()."""
+
+    def __init__(self, server):
+        import psycopg
+        import threading
+        self.connection = psycopg.connect(host=server.directory, port=server.port,
+                                          user="postgres", dbname="postgres", autocommit=True)
+        # Only connections made from now on: earlier tests of the session may have left
+        # theirs to the table user open (a table not closed is closed by the collector).
+        (self.since,) = self.connection.execute("SELECT clock_timestamp()").fetchone()
+        self.most_connections = self.most_active = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def sample(self):
+        return self.connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE state = 'active')"
+            " FROM pg_stat_activity WHERE usename = %s AND backend_start >= %s",
+            (USER, self.since)).fetchone()
+
+    def run(self):
+        while not self.stopping.wait(0.02):
+            connections, active = self.sample()
+            self.most_connections = max(self.most_connections, connections)
+            self.most_active = max(self.most_active, active)
+
+    def backends(self):
+        return {pid for (pid,) in self.connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE usename = %s AND backend_start >= %s",
+            (USER, self.since))}
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+        self.connection.close()

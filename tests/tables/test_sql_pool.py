@@ -10,10 +10,10 @@ import threading
 
 import pytest
 
-from servers import DATABASE, PASSWORD, USER
+from servers import DATABASE, PASSWORD, USER, ActivityWatcher
+from support import side_by_side, wait_until
 from tables_support import require_module
 from vdeliver import tables
-from vdeliver.errors import TableError
 from vdeliver.tables import open_table
 
 ROWS = 12
@@ -39,69 +39,8 @@ def table_config(tmp_path, server, pause):
     return path
 
 
-class Watcher:
-    """Samples pg_stat_activity for the table user's connections from a thread of its own."""
-
-    def __init__(self, server):
-        import psycopg
-        self.connection = psycopg.connect(host=server.directory, port=server.port,
-                                          user="postgres", dbname="postgres", autocommit=True)
-        # Only connections made from now on: earlier tests of the session may have left
-        # theirs to the table user open (a table not closed is closed by the collector).
-        (self.since,) = self.connection.execute("SELECT clock_timestamp()").fetchone()
-        self.most_connections = self.most_active = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self.run)
-        self.thread.start()
-
-    def sample(self):
-        return self.connection.execute(
-            "SELECT count(*), count(*) FILTER (WHERE state = 'active')"
-            " FROM pg_stat_activity WHERE usename = %s AND backend_start >= %s",
-            (USER, self.since)).fetchone()
-
-    def run(self):
-        while not self.stopping.wait(0.02):
-            connections, active = self.sample()
-            self.most_connections = max(self.most_connections, connections)
-            self.most_active = max(self.most_active, active)
-
-    def backends(self):
-        return {pid for (pid,) in self.connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE usename = %s AND backend_start >= %s",
-            (USER, self.since))}
-
-    def stop(self):
-        self.stopping.set()
-        self.thread.join()
-        self.connection.close()
-
-
 def look_up_side_by_side(table, keys):
-    answers, errors = {}, []
-
-    def one(key):
-        try:
-            answers[key] = table.lookup(key)
-        except TableError as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=one, args=(key,)) for key in keys]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    return answers
-
-
-def wait_until(condition, tries=200):
-    import time
-    for _ in range(tries):
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    return dict(zip(keys, side_by_side(table.lookup, keys)))
 
 
 @pytest.mark.parametrize("size", [1, 3])
@@ -111,7 +50,7 @@ def test_threads_share_at_most_pool_size_connections(tmp_path, slow_rows, monkey
     require_module("psycopg", "pgsql")
     monkeypatch.setattr(tables, "POOL_SIZE", size)
     table = open_table(f"pgsql:{table_config(tmp_path, slow_rows, 0.3)}")
-    watcher = Watcher(slow_rows)
+    watcher = ActivityWatcher(slow_rows)
     try:
         keys = [f"u{n}@example.com" for n in range(1, 2 * size + 3)] + ["nobody@example.com"]
         answers = look_up_side_by_side(table, keys)
@@ -130,7 +69,7 @@ def test_the_pipe_command_keeps_one_connection(tmp_path, slow_rows, monkeypatch)
     require_module("psycopg", "pgsql")
     monkeypatch.setattr(tables, "POOL_SIZE", 0)
     table = open_table(f"pgsql:{table_config(tmp_path, slow_rows, 0)}")
-    watcher = Watcher(slow_rows)
+    watcher = ActivityWatcher(slow_rows)
     try:
         for n in range(1, 6):
             assert table.lookup(f"u{n}@example.com") == f"example.com/u{n}/"
@@ -148,7 +87,7 @@ def test_connections_the_server_dropped_are_replaced_within_the_lookup(
     require_module("psycopg", "pgsql")
     monkeypatch.setattr(tables, "POOL_SIZE", 3)
     table = open_table(f"pgsql:{table_config(tmp_path, slow_rows, 0.2)}")
-    watcher = Watcher(slow_rows)
+    watcher = ActivityWatcher(slow_rows)
     try:
         look_up_side_by_side(table, [f"u{n}@example.com" for n in range(1, 7)])
         before = watcher.backends()
@@ -171,7 +110,7 @@ def test_close_during_a_lookup_closes_its_connection_when_it_ends(tmp_path, slow
     require_module("psycopg", "pgsql")
     monkeypatch.setattr(tables, "POOL_SIZE", 2)
     table = open_table(f"pgsql:{table_config(tmp_path, slow_rows, 1.0)}")
-    watcher = Watcher(slow_rows)
+    watcher = ActivityWatcher(slow_rows)
     try:
         answer = []
         thread = threading.Thread(target=lambda: answer.append(table.lookup("u1@example.com")))
