@@ -237,7 +237,9 @@ class SlapdServer(Server):
     kind = "ldap"
     stop_signal = signal.SIGTERM
 
-    def start(self, ldif=""):
+    def start(self, ldif="", tls=False):
+        """tls: a CA and a server certificate for 127.0.0.1 made here (openssl), StartTLS on
+        the ldap:// listener and an ldaps:// one (ldaps_url()); the CA is ca_file."""
         try:
             self.directory = tempfile.mkdtemp(prefix="vdeliver-test-slapd-")
             data = os.path.join(self.directory, "data")
@@ -257,12 +259,19 @@ class SlapdServer(Server):
                          f'suffix "{SUFFIX}"\nrootdn "{ROOT_DN}"\nrootpw {ROOT_PW}\n'
                          f"directory {data}\nindex objectClass eq\n"
                          "index mailacceptinggeneralid eq\n")
+                if tls:
+                    self.ca_file = self.make_certificates()
+                    fh.write(f"TLSCACertificateFile {self.ca_file}\n"
+                             f"TLSCertificateFile {self.directory}/server.pem\n"
+                             f"TLSCertificateKeyFile {self.directory}/server.key\n")
             for path in (self.directory, data):
                 shutil.chown(path, "openldap", "openldap")
             os.chmod(self.directory, 0o755)
             self.port = free_port()
+            self.ldaps_port = free_port() if tls else None
+            listeners = f"{self.url()} {self.ldapi()}" + (f" {self.ldaps_url()}" if tls else "")
             self.argv = [SLAPD, "-d", "0", "-f", config, "-u", "openldap", "-g", "openldap",
-                         "-h", f"{self.url()} {self.ldapi()}"]
+                         "-h", listeners]
             self.popen_options = {}
             self.launch()
             self.add(f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\n"
@@ -281,8 +290,31 @@ class SlapdServer(Server):
                        input=ldif.encode(), check=True, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin", "LDAPNOINIT": "1"})
 
+    def make_certificates(self):
+        """A CA and a server certificate (subjectAltName IP 127.0.0.1 and localhost) signed
+        by it, in the directory; the key readable by slapd alone. Returns the CA's path."""
+        def openssl(*args):
+            subprocess.run(["openssl", *args], check=True, cwd=self.directory,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
+                "-out", "ca.pem", "-days", "2", "-subj", "/CN=vdeliver test CA")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
+                "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(self.directory, "san.cnf"), "w") as fh:
+            fh.write("subjectAltName = IP:127.0.0.1, DNS:localhost\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")
+        key = os.path.join(self.directory, "server.key")
+        shutil.chown(key, "openldap", "openldap")
+        os.chmod(key, 0o600)
+        os.chmod(os.path.join(self.directory, "ca.pem"), 0o644)
+        return os.path.join(self.directory, "ca.pem")
+
     def url(self):
         return f"ldap://127.0.0.1:{self.port}/"
+
+    def ldaps_url(self):
+        return f"ldaps://127.0.0.1:{self.ldaps_port}/"
 
     def ldapi(self):
         """ldapi://%2Ftmp%2F...%2Fldapi: the socket in the directory, / written %2F."""

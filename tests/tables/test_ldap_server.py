@@ -263,3 +263,47 @@ def test_an_unknown_dereference_value_is_a_warning_and_0(tmp_path, directory):
     table = open_table(spec)
     assert table.note == "unrecognized value 7 specified for dereference; using 0"
     assert table.lookup("bob@example.com") is not None
+
+
+@pytest.fixture(scope="module")
+def tls_directory():
+    """A slapd with its own CA: StartTLS on ldap://, and ldaps://."""
+    server = SlapdServer().start(ldap_entries.ldif(), tls=True)
+    yield server
+    server.stop()
+
+
+def other_ca(tmp_path):
+    """A CA that signed nothing the server shows."""
+    import subprocess
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(tmp_path / "other.key"), "-out", str(tmp_path / "other.pem"), "-days", "2",
+                    "-subj", "/CN=another CA"], check=True, capture_output=True)
+    (tmp_path / "other.pem").chmod(0o644)
+    return tmp_path / "other.pem"
+
+
+@pytest.mark.parametrize("kind", ["start_tls", "ldaps"])
+def test_tls_with_the_servers_ca_agrees_with_postmap(tmp_path, tls_directory, postfix, kind):
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    host = tls_directory.url() if kind == "start_tls" else tls_directory.ldaps_url()
+    body = (CONFIGS["defaults"] + f"tls_ca_cert_file = {tls_directory.ca_file}\n"
+            "tls_require_cert = yes\n" + ("start_tls = yes\n" if kind == "start_tls" else ""))
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', host, body)}"
+    expected = compare(postfix, spec, [b"bob@example.com", b"nobody@example.com", b"*"])
+    assert expected[b"bob@example.com"] == b"example.com/bob/"
+
+
+@pytest.mark.parametrize("kind", ["start_tls", "ldaps"])
+def test_a_certificate_no_trusted_ca_signed_defers_as_postmap_errs(tmp_path, tls_directory,
+                                                                   postfix, kind):
+    """tls_require_cert = yes and a CA that did not sign the server's certificate: no answer
+    from that server at all (postmap errs; vdeliver defers 4.3.0), never "not found"."""
+    require_type(postfix.supported, "ldap", "postfix-ldap")
+    host = tls_directory.url() if kind == "start_tls" else tls_directory.ldaps_url()
+    body = (CONFIGS["defaults"] + f"tls_ca_cert_file = {other_ca(tmp_path)}\n"
+            "tls_require_cert = yes\n" + ("start_tls = yes\n" if kind == "start_tls" else ""))
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', host, body)}"
+    expected = compare(postfix, spec, [b"bob@example.com"])
+    assert set(expected.values()) == {"error"}
+    assert_defers(open_table(spec))
