@@ -514,13 +514,17 @@ def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, poin
     try:
         envelope = deliver.Envelope(sender, recipient, original)
         delivery = deliver.deliver(envelope, config, read_chunk, settings.tables, mailbox, point)
-    except DeliveryError as error:
-        log_failure(config, recipient, original, started, error)
-        return None if isinstance(error, Abandoned) else lmtp_reply(error)
-    except Exception as error:  # noqa: BLE001 - a bug defers this copy (451), unless it is durable
-        if point.committed:
+    except BaseException as error:  # noqa: BLE001 - a bug defers this copy (451), unless it is durable
+        if point.committed:  # in new/ already: any other reply would deliver it twice
+            log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent",
+                                              one_line(f"delivered; after the commit: {error!r}")))
             metrics.current.sent(started)  # metrics.py: a hook never raises
-            return reply("delivered", recipient)  # in new/ already: a 4xx would deliver it twice
+            return reply("delivered", recipient)
+        if not isinstance(error, Exception):
+            raise  # KeyboardInterrupt, SystemExit: not this copy's outcome
+        if isinstance(error, DeliveryError):
+            log_failure(config, recipient, original, started, error)
+            return None if isinstance(error, Abandoned) else lmtp_reply(error)
         error = internal_error(error)
         log_failure(config, recipient, original, started, error)
         return lmtp_reply(error)

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from vdeliver import config, lmtp
+from vdeliver import commitpoint, config, errors, lmtp
 from vdeliver.errors import Abandoned
 
 
@@ -112,3 +112,35 @@ def test_message_size_limit(limit, size, too_big):
     cfg = config.from_text(f"virtual_mailbox_base = /m\nlmtp_message_size_limit = {limit}\n".encode(),
                            "t.cf")
     assert lmtp.Settings(cfg, []).too_big(size) is too_big
+
+
+@pytest.mark.parametrize("late", [
+    pytest.param(lambda: errors.TableError("quota table gone"), id="a DeliveryError"),
+    pytest.param(lambda: RuntimeError("a bug"), id="a bug"),
+])
+def test_whatever_is_raised_after_the_commit_the_reply_is_250(monkeypatch, late):
+    """Once the copy is durable (the point committed), a 4xx would make Postfix deliver it
+    again: an error raised after that, of any kind, still answers 250 and logs it as sent."""
+    logged = []
+
+    def deliver_then_fail(envelope, config, read_chunk, tables, mailbox, point):
+        point.enter()
+        point.done()   # as maildir.commit() after the fsync of new/
+        raise late()
+    monkeypatch.setattr(lmtp.deliver, "deliver", deliver_then_fail)
+    monkeypatch.setattr(lmtp.log, "log", lambda config, line, *rest: logged.append(line))
+    reply = lmtp.deliver_one(settings(), "s@example.net", "bob@example.com", "", None,
+                             lambda: b"", commitpoint.CommitPoint())
+    assert reply == "250 2.0.0 <bob@example.com> delivered"
+    (line,) = logged
+    assert "to=<bob@example.com>" in line and "status=sent" in line and "after the commit" in line
+
+
+def test_an_error_before_the_commit_still_defers(monkeypatch):
+    def fail(envelope, config, read_chunk, tables, mailbox, point):
+        raise errors.TableError("down")
+    monkeypatch.setattr(lmtp.deliver, "deliver", fail)
+    monkeypatch.setattr(lmtp.log, "log", lambda *args: None)
+    reply = lmtp.deliver_one(settings(), "s@example.net", "bob@example.com", "", None,
+                             lambda: b"", commitpoint.CommitPoint())
+    assert reply.startswith("451 4.3.0 ")
