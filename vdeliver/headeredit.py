@@ -55,14 +55,16 @@ def _utf8_length(data, i):
     return 1 if c < 0xc0 else 2 if c < 0xe0 else 3 if c < 0xf0 else 4
 
 
-def _encode_q(data, first_line):
-    room = MAX_ENCODED_WORD - WRAPPER
-    out = []
+def _first_word(first_line):
+    """([the text before the first encoded word], the room left for it): the rest of the
+    line the field name took, or a new folded line when too little is left."""
     if first_line >= MAX_ENCODED_WORD - WRAPPER - 3:
-        out.append("\n\t")
-        room -= 1
-    else:
-        room -= first_line
+        return ["\n\t"], MAX_ENCODED_WORD - WRAPPER - 1
+    return [], MAX_ENCODED_WORD - WRAPPER - first_line
+
+
+def _encode_q(data, first_line):
+    out, room = _first_word(first_line)
     out.append("=?utf-8?q?")
     i = 0
     while i < len(data):
@@ -85,13 +87,7 @@ def _encode_q(data, first_line):
 
 
 def _encode_b(data, first_line):
-    room = MAX_ENCODED_WORD - WRAPPER
-    out = []
-    if first_line >= MAX_ENCODED_WORD - WRAPPER - 3:
-        out.append("\n\t")
-        room -= 1
-    else:
-        room -= first_line
+    out, room = _first_word(first_line)
     i = 0
     while i < len(data):
         fits = room // 4 * 3       # bytes whose base64 fits the rest of the line
