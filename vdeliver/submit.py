@@ -14,9 +14,12 @@ recipient with a control character, or one that could be read as an option;
 wait longer than sendmail_timeout (after the commit point the pipe command's
 signal handlers raise nothing: this timeout is the only one); leave the
 sendmail process running when it returns or raises; inherit the caller's
-environment. Raises SubmitError only (its text is for the log line).
+environment. Raises SubmitError only (its text is for the log line); the time limit or a
+signal (DeliveryError) goes through.
 """
 import posix
+
+from vdeliver.errors import DeliveryError
 
 PATH = "/usr/bin:/bin"      # what pipe(8) gives a command
 CHUNK = 1 << 16
@@ -108,6 +111,8 @@ def kill(proc):
         pass
     try:
         proc.wait(5)
+    except DeliveryError:  # the time limit, a signal: they end the delivery
+        raise
     except Exception:  # noqa: BLE001 - reaped later or never: it is killed
         pass
 

@@ -17,9 +17,13 @@ another type (the file is made and checked through the home's directory fd,
 O_NOFOLLOW, before SQLite opens the same inode); fail a delivery: a damaged
 file is renamed aside (`.vdeliver.db.damaged`) and rebuilt, and anything else
 (a read-only home, a lock held past the busy timeout) raises UserDBError,
-which the caller turns into a note for the log line.
+which the caller turns into a note for the log line; take the time limit or a
+signal (DeliveryError, raised by the pipe command's handlers wherever it is)
+for one of sqlite3's errors: they end the delivery.
 """
 import posix
+
+from vdeliver.errors import DeliveryError
 
 FILE = ".vdeliver.db"
 JOURNAL = FILE + "-journal"
@@ -54,7 +58,7 @@ class UserDB:
     def open(cls, home_fd, shown, busy_timeout=BUSY_TIMEOUT):
         try:
             return cls._open(home_fd, shown, busy_timeout)
-        except UserDBError:
+        except (UserDBError, DeliveryError):  # the time limit, a signal: not sqlite3's
             raise
         except Exception as error:  # noqa: BLE001 - sqlite3.DatabaseError: a damaged file
             if not damaged(error):
@@ -62,7 +66,7 @@ class UserDB:
         set_aside(home_fd, shown)
         try:
             return cls._open(home_fd, shown, busy_timeout)
-        except UserDBError:
+        except (UserDBError, DeliveryError):
             raise
         except Exception as error:  # noqa: BLE001 - still unusable: no database this time
             raise UserDBError(f"{shown}/{FILE}: {error}") from None
@@ -169,7 +173,7 @@ class UserDB:
     def run(self, step):
         try:
             return step(self.connection)
-        except UserDBError:
+        except (UserDBError, DeliveryError):
             raise
         except Exception as error:  # noqa: BLE001 - sqlite3's errors: the caller notes them
             if damaged(error):

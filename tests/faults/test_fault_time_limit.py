@@ -27,14 +27,14 @@ from support import VDELIVER, require
 DELAY = 3  # seconds added to the chosen system call; time_limit is 1s
 
 
-def run_slowed(mail, syscall, *args, path=None):
+def run_slowed(mail, syscall, *args, path=None, stdin=b"Subject: t\n\nbody\n"):
     """mail.run() under strace, `syscall` delayed by DELAY seconds (only on `path` if given)."""
     strace = shutil.which("strace")
     require(strace, "needs strace (scripts/setup-e2e installs it)")
     command = [strace, "-f", "-qq", "-o", "/dev/null", "-e", f"trace={syscall}",
                "-e", f"inject={syscall}:delay_enter={DELAY}s"] + (["-P", path] if path else [])
     started = time.monotonic()
-    proc = subprocess.run(command + mail.command(*args), input=b"Subject: t\n\nbody\n",
+    proc = subprocess.run(command + mail.command(*args), input=stdin,
                           capture_output=True, env={"PATH": "/usr/bin:/bin"}, cwd="/",
                           umask=0o077, user=mail.user.pw_uid, group=mail.user.pw_gid,
                           extra_groups=[], timeout=120)
@@ -94,3 +94,22 @@ def test_time_limit_while_loading_a_table_driver(mail):
     mail.write_config("time_limit = 1s\n", maps=f"btree:{table}")
     result, elapsed = run_slowed(mail, "openat", "-f", "s@x", "--", "bob@example.com", path=so[0])
     assert_ended_by_time_limit(mail, result, elapsed, "example.com/bob")
+
+
+def test_time_limit_inside_the_per_user_database(mail):
+    """duplicate_suppression asks ~/.vdeliver.db (userdb.py) before the commit; userdb turns
+    sqlite3's errors into its own, and used to take the time limit for one of them: the
+    delivery went on, without a limit, and was delivered (exit 0)."""
+    mail.write_config("duplicate_suppression = yes\n")
+    first = mail.run("-f", "s@x", "--", "bob@example.com",
+                     stdin=b"Message-ID: <one@example.net>\nSubject: t\n\nbody\n")
+    assert first.code == 0, first
+    database = mail.path("example.com/bob/.vdeliver.db")
+    assert os.path.isfile(database)
+    mail.write_config("duplicate_suppression = yes\ntime_limit = 1s\n")
+    result, elapsed = run_slowed(mail, "newfstatat", "-f", "s@x", "--", "bob@example.com",
+                                 path=database,
+                                 stdin=b"Message-ID: <two@example.net>\nSubject: t\n\nbody\n")
+    assert_deferred(result, "4.3.0", "delivery time limit exceeded")
+    assert elapsed < 2 * DELAY, f"took {elapsed:.1f} s"
+    assert len(maildir_state(mail, "example.com/bob")[0]) == 1 and mail.tmp_files("example.com/bob") == []
