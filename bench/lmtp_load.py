@@ -12,6 +12,7 @@ read before and after; every file in new/ is checked to end with its message.
 Prints one line per round and a table: msg/s, daemon CPU ms per message (user, sys).
 Usage (root, after scripts/install): /usr/bin/python3 bench/lmtp_load.py [-n 2000]
     [--connections 8] [--rounds 3] [--recipients 10] [--set NAME=VALUE]... [--vdeliver PATH]
+    [--wrap 'valgrind --tool=callgrind ...']
 Never: leaves the daemon running (SIGTERM on every exit path) or writes outside its /tmp dir.
 """
 import argparse
@@ -114,6 +115,9 @@ def main():
     parser.add_argument("--recipients", type=int, default=10)
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--vdeliver", default="/opt/vdeliver/bin/vdeliver")
+    parser.add_argument("--wrap", default="", help="a command the daemon runs under, e.g. "
+                        "'valgrind --tool=callgrind --callgrind-out-file=DIR/cg.%%p' (instructions "
+                        "per message: the difference of two runs with different -n)")
     args = parser.parse_args()
     user = pwd.getpwnam("vmail")
     top = tempfile.mkdtemp(prefix="vdeliver-lmtpload-")
@@ -135,12 +139,12 @@ def main():
         os.chmod(os.path.join(top, name), 0o644)
     open(os.path.join(top, "maillog"), "a").close()
     os.chown(os.path.join(top, "maillog"), user.pw_uid, user.pw_gid)
-    daemon = subprocess.Popen([args.vdeliver, "--lmtp", "--foreground", "-c", os.path.join(top, "vdeliver.cf")],
+    daemon = subprocess.Popen(args.wrap.split() + [args.vdeliver, "--lmtp", "--foreground", "-c", os.path.join(top, "vdeliver.cf")],
                               cwd="/", stderr=subprocess.PIPE)
     messages = make_messages(args.n)
     rows = []
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + (120 if args.wrap else 15)
         while not os.path.exists(socket_path):
             if daemon.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"daemon did not start: {daemon.stderr.read().decode()}")
@@ -187,7 +191,7 @@ def main():
         print(f"checked 50 files of user0: {check} end with their message byte for byte")
     finally:
         daemon.send_signal(signal.SIGTERM)
-        status = daemon.wait(30)
+        status = daemon.wait(300 if args.wrap else 30)
         shutil.rmtree(top, ignore_errors=True)
     print(f"\n{'msg/s':>8} {'cpu ms':>7} {'user':>6} {'sys':>6} {'cs/msg':>7}   (median over {args.rounds} rounds; daemon exit {status})")
     print(f"{statistics.median(r[0] for r in rows):8.0f} {statistics.median(r[1] + r[2] for r in rows):7.2f} "

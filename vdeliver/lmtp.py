@@ -288,8 +288,9 @@ class Session:
                 return None
             await self.flush()  # nothing more to answer: the client may be waiting for us
             try:
-                chunk = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), timeout)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(timeout):
+                    chunk = await self.reader.read(CHUNK_SIZE)
+            except TimeoutError:
                 await self.send(reply("idle timeout"))
                 return None
             if not chunk:
@@ -476,7 +477,8 @@ class Session:
             if decoder.done:
                 self.leftover = decoder.rest
                 return too_big, spool_error
-            data = await asyncio.wait_for(self.reader.read(CHUNK_SIZE), settings.idle_timeout)
+            async with asyncio.timeout(settings.idle_timeout):
+                data = await self.reader.read(CHUNK_SIZE)
             if not data:
                 raise ConnectionError("connection closed during DATA")
 
