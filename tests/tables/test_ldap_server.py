@@ -8,6 +8,9 @@ refused, a server that accepts and never answers), wrong bind credentials, and a
 kept open across a slapd restart. A lookup that cannot be made is a TableError (defer,
 4.3.0), never "not found".
 """
+import contextlib
+import gc
+import os
 import time
 
 import pytest
@@ -243,6 +246,61 @@ def test_a_table_kept_open_across_a_restart(tmp_path, spare):
     assert table.lookup("bob@example.com") == "example.com/bob/"
     spare.restart()
     assert table.lookup("bob@example.com") == "example.com/bob/"  # the idle connection broke
+
+
+def open_descriptors():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@contextlib.contextmanager
+def no_garbage_collection():
+    """What a test of leaked descriptors needs: ldap3's objects refer to each other, so only
+    the garbage collector would close a socket left behind (the LMTP daemon's may run rarely)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def test_refused_servers_leave_no_descriptor_behind(tmp_path):
+    """A refused connect used to leave ldap3's socket open until the garbage collector
+    found it: one descriptor per lookup while the directory is down, in the LMTP daemon."""
+    spec = f"ldap:{write_config(tmp_path / 'ldap.cf', f'{dead_url()}, {dead_url()}', CONFIGS['defaults'])}"
+    table = open_table(spec)
+    with no_garbage_collection():
+        before = open_descriptors()
+        for _ in range(20):
+            assert_defers(table)
+        assert open_descriptors() == before
+
+
+def test_a_failed_bind_and_close_leave_no_descriptor_behind(tmp_path, directory):
+    wrong = write_config(tmp_path / "wrong.cf", directory.url(), FAILING["wrong bind password"])
+    right = write_config(tmp_path / "right.cf", directory.url(), CONFIGS["defaults"])
+    failing, table = open_table(f"ldap:{wrong}"), open_table(f"ldap:{right}")
+    with no_garbage_collection():
+        before = open_descriptors()
+        for _ in range(10):
+            assert_defers(failing)
+        assert open_descriptors() == before
+        assert table.lookup("bob@example.com") == "example.com/bob/"
+        assert open_descriptors() == before + 1        # the connection it keeps
+        table.close()                                  # a reload retires the table
+        assert open_descriptors() == before
+
+
+def test_a_restart_leaves_no_descriptor_behind(tmp_path, spare):
+    """The connection the restarted server dropped is closed when the lookup replaces it."""
+    table = open_table(f"ldap:{write_config(tmp_path / 'ldap.cf', spare.url(), CONFIGS['defaults'])}")
+    assert table.lookup("bob@example.com") == "example.com/bob/"
+    with no_garbage_collection():
+        before = open_descriptors()
+        for _ in range(3):
+            spare.restart()
+            assert table.lookup("bob@example.com") == "example.com/bob/"
+        assert open_descriptors() == before
 
 
 @pytest.mark.parametrize("key", ["*", "*@example.com", "s*@example.com", "(uid=*)",

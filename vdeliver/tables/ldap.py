@@ -29,9 +29,11 @@ than ignored. A server that accepts the connection and then does not answer
 within `timeout` is given up for the next in server_host (libldap fails over
 only on a failed connect, so postmap defers there).
 
-Threads (the LMTP daemon): one connection per table, kept open; ldap3's
-synchronous connection holds one operation's state, so the table's own lock
-lets one lookup at a time use it.
+Threads (the LMTP daemon): one connection per table, kept open until close()
+(a reload retires the table) or a failure; ldap3's synchronous connection holds
+one operation's state, so the table's own lock lets one lookup at a time use
+it. A connection given up is closed at once (discard()), never left to the
+garbage collector.
 
 Never: put an unescaped key into a filter or a DN; a server that is down,
 slow, or answers with an error is a TableError (defer); a missing ldap3 is a
@@ -193,6 +195,7 @@ class LdapTable:
         # addresses unavailable and then refuses them ("invalid server address") after
         # the server is back (a restart while the LMTP daemon keeps the table).
         for server in [self.server(host, self.port) for host in self.hosts]:
+            connection = None
             try:
                 connection = ldap3.Connection(
                     server, user=self.bind_dn or None, password=self.bind_pw or None,
@@ -208,7 +211,33 @@ class LdapTable:
                 return connection
             except ldap3.core.exceptions.LDAPException as err:
                 problems.append(f"{server.host}: {err}")
+                if connection is not None:
+                    self.discard(connection)
         raise TableError(f"{self.spec}: no LDAP server answered: {'; '.join(problems)}")
+
+    def discard(self, connection):
+        """Close a connection given up (failed to open, StartTLS or bind; dropped by the
+        server; the table closed): ldap3 keeps the socket of a refused connect, and
+        unbind() closes nothing on a connection it never marked open, so each would hold a
+        descriptor until the garbage collector found it: one per lookup while a server is
+        down, in the LMTP daemon."""
+        sock = getattr(connection, "socket", None)
+        try:
+            connection.unbind()
+        except (self.driver.core.exceptions.LDAPException, OSError):
+            pass
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def close(self):
+        """Unbind and close the kept connection (the LMTP daemon's reload retires the table)."""
+        with self.lock:
+            connection, self.connection = self.connection, None
+            if connection is not None:
+                self.discard(connection)
 
     def search(self, connection, base, search_filter):
         ldap3 = self.driver
@@ -242,6 +271,7 @@ class LdapTable:
                 # one, as dict_ldap_lookup() reconnects on LDAP_SERVER_DOWN. Never after
                 # a timeout: that server is hung, and the lookup has waited already.
                 self.connection = None
+                self.discard(connection)
                 connection = self.connect()
                 self.search(connection, base, search_filter)
         except exceptions.LDAPNoSuchObjectResult:
@@ -252,6 +282,7 @@ class LdapTable:
             raise TableError(f"{self.spec}: size limit exceeded for key {key!r}") from None
         except exceptions.LDAPException as err:
             self.connection = None
+            self.discard(connection)
             raise TableError(f"{self.spec}: search failed: {err}") from None
         # ldap3 raises for neither sizeLimitExceeded nor timeLimitExceeded nor a referral:
         # the entries before them are a partial answer. Postfix's search_st() returns
