@@ -12,7 +12,8 @@ that knows its length (where the filesystem has no O_TMPFILE, as NFS and FUSE
 filesystems such as MooseFS: a file created with O_EXCL under a random
 dot-name and unlinked at once, so it is visible for one system call): reader() gives back exactly the bytes written since
 the last reset(), so a truncate that failed can never hand the previous
-message's tail to the next recipient.
+message's tail to the next recipient. Between messages the file keeps its
+blocks (at most KEEP bytes: a longer message's are given back at once).
 
 Never: hold a message in memory; read past the current message's length;
 make the spool visible beyond that moment (it has no name, and is gone when
@@ -23,6 +24,7 @@ import posix
 
 CHUNK_SIZE = 1 << 16
 MAX_DATA_LINE = 1 << 20
+KEEP = 1 << 18  # a spool file larger than this (256 KiB) is truncated between messages
 END = b"\r\n.\r\n"
 
 
@@ -75,6 +77,7 @@ class Spool:
                 raise
             self.fd = named_then_unlinked(directory)
         self.length = 0
+        self.high = 0  # the file's size: the longest message since the last truncate
 
     def write(self, data):
         view = memoryview(data)
@@ -100,13 +103,20 @@ class Spool:
         return read_chunk
 
     def reset(self):
-        """Start the next message. The truncate only gives the blocks back (a full disk
-        needs them): reads never go past `length`, so its failure changes nothing."""
+        """Start the next message. Reads never go past `length`, so what an earlier, longer
+        message left beyond it is never read, and the file is truncated only when it holds
+        more than KEEP bytes (the blocks go back to a disk that may need them; its failure
+        changes nothing): truncating after every message, and allocating the blocks again
+        for the next one, cost 19 us of the event loop's time per message here."""
+        if self.length > self.high:
+            self.high = self.length
         self.length = 0
-        try:
-            posix.ftruncate(self.fd, 0)
-        except OSError:
-            pass
+        if self.high > KEEP:
+            self.high = 0
+            try:
+                posix.ftruncate(self.fd, 0)
+            except OSError:
+                pass
 
     def close(self):
         posix.close(self.fd)
