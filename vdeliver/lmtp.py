@@ -69,7 +69,6 @@ class Settings:
         self.retired = False
         self.closer = resolve.close_tables  # the Server's: on a lookup thread
 
-
     def too_big(self, size):
         return 0 < self.max_message_size < size
 
@@ -530,8 +529,11 @@ def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, poin
         error = internal_error(error)
         log_failure(config, recipient, original, started, error)
         return lmtp_reply(error)
-    log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent",
-                                      delivery.summary()))
+    try:
+        text = delivery.summary()
+    except Exception as error:  # noqa: BLE001 - the copy is durable: only the log text suffers
+        text = one_line(f"delivered; no summary: {error!r}")
+    log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent", text))
     metrics.current.sent(started, delivery)
     return reply("delivered", recipient)
 

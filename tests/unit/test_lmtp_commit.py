@@ -136,6 +136,29 @@ def test_whatever_is_raised_after_the_commit_the_reply_is_250(monkeypatch, late)
     assert "to=<bob@example.com>" in line and "status=sent" in line and "after the commit" in line
 
 
+def test_a_summary_that_fails_after_the_commit_still_answers_250(monkeypatch):
+    """The success line is written after the commit too: a bug in its text must not reach
+    the session (which would answer 421 and close: Postfix would deliver the copy again)."""
+    logged = []
+
+    class Broken:
+        def summary(self):
+            raise RuntimeError("a bug in the summary")
+
+    def deliver_durably(envelope, config, read_chunk, tables, mailbox, point):
+        point.enter()
+        point.done()
+        return Broken()
+    monkeypatch.setattr(lmtp.deliver, "deliver", deliver_durably)
+    monkeypatch.setattr(lmtp.log, "log", lambda config, line, *rest: logged.append(line))
+    monkeypatch.setattr(lmtp.metrics.current, "sent", lambda *args: None)
+    reply = lmtp.deliver_one(settings(), "s@example.net", "bob@example.com", "", None,
+                             lambda: b"", commitpoint.CommitPoint())
+    assert reply == "250 2.0.0 <bob@example.com> delivered"
+    (line,) = logged
+    assert "status=sent" in line and "no summary" in line
+
+
 def test_an_error_before_the_commit_still_defers(monkeypatch):
     def fail(envelope, config, read_chunk, tables, mailbox, point):
         raise errors.TableError("down")
