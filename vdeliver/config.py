@@ -59,6 +59,7 @@ DEFAULTS = {
     "lmtp_recipient_limit": "1000",
     "lmtp_delivery_threads": "8",
     "lmtp_spool_directory": "",
+    "lmtp_dsn": "yes",
     "lmtp_shutdown_timeout": "60s",
     # the daemon's Prometheus endpoint (metrics.py); "" = off
     "lmtp_metrics_listen": "",

@@ -16,7 +16,11 @@ on the delivery thread pool (one slow fsync does not stall other sessions)
 and its reply is sent when its copy is durable: 250 2.0.0, 451/452 4.x.x,
 552 5.2.2, 554 5.4.6. A duplicate RCPT is delivered once and gets the first
 one's reply. Every reply text and code is data in lmtptext.py (LMTP_REPLIES,
-LMTP_CODES), beside the parsers of the command arguments.
+LMTP_CODES), beside the parsers of the command arguments. With lmtp_dsn
+(dsn.py) LHLO announces DSN, so Postfix sends ORCPT (X-Original-To); MAIL's
+RET and ENVID and RCPT's NOTIFY and ORCPT are checked (501 5.5.4), and a
+recipient that asked NOTIFY=SUCCESS gets its "delivered" report sent once its
+copy is durable, before its reply (a report not sent is noted in the log line).
 
 Shutdown (Server.begin_shutdown, then abandon): each delivery carries a
 Ticket, its commit point seen from both sides. The delivery thread calls
@@ -37,7 +41,7 @@ import asyncio
 import threading
 import time
 
-from vdeliver import address, deliver, log, metrics, resolve
+from vdeliver import address, deliver, dsn, log, metrics, resolve
 from vdeliver.commitpoint import CommitPoint
 from vdeliver.errors import (Abandoned, BadRecipientAddress, BadSenderAddress, DeliveryError,
                              from_os_error, internal_error, one_line)
@@ -65,6 +69,7 @@ class Settings:
         self.max_message_size = config.get_int("lmtp_message_size_limit")  # 0: no limit
         self.max_recipients = config.get_int("lmtp_recipient_limit")
         self.idle_timeout = config.get_time("lmtp_idle_timeout")
+        self.dsn = config.get_bool("lmtp_dsn")  # announce DSN and check its parameters (dsn.py)
         self.users = 0
         self.retired = False
         self.closer = resolve.close_tables  # the Server's: on a lookup thread
@@ -202,6 +207,8 @@ class Session:
         self.settings = None
         self.sender = None
         self.recipients = []  # (recipient, original recipient, Mailbox)
+        self.envid = ""       # MAIL's ENVID, decoded (dsn.py)
+        self.notices = {}     # folded recipient -> its ORCPT as given, for NOTIFY=SUCCESS
 
     async def send(self, *lines):
         """Queue replies; write them now unless another pipelined command is already here
@@ -336,8 +343,10 @@ class Session:
         self.reset()
         size = self.server.settings.max_message_size
         # RFC 1870: SIZE without a number announces the extension, no fixed limit.
+        dsn_keyword = ("250-DSN",) if self.server.settings.dsn else ()
         await self.send(f"250-{self.server.hostname}", "250-PIPELINING", "250-ENHANCEDSTATUSCODES",
-                        "250-8BITMIME", "250-SMTPUTF8", f"250 SIZE {size}" if size > 0 else "250 SIZE")
+                        "250-8BITMIME", "250-SMTPUTF8", *dsn_keyword,
+                        f"250 SIZE {size}" if size > 0 else "250 SIZE")
 
     async def mail(self, argument):
         if not self.greeted:
@@ -362,7 +371,17 @@ class Session:
         except BadSenderAddress as error:
             await self.send(lmtp_reply(error))
             return
-        self.settings, self.sender = settings.acquire(), path
+        envid = ""
+        if settings.dsn:
+            try:
+                if "RET" in params:
+                    dsn.parse_ret(params["RET"])  # a success report never returns the body
+                if "ENVID" in params:
+                    envid = dsn.parse_envid(params["ENVID"])
+            except ValueError as error:
+                await self.send(reply("dsn syntax", error))
+                return
+        self.settings, self.sender, self.envid = settings.acquire(), path, envid
         await self.send(reply("sender ok"))
 
     async def rcpt(self, argument):
@@ -377,7 +396,17 @@ class Session:
         if len(self.recipients) >= self.settings.max_recipients:
             await self.send(reply("too many recipients"))
             return
-        original = decode_orcpt(params.get("ORCPT", ""))
+        notify = frozenset()
+        if self.settings.dsn:
+            try:
+                notify = dsn.parse_notify(params["NOTIFY"]) if "NOTIFY" in params else notify
+                if "ORCPT" in params:
+                    dsn.parse_orcpt(params["ORCPT"])
+            except ValueError as error:
+                await self.send(reply("dsn syntax", error))
+                return
+        # ORCPT carries the external form ("john doe"@x); pipe(8)'s -a gives the internal one.
+        original = address.unquote_local_part(decode_orcpt(params.get("ORCPT", "")))
         try:
             address.check_recipient(path)
             # A malformed ORCPT only loses X-Original-To (deliver.Envelope drops it, noted).
@@ -401,6 +430,8 @@ class Session:
             await self.send(lmtp_reply(error))
             return
         self.recipients.append((path, original, mailbox))
+        if "SUCCESS" in notify and self.sender:  # never a report to <>
+            self.notices.setdefault(address.fold(path), params.get("ORCPT", ""))
         await self.send(reply("recipient ok"))
 
     async def data(self):
@@ -492,9 +523,13 @@ class Session:
                 if self.server.abandoning:
                     return False
                 self.ticket = Ticket()
+                notice = None
+                if key in self.notices:
+                    notice = dsn.Notice(self.envid, self.notices[key], self.server.hostname,
+                                        spool.reader(), time.time())
                 future = loop.run_in_executor(
                     self.server.delivery_pool, deliver_one, self.settings, self.sender, recipient,
-                    original, mailbox, spool.reader(), self.ticket)
+                    original, mailbox, spool.reader(), self.ticket, notice)
                 self.in_flight = future
                 with metrics.current.delivering():
                     answer = await asyncio.shield(future)
@@ -508,8 +543,9 @@ class Session:
         return True
 
 
-def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, point):
-    """Deliver one copy from the spool (a delivery thread); its LMTP reply, None if abandoned."""
+def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, point, notice=None):
+    """Deliver one copy from the spool (a delivery thread); its LMTP reply, None if abandoned.
+    notice (a dsn.Notice): the sender asked NOTIFY=SUCCESS; the report follows the commit."""
     started = time.monotonic()
     config = settings.config
     try:
@@ -533,6 +569,8 @@ def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, poin
         text = delivery.summary()
     except Exception as error:  # noqa: BLE001 - the copy is durable: only the log text suffers
         text = one_line(f"delivered; no summary: {error!r}")
+    if notice is not None:
+        text += f"; {dsn.send_success(config, notice, sender, recipient)}"
     log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent", text))
     metrics.current.sent(started, delivery)
     return reply("delivered", recipient)

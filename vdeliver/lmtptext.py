@@ -51,20 +51,46 @@ def closing_bracket(rest):
 
 
 def decode_orcpt(value):
-    """ORCPT=rfc822;addr (xtext, RFC 3461 4.2) -> addr; other types are ignored.
+    """ORCPT=rfc822;addr (xtext, RFC 3461 4.2) or utf-8;addr (RFC 6533 3: UTF-8 as it
+    is, \\x{HEX} escapes) -> addr in the external (quoted) form it was sent in; other
+    types are ignored.
 
     `+` must be followed by two hex digits to be decoded; anything else is kept as
     it is (int(" 1", 16) would otherwise turn `+ 1` into a control character)."""
     kind, _, text = value.partition(";")
-    if kind.lower() != "rfc822" or not text:
+    kind = kind.lower()
+    if kind == "utf-8" and text:
+        return decode_utf8_addr(text)
+    if kind != "rfc822" or not text:
         return ""
-    out, index = [], 0
+    out, index = bytearray(), 0
     while index < len(text):
         pair = text[index + 1:index + 3]
         if text[index] == "+" and len(pair) == 2 and pair[0] in HEX_DIGITS and pair[1] in HEX_DIGITS:
-            out.append(chr(int(pair, 16)))
+            out.append(int(pair, 16))
             index += 3
             continue
+        out += text[index].encode("utf-8", "surrogateescape")
+        index += 1
+    # Postfix xtext-encodes the bytes of a UTF-8 address (SMTPUTF8): j+C3+B6rg -> jörg.
+    return out.decode("utf-8", "surrogateescape")
+
+
+def decode_utf8_addr(text):
+    """utf-8-addr-xtext / -unitext (RFC 6533 3) -> the address: each \\x{HEX} (1 to 6
+    hex digits, not a control character or a surrogate) becomes its character; anything
+    else is kept as it is."""
+    out, index = [], 0
+    while index < len(text):
+        if text.startswith("\\x{", index):
+            end = text.find("}", index + 3)
+            digits = text[index + 3:end] if end > 0 else ""
+            if 1 <= len(digits) <= 6 and all(c in HEX_DIGITS for c in digits):
+                point = int(digits, 16)
+                if 0x20 <= point < 0x7F or 0xA0 <= point < 0xD800 or 0xE000 <= point <= 0x10FFFF:
+                    out.append(chr(point))
+                    index = end + 1
+                    continue
         out.append(text[index])
         index += 1
     return "".join(out)
@@ -102,6 +128,7 @@ LMTP_REPLIES = {
     "lhlo syntax": "501 5.5.4 LHLO needs a host name",
     "mail syntax": "501 5.5.4 syntax: MAIL FROM:<address>",
     "rcpt syntax": "501 5.5.4 syntax: RCPT TO:<address>",
+    "dsn syntax": "501 5.5.4 {}",
     "lhlo first": "503 5.5.1 send LHLO first",
     "nested mail": "503 5.5.1 nested MAIL command",
     "mail first": "503 5.5.1 need MAIL before RCPT",

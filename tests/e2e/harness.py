@@ -120,16 +120,14 @@ MBOX_SIEVE_HOME = "homes/mona"      # virtual_home_maps, only while that test ru
 VACATION_USERS = (f"vera@{HOSTED}", f"walt@{HOSTED}")
 REDIRECT_USER, REDIRECT_TARGET = f"rita@{HOSTED}", f"tess@{HOSTED}"
 MODES = ("pipe", "lmtp")
-# Does a delivery get X-Original-To? pipe: `-a ${original_recipient}`. lmtp: only from
-# RCPT TO's ORCPT=, and Postfix's lmtp client sends ORCPT only to a server whose LHLO
-# reply announces DSN, which vdeliver's does not (vdeliver/lmtp.py lhlo()).
-WRITES_X_ORIGINAL_TO = {"pipe": True, "lmtp": False}
+# Does a delivery get X-Original-To? pipe: `-a ${original_recipient}`. lmtp: from RCPT TO's
+# ORCPT=, which Postfix's lmtp client sends only to a server whose LHLO reply announces DSN,
+# as vdeliver's does with lmtp_dsn = yes, the default (vdeliver/lmtp.py lhlo()).
+WRITES_X_ORIGINAL_TO = {"pipe": True, "lmtp": True}
 # Are lines longer than 998 bytes broken ("\n " inserted)? pipe: no, the message is passed
 # as it is. lmtp: yes, by Postfix's lmtp client (lmtp_line_length_limit = 998, which the
 # snippet's LMTP lines leave at its default), not by vdeliver.
 FOLDS_LONG_LINES = {"pipe": False, "lmtp": True}
-X_ORIGINAL_TO_BUG = ("vdeliver bug: its LHLO reply lacks DSN, so Postfix's lmtp client sends no ORCPT "
-                     "and LMTP deliveries get no X-Original-To (pipe mode writes it)")
 LMTPD_PID_FILE = "vdeliver-lmtpd.pid"    # in RUN
 SYSTEM_QUEUE_DIRECTORY = "/var/spool/postfix"  # what the snippet's lmtp_listen names
 
@@ -615,17 +613,19 @@ class Harness:
     # ------------------------------------------------------------ SMTP in
 
     def send(self, data: bytes, rcpts: list[str] | str = f"bob@{HOSTED}", sender: str = SENDER,
-             mail_options: tuple[str, ...] = (), timeout: float = 30) -> str:
+             mail_options: tuple[str, ...] = (), timeout: float = 30,
+             rcpt_options: tuple[str, ...] = ()) -> str:
         """Send one message (LF line ends) over SMTP; return the queue id from the 250 reply."""
-        return self.send_reply(data, rcpts, sender, mail_options, timeout)[1]
+        return self.send_reply(data, rcpts, sender, mail_options, timeout, rcpt_options)[1]
 
     def send_reply(self, data: bytes, rcpts: list[str] | str = f"bob@{HOSTED}", sender: str = SENDER,
-                   mail_options: tuple[str, ...] = (), timeout: float = 30) -> tuple[str, str]:
+                   mail_options: tuple[str, ...] = (), timeout: float = 30,
+                   rcpt_options: tuple[str, ...] = ()) -> tuple[str, str]:
         """Like send(); returns (the whole final SMTP reply, queue id)."""
         rcpts = [rcpts] if isinstance(rcpts, str) else rcpts
         with smtplib.SMTP("127.0.0.1", self.smtp_port, local_hostname="client.e2e.test",
                           timeout=timeout) as smtp:
-            return submit(smtp, data, rcpts, sender, mail_options)
+            return submit(smtp, data, rcpts, sender, mail_options, rcpt_options)
 
     # ------------------------------------------------------------ queue and log
 
@@ -777,14 +777,15 @@ DELIVERY_LINE = re.compile(
 
 
 def submit(smtp: smtplib.SMTP, data: bytes, rcpts: list[str], sender: str,
-           mail_options: tuple[str, ...] | list[str]) -> tuple[str, str]:
+           mail_options: tuple[str, ...] | list[str],
+           rcpt_options: tuple[str, ...] | list[str] = ()) -> tuple[str, str]:
     """One MAIL/RCPT/DATA transaction on an open session; (final reply, queue id)."""
     smtp.ehlo_or_helo_if_needed()
     code, reply = smtp.mail(sender, list(mail_options))
     if code != 250:
         raise smtplib.SMTPSenderRefused(code, reply, sender)
     for rcpt in rcpts:
-        code, reply = smtp.rcpt(rcpt)
+        code, reply = smtp.rcpt(rcpt, list(rcpt_options))
         if code not in (250, 251):
             raise smtplib.SMTPRecipientsRefused({rcpt: (code, reply)})
     code, reply = smtp.data(data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))

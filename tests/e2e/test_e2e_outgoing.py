@@ -180,3 +180,27 @@ def test_vacation_reply_through_submission_host(outgoing, mode):
     assert header_values(reply, "Auto-Submitted") == [b"auto-replied (vacation)"]
     received = b" ".join(header_values(reply, "Received"))
     assert b"with ESMTP" in received and b"from userid" not in received, received
+
+
+def test_notify_success_gets_one_delivered_report(outgoing, mode):
+    """NOTIFY=SUCCESS: one "delivered" report (RFC 3464) reaches the sender. In pipe mode
+    Postfix sends it (pipe(8) is final delivery); over LMTP vdeliver announces DSN, so
+    Postfix leaves the report to it, and it comes through sendmail_path from <>."""
+    h, rcpt = outgoing, f"bob@{harness.HOSTED}"
+    data, msgid = make_message("report wanted", to=rcpt)
+    queue_id = h.send(data, rcpt, mail_options=("ENVID=e2e+2Bdsn", "RET=HDRS"),
+                      rcpt_options=("NOTIFY=SUCCESS",))
+    h.wait_status(queue_id, "sent")
+    h.wait_delivered(h.maildir(rcpt), msgid)
+    reports = harness.wait_until(lambda: h.find_bounce(msgid), 30, f"the success report for {msgid}")
+    (report,) = reports
+    assert b"\nOriginal-Envelope-Id: e2e+dsn\n" in report, report
+    assert header_values(report, "Return-Path") == [b"<>"]
+    assert re.search(rb"\nAction: delivered\n", report), report
+    assert re.search(rb"\nStatus: 2\.0\.0\n", report), report
+    assert re.search(rb"\nFinal-Recipient: rfc822; ?bob@", report), report
+    assert msgid.encode() in report and b"report wanted" in report
+    assert not h.settle(), "mail deferred"
+    if mode == "lmtp":
+        assert "success DSN sent to " + SENDER in h.vdeliver_lines(rcpt)[-1]
+    assert len(h.find_bounce(msgid)) == 1

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from functional.outbox import Outbox, envelope, parse
 from support import VDELIVER, require
 
 
@@ -191,6 +192,108 @@ def test_orcpt_becomes_x_original_to(mail, daemon):
     assert lmtp.docmd("RCPT", "TO:<bob@example.com> ORCPT=rfc822;Bobby+2B1@example.com")[0] == 250
     assert lmtp.data(b"Subject: x\r\n\r\nx\r\n")[0] == 250
     assert b"X-Original-To: Bobby+1@example.com\n" in read(mail.new_files("example.com/bob")[0])
+
+
+def lhlo_keywords(lmtpd):
+    lmtp = smtplib.LMTP("127.0.0.1", lmtpd.port, timeout=10)
+    code, text = lmtp.docmd("LHLO", "client.example")
+    lmtp.quit()
+    assert code == 250
+    return [line.split()[0] for line in text.decode().splitlines()[1:]]
+
+
+def test_dsn_is_announced_unless_lmtp_dsn_no(mail, daemon):
+    """Postfix's lmtp client sends ORCPT (X-Original-To) only to a server announcing DSN."""
+    first = daemon()
+    assert "DSN" in lhlo_keywords(first)
+    assert first.stop() == 0
+    assert "DSN" not in lhlo_keywords(daemon("lmtp_dsn = no\n"))
+
+
+@pytest.mark.parametrize("command, argument", [
+    pytest.param("MAIL", "FROM:<s@x> RET=BODY", id="RET not FULL or HDRS"),
+    pytest.param("MAIL", "FROM:<s@x> ENVID=a=b", id="ENVID not xtext"),
+    pytest.param("MAIL", "FROM:<s@x> ENVID=" + "x" * 101, id="ENVID too long"),
+    pytest.param("RCPT", "TO:<bob@example.com> NOTIFY=NEVER,SUCCESS", id="NOTIFY NEVER with others"),
+    pytest.param("RCPT", "TO:<bob@example.com> NOTIFY=ALWAYS", id="NOTIFY unknown word"),
+    pytest.param("RCPT", "TO:<bob@example.com> ORCPT=bob@example.com", id="ORCPT without type"),
+])
+def test_malformed_dsn_parameters_get_501_5_5_4(mail, daemon, command, argument):
+    lmtp = daemon().client()
+    if command == "RCPT":
+        assert lmtp.mail("s@x")[0] == 250
+    code, text = lmtp.docmd(command, argument)
+    assert (code, text.split()[0]) == (501, b"5.5.4"), text
+    assert lmtp.noop()[0] == 250  # the session goes on
+    lmtp.quit()
+
+
+def test_dsn_parameters_are_ignored_with_lmtp_dsn_no(mail, daemon):
+    lmtp = daemon("lmtp_dsn = no\n").client()
+    assert lmtp.docmd("MAIL", "FROM:<s@x> RET=BODY")[0] == 250
+    assert lmtp.docmd("RCPT", "TO:<bob@example.com> NOTIFY=ALWAYS")[0] == 250
+    lmtp.quit()
+
+
+@pytest.fixture
+def outbox(mail):
+    return Outbox(mail)
+
+
+def test_notify_success_gets_a_delivered_report_once_the_copy_is_durable(mail, daemon, outbox):
+    lmtp = daemon(outbox.config()).client()
+    assert lmtp.docmd("MAIL", "FROM:<sender@example.net> RET=FULL ENVID=QQ+2B1")[0] == 250
+    assert lmtp.docmd("RCPT", "TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE "
+                              "ORCPT=rfc822;Bobby+2B1@example.com")[0] == 250
+    assert lmtp.docmd("RCPT", "TO:<alice@example.com> NOTIFY=FAILURE")[0] == 250
+    lmtp.putcmd("DATA")
+    assert lmtp.getreply()[0] == 354
+    lmtp.send(stuffed(b"Subject: report me\nMessage-ID: <dsn1@x>\n\nthe secret body\n") + b".\r\n")
+    assert [lmtp.getreply()[0] for _ in range(2)] == [250, 250]
+    lmtp.quit()
+    assert b"X-Original-To: Bobby+1@example.com\n" in read(mail.new_files("example.com/bob")[0])
+    ((args, data),) = outbox.sent()  # none for alice: she asked for FAILURE only
+    assert envelope(args) == ("<>", ["sender@example.net"])
+    report = parse(data)
+    assert report.get_content_type() == "multipart/report"
+    text, status, headers = report.iter_parts()
+    assert status.get_content_type() == "message/delivery-status"
+    assert ("Original-Envelope-Id: QQ+1\n" in data.decode()
+            and "Final-Recipient: rfc822; bob@example.com\n"
+                "Original-Recipient: rfc822; Bobby+1@example.com\nAction: delivered\nStatus: 2.0.0\n"
+            in data.decode())
+    assert headers.get_content_type() == "text/rfc822-headers"
+    assert b"Subject: report me\n" in data and b"the secret body" not in data
+    lines = [line for line in mail.log_lines() if "to=<bob@example.com>" in line]
+    assert "status=sent" in lines[-1] and "success DSN sent to sender@example.net" in lines[-1]
+
+
+@pytest.mark.parametrize("sender, notify", [
+    pytest.param("", "SUCCESS", id="null sender"),
+    pytest.param("s@example.net", "NEVER", id="NOTIFY=NEVER"),
+    pytest.param("s@example.net", "FAILURE,DELAY", id="no SUCCESS"),
+])
+def test_no_report_unless_success_was_asked_by_a_real_sender(mail, daemon, outbox, sender, notify):
+    lmtp = daemon(outbox.config()).client()
+    assert lmtp.docmd("MAIL", f"FROM:<{sender}>")[0] == 250
+    assert lmtp.docmd("RCPT", f"TO:<bob@example.com> NOTIFY={notify}")[0] == 250
+    assert lmtp.data(b"Subject: x\r\n\r\nx\r\n")[0] == 250
+    lmtp.quit()
+    assert len(mail.new_files("example.com/bob")) == 1
+    assert outbox.sent() == []
+
+
+def test_a_report_that_cannot_be_sent_leaves_the_copy_delivered(mail, daemon, outbox):
+    outbox.fail_with(75)
+    lmtp = daemon(outbox.config()).client()
+    assert lmtp.docmd("MAIL", "FROM:<s@example.net>")[0] == 250
+    assert lmtp.docmd("RCPT", "TO:<bob@example.com> NOTIFY=SUCCESS")[0] == 250
+    code, text = lmtp.data(b"Subject: x\r\n\r\nx\r\n")
+    lmtp.quit()
+    assert (code, text.split()[0]) == (250, b"2.0.0")
+    assert len(mail.new_files("example.com/bob")) == 1 and outbox.sent() == []
+    lines = [line for line in mail.log_lines() if "to=<bob@example.com>" in line]
+    assert "status=sent" in lines[-1] and "success DSN to s@example.net not sent" in lines[-1]
 
 
 def test_a_malformed_orcpt_only_loses_x_original_to(mail, daemon):
