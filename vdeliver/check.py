@@ -260,8 +260,8 @@ def main(argv, out=None):
 
 
 def check_outgoing(config, findings):
-    """sendmail_path runs (an absolute, executable file), or submission_host parses;
-    sieve_redirect_envelope_from parses."""
+    """sendmail_path runs (an absolute, executable file), or submission_host parses (Sieve's
+    outgoing mail, and LMTP's success reports with lmtp_dsn); sieve_redirect_envelope_from parses."""
     from vdeliver import outgoing, submit
     command = config_module.split_list(config.get("sendmail_path"), " \t")
     if config.get("submission_host").strip():
@@ -272,8 +272,10 @@ def check_outgoing(config, findings):
     elif not command or not command[0].startswith("/"):
         findings.error(f"sendmail_path = {config.get('sendmail_path')}: not an absolute path")
     elif not os.access(command[0], os.X_OK):
+        reports = (", and so will LMTP's NOTIFY=SUCCESS reports (lmtp_dsn)"
+                   if config.get_bool("lmtp_dsn") else "")
         findings.warning(f"sendmail_path: {command[0]} is not an executable file: Sieve's"
-                         " vacation, redirect and notify will fail (the mail is kept)")
+                         f" vacation, redirect and notify will fail (the mail is kept){reports}")
     try:
         outgoing.redirect_sender(config, _Sender())
     except DeliveryError as error:

@@ -103,8 +103,13 @@ def test_a_clean_setup_has_no_findings(mail, postfix):
                  id="sendmail_path not absolute"),
     pytest.param("sendmail_path = /nonexistent/sendmail\n",
                  "vdeliver: warning: sendmail_path: /nonexistent/sendmail is not an executable file:"
-                 " Sieve's vacation, redirect and notify will fail (the mail is kept)",
+                 " Sieve's vacation, redirect and notify will fail (the mail is kept), and so will"
+                 " LMTP's NOTIFY=SUCCESS reports (lmtp_dsn)",
                  id="sendmail_path missing"),
+    pytest.param("sendmail_path = /nonexistent/sendmail\nlmtp_dsn = no\n",
+                 "vdeliver: warning: sendmail_path: /nonexistent/sendmail is not an executable file:"
+                 " Sieve's vacation, redirect and notify will fail (the mail is kept)",
+                 id="sendmail_path missing, no LMTP reports"),
     pytest.param("sieve_redirect_envelope_from = someone\n",
                  "vdeliver: error: sieve_redirect_envelope_from = someone: expected sender, recipient,"
                  " orig_recipient or <address>", id="redirect envelope sender that does not parse"),
