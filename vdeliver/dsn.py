@@ -18,6 +18,7 @@ is a note for the log line); put anything from the envelope into the report but
 after xtext decoding and one_line() (no CR, LF or control character).
 """
 from vdeliver.errors import one_line
+from vdeliver.lmtptext import decode_orcpt, decode_xtext
 
 NOTIFY_WORDS = frozenset({"SUCCESS", "FAILURE", "DELAY"})
 MAX_ENVID = 100               # RFC 3461 4.4
@@ -35,26 +36,6 @@ class Notice:
         self.read_chunk, self.arrival = read_chunk, arrival
 
 
-def decode_xtext(value):
-    """xtext (RFC 3461 4) -> text; ValueError when it is not xtext: a character
-    outside "!".."~", a "=", or a "+" not followed by two hex digits."""
-    out, index = [], 0
-    while index < len(value):
-        ch = value[index]
-        if ch == "+":
-            pair = value[index + 1:index + 3]
-            if len(pair) != 2 or not all(c in "0123456789ABCDEFabcdef" for c in pair):
-                raise ValueError("bad xtext escape")
-            out.append(chr(int(pair, 16)))
-            index += 3
-            continue
-        if not "!" <= ch <= "~" or ch == "=":
-            raise ValueError("not xtext")
-        out.append(ch)
-        index += 1
-    return "".join(out)
-
-
 def parse_ret(value):
     """MAIL's RET=FULL|HDRS -> the word; ValueError otherwise."""
     word = value.upper()
@@ -67,7 +48,7 @@ def parse_envid(value):
     """MAIL's ENVID=xtext -> the decoded envelope id; ValueError when malformed or long."""
     if not value or len(value) > MAX_ENVID:
         raise ValueError("ENVID must be 1 to 100 characters of xtext")
-    return decode_xtext(value)
+    return decode_xtext(value, strict=True)
 
 
 def parse_notify(value):
@@ -90,13 +71,12 @@ def parse_orcpt(value):
             or any(ch <= " " or ch == "\x7f" for ch in value)):
         raise ValueError("ORCPT must be addr-type;xtext")
     if kind.lower() == "rfc822":
-        decode_xtext(text)
+        decode_xtext(text, strict=True)
     return value
 
 
 def original_recipient(orcpt):
     """The report's Original-Recipient value, "rfc822; bob@example.com", or "" for none."""
-    from vdeliver.lmtptext import decode_orcpt
     address = decode_orcpt(orcpt)
     return one_line(f"{orcpt.partition(';')[0].lower()}; {address}", 500) if address else ""
 

@@ -63,16 +63,25 @@ def decode_orcpt(value):
         return decode_utf8_addr(text)
     if kind != "rfc822" or not text:
         return ""
+    return decode_xtext(text)
+
+
+def decode_xtext(text, strict=False):
+    """xtext (RFC 3461 4) -> text, its bytes read as UTF-8: Postfix xtext-encodes the
+    bytes of an SMTPUTF8 address (j+C3+B6rg -> jörg). Not strict: a `+` without two
+    hex digits after it, or any other character, is kept as it is. strict: ValueError
+    for anything but xtext (a character outside "!".."~", a "=", a bad escape)."""
     out, index = bytearray(), 0
     while index < len(text):
-        pair = text[index + 1:index + 3]
-        if text[index] == "+" and len(pair) == 2 and pair[0] in HEX_DIGITS and pair[1] in HEX_DIGITS:
+        ch, pair = text[index], text[index + 1:index + 3]
+        if ch == "+" and len(pair) == 2 and pair[0] in HEX_DIGITS and pair[1] in HEX_DIGITS:
             out.append(int(pair, 16))
             index += 3
             continue
-        out += text[index].encode("utf-8", "surrogateescape")
+        if strict and (ch == "+" or ch == "=" or not "!" <= ch <= "~"):
+            raise ValueError("not xtext")
+        out += ch.encode("utf-8", "surrogateescape")
         index += 1
-    # Postfix xtext-encodes the bytes of a UTF-8 address (SMTPUTF8): j+C3+B6rg -> jörg.
     return out.decode("utf-8", "surrogateescape")
 
 
