@@ -5,7 +5,7 @@ Postfix's lmtp client sends ORCPT, the original recipient that X-Original-To is
 made from, only to a server that announces DSN, and it then takes that server for
 an intermediate hop: it sends no success notice itself (smtp_rcpt_done() drops
 NOTIFY=SUCCESS). So with lmtp_dsn = yes the daemon announces DSN, checks MAIL's
-RET and ENVID and RCPT's NOTIFY (RFC 3461 4.1-4.4; malformed: 501 5.5.4), and
+RET and ENVID and RCPT's NOTIFY and ORCPT (RFC 3461 4.1-4.4; malformed: 501 5.5.4), and
 once a copy is durable sends the "delivered" report itself through sendmail_path
 (submit.py), from the null sender to the envelope sender: one report per
 delivered recipient, with the original's header block as text/rfc822-headers
