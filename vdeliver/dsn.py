@@ -4,9 +4,9 @@ parameters, and the "delivered" report owed to a sender who asked NOTIFY=SUCCESS
 Postfix's lmtp client sends ORCPT, the original recipient that X-Original-To is
 made from, only to a server that announces DSN, and it then takes that server for
 an intermediate hop: it sends no success notice itself (smtp_rcpt_done() drops
-NOTIFY=SUCCESS). So with lmtp_dsn = yes the daemon announces DSN, checks MAIL's
-RET and ENVID and RCPT's NOTIFY and ORCPT (RFC 3461 4.1-4.4; malformed: 501 5.5.4), and
-once a copy is durable sends the "delivered" report itself through sendmail_path
+NOTIFY=SUCCESS). So with lmtp_dsn = yes the daemon announces DSN, parses MAIL's
+RET and ENVID and RCPT's NOTIFY (RFC 3461 4.1-4.4; lmtp.py logs and ignores a
+malformed one: a 501 would make Postfix bounce the mail), and once a copy is durable sends the "delivered" report itself through sendmail_path
 (submit.py), from the null sender to the envelope sender: one report per
 delivered recipient, with the original's header block as text/rfc822-headers
 (RFC 6522), never its body. Failures need nothing from here: they are replies,
@@ -60,19 +60,6 @@ def parse_notify(value):
     if not words or any(word not in NOTIFY_WORDS for word in words):
         raise ValueError("NOTIFY must be NEVER or SUCCESS, FAILURE, DELAY")
     return frozenset(words)
-
-
-def parse_orcpt(value):
-    """RCPT's ORCPT=addr-type;address (RFC 3461 4.2) -> the value unchanged; ValueError
-    when it has no addr-type, is longer than 500 characters, holds a space or control
-    character, or its rfc822 address is not xtext (a utf-8 one, RFC 6533, may hold UTF-8)."""
-    kind, semicolon, text = value.partition(";")
-    if (not semicolon or not kind or not text or len(value) > 500
-            or any(ch <= " " or ch == "\x7f" for ch in value)):
-        raise ValueError("ORCPT must be addr-type;xtext")
-    if kind.lower() == "rfc822":
-        decode_xtext(text, strict=True)
-    return value
 
 
 def original_recipient(orcpt):

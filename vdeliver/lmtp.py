@@ -17,10 +17,11 @@ and its reply is sent when its copy is durable: 250 2.0.0, 451/452 4.x.x,
 552 5.2.2, 554 5.4.6. A duplicate RCPT is delivered once and gets the first
 one's reply. Every reply text and code is data in lmtptext.py (LMTP_REPLIES,
 LMTP_CODES), beside the parsers of the command arguments. With lmtp_dsn
-(dsn.py) LHLO announces DSN, so Postfix sends ORCPT (X-Original-To); MAIL's
-RET and ENVID and RCPT's NOTIFY and ORCPT are checked (501 5.5.4), and a
-recipient that asked NOTIFY=SUCCESS gets its "delivered" report sent once its
-copy is durable, before its reply (a report not sent is noted in the log line).
+(dsn.py) LHLO announces DSN, so Postfix sends ORCPT (X-Original-To); a
+malformed RET, ENVID or NOTIFY is logged and ignored (a 501 would make Postfix
+bounce mail over a notice), and a recipient that asked NOTIFY=SUCCESS gets its
+"delivered" report sent once its copy is durable, before its reply, as Sieve's
+outgoing mail is (a report not sent is noted in the log line).
 
 Shutdown (Server.begin_shutdown, then abandon): each delivery carries a
 Ticket, its commit point seen from both sides. The delivery thread calls
@@ -378,9 +379,8 @@ class Session:
                     dsn.parse_ret(params["RET"])  # a success report never returns the body
                 if "ENVID" in params:
                     envid = dsn.parse_envid(params["ENVID"])
-            except ValueError as error:
-                await self.send(reply("dsn syntax", error))
-                return
+            except ValueError as error:  # 501 here would make Postfix bounce the message
+                dsn_ignored(settings.config, f"MAIL FROM:<{path}>", error)
         self.settings, self.sender, self.envid = settings.acquire(), path, envid
         await self.send(reply("sender ok"))
 
@@ -397,14 +397,11 @@ class Session:
             await self.send(reply("too many recipients"))
             return
         notify = frozenset()
-        if self.settings.dsn:
+        if self.settings.dsn and "NOTIFY" in params:
             try:
-                notify = dsn.parse_notify(params["NOTIFY"]) if "NOTIFY" in params else notify
-                if "ORCPT" in params:
-                    dsn.parse_orcpt(params["ORCPT"])
-            except ValueError as error:
-                await self.send(reply("dsn syntax", error))
-                return
+                notify = dsn.parse_notify(params["NOTIFY"])
+            except ValueError as error:  # 501 here would make Postfix bounce the recipient
+                dsn_ignored(self.settings.config, f"RCPT TO:<{path}>", error)
         # ORCPT carries the external form ("john doe"@x); pipe(8)'s -a gives the internal one.
         original = address.unquote_local_part(decode_orcpt(params.get("ORCPT", "")))
         try:
@@ -574,6 +571,13 @@ def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, poin
     log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent", text))
     metrics.current.sent(started, delivery)
     return reply("delivered", recipient)
+
+
+def dsn_ignored(config, command, error):
+    """A malformed DSN parameter: logged and ignored (its default applies). Refusing it
+    would bounce mail over a notice; a malformed ORCPT only loses X-Original-To."""
+    log.log(config, one_line(f"LMTP {command}: ignoring a malformed DSN parameter: {error}", 500),
+            "warning")
 
 
 def log_failure(config, recipient, original, started, error):

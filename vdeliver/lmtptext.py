@@ -137,7 +137,6 @@ LMTP_REPLIES = {
     "lhlo syntax": "501 5.5.4 LHLO needs a host name",
     "mail syntax": "501 5.5.4 syntax: MAIL FROM:<address>",
     "rcpt syntax": "501 5.5.4 syntax: RCPT TO:<address>",
-    "dsn syntax": "501 5.5.4 {}",
     "lhlo first": "503 5.5.1 send LHLO first",
     "nested mail": "503 5.5.1 nested MAIL command",
     "mail first": "503 5.5.1 need MAIL before RCPT",

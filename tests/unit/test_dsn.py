@@ -47,24 +47,6 @@ def test_ret_envid_notify():
         dsn.parse_ret("BODY")
 
 
-@pytest.mark.parametrize("value, ok", [
-    pytest.param("rfc822;bob+2B1@example.com", True, id="rfc822 xtext"),
-    pytest.param("utf-8;jos\u00e9@example.com", True, id="utf-8 as it is"),
-    pytest.param("rfc822;jos\u00e9@example.com", False, id="rfc822 not xtext"),
-    pytest.param("bob@example.com", False, id="no address type"),
-    pytest.param(";bob@example.com", False, id="empty address type"),
-    pytest.param("rfc822;", False, id="empty address"),
-    pytest.param("utf-8;a\rb@c", False, id="control character"),
-    pytest.param("rfc822;" + "a" * 500, False, id="too long"),
-])
-def test_parse_orcpt(value, ok):
-    if ok:
-        assert dsn.parse_orcpt(value) == value
-    else:
-        with pytest.raises(ValueError):
-            dsn.parse_orcpt(value)
-
-
 def chunks(*parts):
     return iter([*parts, b""]).__next__
 
