@@ -114,6 +114,7 @@ def launch():
     (1.2 ms per message here): the mail is fsynced before main() returns and the pipe path
     writes with posix.write; what other commands (-q, --lmtp) printed through sys.stdout is
     flushed first."""
+    ensure_utf8_mode()
     status = main()
     try:
         sys.stdout.flush()
@@ -121,6 +122,17 @@ def launch():
     except Exception:  # noqa: BLE001 - a closed or full stdout must not change the status
         pass
     posix._exit(status)
+
+
+def ensure_utf8_mode():
+    """Run in Python's UTF-8 mode, or start again in it (before anything is read): argv,
+    paths and the std streams are then UTF-8 with surrogateescape, whatever the locale.
+    pipe(8) exports LANG, and under a Latin-1 one Python reads a UTF-8 recipient in argv
+    as Latin-1 and writes mailbox paths in Latin-1: the lookup fails, and a real user
+    bounces 5.1.1. bin/vdeliver starts in it (-ISXutf8); `python -m vdeliver` or a
+    wrapper that dropped the flag does not."""
+    if not sys.flags.utf8_mode and "utf8" not in sys._xoptions:
+        posix.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
 
 
 def main(argv=None):

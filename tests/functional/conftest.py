@@ -10,7 +10,7 @@ import tempfile
 
 import pytest
 
-from support import VDELIVER
+from support import VDELIVER, require
 
 
 class Result:
@@ -64,12 +64,16 @@ class MailSetup:
     def command(self, *args, config=True):
         return [VDELIVER] + (["-c", self.config_path] if config else []) + list(args)
 
-    def run(self, *args, stdin=b"Subject: test\n\nbody\n", as_root=False, timeout=30, config=True):
+    def run(self, *args, stdin=b"Subject: test\n\nbody\n", as_root=False, timeout=30, config=True,
+            env=None, command=None):
+        """`command` (default: the installed vdeliver) with the config and `args`; `env`
+        adds to pipe(8)'s PATH (as export_environment would, e.g. LANG)."""
         kwargs = {} if as_root else {"user": self.user.pw_uid, "group": self.user.pw_gid,
                                      "extra_groups": []}
         mark = self.log_size()
-        proc = subprocess.run(self.command(*args, config=config), input=stdin, capture_output=True,
-                              env={"PATH": "/usr/bin:/bin"}, cwd="/", umask=0o077,
+        argv = self.command(*args, config=config)
+        proc = subprocess.run((command or argv[:1]) + argv[1:], input=stdin, capture_output=True,
+                              env={"PATH": "/usr/bin:/bin", **(env or {})}, cwd="/", umask=0o077,
                               timeout=timeout, **kwargs)
         return Result(proc.returncode, proc.stdout, proc.stderr, self.log_since(mark))
 
@@ -117,6 +121,30 @@ class MailSetup:
     def log_lines(self):
         with open(self.maillog) as fh:
             return fh.read().splitlines()
+
+
+@pytest.fixture(scope="session")
+def latin1_locale():
+    """The environment of a Postfix whose LANG is a Latin-1 locale (pipe(8) exports LANG):
+    de_DE.ISO-8859-1 built by localedef into a private LOCPATH (Debian's locales package,
+    scripts/setup-e2e), so nothing of the machine's locale setup is used or changed. It is
+    checked to be in effect: a Python without UTF-8 mode encodes paths in Latin-1 under it."""
+    require(shutil.which("localedef") and os.path.isdir("/usr/share/i18n/locales"),
+            "localedef and /usr/share/i18n (Debian package locales) build the Latin-1 locale")
+    top = tempfile.mkdtemp(prefix="vdeliver-locale-", dir="/var/tmp")
+    os.chmod(top, 0o755)
+    made = subprocess.run(["localedef", "-i", "de_DE", "-f", "ISO-8859-1",
+                           os.path.join(top, "de_DE.ISO-8859-1")], capture_output=True, text=True)
+    assert made.returncode in (0, 1), made  # 1: warnings only (glibc's own de_DE has some)
+    subprocess.run(["chmod", "-R", "a+rX", top], check=True)
+    env = {"LOCPATH": top, "LANG": "de_DE.ISO-8859-1"}
+    python = subprocess.run(["/usr/bin/python3", "-I", "-c", "import sys; print(sys.getfilesystemencoding())"],
+                            env={"PATH": "/usr/bin:/bin", **env}, capture_output=True, text=True)
+    assert python.stdout.strip() == "iso8859-1", python
+    try:
+        yield env
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture

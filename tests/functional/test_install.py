@@ -47,7 +47,7 @@ def test_reinstall_switches_a_link_and_keeps_the_running_release(mail):
 
 def test_a_plain_pip_install_gives_the_same_command(mail):
     """`pip install SOURCE` into a venv, nothing after it: the launcher as shipped (its
-    "#!/usr/bin/python3 -IS" line kept, so no site and no shell), the pipe modules run from
+    "#!/usr/bin/python3 -ISXutf8" line kept, so no site, no shell, UTF-8 mode), the pipe modules run from
     pip's .pyc files, and the launcher's deferral when the package cannot be imported."""
     require(os.geteuid() == 0, "runs the command as the delivery user")
     venv, source = os.path.join(mail.top, "venv"), os.path.join(mail.top, "source")

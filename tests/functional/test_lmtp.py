@@ -23,7 +23,7 @@ def free_port():
 class Daemon:
     """`vdeliver --lmtp --foreground`, optionally under a wrapper (strace) given as `wrap`."""
 
-    def __init__(self, mail, extra="", wrap=()):
+    def __init__(self, mail, extra="", wrap=(), env=None):
         self.mail = mail
         self.port = free_port()
         self.pid_file = os.path.join(mail.top, "lmtpd.pid")
@@ -32,7 +32,8 @@ class Daemon:
                           f"lmtp_pid_file = {self.pid_file}\nlmtp_socket_owner = {mail.user.pw_name}\n"
                           f"lmtp_user = {mail.user.pw_name}\n" + extra)
         self.proc = subprocess.Popen([*wrap, VDELIVER, "--lmtp", "--foreground", "-c", mail.config_path],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/",
+                                     env=None if env is None else {"PATH": "/usr/bin:/bin", **env})
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
@@ -69,8 +70,8 @@ class Daemon:
 def daemon(mail):
     started = []
 
-    def start(extra="", wrap=()):
-        started.append(Daemon(mail, extra, wrap))
+    def start(extra="", wrap=(), env=None):
+        started.append(Daemon(mail, extra, wrap, env))
         return started[-1]
 
     yield start
@@ -795,6 +796,32 @@ def test_held_maildirsize_lock_gets_451_4_2_0_and_frees_the_delivery_thread(mail
     assert len(mail.new_files("example.com/bob")) == 2
     lmtp.quit()
     assert lmtpd.stop() == 0
+
+
+def test_a_latin1_lang_changes_no_byte_of_a_mailbox_path(mail, daemon, latin1_locale):
+    """The daemon started by an init system whose LANG is Latin-1: a Python outside UTF-8
+    mode wrote the Maildir `example.com/jörg/` as the Latin-1 bytes j\\xf6rg, beside the one
+    the table names, and could not encode 李 at all (451 4.3.0)."""
+    mail.write_table("jörg@example.com example.com/jörg/\n李@example.com example.com/李/\n")
+    lmtpd = daemon(env=latin1_locale)
+    lmtp = lmtpd.client()
+    lmtp.send("MAIL FROM:<sénder@example.net> SMTPUTF8\r\n".encode())
+    assert lmtp.getreply()[0] == 250
+    for rcpt in ("jörg@example.com", "李@example.com"):
+        lmtp.send(f"RCPT TO:<{rcpt}>\r\n".encode())
+        assert lmtp.getreply()[0] == 250
+    lmtp.putcmd("DATA")
+    assert lmtp.getreply()[0] == 354
+    lmtp.send(stuffed(b"Subject: utf8\n\nbody\n") + b".\r\n")
+    assert [lmtp.getreply() for _ in range(2)] == [
+        (250, "2.0.0 <jörg@example.com> delivered".encode()),
+        (250, "2.0.0 <李@example.com> delivered".encode())]
+    assert sorted(os.listdir(mail.base.encode() + b"/example.com")) == sorted(
+        [b"j\xc3\xb6rg", "李".encode()])
+    (path,) = mail.new_files("example.com/李")
+    assert read(path).startswith("Return-Path: <sénder@example.net>\nDelivered-To: 李@example.com\n"
+                                 .encode())
+    lmtp.quit()
 
 
 @pytest.mark.parametrize("smtputf8_enable, codes", [

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from support import assert_public, require
+from support import VDELIVER, assert_public, require
 
 HEADERS = b"Return-Path: <sender@example.net>\nDelivered-To: bob@example.com\n"
 MESSAGE = b"From: sender@example.net\nSubject: hello\n\nbody line\n"
@@ -595,6 +595,26 @@ def test_query_through_the_installed_command(mail):
 def test_help_and_version(mail):
     assert mail.run("--version").stdout.startswith(b"vdeliver ")
     assert b"usage: vdeliver" in mail.run("-h").stdout
+
+
+@pytest.mark.parametrize("how", ["bin/vdeliver", "python -m vdeliver"])
+def test_a_latin1_lang_changes_no_byte_of_address_path_or_log(mail, latin1_locale, how):
+    """pipe(8) exports LANG. Under a Latin-1 one, a Python outside UTF-8 mode reads argv and
+    writes paths in Latin-1: `jörg@example.com` was looked up as `jÃ¶rg` and bounced 5.1.1.
+    bin/vdeliver starts in UTF-8 mode; `python -m vdeliver` starts again in it."""
+    command = None if how == "bin/vdeliver" else [
+        os.path.join(os.path.dirname(VDELIVER), "python3"), "-I", "-m", "vdeliver"]
+    mail.write_table("jörg@example.com example.com/jörg/\n")
+    result = mail.run("-f", "sénder@example.net", "-a", "Jörg@example.com", "--", "jörg@example.com",
+                      stdin=MESSAGE, env=latin1_locale, command=command)
+    assert (result.code, result.stdout) == (0, b""), result
+    (path,) = mail.new_files("example.com/jörg")  # the bytes j\xc3\xb6rg: the table's
+    assert os.listdir(mail.base.encode() + b"/example.com") == [b"j\xc3\xb6rg"]
+    assert read(path) == ("Return-Path: <sénder@example.net>\nX-Original-To: Jörg@example.com\n"
+                          "Delivered-To: jörg@example.com\n").encode() + MESSAGE
+    assert "to=<jörg@example.com>, orig_to=<Jörg@example.com>".encode() in result.log, result.log
+    unknown = mail.run("--", "jö@example.com", env=latin1_locale, command=command)
+    assert (unknown.code, unknown.stdout) == (67, "5.1.1 user unknown: jö@example.com".encode())
 
 
 @pytest.mark.parametrize("smtputf8_enable, recipient, found", [
