@@ -275,6 +275,9 @@ class Gate:
                 usage = recalculate(self.root_fd, self.limit, self.shown)
             self.before = usage
             self.check(usage)
+        except OSError as err:  # maildirsize unreadable, a folder that cannot be listed
+            self.release()
+            raise from_os_error(err, f"read the quota usage of {self.shown} (maildirsize)") from None
         except BaseException:
             self.release()
             raise

@@ -71,13 +71,24 @@ def breaks(mail, case):
         make_maildir(mail, "example.com/bob")
         os.chmod(base, 0o757)
         return "bob@example.com", "4.2.0", [base, "world-writable"]
+    if case == "maildirsize owned by root, 0600":
+        mail.write_config("virtual_mailbox_quota_default = 100M\n")
+        make_maildir(mail, "example.com/bob")
+        with open(mail.path("example.com/bob/maildirsize"), "wb") as fh:
+            fh.write(b"104857600S\n100 1\n")
+        os.chmod(mail.path("example.com/bob/maildirsize"), 0o600)  # root's: as by a root script
+        lock = mail.path("example.com/bob/maildirsize.lock")  # left by an earlier delivery
+        open(lock, "wb").close()
+        os.chown(lock, mail.user.pw_uid, mail.user.pw_gid)
+        return "bob@example.com", "4.2.0", [f"{base}/example.com/bob", "maildirsize",
+                                            "Permission denied"]
     raise AssertionError(case)
 
 
 CASES = ["mailbox owned by root, 0700", "mailbox owned by root, 0755", "mailbox owned by another user",
          "domain directory owned by root", "unwritable tmp/", "mbox owned by root, mode 0666",
          "base owned by root, 0700", "base missing", "world-writable base with the sticky bit",
-         "world-writable base, mailbox intact"]
+         "world-writable base, mailbox intact", "maildirsize owned by root, 0600"]
 
 
 @pytest.mark.parametrize("case", CASES)
