@@ -278,6 +278,10 @@ def set_signal_handlers():
     _signal.signal(_signal.SIGALRM, on_alarm)
     for number in (_signal.SIGTERM, _signal.SIGHUP, _signal.SIGINT):
         _signal.signal(number, on_terminate)
+    # A mask inherited from the parent (a wrapper, a supervisor) would hold SIGALRM back:
+    # time_limit would never end a hung delivery, and Postfix's kill bounces (5.3.0).
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (_signal.SIGALRM, _signal.SIGTERM,
+                                                  _signal.SIGHUP, _signal.SIGINT))
 
 
 def on_alarm(signum, frame):

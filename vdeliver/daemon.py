@@ -12,7 +12,9 @@ the sockets and the pid file); drop root to lmtp_user (default: the owner
 of virtual_mailbox_base) with no supplementary groups; open the tables and
 write the first log line (so a maillog_file the daemon creates belongs to
 the delivery user: nothing is logged as root), and a warning when the limit
-is still too low for lmtp_max_connections; serve.
+is still too low for lmtp_max_connections; serve. Detached, the starting
+command waits until the daemon serves and exits 0, or 1 with the reason
+(Readiness): a failure after the detach is not a silent exit 0.
 
 Memory: a session buffers at most about three CHUNK_SIZE (64 KiB) reads of
 its input (READ_LIMIT, lmtp.Server.handle), its decoder one line (at most
@@ -356,11 +358,61 @@ def files_identity(paths):
     return identity
 
 
+class Readiness:
+    """How a detached daemon tells the command that started it whether it serves.
+
+    The tables are opened (and the config read again) only in the detached child, as the
+    delivery user, after the chdir to /: a table that user cannot read, or that is only
+    found from the starting directory, fails there. So the starting command does not exit
+    when python-daemon detaches: it forks first and waits on a pipe for the child's word,
+    then exits 0 once the daemon listens, or 1 with the reason on stderr (or when the
+    child dies without a word), as a failure before the detach does."""
+
+    def __init__(self):
+        self.fd = None
+        self.status = 0
+
+    def wait_in_parent(self):
+        """Fork; in the starting process wait for the word and return True (then see
+        .status); in the child return False, keeping the pipe's write end (.fd)."""
+        read_end, self.fd = os.pipe()
+        child = os.fork()
+        if child:
+            os.close(self.fd)
+            os.waitpid(child, 0)  # python-daemon's first fork exits at once
+            with os.fdopen(read_end, "rb") as pipe:
+                word = pipe.read(4096)
+            text = word.decode("utf-8", "replace").strip()
+            if word != b"ok\n":
+                sys.stderr.write(f"vdeliver --lmtp: {text or 'the daemon exited while starting'}"
+                                 " (see its log)\n")
+                self.status = 1
+            return True
+        os.close(read_end)
+        return False
+
+    def tell(self, failure):
+        """The child's word, once: "" = serving, else why it is not."""
+        if self.fd is None:
+            return
+        try:
+            os.write(self.fd, b"ok\n" if not failure else failure.encode("utf-8", "replace")[:4000])
+            os.close(self.fd)
+        except OSError:
+            pass  # the starting command is gone: nobody to tell
+        self.fd = None
+
+
 def main(argv):
     log.SERVICE = "lmtp"  # its lines are vdeliver/lmtp[PID]: ..., the command's vdeliver/pipe[PID]
+    # A mask inherited from whatever started it would hold SIGTERM and SIGHUP back (before
+    # any thread exists: threads inherit the mask).
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     raise_descriptor_limit()
     try:
         options = parse_args(argv)
+        # Absolute before the detach's chdir to /: the child and every SIGHUP read it again.
+        options["config"] = os.path.abspath(options["config"])
         config = config_module.load(options["config"], options["overrides"])
         check_lmtp_config(config)
         pid_file = PidFile(config.get("lmtp_pid_file"))
@@ -379,11 +431,15 @@ def main(argv):
         text = error.text() if isinstance(error, DeliveryError) else str(error)
         sys.stderr.write(f"vdeliver --lmtp: {text}\n")
         return 1
+    ready = Readiness()
     if not options["foreground"]:
+        if ready.wait_in_parent():
+            return ready.status  # the starting command: the daemon's own word on its start
         import daemon
         context = daemon.DaemonContext(
             umask=0o077, working_directory="/", detach_process=True,
-            files_preserve=[pid_file.fd] + [sock.fileno() for sock in sockets + lookup_sockets],
+            files_preserve=[pid_file.fd, ready.fd] + [sock.fileno()
+                                                       for sock in sockets + lookup_sockets],
             signal_map={})  # our own handlers, installed in serve()
         context.open()
         pid_file.write()  # the detached child's pid
@@ -398,6 +454,7 @@ def main(argv):
         settings = make_settings(options)
     except DeliveryError as error:
         log.log(config, f"LMTP daemon not started: {error.text()}", "error")
+        ready.tell(f"not started: {error.text()}")
         return 1
     delivery_pool = concurrent.futures.ThreadPoolExecutor(threads, "deliver")
     # As many lookup threads as delivery threads, each table connection pool as large
@@ -405,7 +462,7 @@ def main(argv):
     # up side by side; one thread made each RCPT wait for all the lookups before it.
     lookup_pool = concurrent.futures.ThreadPoolExecutor(threads, "lookup")
     status = asyncio.run(serve(options, settings, sockets, delivery_pool, lookup_pool,
-                               lookup_sockets))
+                               lookup_sockets, ready))
     # The event loop is gone: now waiting blocks nobody. A delivery abandoned at shutdown
     # ends at its commit point and removes its tmp file; the launcher exits with _exit().
     delivery_pool.shutdown(wait=True)
@@ -413,7 +470,8 @@ def main(argv):
     return status
 
 
-async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_sockets=()):
+async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_sockets=(),
+                ready=None):
     config = settings.config
     server = Server(settings, delivery_pool, lookup_pool, os.uname().nodename,
                     config.get_int("lmtp_max_connections"))
@@ -448,6 +506,8 @@ async def serve(options, settings, sockets, delivery_pool, lookup_pool, lookup_s
         f"socketmap {spec}" for spec in config.get_list("socketmap_listen") if lookup_sockets])
     log.log(config, f"LMTP daemon started, pid {os.getpid()}, uid {os.getuid()}, listening on {names}")
     check_descriptors(config)
+    if ready is not None:
+        ready.tell("")
     await stop.wait()
     for listener in listeners:
         listener.close()

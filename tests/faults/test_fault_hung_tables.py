@@ -18,7 +18,7 @@ import time
 import pytest
 
 from outcomes import assert_deferred, maildir_state
-from support import require
+from support import VDELIVER, require
 
 COMMAND_TIME_LIMIT = 1000  # Postfix's default for pipe(8)
 
@@ -121,6 +121,21 @@ def test_table_file_that_blocks_on_open_ends_at_time_limit(mail, map_name):
     assert_deferred(result, "4.3.0", "delivery time limit exceeded")
     assert 0.9 < elapsed < 5
     assert mail.tmp_files("example.com/bob") == [] and mail.new_files("example.com/bob") == []
+
+
+def test_time_limit_fires_under_an_inherited_blocked_sigalrm(mail):
+    """A parent that blocks SIGALRM (a wrapper, a supervisor) passes the mask on through
+    exec: time_limit never fired, and only Postfix's kill (a bounce) ended the delivery."""
+    fifo = os.path.join(mail.top, "fifo")
+    os.mkfifo(fifo, 0o644)
+    mail.write_config("time_limit = 1s\n", maps=f"texthash:{fifo}")
+    blocked = ["/usr/bin/python3", "-c", "import os, signal, sys;"
+               " signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGTERM});"
+               " os.execv(sys.argv[1], sys.argv[1:])", VDELIVER]
+    started = time.monotonic()
+    result = mail.run("-f", "s@x", "--", "bob@example.com", command=blocked, timeout=20)
+    assert_deferred(result, "4.3.0", "delivery time limit exceeded")
+    assert time.monotonic() - started < 5
 
 
 def test_default_time_limit_is_far_below_postfix_command_time_limit():

@@ -404,6 +404,69 @@ def test_detaches_without_foreground(mail):
     assert not os.path.exists(f"/proc/{pid}")
 
 
+def stop_detached(pid_file):
+    """SIGTERM to the detached daemon of `pid_file`, if one is running; wait for its end."""
+    try:
+        pid = int(open(pid_file).read())
+    except (OSError, ValueError):
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("case", ["relative table", "table unreadable to the delivery user"])
+def test_a_detached_start_that_fails_after_the_detach_exits_1(mail, case):
+    """The tables open only in the detached child (as the delivery user, in /): the start
+    command used to exit 0 there and the daemon die at once, nothing listening."""
+    port = free_port()
+    pid_file = os.path.join(mail.top, "detached.pid")
+    if case == "relative table":
+        maps, cwd = "texthash:mailboxes", mail.top  # found from the starting directory only
+    else:
+        os.chmod(mail.table_path, 0o600)  # root's; the daemon serves as the delivery user
+        maps, cwd = None, "/"
+    mail.write_config(f"lmtp_listen = inet:127.0.0.1:{port}\nlmtp_pid_file = {pid_file}\n"
+                      f"lmtp_user = {mail.user.pw_name}\n", maps=maps)
+    try:
+        result = subprocess.run([VDELIVER, "--lmtp", "-c", mail.config_path], capture_output=True,
+                                timeout=30, cwd=cwd)
+        assert result.returncode == 1, result
+        assert b"vdeliver --lmtp: not started: " in result.stderr, result
+        assert b"cannot open texthash:" in result.stderr or b"texthash:" in result.stderr, result
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        assert b"LMTP daemon not started: " in read(mail.maillog)
+    finally:
+        stop_detached(pid_file)
+
+
+def test_a_detached_start_with_a_relative_config_serves_and_reloads(mail):
+    """`-c vdeliver.cf` from the config's directory: the detached child (in /) and every
+    SIGHUP read the same file, made absolute before the detach."""
+    port = free_port()
+    pid_file = os.path.join(mail.top, "detached.pid")
+    mail.write_config(f"lmtp_listen = inet:127.0.0.1:{port}\nlmtp_pid_file = {pid_file}\n"
+                      f"lmtp_user = {mail.user.pw_name}\n")
+    try:
+        result = subprocess.run([VDELIVER, "--lmtp", "-c", os.path.basename(mail.config_path)],
+                                capture_output=True, timeout=30, cwd=mail.top)
+        assert (result.returncode, result.stderr) == (0, b""), result
+        pid = int(open(pid_file).read())  # written before the daemon's word: no waiting
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and b"reload" not in read(mail.maillog):
+            time.sleep(0.05)
+        with smtplib.LMTP("127.0.0.1", port, timeout=10) as lmtp:
+            assert lmtp.docmd("LHLO", "x")[0] == 250
+            assert transaction(lmtp, ["bob@example.com"], b"Subject: rel\n\nbody\n")[1] == [
+                (250, b"2.0.0 <bob@example.com> delivered")]
+        assert b"failed" not in read(mail.maillog), read(mail.maillog)
+    finally:
+        stop_detached(pid_file)
+
+
 def test_sigterm_during_large_data_delivers_nothing_and_sends_no_250(mail, daemon):
     lmtpd = daemon()
     client = socket.create_connection(("127.0.0.1", lmtpd.port), timeout=30)
