@@ -14,7 +14,8 @@ recipient with a control character, or one that could be read as an option;
 wait longer than sendmail_timeout (after the commit point the pipe command's
 signal handlers raise nothing: this timeout is the only one); leave the
 sendmail process running when it returns or raises; inherit the caller's
-environment. Raises SubmitError only (its text is for the log line); the time limit or a
+environment (only PATH, and MAIL_CONFIG when set: pipe(8) exports it, and it names
+the Postfix instance, postmulti's included, whose sendmail must take the mail). Raises SubmitError only (its text is for the log line); the time limit or a
 signal (DeliveryError) goes through.
 """
 import posix
@@ -49,6 +50,15 @@ def sendmail_argv(config, sender, recipients):
         check_address(rcpt, "recipient") for rcpt in recipients]
 
 
+def sendmail_environment():
+    """PATH, and MAIL_CONFIG as vdeliver got it: the mail goes back through the Postfix
+    instance that delivered it (`sendmail_path = ... -C DIR` still overrides it)."""
+    environment = {b"PATH": PATH.encode()}
+    if b"MAIL_CONFIG" in posix.environ:
+        environment[b"MAIL_CONFIG"] = posix.environ[b"MAIL_CONFIG"]
+    return environment
+
+
 def submit(config, sender, recipients, parts, timeout=None):
     """Send the message made of `parts` (an iterable of bytes, read as it is sent) to
     recipients with envelope sender `sender` ("" for <>), within timeout seconds
@@ -63,7 +73,7 @@ def submit(config, sender, recipients, parts, timeout=None):
     deadline = time.monotonic() + timeout
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, env={"PATH": PATH}, cwd="/",
+                                stderr=subprocess.PIPE, env=sendmail_environment(), cwd="/",
                                 close_fds=True, start_new_session=True)
     except OSError as err:
         raise SubmitError(f"cannot run {argv[0]}: {err.strerror}") from None

@@ -17,6 +17,7 @@ if [ "$code" != 0 ]; then cat >/dev/null; echo "refused by the test" >&2; exit "
 n=$(date +%s%N).$$
 cat > "$dir/$n.part"
 printf '%s\\n' "$@" > "$dir/$n.args"
+env > "$dir/$n.env"
 mv "$dir/$n.part" "$dir/$n.msg"
 """
 
@@ -49,6 +50,15 @@ class Outbox:
                 args = fh.read().splitlines()
             with open(stem + ".msg", "rb") as fh:
                 out.append((args, fh.read()))
+        return out
+
+
+    def environments(self):
+        """[{name: value}] of the environment each call got, in the order sent."""
+        out = []
+        for name in sorted(n for n in os.listdir(self.dir) if n.endswith(".env")):
+            with open(os.path.join(self.dir, name)) as fh:
+                out.append(dict(line.split("=", 1) for line in fh.read().splitlines() if "=" in line))
         return out
 
 

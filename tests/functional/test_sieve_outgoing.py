@@ -214,6 +214,21 @@ def test_redirect_envelope_sender(mail, outbox, setting, sender, wanted):
     assert envelope(args) == (wanted, ["target@example.org"])
 
 
+@pytest.mark.parametrize("environment", [{"MAIL_CONFIG": "/etc/postfix-out"}, {}],
+                         ids=["MAIL_CONFIG exported", "none"])
+def test_sendmail_gets_pipes_mail_config_and_nothing_else(mail, outbox, environment):
+    """Behind a postmulti instance pipe(8) exports that instance's MAIL_CONFIG: the mail
+    Sieve sends goes back through it, not the default instance's /etc/postfix."""
+    activate(mail, 'redirect "carol@example.org";\n')
+    result = mail.run("-f", SENDER, "--", "bob@example.com", stdin=original(),
+                      env={**environment, "TZ": "Europe/Berlin", "HOME": "/root", "LANG": "C.UTF-8"})
+    assert result.code == 0, result
+    (env,) = outbox.environments()
+    assert env.get("MAIL_CONFIG") == environment.get("MAIL_CONFIG"), env
+    assert env["PATH"] == "/usr/bin:/bin"
+    assert not {"TZ", "HOME", "LANG"} & env.keys(), env
+
+
 def test_redirect_copy_stores_and_sends(mail, outbox):
     activate(mail, 'require "copy";\nredirect :copy "target@example.org";\n')
     line = line_of(deliver(mail, original()))
