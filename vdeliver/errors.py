@@ -146,6 +146,12 @@ class MailLoop(Bounce):
     exit_code, status, reason = EX_DATAERR, "5.4.6", "mail forwarding loop"
 
 
+class MessageTooBig(Bounce):
+    """LMTP only (lmtp_message_size_limit): pipe(8) gets what Postfix's own
+    message_size_limit let through."""
+    exit_code, status, reason = EX_DATAERR, "5.3.4", "message size exceeds fixed limit"
+
+
 class MailboxFull(Bounce):
     """Only when quota_exceeded_action = bounce; the default defers (4.2.2).
     The bounce goes to the sender at once: the mailbox path and its usage stay in the log."""
@@ -171,8 +177,8 @@ class SieveReject(Bounce):
 CATALOGUE = (
     ConfigError, TableError, UnsafeMailboxPath, MailboxUnavailable, MailSystemFull, StoreNotMounted,
     MailboxFullDeferred, InputError, TimeLimitExceeded, Interrupted, InternalError,
-    TemporaryFailure, UnknownUser, BadRecipientAddress, BadSenderAddress, MailLoop, MailboxFull,
-    SieveReject,
+    TemporaryFailure, UnknownUser, BadRecipientAddress, BadSenderAddress, MailLoop, MessageTooBig,
+    MailboxFull, SieveReject,
 )
 
 

@@ -45,11 +45,15 @@ import time
 from vdeliver import address, deliver, dsn, log, metrics, resolve
 from vdeliver.commitpoint import CommitPoint
 from vdeliver.errors import (Abandoned, BadRecipientAddress, BadSenderAddress, DeliveryError,
-                             from_os_error, internal_error, one_line)
+                             MessageTooBig, from_os_error, internal_error, one_line)
 from vdeliver.lmtptext import LMTP_REPLIES, decode_orcpt, lmtp_reply, parse_path
 from vdeliver.spool import CHUNK_SIZE, Decoder, Spool
 
-MAX_COMMAND_LINE = 4096
+# Postfix's lmtp client xtext-quotes ORCPT (an 8-bit byte becomes +XX) of an address its
+# smtpd took in lines of up to 2048 bytes: an RCPT line it sends can exceed 6 KB. A longer
+# line is answered 500 5.5.2 (a 5xx at RCPT bounces that recipient) and the session goes on.
+MAX_COMMAND_LINE = 16384
+MAX_REPLY_ADDRESS = 400  # a reply line stays under RFC 5321's 512 octets
 # Tables answered from memory: resolved on the event loop, without a thread hop.
 IN_MEMORY_TABLES = ("texthash", "inline", "static", "regexp", "pcre")
 
@@ -211,12 +215,18 @@ class Session:
         self.envid = ""       # MAIL's ENVID, decoded (dsn.py)
         self.notices = {}     # folded recipient -> its ORCPT as given, for NOTIFY=SUCCESS
 
-    async def send(self, *lines):
+    async def send(self, *lines, now=False):
         """Queue replies; write them now unless another pipelined command is already here
-        (then they go out together with its reply: one write, as Postfix's smtpd does)."""
+        (then they go out together with its reply: one write, as Postfix's smtpd does).
+        now: write them at once whatever follows (the replies after the final dot: Postfix
+        pipelines QUIT behind the dot and waits for each of them in turn)."""
         self.outbox.extend(line + "\r\n" for line in lines)
-        if b"\n" not in self.leftover:
+        if now or b"\n" not in self.leftover:
             await self.flush()
+
+    def peer_gone(self):
+        """The client closed or reset the connection: a reply can no longer reach it."""
+        return self.writer.transport.is_closing() or self.reader.at_eof()
 
     async def flush(self):
         if self.outbox:
@@ -283,16 +293,22 @@ class Session:
         self.writer.close()
 
     async def read_command(self):
-        """The next command line, from what was read already or from the socket; None: close."""
+        """The next command line, from what was read already or from the socket; None: close.
+        A line over MAX_COMMAND_LINE is dropped to its end and answered with one 500 (one
+        reply per command keeps a pipelining client in step); the session goes on."""
         timeout = (self.settings or self.server.settings).idle_timeout
+        too_long = False
         while True:
             newline = self.leftover.find(b"\n")
             if newline >= 0:
                 line, self.leftover = self.leftover[:newline + 1], self.leftover[newline + 1:]
-                break
-            if len(self.leftover) > MAX_COMMAND_LINE:
+                if not too_long and len(line) <= MAX_COMMAND_LINE:
+                    break
+                too_long = False
                 await self.send(reply("line too long"))
-                return None
+                continue
+            if len(self.leftover) > MAX_COMMAND_LINE:
+                too_long, self.leftover = True, b""  # memory stays bounded: drop what is read
             await self.flush()  # nothing more to answer: the client may be waiting for us
             try:
                 async with asyncio.timeout(timeout):
@@ -303,9 +319,6 @@ class Session:
             if not chunk:
                 return None  # EOF; an unfinished line is not a command
             self.leftover += chunk
-        if len(line) > MAX_COMMAND_LINE:
-            await self.send(reply("line too long"))
-            return None
         return line.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
 
     async def dispatch(self, line):
@@ -365,7 +378,9 @@ class Session:
         settings = self.server.settings
         declared = params.get("SIZE", "0")
         if declared.isascii() and declared.isdigit() and settings.too_big(int(declared)):
-            await self.send(reply("too big"))
+            log.log(settings.config, one_line(f"LMTP MAIL FROM:<{path}>: SIZE={declared} is over"
+                                              " lmtp_message_size_limit: refused", 500))
+            await self.send(lmtp_reply(MessageTooBig()))
             return
         try:
             address.check_sender(path)
@@ -462,7 +477,8 @@ class Session:
             if spool_error is not None:
                 await self.refuse_all(spool_error, per_recipient=True)
             elif too_big:
-                await self.send(*[reply("too big")] * len(self.recipients))
+                await self.refuse_all(MessageTooBig(
+                    f"{spool.length}+ bytes over lmtp_message_size_limit"), per_recipient=True)
             elif not await self.deliver_all(spool):
                 return False
             self.phase = "idle"  # only here: run() reads the phase a cancellation came in
@@ -511,7 +527,8 @@ class Session:
 
     async def deliver_all(self, spool):
         """One delivery per distinct recipient, in RCPT order, each reply sent when its copy
-        is durable; False when shutdown abandoned the rest (no reply for them)."""
+        is durable; False when shutdown abandoned the rest or the client went away (no
+        reply for them)."""
         loop = asyncio.get_running_loop()
         replies = {}
         for recipient, original, mailbox in self.recipients:
@@ -519,6 +536,8 @@ class Session:
             if key not in replies:
                 if self.server.abandoning:
                     return False
+                if self.peer_gone():  # a copy committed now would get no reply, and come again
+                    return self.client_gone(replies)
                 self.ticket = Ticket()
                 notice = None
                 if key in self.notices:
@@ -536,8 +555,20 @@ class Session:
                 replies[key] = answer
                 if answer.startswith("250"):
                     metrics.current.sent_bytes(spool.length)
-            await self.send(replies[key])
+            try:
+                await self.send(replies[key], now=True)
+            except ConnectionError:
+                return self.client_gone(replies)
         return True
+
+    def client_gone(self, replies):
+        """Postfix gave up (lmtp_data_done_timeout) or went away after the final dot: the
+        deliveries not started are not made (a copy committed now would get no reply and
+        come again). Logged; False: the session ends."""
+        left = len({address.fold(r) for r, _, _ in self.recipients} - replies.keys())
+        log.log(self.settings.config, f"LMTP client gone after the final dot: {left}"
+                " recipient(s) not delivered (no reply; the client retries them)", "warning")
+        return False
 
 
 def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, point, notice=None):
@@ -553,7 +584,7 @@ def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, poin
             log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent",
                                               one_line(f"delivered; after the commit: {error!r}")))
             metrics.current.sent(started)  # metrics.py: a hook never raises
-            return reply("delivered", recipient)
+            return reply("delivered", one_line(recipient, MAX_REPLY_ADDRESS))
         if not isinstance(error, Exception):
             raise  # KeyboardInterrupt, SystemExit: not this copy's outcome
         if isinstance(error, DeliveryError):
@@ -570,7 +601,7 @@ def deliver_one(settings, sender, recipient, original, mailbox, read_chunk, poin
         text += f"; {dsn.send_success(config, notice, sender, recipient)}"
     log.log(config, log.delivery_line(recipient, original, started, "2.0.0", "sent", text))
     metrics.current.sent(started, delivery)
-    return reply("delivered", recipient)
+    return reply("delivered", one_line(recipient, MAX_REPLY_ADDRESS))
 
 
 def dsn_ignored(config, command, error):

@@ -141,7 +141,6 @@ LMTP_REPLIES = {
     "nested mail": "503 5.5.1 nested MAIL command",
     "mail first": "503 5.5.1 need MAIL before RCPT",
     "no recipients": "503 5.5.1 no valid recipients",
-    "too big": "552 5.3.4 message size exceeds fixed limit",
 }
 
 

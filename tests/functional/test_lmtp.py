@@ -5,13 +5,14 @@ import signal
 import smtplib
 import socket
 import stat
+import struct
 import subprocess
 import time
 
 import pytest
 
 from functional.outbox import Outbox, envelope, parse
-from support import VDELIVER, require
+from support import VDELIVER, require, wait_until
 
 
 def free_port():
@@ -330,6 +331,95 @@ def test_message_size_limit(mail, daemon):
     assert [reply[0] for reply in data] == [552, 552] and data[0][1].startswith(b"5.3.4")
     assert mail.new_files("example.com/bob") == []
     assert lmtp.noop()[0] == 250  # the session goes on
+    lines = mail.log_lines()  # the bounces are logged, one line each, as every delivery is
+    assert any("SIZE=5000 is over lmtp_message_size_limit" in line for line in lines), lines
+    for rcpt in ("bob@example.com", "alice@example.com"):
+        assert any(f"to=<{rcpt}>" in line and "dsn=5.3.4, status=bounced" in line
+                   for line in lines), lines
+
+
+def slow_deliveries(mail, daemon, seconds):
+    """A daemon whose every delivery takes `seconds` after its commit: each recipient asks
+    NOTIFY=SUCCESS and the report's sendmail sleeps (the report goes before the reply)."""
+    program = os.path.join(mail.top, "slow-sendmail")
+    with open(program, "w") as fh:
+        fh.write(f"#!/bin/sh\ncat >/dev/null\nsleep {seconds}\n")
+    os.chmod(program, 0o755)
+    return daemon(f"sendmail_path = {program}\n")
+
+
+def pipelined_to_the_dot(lmtpd, recipients, after_dot=b"QUIT\r\n"):
+    """A raw session, as Postfix's lmtp client pipelines it: the DATA with QUIT behind the
+    final dot in the same write. Returns the socket, its greeting to 354 read."""
+    client = socket.create_connection(("127.0.0.1", lmtpd.port), timeout=30)
+    client.sendall(b"LHLO x\r\nMAIL FROM:<s@example.net>\r\n" + b"".join(
+        b"RCPT TO:<%s> NOTIFY=SUCCESS\r\n" % r.encode() for r in recipients) + b"DATA\r\n")
+    seen = b""
+    while not seen.endswith(b"354 End data with <CR><LF>.<CR><LF>\r\n"):
+        seen += client.recv(4096)
+    client.sendall(b"Subject: slow\r\n\r\nbody\r\n.\r\n" + after_dot)
+    return client
+
+
+def test_each_reply_after_the_dot_goes_out_when_its_copy_is_durable(mail, daemon):
+    """Postfix pipelines QUIT behind the final dot and waits for each reply in turn
+    (lmtp_data_done_timeout). The replies were held back until the last copy was
+    delivered: with enough recipients Postfix timed out and delivered them all again."""
+    mail.write_table("".join(f"u{n}@example.com example.com/u{n}/\n" for n in range(3)))
+    lmtpd = slow_deliveries(mail, daemon, 1)
+    client = pipelined_to_the_dot(lmtpd, [f"u{n}@example.com" for n in range(3)])
+    start, arrivals, seen = time.monotonic(), [], b""
+    while len(arrivals) < 4:  # three 250s and the 221
+        chunk = client.recv(4096)
+        assert chunk, seen
+        seen += chunk
+        while seen.count(b"\r\n") > len(arrivals):
+            arrivals.append(time.monotonic() - start)
+    client.close()
+    assert seen.split(b"\r\n")[:4] == [b"250 2.0.0 <u0@example.com> delivered",
+                                       b"250 2.0.0 <u1@example.com> delivered",
+                                       b"250 2.0.0 <u2@example.com> delivered", b"221 2.0.0 Bye"]
+    assert arrivals[1] - arrivals[0] > 0.7 and arrivals[2] - arrivals[1] > 0.7, arrivals
+
+
+def test_a_client_gone_after_the_dot_gets_no_more_copies_committed(mail, daemon):
+    """A copy committed after the client went away gets no reply, and the client sends
+    it again: once the connection is closed (or reset) no further delivery starts."""
+    mail.write_table("".join(f"u{n}@example.com example.com/u{n}/\n" for n in range(6)))
+    lmtpd = slow_deliveries(mail, daemon, 1)
+    client = pipelined_to_the_dot(lmtpd, [f"u{n}@example.com" for n in range(6)])
+    first = b""
+    while b"\r\n" not in first:
+        first += client.recv(4096)
+    assert first.startswith(b"250 2.0.0 <u0@example.com> delivered"), first
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # a reset, as a client that timed out may leave
+    assert wait_until(lambda: b"LMTP client gone after the final dot" in read(mail.maillog), 15)
+    time.sleep(1.5)  # a delivery started by mistake would be on disk by now
+    copies = sum(len(mail.new_files(f"example.com/u{n}")) for n in range(6))
+    assert copies == 2, copies  # u0 and u1, whose delivery was under way; none after
+    assert b"4 recipient(s) not delivered" in read(mail.maillog)
+
+
+def test_rcpt_lines_as_long_as_postfix_writes_are_taken_and_longer_ones_answered(mail, daemon):
+    """Postfix xtext-quotes ORCPT: for a 700-character UTF-8 original recipient a 4268-byte
+    RCPT line. It got 500 and the connection was closed (Postfix bounces a recipient on a
+    5xx). A line over 16 KB gets one 500 and the session goes on."""
+    lmtp = daemon().client()
+    original = ("é" * 700 + "@example.net").encode()
+    orcpt = b"".join(b"+%02X" % c if c > 126 or c < 33 or c in b"+=" else bytes([c])
+                     for c in original)
+    assert lmtp.mail("s@x")[0] == 250
+    line = b"RCPT TO:<bob@example.com> ORCPT=rfc822;" + orcpt + b" NOTIFY=FAILURE\r\n"
+    assert len(line) > 4096
+    lmtp.send(line)
+    assert lmtp.getreply()[0] == 250
+    lmtp.send(b"NOOP " + b"x" * 20000 + b"\r\nNOOP\r\n")
+    assert lmtp.getreply() == (500, b"5.5.2 line too long")
+    assert lmtp.getreply()[0] == 250  # one reply per command: still in step
+    assert lmtp.data(b"Subject: long\r\n\r\nx\r\n")[0] == 250
+    (path,) = mail.new_files("example.com/bob")
+    assert read(path).startswith(b"Return-Path: <s@x>\nX-Original-To: " + original + b"\n")
 
 
 def test_recipient_limit(mail, daemon):
