@@ -140,8 +140,11 @@ def check_base(config, findings):
         return None
     if st.st_uid == 0:
         findings.error(f"virtual_mailbox_base {base} is owned by root: vdeliver never writes mail as root")
-    if st.st_mode & 0o022:
-        findings.error(f"virtual_mailbox_base {base} is writable by group or others")
+    if st.st_mode & 0o002:
+        findings.error(f"virtual_mailbox_base {base} is writable by others: deliveries defer")
+    elif st.st_mode & 0o020:
+        findings.warning(f"virtual_mailbox_base {base} is writable by its group (gid"
+                         f" {st.st_gid}): its members can replace any mailbox")
     if config.get_bool("virtual_mailbox_base_mounted"):
         from vdeliver import deliver
         try:
@@ -161,6 +164,9 @@ def check_tables(config, findings):
                 table = open_table(spec)
                 if getattr(table, "note", None):  # what a delivery logs as a warning
                     findings.warning(f"{parameter}: {spec}: {table.note}")
+                stale = stale_index(spec)
+                if stale:
+                    findings.warning(f"{parameter}: {spec}: {stale}")
                 table.lookup(PROBE)
             except DeliveryError as error:
                 findings.error(f"{parameter}: {spec}: {error.detail or error.reason}")
@@ -168,6 +174,26 @@ def check_tables(config, findings):
                 findings.error(f"{parameter}: {spec}: {type(error).__name__}: {error}")
     if not config.get_list("virtual_mailbox_maps"):
         findings.error("virtual_mailbox_maps is empty")
+
+
+INDEX_SUFFIXES = {"hash": ".db", "btree": ".db", "cdb": ".cdb", "lmdb": ".lmdb"}
+
+
+def stale_index(spec):
+    """A postmap-made table older than its source file: the source was edited and postmap
+    not run again (Postfix only logs it); "" otherwise."""
+    kind, _, name = spec.partition(":")
+    suffix = INDEX_SUFFIXES.get(kind)
+    if not suffix:
+        return ""
+    try:
+        source, index = os.stat(name).st_mtime_ns, os.stat(name + suffix).st_mtime_ns
+    except OSError:
+        return ""
+    if source <= index:
+        return ""
+    return f"{name}{suffix} is older than {name}: run postmap {spec} (until then, both Postfix" \
+           " and vdeliver answer from the old one)"
 
 
 def non_defaults(values, out):

@@ -7,8 +7,15 @@ master.cf services (-M) and `/usr/sbin/postmap -s` for the entries of
 transport_maps that can be listed.
 
 Pipe mode (a master.cf pipe(8) service whose argv runs vdeliver): user= set and
-not root, no D/R/O flags unless write_delivery_headers = no, ${recipient} in
-argv, SERVICE_destination_recipient_limit = 1. LMTP mode (an lmtp: next hop
+not root, argv[0] a file that user (with no supplementary groups, as pipe(8)
+runs it) may execute, not chrooted, no D/R/O flags unless write_delivery_headers
+= no, no F, > or B (they change the message), ${recipient} in argv, -f ${sender}
+with null_sender= and -a ${original_recipient} (warnings),
+SERVICE_destination_recipient_limit = 1. Either mode: main.cf's
+virtual_mailbox_maps is vdeliver.cf's (empty: Postfix accepts every address, an
+error), and each domain of vdeliver's listable maps is a virtual mailbox domain
+(names, or tables asked with postmap -q as Postfix asks) and in neither
+mydestination nor virtual_alias_domains. LMTP mode (an lmtp: next hop
 that is one of lmtp_listen's sockets): the socket is inside Postfix's queue
 directory (a chrooted lmtp(8) sees nothing else), it exists, Postfix's
 mail_owner may connect to it (owner, group, mode), and the daemon answers LHLO
@@ -34,6 +41,9 @@ POSTMAP = "/usr/sbin/postmap"
 TIMEOUT = 30          # seconds for one postconf/postmap run
 LHLO_TIMEOUT = 10     # seconds for the LMTP probe
 HEADER_FLAGS = {"D": "Delivered-To", "R": "Return-Path", "O": "X-Original-To"}
+# pipe(8) flags that change the message itself (vdeliver writes mbox From_ lines and quoting).
+MESSAGE_FLAGS = {"F": "prepends a From_ line to every message", ">": "quotes body lines that"
+                 " start with From", "B": "appends a blank line to every message"}
 
 
 class PostfixError(Exception):
@@ -155,7 +165,8 @@ def check(config, config_path, directory, findings):
         names = {service.name: service for service in services if service.type == "unix"}
         mine = [service for service in services if service.runs_vdeliver()]
         params = postfix.parameters("virtual_transport", "transport_maps", "queue_directory",
-                                    "mail_owner",
+                                    "mail_owner", "virtual_mailbox_maps", "virtual_mailbox_domains",
+                                    "mydestination", "virtual_alias_domains",
                                     *(f"{s.name}_destination_recipient_limit" for s in mine))
         routes = [("virtual_transport", params.get("virtual_transport", ""))]
         for spec in config_module.split_list(params.get("transport_maps", "")):
@@ -164,6 +175,8 @@ def check(config, config_path, directory, findings):
     except PostfixError as error:
         findings.error(f"Postfix: {error}")
         return
+    check_mailbox_maps(config, params, postfix, findings)
+    check_domains(postfix, params, hosted_domains(config, postfix), findings)
     reached, lmtp_reached, sockets = set(), False, set()
     for source, route in routes:
         transport, _, nexthop = route.partition(":")
@@ -192,6 +205,149 @@ def check(config, config_path, directory, findings):
                        " transport_maps is one of lmtp_listen's sockets")
 
 
+def check_mailbox_maps(config, params, postfix, findings):
+    """Postfix's smtpd accepts the addresses of its virtual_mailbox_maps, vdeliver delivers
+    those of its own: an address only Postfix has is accepted and then bounced (backscatter).
+    Tables of other names are compared by their keys when postmap -s lists both sides
+    (texthash:, inline:, hash: ...); others (SQL, LDAP, proxy: of them) are not judged."""
+    ours = config.get_list("virtual_mailbox_maps")
+    theirs = [spec.removeprefix("proxy:")
+              for spec in config_module.split_list(params.get("virtual_mailbox_maps", ""))]
+    if not theirs:
+        findings.error("Postfix: virtual_mailbox_maps is empty in main.cf: Postfix accepts every"
+                       " address of its virtual mailbox domains, and vdeliver bounces the unknown"
+                       " ones after Postfix took them (backscatter); set it as vdeliver.cf does")
+        return
+    if theirs == ours:
+        return
+    mine, postfixs = listed_keys(postfix, ours), listed_keys(postfix, theirs)
+    if mine is None or postfixs is None:
+        return
+    for keys, where, other, outcome, report in (
+            (postfixs - mine, "main.cf's", "vdeliver.cf's", "Postfix accepts and vdeliver bounces"
+             " (backscatter)", findings.error),
+            (mine - postfixs, "vdeliver.cf's", "main.cf's", "Postfix refuses", findings.warning)):
+        if keys:
+            report(f"Postfix: {len(keys)} key(s) of {where} virtual_mailbox_maps are not in"
+                   f" {other} (such as {min(keys)}): mail that {outcome}")
+
+
+def listed_keys(postfix, specs):
+    """The keys (folded) of all `specs`, or None when postmap -s cannot list one of them."""
+    keys = set()
+    for spec in specs:
+        items = postfix.table_items(spec)
+        if items is None:
+            return None
+        keys.update(key.lower() for key, _ in items)
+    return keys
+
+
+def hosted_domains(config, postfix):
+    """The domains of the keys (user@domain, @domain) of vdeliver's virtual_mailbox_maps
+    tables that can be listed (texthash:, and what postmap -s lists); no others guessed."""
+    from vdeliver.checksieve import INDEXED
+    from vdeliver.errors import DeliveryError
+    from vdeliver.tables.textfile import parse_entries
+    domains = set()
+    for spec in config.get_list("virtual_mailbox_maps"):
+        kind, _, name = spec.partition(":")
+        try:
+            if kind == "texthash":
+                with open(name, "rb") as fh:
+                    keys = parse_entries(fh.read().decode("utf-8", "surrogateescape"))
+            elif kind in INDEXED:
+                keys = [key for key, _ in postfix.table_items(spec) or ()]
+            else:
+                continue
+        except (OSError, DeliveryError, PostfixError):
+            continue  # check_tables() reports the table
+        domains.update(key.rpartition("@")[2].lower() for key in keys if key.rpartition("@")[2])
+    return sorted(domains)
+
+
+def check_domains(postfix, params, domains, findings):
+    """Each hosted domain reaches virtual_transport only as a virtual mailbox domain, and
+    not in mydestination or virtual_alias_domains (which Postfix tries first)."""
+    for domain in domains:
+        where = f"Postfix: domain {domain} (in vdeliver's virtual_mailbox_maps)"
+        if domain_listed(postfix, params.get("mydestination", ""), domain):
+            findings.error(f"{where} is in mydestination: Postfix delivers it with"
+                           " local_transport, never to vdeliver")
+        elif domain_listed(postfix, params.get("virtual_alias_domains", ""), domain):
+            findings.error(f"{where} is in virtual_alias_domains: Postfix rejects its addresses"
+                           " that virtual_alias_maps lacks (User unknown in virtual alias table)")
+        elif domain_listed(postfix, params.get("virtual_mailbox_domains", ""), domain) is False:
+            findings.error(f"{where} is not in virtual_mailbox_domains: Postfix does not hand"
+                           " its mail to virtual_transport")
+
+
+def domain_listed(postfix, value, domain):
+    """Is `domain` in a Postfix domain list (a postconf -x value): names, and type:table
+    entries asked with postmap -q as Postfix asks them; the first match decides, and
+    `!entry` negates. None when an entry cannot be judged here (a /file/name list, a
+    table postmap cannot open)."""
+    for item in config_module.split_list(value):
+        negated, item = item.startswith("!"), item.removeprefix("!")
+        if item.startswith("/"):
+            return None
+        if ":" in item:
+            code, _, _ = postfix.run(POSTMAP, "-q", domain, item)
+            if code not in (0, 1):
+                return None
+            hit = code == 0
+        else:
+            hit = item.lower() == domain
+        if hit:
+            return not negated
+    return False
+
+
+def runnable_problem(path, uid, gid):
+    """Why the user uid:gid (no supplementary groups: pipe(8) gives none) cannot run the
+    file `path`, or "" (a path that is not absolute is left to pipe(8)'s PATH)."""
+    if not path.startswith("/"):
+        return ""
+    real = os.path.realpath(path)
+    parts = real.split("/")
+    for depth in range(1, len(parts)):
+        where = "/".join(parts[:depth]) or "/"
+        try:
+            st = os.stat(where)
+        except OSError as err:
+            return f"{where}: {err.strerror}"
+        if not permitted(st, uid, gid, 0o1):
+            return f"{where} is not searchable by uid {uid} gid {gid}"
+    try:
+        st = os.stat(real)
+    except OSError as err:
+        return f"{path}: {err.strerror}"
+    if not stat.S_ISREG(st.st_mode) or not permitted(st, uid, gid, 0o1):
+        return f"{path} is not a file uid {uid} gid {gid} may execute"
+    return ""
+
+
+def permitted(st, uid, gid, bit):
+    """The permission `bit` (1 x, 2 w, 4 r) of st for uid:gid, as the kernel decides it."""
+    if st.st_uid == uid:
+        return bool(st.st_mode & (bit << 6))
+    if st.st_gid == gid:
+        return bool(st.st_mode & (bit << 3))
+    return bool(st.st_mode & bit)
+
+
+def group_id(user, entry):
+    """The gid of a pipe(8) user= value: `user:group`, else the user's own group."""
+    import grp
+    group = user.partition(":")[2]
+    if not group:
+        return entry.pw_gid
+    try:
+        return int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        return None
+
+
 def check_pipe_service(service, config, config_path, params, findings, used=True):
     """used: mail may go there (not an entry left beside an LMTP setup: then only
     the master.cf line itself is checked)."""
@@ -211,7 +367,20 @@ def check_pipe_service(service, config, config_path, params, findings, used=True
                                " (use the owner of virtual_mailbox_base)")
             else:
                 check_base_owner(name, user, entry, config, findings)
+                gid = group_id(user, entry)
+                problem = runnable_problem(service.argv[0], entry.pw_uid, gid) if gid is not None \
+                    else f"user={user}: no such group"
+                if problem and used:
+                    findings.error(f"{name}: pipe(8) cannot run argv as user={user}: {problem}"
+                                   " (every delivery would defer)")
+    if service.chrooted and used:
+        findings.error(f"{name} is chrooted (master.cf chroot column y): pipe(8) would run"
+                       f" {service.argv[0]} inside the queue directory, where it does not exist")
     flags = service.attributes.get("flags", "")
+    for letter, what in MESSAGE_FLAGS.items():
+        if letter in flags and used:
+            findings.error(f"{name}: flags={flags}: {letter} {what} (remove it: vdeliver stores"
+                           " the message as Postfix gives it)")
     written = [letter for letter in flags if letter in HEADER_FLAGS]
     if written and config.get_bool("write_delivery_headers"):
         headers = ", ".join(HEADER_FLAGS[letter] for letter in written)
@@ -219,6 +388,8 @@ def check_pipe_service(service, config, config_path, params, findings, used=True
                        " which vdeliver writes too (remove them, or set write_delivery_headers = no)")
     if not any("${recipient}" in word or "$recipient" in word for word in service.argv):
         findings.error(f"{name}: argv has no ${{recipient}}: vdeliver is not told the recipient")
+    if used:
+        check_envelope_arguments(name, service, findings)
     limit_name = f"{service.name}_destination_recipient_limit"
     limit = params.get(limit_name, "")
     if used and limit != "1":
@@ -228,6 +399,20 @@ def check_pipe_service(service, config, config_path, params, findings, used=True
     if used and os.path.abspath(other) != os.path.abspath(config_path):
         findings.warning(f"{name}: runs vdeliver with config {other}, not {config_path},"
                          " the one checked here")
+
+
+def check_envelope_arguments(name, service, findings):
+    """-f ${sender} (with null_sender= empty) and -a ${original_recipient}, as
+    master.cf.snippet passes them."""
+    if service.option("-f") not in ("${sender}", "$sender"):
+        findings.warning(f"{name}: argv has no -f ${{sender}}: every message gets Return-Path: <>,"
+                         " and Sieve's vacation and redirect see the null sender")
+    elif "null_sender" not in service.attributes:
+        findings.warning(f"{name}: no null_sender= (empty): pipe(8) passes bounces' null sender"
+                         " as MAILER-DAEMON, and they get Return-Path: <MAILER-DAEMON>")
+    if service.option("-a") not in ("${original_recipient}", "$original_recipient"):
+        findings.warning(f"{name}: argv has no -a ${{original_recipient}}: messages get no"
+                         " X-Original-To")
 
 
 def check_base_owner(name, user, entry, config, findings):

@@ -16,8 +16,8 @@ from functional.test_pipe_ldap import SUFFIX, slapd  # noqa: F401  (the fixture,
 from postfix_config import PostfixConfig
 from support import VDELIVER
 
-PIPE_SERVICE = ("vdeliver  unix  -       n       n       -       -       pipe\n"
-                "  flags={flags} {user} null_sender=\n"
+PIPE_SERVICE = ("vdeliver  unix  -       n       {chroot}       -       -       pipe\n"
+                "  flags={flags} {user}{null_sender}\n"
                 "  argv={argv}\n")
 ARGV = "{vdeliver} -c {cf} -i ${{queue_id}} -f ${{sender}} -a ${{original_recipient}} -- ${{recipient}}"
 STOCK_LMTP = ("lmtp      unix  -       -       y       -       -       lmtp\n"
@@ -38,9 +38,13 @@ class PrivatePostfix:
         PostfixConfig(self.directory)
         self.write()
 
-    def write(self, main=None, flags="Xh", user=None, argv=None, services=STOCK_LMTP, pipe=True):
-        """main: {name: value} replacing the pipe lines' (None removes a line)."""
-        lines = {"virtual_transport": "vdeliver:", "vdeliver_destination_recipient_limit": "1"}
+    def write(self, main=None, flags="Xh", user=None, argv=None, services=STOCK_LMTP, pipe=True,
+              chroot="n", null_sender=" null_sender="):
+        """main: {name: value} replacing the pipe lines' and the domains and maps the mail
+        setup's table needs (None removes a line)."""
+        lines = {"virtual_transport": "vdeliver:", "vdeliver_destination_recipient_limit": "1",
+                 "virtual_mailbox_domains": "example.com, example.org, catchall.example",
+                 "virtual_mailbox_maps": f"texthash:{self.mail.table_path}"}
         lines.update(main or {})
         user = f"user={self.mail.user.pw_name}" if user is None else user
         argv = argv or ARGV.format(vdeliver=VDELIVER, cf=self.mail.config_path)
@@ -49,7 +53,8 @@ class PrivatePostfix:
                      f"queue_directory = {self.spool}\n"
                      + "".join(f"{k} = {v}\n" for k, v in lines.items() if v is not None))
         with open(os.path.join(self.directory, "master.cf"), "w") as fh:
-            fh.write(services + (PIPE_SERVICE.format(flags=flags, user=user, argv=argv) if pipe else ""))
+            fh.write(services + (PIPE_SERVICE.format(flags=flags, user=user, argv=argv, chroot=chroot,
+                                                     null_sender=null_sender) if pipe else ""))
         past = time.time() - 60  # postconf re-reads a file younger than a second (postfix_config.py)
         for name in ("main.cf", "master.cf"):
             os.utime(os.path.join(self.directory, name), (past, past))
@@ -136,6 +141,7 @@ def test_a_database_that_is_down_is_named(mail, postfix):
                  "query = SELECT 'x' WHERE '%s' = ''\nconnect_timeout = 1\n")
     os.chmod(pg, 0o644)
     mail.write_config(maps=f"texthash:{mail.table_path}, pgsql:{pg}")
+    postfix.write(main={"virtual_mailbox_maps": f"texthash:{mail.table_path}, pgsql:{pg}"})
     code, lines = check(mail, postfix=postfix)
     assert code == 1 and len(lines) == 1, lines
     assert lines[0].startswith(f"vdeliver: error: virtual_mailbox_maps: pgsql:{pg}: ") and \
@@ -151,18 +157,23 @@ def test_a_table_note_is_a_warning(mail, postfix, slapd):
                  "dereference = 9\n")
     os.chmod(cf, 0o644)
     mail.write_config(maps=f"texthash:{mail.table_path}, ldap:{cf}")
+    postfix.write(main={"virtual_mailbox_maps": f"texthash:{mail.table_path}, ldap:{cf}"})
     code, lines = check(mail, postfix=postfix)
     assert (code, lines) == (1, [f"vdeliver: warning: virtual_mailbox_maps: ldap:{cf}: unrecognized"
                                  " value 9 specified for dereference; using 0"])
 
 
 @pytest.mark.parametrize("mode, wanted", [
-    pytest.param(0o777, "is writable by group or others", id="world-writable base"),
+    pytest.param(0o777, "error: virtual_mailbox_base {base} is writable by others: deliveries defer",
+                 id="world-writable base"),
+    pytest.param(0o775, "warning: virtual_mailbox_base {base} is writable by its group (gid {gid}):"
+                 " its members can replace any mailbox", id="group-writable base (delivers)"),
 ])
 def test_the_mail_base_is_checked(mail, postfix, mode, wanted):
     os.chmod(mail.base, mode)
     code, lines = check(mail, postfix=postfix)
-    assert code == 1 and lines == [f"vdeliver: error: virtual_mailbox_base {mail.base} {wanted}"]
+    assert code == 1 and lines == [
+        "vdeliver: " + wanted.format(base=mail.base, gid=os.stat(mail.base).st_gid)]
 
 
 def test_a_root_owned_base_is_an_error(mail, postfix):
@@ -199,10 +210,11 @@ def test_n_prints_what_differs_from_the_defaults(mail):
     pytest.param({"flags": "OXh"},
                  ["{svc}: flags=OXh: with O Postfix writes X-Original-To, which vdeliver writes"
                   " too (remove them, or set write_delivery_headers = no)"], id="O flag"),
-    pytest.param({"argv": f"{VDELIVER} -c {{cf}} -- ${{user}}@${{domain}}"},
+    pytest.param({"argv": f"{VDELIVER} -c {{cf}} -f ${{sender}} -a ${{original_recipient}}"
+                          " -- ${{user}}@${{domain}}"},
                  ["{svc}: argv has no ${{recipient}}: vdeliver is not told the recipient"],
                  id="argv without recipient"),
-    pytest.param({"argv": f"{VDELIVER} -- ${{recipient}}"},
+    pytest.param({"argv": f"{VDELIVER} -f ${{sender}} -a ${{original_recipient}} -- ${{recipient}}"},
                  ["vdeliver: warning: Postfix: master.cf service vdeliver: runs vdeliver with config"
                   " /etc/vdeliver/vdeliver.cf, not {cf}, the one checked here"],
                  id="another vdeliver.cf"),
@@ -225,6 +237,52 @@ def test_n_prints_what_differs_from_the_defaults(mail):
     pytest.param({"pipe": False},
                  ["vdeliver: error: Postfix: virtual_transport = vdeliver: names no master.cf"
                   " service vdeliver"], id="no master.cf service"),
+    pytest.param({"argv": "/nonexistent/vdeliver -c {cf} -f ${sender} -a ${original_recipient}"
+                          " -- ${recipient}"},
+                 ["{svc}: pipe(8) cannot run argv as user={user}: /nonexistent: No such file or"
+                  " directory (every delivery would defer)"], id="argv[0] that does not exist"),
+    pytest.param({"chroot": "y"},
+                 ["{svc} is chrooted (master.cf chroot column y): pipe(8) would run " + VDELIVER
+                  + " inside the queue directory, where it does not exist"], id="chrooted pipe"),
+    pytest.param({"flags": "FXh"},
+                 ["{svc}: flags=FXh: F prepends a From_ line to every message (remove it: vdeliver"
+                  " stores the message as Postfix gives it)"], id="F flag"),
+    pytest.param({"argv": f"{VDELIVER} -c {{cf}} -a ${{original_recipient}} -- ${{recipient}}"},
+                 ["vdeliver: warning: Postfix: master.cf service vdeliver: argv has no -f ${{sender}}:"
+                  " every message gets Return-Path: <>, and Sieve's vacation and redirect see the"
+                  " null sender"], id="no -f sender"),
+    pytest.param({"null_sender": ""},
+                 ["vdeliver: warning: Postfix: master.cf service vdeliver: no null_sender= (empty):"
+                  " pipe(8) passes bounces' null sender as MAILER-DAEMON, and they get Return-Path:"
+                  " <MAILER-DAEMON>"], id="no null_sender="),
+    pytest.param({"argv": f"{VDELIVER} -c {{cf}} -f ${{sender}} -- ${{recipient}}"},
+                 ["vdeliver: warning: Postfix: master.cf service vdeliver: argv has no -a"
+                  " ${{original_recipient}}: messages get no X-Original-To"], id="no -a"),
+    pytest.param({"main": {"virtual_mailbox_maps": None}},
+                 ["vdeliver: error: Postfix: virtual_mailbox_maps is empty in main.cf: Postfix"
+                  " accepts every address of its virtual mailbox domains, and vdeliver bounces the"
+                  " unknown ones after Postfix took them (backscatter); set it as vdeliver.cf does"],
+                 id="Postfix's virtual_mailbox_maps empty"),
+    pytest.param({"main": {"virtual_mailbox_maps": "inline:{{carol@example.com=x, bob@example.com=x}}"}},
+                 ["vdeliver: error: Postfix: 1 key(s) of main.cf's virtual_mailbox_maps are not in"
+                  " vdeliver.cf's (such as carol@example.com): mail that Postfix accepts and vdeliver"
+                  " bounces (backscatter)",
+                  "vdeliver: warning: Postfix: 5 key(s) of vdeliver.cf's virtual_mailbox_maps are"
+                  " not in main.cf's (such as @catchall.example): mail that Postfix refuses"],
+                 id="Postfix's virtual_mailbox_maps with other keys"),
+    pytest.param({"main": {"virtual_mailbox_domains": "example.com"}},
+                 ["vdeliver: error: Postfix: domain catchall.example (in vdeliver's"
+                  " virtual_mailbox_maps) is not in virtual_mailbox_domains: Postfix does not hand"
+                  " its mail to virtual_transport"], id="domain not a virtual mailbox domain"),
+    pytest.param({"main": {"mydestination": "localhost, example.com"}},
+                 ["vdeliver: error: Postfix: domain example.com (in vdeliver's virtual_mailbox_maps)"
+                  " is in mydestination: Postfix delivers it with local_transport, never to"
+                  " vdeliver"], id="domain in mydestination"),
+    pytest.param({"main": {"virtual_alias_domains": "catchall.example"}},
+                 ["vdeliver: error: Postfix: domain catchall.example (in vdeliver's"
+                  " virtual_mailbox_maps) is in virtual_alias_domains: Postfix rejects its addresses"
+                  " that virtual_alias_maps lacks (User unknown in virtual alias table)"],
+                 id="domain in virtual_alias_domains"),
 ])
 def test_each_postfix_finding_is_one_exact_line(mail, postfix, change, wanted):
     change = dict(change)
@@ -233,8 +291,56 @@ def test_each_postfix_finding_is_one_exact_line(mail, postfix, change, wanted):
     postfix.write(**change)
     svc = "vdeliver: error: Postfix: master.cf service vdeliver"
     assert check(mail, postfix=postfix) == (1, [
-        line.format(svc=svc, base=mail.base, uid=mail.user.pw_uid, cf=mail.config_path)
+        line.format(svc=svc, base=mail.base, uid=mail.user.pw_uid, cf=mail.config_path,
+                    user=mail.user.pw_name, table=mail.table_path)
         for line in wanted])
+
+
+def test_postfix_maps_of_another_name_with_the_same_keys_are_fine(mail, postfix):
+    """As in the e2e setup and many real ones: Postfix's own copy of the table."""
+    copy = os.path.join(mail.top, "postfix-mailboxes")
+    with open(mail.table_path) as fh, open(copy, "w") as out:
+        out.write(fh.read())
+    postfix.write(main={"virtual_mailbox_maps": f"proxy:texthash:{copy}"})
+    assert check(mail, postfix=postfix) == (0, [])
+
+
+def test_a_domain_list_in_a_table_is_asked_as_postfix_asks_it(mail, postfix):
+    """virtual_mailbox_domains = texthash:FILE (or $virtual_mailbox_maps, Postfix's default):
+    each hosted domain is looked up in it with postmap -q."""
+    domains = os.path.join(mail.top, "domains")
+    with open(domains, "w") as fh:
+        fh.write("example.com ok\nexample.org ok\n")
+    os.chmod(domains, 0o644)
+    postfix.write(main={"virtual_mailbox_domains": f"texthash:{domains}"})
+    assert check(mail, postfix=postfix) == (1, [
+        "vdeliver: error: Postfix: domain catchall.example (in vdeliver's virtual_mailbox_maps) is"
+        " not in virtual_mailbox_domains: Postfix does not hand its mail to virtual_transport"])
+    postfix.write(main={"virtual_mailbox_domains": f"!catchall.example, texthash:{domains}"})
+    assert check(mail, postfix=postfix)[1][0].startswith(
+        "vdeliver: error: Postfix: domain catchall.example")
+    with open(domains, "a") as fh:
+        fh.write("catchall.example ok\n")
+    postfix.write(main={"virtual_mailbox_domains": f"texthash:{domains}"})
+    assert check(mail, postfix=postfix) == (0, [])
+
+
+def test_a_postmap_table_older_than_its_source_is_named(mail, postfix):
+    source = os.path.join(mail.top, "boxes")
+    with open(source, "w") as fh:
+        fh.write("bob@example.com example.com/bob/\n")
+    os.chmod(source, 0o644)
+    PostfixConfig(postfix.directory).build("cdb", source)
+    os.chmod(source + ".cdb", 0o644)
+    mail.write_config(maps=f"cdb:{source}")
+    postfix.write(main={"virtual_mailbox_maps": f"cdb:{source}"})
+    assert check(mail, postfix=postfix) == (0, [])
+    later = time.time() + 5
+    os.utime(source, (later, later))  # edited after postmap ran
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: warning: virtual_mailbox_maps: cdb:{source}: {source}.cdb is older than"
+        f" {source}: run postmap cdb:{source} (until then, both Postfix and vdeliver answer from"
+        " the old one)"])
 
 
 def test_flags_d_and_r_are_right_with_write_delivery_headers_no(mail, postfix):
@@ -439,6 +545,7 @@ def test_sieve_all_users_lists_what_can_be_listed(mail, postfix):
     mail.write_table("bob@example.com example.com/bob/\nalice@example.com example.com/alice/\n"
                      "@catchall.example catchall/\nabs@example.com /etc/\n")
     mail.write_config(maps=f"texthash:{mail.table_path}, sqlite:{sqlite_cf}")
+    postfix.write(main={"virtual_mailbox_maps": f"texthash:{mail.table_path}, sqlite:{sqlite_cf}"})
     code, lines = check(mail, "--all-users", postfix=postfix)
     assert (code, lines) == (1, [
         f"vdeliver: warning: --all-users: virtual_mailbox_maps: sqlite:{sqlite_cf}: a sqlite:"
@@ -465,6 +572,7 @@ def test_sieve_all_users_lists_indexed_tables_with_postmap(mail, postfix):
     os.chmod(source + ".cdb", 0o644)
     mail.write_table("bob@example.com example.com/bob/\n")
     mail.write_config(maps=f"texthash:{mail.table_path}, lmdb:{source}, cdb:{source}")
+    postfix.write(main={"virtual_mailbox_maps": f"texthash:{mail.table_path}, lmdb:{source}, cdb:{source}"})
     assert check(mail, "--all-users", postfix=postfix) == (1, [
         f"vdeliver: warning: --all-users: virtual_mailbox_maps: cdb:{source}: a cdb: table cannot"
         " be listed: its users' Sieve scripts are not checked (name them with -u ADDRESS)",
