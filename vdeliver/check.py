@@ -47,6 +47,7 @@ KINDS = {
 }
 CHOICES = {"extension_folder": ("no", "existing", "create"),
            "folder_name_encoding": ("utf7", "utf8"),
+           "imap_namespace_prefix": ("", "inbox.", "inbox/"),
            "quota_exceeded_action": ("defer", "bounce")}
 MAPS = ("virtual_mailbox_maps", "virtual_mailbox_quota_maps", "virtual_home_maps")
 PROBE = "vdeliver-check-probe@invalid"

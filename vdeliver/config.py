@@ -84,6 +84,7 @@ DEFAULTS = {
     "sieve_extensions": "",
     "sieve_cache_directory": "$table_cache_directory",
     "sieve_mailbox_separator": ".",
+    "imap_namespace_prefix": "",
     "sieve_max_script_size": "1M",
     "sieve_max_actions": "32",
     "sieve_max_redirects": "4",

@@ -242,7 +242,8 @@ def choose_folder(root_fd, shown, relative, recipient, config, mode, notes):
     local, _ = address.split_domain(recipient)
     _, extension = address.split_extension(local, config.get("recipient_delimiter"))
     encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
-    choice = folders.choose(root_fd, shown, extension, mode, encoding)
+    choice = folders.choose(root_fd, shown, extension, mode, encoding,
+                            folders.courier_namespace(config))
     if choice.why:
         notes.append(choice.why)
     if choice.name is None:

@@ -148,8 +148,10 @@ def plan(config, envelope, scripts, home, open_message, folder_exists, cache=Fal
     settings = dict(settings)
 
     if folder_name is None:
+        courier = folders.courier_namespace(config)
+
         def folder_name(name):
-            return folders.sieve_folder_name(name, separator, encoding)
+            return folders.sieve_folder_name(name, separator, encoding, courier)
 
     def mailbox_exists(name):
         directory = folder_name(name)
@@ -257,7 +259,8 @@ def stores_of(result, folder_exists, separator, encoding, config, folder_name=No
             keep = store_flags(action.flags)
         elif action.kind == "fileinto":
             name = (folder_name(action.mailbox) if folder_name is not None
-                    else folders.sieve_folder_name(action.mailbox, separator, encoding))
+                    else folders.sieve_folder_name(action.mailbox, separator, encoding,
+                                                   folders.courier_namespace(config)))
             if name is None:
                 return [], None, f"fileinto {action.mailbox!r}: invalid mailbox name"
             if name == "INBOX":  # the INBOX itself, even beside an +extension folder

@@ -32,9 +32,13 @@ class Choice:
         self.name, self.fd, self.why = name, fd, why  # name None: INBOX
 
 
-def choose(root_fd, shown, extension, mode, encoding):
-    """Return a Choice: an open folder, or INBOX with the reason."""
+def choose(root_fd, shown, extension, mode, encoding, courier=False):
+    """Return a Choice: an open folder, or INBOX with the reason. `+inbox` (any case) is
+    the inbox and `+inbox.x` its child, as dovecot-lda -m takes them (inbox_relative)."""
     if mode == "no" or extension is None:
+        return Choice()
+    extension = inbox_relative(extension, ".", courier)
+    if extension is None:
         return Choice()
     problem = check_name(extension)
     if problem:
@@ -149,22 +153,41 @@ def decode_mutf7(text):
     return "".join(out)
 
 
-def sieve_folder_name(name, separator=".", encoding="utf7"):
-    """A Sieve mailbox name (UTF-8, RFC 5228 §4.1) -> its Maildir++ directory.
+def courier_namespace(config):
+    """imap_namespace_prefix: "" (Dovecot's default namespace: INBOX's children are
+    INBOX.x, stored as .INBOX.x) or INBOX. / INBOX/ (a Courier-style namespace with
+    that prefix: INBOX.x is the folder .x)."""
+    return config.get_choice("imap_namespace_prefix", ("", "inbox.", "inbox/")) != ""
 
-    `INBOX` (any case) is the inbox; a leading `INBOX` + separator names the
-    inbox's child, as in Dovecot; `Work.Urgent` (separator `.`, Dovecot's default
-    for Maildir++) or `Work/Urgent` (separator `/`) -> `.Work.Urgent` with each
-    component encoded as folder_name_encoding says. Returns "INBOX", the
-    directory name, or None when the layout refuses the name (an empty
-    component, the other separator inside a component, control characters,
-    invalid UTF-8): then the fileinto fails, as in Dovecot.
-    """
+
+def inbox_relative(name, separator, courier=False):
+    """A mailbox name with INBOX as the IMAP server spells it: None for INBOX itself (any
+    case); INBOX + separator + x (INBOX in any case) is INBOX<sep>x, as Dovecot stores it
+    (.INBOX.x), or x under a Courier-style namespace; any other name as it is."""
     if not name or name.upper() == "INBOX":
-        return "INBOX"
+        return None
     prefix = "INBOX" + separator
     if name[:len(prefix)].upper() == prefix:
-        name = name[len(prefix):]
+        return name[len(prefix):] if courier else prefix + name[len(prefix):]
+    return name
+
+
+def sieve_folder_name(name, separator=".", encoding="utf7", courier=False):
+    """A Sieve mailbox name (UTF-8, RFC 5228 §4.1) -> its Maildir++ directory.
+
+    `INBOX` (any case) is the inbox; `INBOX.x` (INBOX in any case) is the inbox's
+    child, stored as Dovecot's default namespace stores it (`.INBOX.x`), or as `.x`
+    under a Courier-style one (courier: imap_namespace_prefix = INBOX.);
+    `Work.Urgent` (separator `.`, Dovecot's default for Maildir++) or `Work/Urgent`
+    (separator `/`) -> `.Work.Urgent` with each component encoded as
+    folder_name_encoding says. Returns "INBOX", the directory name, or None when
+    the layout refuses the name (an empty component, the other separator inside a
+    component, control characters, invalid UTF-8): then the fileinto fails, as in
+    Dovecot.
+    """
+    name = inbox_relative(name, separator, courier)
+    if name is None:
+        return "INBOX"
     other = "/" if separator == "." else "."
     encoded = []
     for part in name.split(separator):

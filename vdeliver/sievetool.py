@@ -106,7 +106,8 @@ def test(argv, out):
     script = sievescripts.read_absolute("personal", path, config.get_size("sieve_max_script_size"))
     separator = config.get("sieve_mailbox_separator").strip() or "."
     encoding = config.get_choice("folder_name_encoding", ("utf7", "utf8"))
-    existing = {folders.sieve_folder_name(name, separator, encoding) for name in options["F"]}
+    courier = folders.courier_namespace(config)
+    existing = {folders.sieve_folder_name(name, separator, encoding, courier) for name in options["F"]}
 
     class Envelope:
         sender, recipient, original_recipient = options["f"], options["r"], options["a"]

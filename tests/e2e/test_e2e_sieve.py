@@ -40,6 +40,12 @@ if header :contains "subject" "entwurf"
 \tfileinto :create "Entwürfe";
 \tstop;
 }
+# rule:[Inbox child]
+if header :contains "subject" "child of inbox"
+{
+\tfileinto :create "INBOX.Sub";
+\tstop;
+}
 # rule:[Refuse]
 if header :contains "subject" "go away"
 {
@@ -111,7 +117,8 @@ def test_managesieve_layout_files_into_folders_dovecot_lists_and_reads(settled, 
     report, report_id = make_message(f"monthly report ({mode})", to=SIEVE_USER)
     draft, draft_id = make_message(f"Entwurf ({mode})", to=SIEVE_USER)
     plain, plain_id = make_message(f"hello ({mode})", to=SIEVE_USER)
-    for data in (report, draft, plain):
+    child, child_id = make_message(f"child of inbox ({mode})", to=SIEVE_USER)
+    for data in (report, draft, plain, child):
         sent = mail.wait_status(mail.send(data, SIEVE_USER), "sent")[0]
         assert sent["agent"] == mail.agent, sent["line"]
 
@@ -122,6 +129,8 @@ def test_managesieve_layout_files_into_folders_dovecot_lists_and_reads(settled, 
     assert os.path.exists(f"{managesieve}/.Work.Reports/maildirfolder")
     assert len(mail.find(f"{managesieve}/.Entw&APw-rfe", draft_id)) == 1
     assert len(mail.find(managesieve, plain_id)) == 1
+    # INBOX.Sub where Dovecot keeps the inbox's children (it was .Sub: another folder)
+    assert len(mail.find(f"{managesieve}/.INBOX.Sub", child_id)) == 1
     line = [text for text in mail.vdeliver_lines(SIEVE_USER) if ".Work.Reports/cur/" in text][-1]
     assert "sieve: ran example.com/sam/sieve/roundcube.sieve" in line, line
 
@@ -136,6 +145,8 @@ def test_managesieve_layout_files_into_folders_dovecot_lists_and_reads(settled, 
             assert fetch_flags(conn, "Work.Reports", report_id) >= {"\\Seen", "\\Flagged", "$Report"}
             assert not {"\\Seen", "\\Flagged"} & fetch_flags(conn, "Entw&APw-rfe", draft_id)
             assert "$Report" not in fetch_flags(conn, "INBOX", plain_id)
+            assert "INBOX.Sub" in boxes and "Sub" not in boxes, boxes
+            assert fetch_flags(conn, "INBOX.Sub", child_id) is not None  # SELECT finds it there
         finally:
             conn.logout()
     except imaplib.IMAP4.error as err:

@@ -86,7 +86,8 @@ if header :contains "subject" "inbox"
     pytest.param("list@example.net", "news", ".Lists", False, id="existing folder"),
     pytest.param("a@example.net", "urgent: call", ".Work.Urgent", True, id="create hierarchy"),
     pytest.param("a@example.net", "Entwurf 3", ".Entw&APw-rfe", True, id="create mUTF-7 name"),
-    pytest.param("a@example.net", "child", ".Lists", False, id="INBOX. prefix stripped"),
+    pytest.param("a@example.net", "child", ".INBOX.Lists", False,
+                 id="INBOX's child, as Dovecot's default namespace stores it"),
     pytest.param("a@example.net", "[ticket #123] printer", ".Tickets", True, id="regex rule"),
     pytest.param("a@example.net", "[ticket #] printer", "", False, id="regex rule not matching"),
     pytest.param("a@example.net", "inbox please", "", False, id="fileinto INBOX"),
@@ -95,6 +96,7 @@ if header :contains "subject" "inbox"
 def test_roundcube_rules_in_the_managesieve_layout(mail, sender, subject, folder, created):
     activate(mail, ROUNDCUBE)
     make_folder(mail, ".Lists")
+    make_folder(mail, ".INBOX.Lists")  # as Dovecot makes INBOX.Lists, a client's "Lists" under INBOX
     data = f"From: {sender}\nSubject: {subject}\n\nbody\n".encode()
     line = delivered(deliver(mail, stdin=data))
     ((path, st),) = stored(mail).items()
@@ -119,6 +121,18 @@ def test_roundcube_rules_in_the_managesieve_layout(mail, sender, subject, folder
         assert len(box.get_folder(name)) == 1 and len(box) == 0
     else:
         assert len(box) == 1
+
+
+def test_a_courier_style_namespace_files_inbox_children_without_the_prefix(mail):
+    """imap_namespace_prefix = INBOX. (Dovecot's namespace for Courier migrations: prefix
+    INBOX.): fileinto "INBOX.Lists" is the folder .Lists."""
+    mail.write_config("imap_namespace_prefix = INBOX.\n")
+    activate(mail, ROUNDCUBE)
+    make_folder(mail, ".Lists")
+    data = b"From: a@example.net\nSubject: child\n\nbody\n"
+    delivered(deliver(mail, stdin=data))
+    ((path, _),) = stored(mail).items()
+    assert path.startswith(".Lists/new/"), path
 
 
 def test_the_script_sees_the_message_and_envelope(mail):

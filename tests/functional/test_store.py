@@ -179,6 +179,23 @@ def test_create_folder_with_encoding(mail, encoding, directory):
     assert len(mail.new_files(folder)) == 2
 
 
+@pytest.mark.parametrize("prefix, extension, folder", [
+    ("", "inbox", ""), ("", "INBOX", ""), ("", "Inbox.Sub", ".INBOX.Sub"),
+    ("INBOX.", "inbox", ""), ("INBOX.", "inbox.Sub", ".Sub"),
+], ids=["+inbox", "+INBOX", "+Inbox.Sub: INBOX's child, as Dovecot stores it",
+        "Courier namespace: +inbox", "Courier namespace: +inbox.Sub"])
+def test_an_inbox_extension_is_the_inbox_or_its_child(mail, prefix, extension, folder):
+    """As dovecot-lda -m takes it. `+inbox` made a folder .inbox that Dovecot does not list
+    (the mail was invisible), and +inbox.Sub one (.inbox.Sub) it lists but cannot open."""
+    mail.write_config("extension_folder = create\n"
+                      + (f"imap_namespace_prefix = {prefix}\n" if prefix else ""))
+    assert mail.run("-f", "s@x", "--", f"bob+{extension}@example.com").code == 0
+    assert len(mail.new_files(f"example.com/bob/{folder}".rstrip("/"))) == 1
+    assert sorted(entry for entry in os.listdir(mail.path("example.com/bob"))
+                  if entry.startswith(".")) == ([folder] if folder else [])
+    assert "delivered to INBOX" not in mail.log_lines()[0]
+
+
 @pytest.mark.parametrize("extension", [".hidden", "a..b", "a/b", "x\udcff"])  # last: invalid UTF-8
 def test_unusable_extension_goes_to_inbox(mail, extension):
     mail.write_config("extension_folder = create\n")
