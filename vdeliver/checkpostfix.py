@@ -14,16 +14,19 @@ with null_sender= and -a ${original_recipient} (warnings),
 SERVICE_destination_recipient_limit = 1. Either mode: main.cf's
 virtual_mailbox_maps is vdeliver.cf's (empty: Postfix accepts every address, an
 error), and each domain of vdeliver's listable maps is a virtual mailbox domain
-(names, or tables asked with postmap -q as Postfix asks) and in neither
-mydestination nor virtual_alias_domains. LMTP mode (an lmtp: next hop
+(names, or tables asked with postmap -q as Postfix asks), in neither
+mydestination nor virtual_alias_domains, and not sent elsewhere by
+transport_maps. LMTP mode (an lmtp: next hop
 that is one of lmtp_listen's sockets): the socket is inside Postfix's queue
 directory (a chrooted lmtp(8) sees nothing else), it exists, Postfix's
-mail_owner may connect to it (owner, group, mode), and the daemon answers LHLO
+mail_owner may search every directory above it and connect to it (owner, group,
+mode), and the daemon answers LHLO
 there. Either way virtual_transport or a transport_maps entry must reach it.
 
 Never: change anything (postconf and postmap are only asked); read Postfix's
-files other than through postconf/postmap (only the LMTP socket is stat()ed and
-connected to); raise for a broken Postfix setup: a missing main.cf (Debian's
+files other than through postconf/postmap (only the LMTP socket and the
+directories above it, and the path of a pipe service's argv[0], are stat()ed;
+the socket is connected to); raise for a broken Postfix setup: a missing main.cf (Debian's
 "No configuration" install has none) is a finding like any other.
 """
 import errno
@@ -176,7 +179,9 @@ def check(config, config_path, directory, findings):
         findings.error(f"Postfix: {error}")
         return
     check_mailbox_maps(config, params, postfix, findings)
-    check_domains(postfix, params, hosted_domains(config, postfix), findings)
+    domains = hosted_domains(config, postfix)
+    check_domains(postfix, params, domains, findings)
+    transports = transport_overrides(postfix, params, domains)
     reached, lmtp_reached, sockets = set(), False, set()
     for source, route in routes:
         transport, _, nexthop = route.partition(":")
@@ -189,6 +194,13 @@ def check(config, config_path, directory, findings):
         elif source == "virtual_transport" and transport and service is None:
             findings.error(f"Postfix: virtual_transport = {route} names no master.cf service"
                            f" {transport}")
+    for domain, spec, route in transports:
+        transport = route.partition(":")[0]
+        service = names.get(transport)
+        if transport and not (service is not None and (
+                service.runs_vdeliver() or (service.command == "lmtp" and lmtp_reached))):
+            findings.error(f"Postfix: domain {domain}: transport_maps {spec} sends it to {route},"
+                           " not to vdeliver (transport_maps comes before virtual_transport)")
     for service in mine:
         check_pipe_service(service, config, config_path, params, findings,
                            service.name in reached or not lmtp_reached)
@@ -280,6 +292,25 @@ def check_domains(postfix, params, domains, findings):
         elif domain_listed(postfix, params.get("virtual_mailbox_domains", ""), domain) is False:
             findings.error(f"{where} is not in virtual_mailbox_domains: Postfix does not hand"
                            " its mail to virtual_transport")
+
+
+def transport_overrides(postfix, params, domains):
+    """[(domain, table, route)]: what transport_maps answers for each hosted domain, as
+    trivial-rewrite asks it (the domain, then `*`); an answer with an empty transport
+    keeps virtual_transport and is left out by the caller's test."""
+    found = []
+    for domain in domains:
+        for spec in config_module.split_list(params.get("transport_maps", "")):
+            route = None
+            for key in (domain, "*"):
+                code, out, _ = postfix.run(POSTMAP, "-q", key, spec)
+                if code == 0:
+                    route = out.strip()
+                    break
+            if route is not None:
+                found.append((domain, spec, route))
+                break
+    return found
 
 
 def domain_listed(postfix, value, domain):
@@ -458,6 +489,11 @@ def check_lmtp_route(source, route, service, nexthop, config, params, findings, 
         findings.error(f"{label} is not a socket")
         return True
     owner = params.get("mail_owner", "postfix")
+    blocked = unsearchable_parent(path, owner)
+    if blocked:
+        findings.error(f"{label}: Postfix's lmtp client (mail_owner {owner}) cannot reach it:"
+                       f" {blocked} is not searchable by {owner}")
+        return True
     if not may_connect(st, owner):
         findings.error(f"{label}: owner {st.st_uid}:{st.st_gid}, mode {st.st_mode & 0o7777:04o}:"
                        f" Postfix's lmtp client (mail_owner {owner}) cannot connect"
@@ -481,6 +517,25 @@ def check_lmtp_inet(source, route, hostport, listen, findings, seen):
     if problem:
         findings.error(f"Postfix: {source} = {route}: {problem}")
     return True
+
+
+def unsearchable_parent(path, user):
+    """The first directory above `path` that `user` (with its own group: Postfix's
+    daemons run with no other) cannot search, or ""."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return ""
+    parts = posixpath.dirname(path).split("/")
+    for depth in range(1, len(parts) + 1):
+        where = "/".join(parts[:depth]) or "/"
+        try:
+            st = os.stat(where)
+        except OSError:
+            return ""
+        if entry.pw_uid != 0 and not permitted(st, entry.pw_uid, entry.pw_gid, 0o1):
+            return where
+    return ""
 
 
 def may_connect(st, user):

@@ -357,6 +357,18 @@ def test_transport_maps_may_route_to_the_service(mail, postfix):
     assert check(mail, postfix=postfix) == (0, [])
 
 
+def test_transport_maps_that_sends_a_hosted_domain_elsewhere(mail, postfix):
+    """transport_maps comes before virtual_transport: example.com never reached vdeliver."""
+    transport = os.path.join(mail.top, "transport")
+    with open(transport, "w") as fh:
+        fh.write("example.com smtp:[192.0.2.1]\ncatchall.example :\n")
+    postfix.write(main={"transport_maps": f"texthash:{transport}"})
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: error: Postfix: domain example.com: transport_maps texthash:{transport} sends"
+        " it to smtp:[192.0.2.1], not to vdeliver (transport_maps comes before"
+        " virtual_transport)"])
+
+
 def test_a_missing_main_cf_is_a_finding_not_a_traceback(mail, postfix):
     os.unlink(os.path.join(postfix.directory, "main.cf"))
     assert check(mail, postfix=postfix) == (1, [
@@ -428,6 +440,22 @@ def test_lmtp_socket_mode_that_postfix_cannot_connect_to(mail, postfix, lmtpd):
         "vdeliver: error: Postfix: virtual_transport = lmtp:unix:private/vdeliver-lmtp: LMTP socket"
         f" {postfix.socket}: owner {st.st_uid}:{st.st_gid}, mode 0660: Postfix's lmtp client"
         " (mail_owner postfix) cannot connect (see lmtp_socket_owner, lmtp_socket_mode)"])
+
+
+def test_lmtp_socket_in_a_directory_postfix_cannot_search(mail, postfix, lmtpd):
+    """The socket's own mode lets postfix connect, but a directory above it does not let it
+    through: every LMTP delivery would defer."""
+    lmtpd(postfix.socket)
+    postfix.write(main=LMTP_TRANSPORT, pipe=False)
+    private = os.path.dirname(postfix.socket)
+    os.chmod(private, 0o700)  # root's
+    try:
+        assert check(mail, postfix=postfix) == (1, [
+            "vdeliver: error: Postfix: virtual_transport = lmtp:unix:private/vdeliver-lmtp: LMTP"
+            f" socket {postfix.socket}: Postfix's lmtp client (mail_owner postfix) cannot reach it:"
+            f" {private} is not searchable by postfix"])
+    finally:
+        os.chmod(private, 0o755)
 
 
 def test_lmtp_socket_missing(mail, postfix):
