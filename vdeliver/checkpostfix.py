@@ -26,7 +26,8 @@ there. Either way virtual_transport or a transport_maps entry must reach it.
 Never: change anything (postconf and postmap are only asked); read Postfix's
 files other than through postconf/postmap (only the LMTP socket and the
 directories above it, and the path of a pipe service's argv[0], are stat()ed;
-the socket is connected to); raise for a broken Postfix setup: a missing main.cf (Debian's
+the socket is connected to); follow a symlink or block on a FIFO when it reads
+vdeliver's texthash tables for their domains (it runs as root there); raise for a broken Postfix setup: a missing main.cf (Debian's
 "No configuration" install has none) is a finding like any other.
 """
 import errno
@@ -266,8 +267,7 @@ def hosted_domains(config, postfix):
         kind, _, name = spec.partition(":")
         try:
             if kind == "texthash":
-                with open(name, "rb") as fh:
-                    keys = parse_entries(fh.read().decode("utf-8", "surrogateescape"))
+                keys = parse_entries(read_plain_file(name).decode("utf-8", "surrogateescape"))
             elif kind in INDEXED:
                 keys = [key for key, _ in postfix.table_items(spec) or ()]
             else:
@@ -276,6 +276,19 @@ def hosted_domains(config, postfix):
             continue  # check_tables() reports the table
         domains.update(key.rpartition("@")[2].lower() for key in keys if key.rpartition("@")[2])
     return sorted(domains)
+
+
+def read_plain_file(name):
+    """The bytes of a regular file, opened as check runs (root, here: before it drops to the
+    delivery user) never through a symlink, and never blocking on a FIFO; OSError else."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
 
 
 def check_domains(postfix, params, domains, findings):

@@ -132,7 +132,10 @@ def ensure_utf8_mode():
     bounces 5.1.1. bin/vdeliver starts in it (-ISXutf8); `python -m vdeliver` or a
     wrapper that dropped the flag does not."""
     if not sys.flags.utf8_mode and "utf8" not in sys._xoptions:
-        posix.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
+        try:
+            posix.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
+        except OSError:  # no interpreter to start (sys.executable empty): go on as started;
+            pass         # raising here, outside main(), would exit 1: a bounce
 
 
 def main(argv=None):

@@ -397,8 +397,10 @@ def test_a_client_gone_after_the_dot_gets_no_more_copies_committed(mail, daemon)
     assert wait_until(lambda: b"LMTP client gone after the final dot" in read(mail.maillog), 15)
     time.sleep(1.5)  # a delivery started by mistake would be on disk by now
     copies = sum(len(mail.new_files(f"example.com/u{n}")) for n in range(6))
-    assert copies == 2, copies  # u0 and u1, whose delivery was under way; none after
-    assert b"4 recipient(s) not delivered" in read(mail.maillog)
+    # u0, and u1 whose delivery starts as u0's reply goes out (before the reset arrives,
+    # all but always); none after. Before: all 6.
+    assert 1 <= copies <= 2, copies
+    assert b"%d recipient(s) not delivered" % (6 - copies) in read(mail.maillog)
 
 
 def test_rcpt_lines_as_long_as_postfix_writes_are_taken_and_longer_ones_answered(mail, daemon):
