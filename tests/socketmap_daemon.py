@@ -94,11 +94,15 @@ def netstring(data):
 
 def request(path, *payloads, raw=None, timeout=10):
     """Send netstring requests (or raw bytes) on one connection; the bytes read until the
-    server has answered each, or closes, or timeout passes."""
+    server has answered each, or closes (b"" if it closed before taking the request), or
+    timeout passes."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(timeout)
         sock.connect(path)
-        sock.sendall(raw if raw is not None else b"".join(netstring(p) for p in payloads))
+        try:
+            sock.sendall(raw if raw is not None else b"".join(netstring(p) for p in payloads))
+        except (BrokenPipeError, ConnectionResetError):  # closed before the request went out
+            return b""
         wanted = len(payloads)
         data = b""
         while True:

@@ -207,7 +207,9 @@ def test_a_slow_client_blocks_no_other_and_connections_are_capped(lookupd):
             extra.append(sock)
         stalled += extra
         assert closed_within(extra, 1.5) == 5  # within the stalled ones' 3 s idle timeout
+        over_cap = time.monotonic()
         assert request(lookupd.socket_path, b"mailbox bob@example.com", timeout=5) == b""
+        assert time.monotonic() - over_cap < 2  # closed, not the 5 s timeout
     finally:
         for sock in stalled:
             sock.close()
