@@ -24,10 +24,11 @@ base, as deliveries do).
 """
 import difflib
 import os
+import signal
 import sys
 
 from vdeliver import config as config_module
-from vdeliver.errors import DeliveryError
+from vdeliver.errors import DeliveryError, TimeLimitExceeded
 
 # What each typed parameter must parse as (the accessor the code reads it with).
 KINDS = {
@@ -159,22 +160,41 @@ def check_tables(config, findings):
     from vdeliver.tables import open_table
     from vdeliver.tables import texthash
     texthash.CACHE_DIRECTORY = config.get("table_cache_directory").strip()
+    limit = config.get_time("time_limit")
     for parameter in MAPS:
         for spec in config.get_list(parameter):
             try:
-                table = open_table(spec)
+                table = within(limit, open_table, spec)
                 if getattr(table, "note", None):  # what a delivery logs as a warning
                     findings.warning(f"{parameter}: {spec}: {table.note}")
                 stale = stale_index(spec)
                 if stale:
                     findings.warning(f"{parameter}: {spec}: {stale}")
-                table.lookup(PROBE)
+                within(limit, table.lookup, PROBE)
+            except TimeLimitExceeded:
+                findings.error(f"{parameter}: {spec}: no answer within time_limit ({limit}s):"
+                               " every delivery would defer 4.3.0 (a FIFO, a server that"
+                               " accepts and never answers)")
             except DeliveryError as error:
                 findings.error(f"{parameter}: {spec}: {error.detail or error.reason}")
             except Exception as error:  # noqa: BLE001 - a driver's own error names the table too
                 findings.error(f"{parameter}: {spec}: {type(error).__name__}: {error}")
     if not config.get_list("virtual_mailbox_maps"):
         findings.error("virtual_mailbox_maps is empty")
+
+
+def within(seconds, call, *args):
+    """call(*args), ended by TimeLimitExceeded after `seconds`, as a delivery's time_limit
+    ends it: a table that never answers must be a finding, not a check that hangs."""
+    def expire(signum, frame):
+        raise TimeLimitExceeded("time_limit reached")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        return call(*args)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 INDEX_SUFFIXES = {"hash": ".db", "btree": ".db", "cdb": ".cdb", "lmdb": ".lmdb"}

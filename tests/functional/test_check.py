@@ -343,6 +343,21 @@ def test_a_postmap_table_older_than_its_source_is_named(mail, postfix):
         " the old one)"])
 
 
+def test_a_table_that_never_answers_is_a_finding_within_time_limit(mail, postfix):
+    """A FIFO where a quota table should be: open() waits for a writer that never comes, as
+    every delivery would (until its time_limit: 4.3.0). check names it after time_limit
+    instead of hanging (it hung until the test's 60 s timeout before)."""
+    fifo = os.path.join(mail.top, "quota-fifo")
+    os.mkfifo(fifo, 0o644)
+    mail.write_config(f"virtual_mailbox_quota_maps = texthash:{fifo}\ntime_limit = 2s\n")
+    started = time.monotonic()
+    assert check(mail, postfix=postfix) == (1, [
+        f"vdeliver: error: virtual_mailbox_quota_maps: texthash:{fifo}: no answer within"
+        " time_limit (2s): every delivery would defer 4.3.0 (a FIFO, a server that accepts"
+        " and never answers)"])
+    assert time.monotonic() - started < 10
+
+
 def test_flags_d_and_r_are_right_with_write_delivery_headers_no(mail, postfix):
     mail.write_config("write_delivery_headers = no\n")
     postfix.write(flags="DRXhu")
