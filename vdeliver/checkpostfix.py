@@ -170,7 +170,7 @@ def check(config, config_path, directory, findings):
         mine = [service for service in services if service.runs_vdeliver()]
         params = postfix.parameters("virtual_transport", "transport_maps", "queue_directory",
                                     "mail_owner", "virtual_mailbox_maps", "virtual_mailbox_domains",
-                                    "mydestination", "virtual_alias_domains",
+                                    "mydestination", "virtual_alias_domains", "allow_min_user",
                                     *(f"{s.name}_destination_recipient_limit" for s in mine))
         routes = [("virtual_transport", params.get("virtual_transport", ""))]
         for spec in config_module.split_list(params.get("transport_maps", "")):
@@ -430,8 +430,12 @@ def check_pipe_service(service, config, config_path, params, findings, used=True
         headers = ", ".join(HEADER_FLAGS[letter] for letter in written)
         findings.error(f"{name}: flags={flags}: with {''.join(written)} Postfix writes {headers},"
                        " which vdeliver writes too (remove them, or set write_delivery_headers = no)")
-    if not any("${recipient}" in word or "$recipient" in word for word in service.argv):
+    recipient_at = next((index for index, word in enumerate(service.argv)
+                         if "${recipient}" in word or "$recipient" in word), None)
+    if recipient_at is None:
         findings.error(f"{name}: argv has no ${{recipient}}: vdeliver is not told the recipient")
+    elif used and "--" not in service.argv[1:recipient_at]:
+        check_option_end(name, params, findings)
     if used:
         check_envelope_arguments(name, service, findings)
     limit_name = f"{service.name}_destination_recipient_limit"
@@ -443,6 +447,19 @@ def check_pipe_service(service, config, config_path, params, findings, used=True
     if used and os.path.abspath(other) != os.path.abspath(config_path):
         findings.warning(f"{name}: runs vdeliver with config {other}, not {config_path},"
                          " the one checked here")
+
+
+def check_option_end(name, params, findings):
+    """No `--` before ${recipient}: an address that begins with "-" is read as an option
+    (-o sets a parameter, -c another config). Postfix's queue manager bounces such
+    recipients unless allow_min_user = yes; with it, the argv is open to them."""
+    if params.get("allow_min_user", "no").lower() == "yes":
+        findings.error(f"{name}: argv has no -- before ${{recipient}}, and allow_min_user = yes:"
+                       " a recipient that begins with - is read as a vdeliver option (insert --)")
+    else:
+        findings.warning(f"{name}: argv has no -- before ${{recipient}}: only allow_min_user = no"
+                         " keeps a recipient that begins with - from being read as a vdeliver"
+                         " option (insert --)")
 
 
 def check_envelope_arguments(name, service, findings):

@@ -258,6 +258,16 @@ def test_n_prints_what_differs_from_the_defaults(mail):
     pytest.param({"argv": f"{VDELIVER} -c {{cf}} -f ${{sender}} -- ${{recipient}}"},
                  ["vdeliver: warning: Postfix: master.cf service vdeliver: argv has no -a"
                   " ${{original_recipient}}: messages get no X-Original-To"], id="no -a"),
+    pytest.param({"argv": f"{VDELIVER} -c {{cf}} -f ${{sender}} -a ${{original_recipient}}"
+                          " ${recipient}"},
+                 ["vdeliver: warning: Postfix: master.cf service vdeliver: argv has no -- before"
+                  " ${{recipient}}: only allow_min_user = no keeps a recipient that begins with -"
+                  " from being read as a vdeliver option (insert --)"], id="no -- before recipient"),
+    pytest.param({"argv": f"{VDELIVER} -c {{cf}} -f ${{sender}} -a ${{original_recipient}}"
+                          " ${recipient}", "main": {"allow_min_user": "yes"}},
+                 ["{svc}: argv has no -- before ${{recipient}}, and allow_min_user = yes: a"
+                  " recipient that begins with - is read as a vdeliver option (insert --)"],
+                 id="no -- before recipient, allow_min_user = yes"),
     pytest.param({"main": {"virtual_mailbox_maps": None}},
                  ["vdeliver: error: Postfix: virtual_mailbox_maps is empty in main.cf: Postfix"
                   " accepts every address of its virtual mailbox domains, and vdeliver bounces the"
