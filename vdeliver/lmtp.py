@@ -54,6 +54,9 @@ from vdeliver.spool import CHUNK_SIZE, Decoder, Spool
 # line is answered 500 5.5.2 (a 5xx at RCPT bounces that recipient) and the session goes on.
 MAX_COMMAND_LINE = 16384
 MAX_REPLY_ADDRESS = 400  # a reply line stays under RFC 5321's 512 octets
+# RFC 5321 commands this server knows and does not offer: 502, where an unknown verb gets 500.
+NOT_IMPLEMENTED = ("EXPN", "HELP", "TURN", "ETRN", "BDAT", "STARTTLS", "AUTH", "SEND", "SOML",
+                   "SAML")
 # Tables answered from memory: resolved on the event loop, without a thread hop.
 IN_MEMORY_TABLES = ("texthash", "inline", "static", "regexp", "pcre")
 
@@ -341,10 +344,12 @@ class Session:
         elif verb == "NOOP":
             await self.send(reply("ok"))
         elif verb == "VRFY":
-            await self.send(reply("cannot verify"))
+            await self.send(reply("cannot verify" if argument.strip() else "vrfy syntax"))
         elif verb == "QUIT":
             await self.send(reply("bye"))
             return False
+        elif verb in NOT_IMPLEMENTED:
+            await self.send(reply("not implemented"))
         else:
             await self.send(reply("unknown command"))
         return True

@@ -424,6 +424,21 @@ def test_rcpt_lines_as_long_as_postfix_writes_are_taken_and_longer_ones_answered
     assert read(path).startswith(b"Return-Path: <s@x>\nX-Original-To: " + original + b"\n")
 
 
+def test_commands_not_offered_get_502_unknown_ones_500_and_the_session_goes_on(mail, daemon):
+    """RFC 5321 4.2.4: 502 for a command the server knows and does not offer, 500 for one it
+    does not recognise, 501 for VRFY without its argument (it got 252, as a VRFY with one)."""
+    lmtp = daemon().client()
+    assert lmtp.docmd("VRFY")[0] == 501
+    assert lmtp.docmd("VRFY", "bob@example.com")[0] == 252
+    for verb in ("EXPN staff", "HELP", "ETRN example.com", "STARTTLS", "BDAT 10 LAST"):
+        assert lmtp.docmd(verb) == (502, b"5.5.1 command not implemented"), verb
+    assert lmtp.docmd("FROBNICATE") == (500, b"5.5.2 command not recognized")
+    assert lmtp.mail("s@x")[0] == 250
+    assert lmtp.rcpt("bob@example.com")[0] == 250
+    assert lmtp.data(b"Subject: after\r\n\r\nx\r\n")[0] == 250
+    assert len(mail.new_files("example.com/bob")) == 1
+
+
 def test_recipient_limit(mail, daemon):
     lmtp = daemon("lmtp_recipient_limit = 2\n").client()
     assert lmtp.mail("s@x")[0] == 250
