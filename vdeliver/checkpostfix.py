@@ -182,7 +182,7 @@ def check(config, config_path, directory, findings):
     check_mailbox_maps(config, params, postfix, findings)
     domains = hosted_domains(config, postfix)
     check_domains(postfix, params, domains, findings)
-    transports = transport_overrides(postfix, params, domains)
+    transports = transport_overrides(postfix, params, domains, findings)
     reached, lmtp_reached, sockets = set(), False, set()
     for source, route in routes:
         transport, _, nexthop = route.partition(":")
@@ -307,19 +307,28 @@ def check_domains(postfix, params, domains, findings):
                            " its mail to virtual_transport")
 
 
-def transport_overrides(postfix, params, domains):
+def transport_overrides(postfix, params, domains, findings):
     """[(domain, table, route)]: what transport_maps answers for each hosted domain, as
     trivial-rewrite asks it (the domain, then `*`); an answer with an empty transport
-    keeps virtual_transport and is left out by the caller's test."""
-    found = []
+    keeps virtual_transport and is left out by the caller's test. A table postmap cannot
+    open is a finding (once): trivial-rewrite cannot either, and Postfix defers all mail."""
+    found, unopened = [], set()
     for domain in domains:
         for spec in config_module.split_list(params.get("transport_maps", "")):
             route = None
             for key in (domain, "*"):
-                code, out, _ = postfix.run(POSTMAP, "-q", key, spec)
+                if spec in unopened:
+                    break
+                code, out, err = postfix.run(POSTMAP, "-q", key, spec)
                 if code == 0:
                     route = out.strip()
                     break
+                fatal = next((line for line in err if ": fatal: " in line), None)
+                if fatal:
+                    unopened.add(spec)
+                    findings.error(f"Postfix: transport_maps {spec}: {fatal.partition(': fatal: ')[2]}"
+                                   " (trivial-rewrite cannot open it either: Postfix defers every"
+                                   " message)")
             if route is not None:
                 found.append((domain, spec, route))
                 break

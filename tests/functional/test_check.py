@@ -268,6 +268,11 @@ def test_n_prints_what_differs_from_the_defaults(mail):
                  ["{svc}: argv has no -- before ${{recipient}}, and allow_min_user = yes: a"
                   " recipient that begins with - is read as a vdeliver option (insert --)"],
                  id="no -- before recipient, allow_min_user = yes"),
+    pytest.param({"main": {"transport_maps": "hash:/nonexistent/transport"}},
+                 ["vdeliver: error: Postfix: transport_maps hash:/nonexistent/transport: open"
+                  " database /nonexistent/transport.db: No such file or directory (trivial-rewrite"
+                  " cannot open it either: Postfix defers every message)"],
+                 id="transport_maps that cannot be opened"),
     pytest.param({"main": {"virtual_mailbox_maps": None}},
                  ["vdeliver: error: Postfix: virtual_mailbox_maps is empty in main.cf: Postfix"
                   " accepts every address of its virtual mailbox domains, and vdeliver bounces the"
