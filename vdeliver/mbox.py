@@ -196,16 +196,69 @@ def append(fd, shown, read_chunk, sender, recipient, original_recipient, headers
     point.done()
 
 
-def write_message(fd, read_chunk, sender, recipient, original_recipient, headers=True):
-    """From_ line, headers (LF: mbox lines end in LF), mboxrd-quoted message, blank line.
-    headers=False: no delivery headers and no loop check (see message.copy_message)."""
+# Fields a mail reader takes as the mbox's own state, not the message's: Dovecot's mbox save
+# and dovecot-lda leave the message's own out. A sender's Content-Length: makes Dovecot and
+# mutt take that many bytes as the body, so a forged one hides the next message inside it;
+# Status:/X-Status:/X-Keywords: would set flags, X-IMAP/X-IMAPbase/X-UID the UIDs.
+STATE_FIELDS = frozenset({b"status", b"x-status", b"x-keywords", b"x-uid", b"x-imap",
+                          b"x-imapbase", b"content-length"})
+
+
+class StateFieldFilter:
+    """Drops STATE_FIELDS (with their continuation lines) from the header section of a
+    message fed in pieces; the body passes untouched."""
+
+    def __init__(self):
+        self.in_header = True
+        self.dropping = False
+
+    def feed(self, data, starts_line):
+        """(what to write, whether it starts a line). data ends a line unless it is the
+        start of a very long one (write_message's 64 KiB pieces)."""
+        if not self.in_header:
+            return data, starts_line
+        out, out_starts_line = [], None
+        pieces = data.split(b"\n")
+        for index, piece in enumerate(pieces):
+            complete = index < len(pieces) - 1
+            if not complete and not piece:
+                break  # the split's empty tail after data's last newline
+            line_start = index > 0 or starts_line
+            if line_start:
+                if piece in (b"", b"\r"):  # the blank line: the body follows, unfiltered
+                    self.in_header = False
+                    if out_starts_line is None:
+                        out_starts_line = True
+                    out.append(b"\n".join(pieces[index:]))
+                    break
+                if piece[:1] not in (b" ", b"\t"):
+                    name = piece.partition(b":")[0].rstrip().lower()
+                    self.dropping = b":" in piece and name in STATE_FIELDS
+            if self.dropping:
+                continue
+            if out_starts_line is None:
+                out_starts_line = line_start
+            out.append(piece + b"\n" if complete else piece)
+        return b"".join(out), (starts_line if out_starts_line is None else out_starts_line)
+
+
+def write_message(fd, read_chunk, sender, recipient, original_recipient, headers=True, state=b""):
+    """From_ line, headers (LF: mbox lines end in LF), the fields of `state` (the copy's
+    flags, mboxroute.py), the mboxrd-quoted message without its own STATE_FIELDS, blank
+    line. headers=False: no delivery headers and no loop check (see message.copy_message)."""
     added = delivery_headers(sender, recipient, original_recipient) if headers else b""
-    write_all(fd, from_line(sender) + added)
+    write_all(fd, from_line(sender) + added + state)
     scanner = HeaderScanner(recipient)
     scanning = headers
+    fields = StateFieldFilter()
     carry = b""            # the incomplete last line, not yet written
     carry_is_line_start = True
     last_byte = b"\n"
+
+    def write(data, starts_line):
+        data, starts_line = fields.feed(data, starts_line)
+        if data:
+            write_all(fd, quote_from_lines(data, starts_line))
     chunk = read_chunk()
     while chunk:
         if scanning:
@@ -213,18 +266,18 @@ def write_message(fd, read_chunk, sender, recipient, original_recipient, headers
         data = carry + chunk
         cut = data.rfind(b"\n") + 1
         if cut:
-            write_all(fd, quote_from_lines(data[:cut], carry_is_line_start))
+            write(data[:cut], carry_is_line_start)
             last_byte, carry, carry_is_line_start = b"\n", data[cut:], True
         else:
             carry = data
         if len(carry) > 65536:  # bounded memory: write the start of a very long line now
-            write_all(fd, quote_from_lines(carry, carry_is_line_start))
+            write(carry, carry_is_line_start)
             last_byte, carry, carry_is_line_start = carry[-1:], b"", False
         chunk = read_chunk()
     if scanning:
         scanner.finish()
     if carry:
-        write_all(fd, quote_from_lines(carry, carry_is_line_start))
+        write(carry, carry_is_line_start)
         last_byte = carry[-1:]
     write_all(fd, b"\n\n" if last_byte != b"\n" else b"\n")
 

@@ -36,8 +36,6 @@ import posix
 from vdeliver import folders, mbox, safepath
 from vdeliver.errors import ConfigError, one_line
 
-FLAG_FIELDS = frozenset({"status", "x-status", "x-keywords", "x-uid", "x-imap", "x-imapbase",
-                         "content-length"})
 XSTATUS = (("\\answered", "A"), ("\\flagged", "F"), ("\\draft", "T"), ("\\deleted", "D"))
 
 
@@ -242,18 +240,13 @@ def writer(open_message, flags, edits, sender):
     its flag fields, mboxrd-quoted."""
 
     def write(fd):
-        lines = flag_lines(flags)
-        if not edits and not lines:
+        if not edits:
             fh = open_message()
         else:
             from vdeliver import headeredit  # only then: it loads re and base64
-            header = headeredit.original_header(open_message)
-            if edits:
-                header = headeredit.apply(header, edits)
-            if lines:
-                header = lines + b"".join(unit.data for unit in headeredit.split_fields(header)
-                                          if unit.name not in FLAG_FIELDS)
+            header = headeredit.apply(headeredit.original_header(open_message), edits)
             fh = headeredit.open_edited(open_message, header)
-        with fh:
-            mbox.write_message(fd, lambda: fh.read(65536), sender, "", "", headers=False)
+        with fh:  # the message's own flag fields are left out by write_message
+            mbox.write_message(fd, lambda: fh.read(65536), sender, "", "", headers=False,
+                               state=flag_lines(flags))
     return write

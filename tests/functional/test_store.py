@@ -41,6 +41,23 @@ def test_mbox_append_parses_back_with_quoting(mail):
     assert "delivered to mbox example.com/mbox" in mail.log_lines()[0]
 
 
+def test_mbox_leaves_out_the_fields_readers_take_as_the_mboxs_own(mail):
+    """A sender's Content-Length: 156 made Dovecot take the next delivery (149 bytes in the
+    mbox) as the rest of this one's body: it listed one message of two. Status/X-Status
+    would set flags, X-UID/X-IMAPbase the UIDs. They are left out, as dovecot-lda leaves
+    them out; the same words in the body stay."""
+    first = (b"Subject: A\nContent-Length: 156\nStatus: RO\nX-Status: D\nX-Keywords: $x\n"
+             b"X-UID: 7\nX-IMAPbase: 1 99\nX-IMAP: 1 99\ncontent-length :\n 12\nX-Other: y\n"
+             b"\nbody A\nContent-Length: 3\nStatus: RO\n")
+    assert mail.run("-f", "s@x", "--", "mbox@example.com", stdin=first).code == 0
+    assert mail.run("-f", "s@x", "--", "mbox@example.com", stdin=b"Subject: B\n\nbody B\n").code == 0
+    box = mailbox.mbox(mail.path("example.com/mbox"), create=False)
+    parsed = [box.get_bytes(key) for key in box.keys()]
+    headers = b"Return-Path: <s@x>\nDelivered-To: mbox@example.com\n"
+    assert parsed == [headers + b"Subject: A\nX-Other: y\n\nbody A\nContent-Length: 3\nStatus: RO\n",
+                      headers + b"Subject: B\n\nbody B\n"]
+
+
 def test_mbox_null_sender_is_mailer_daemon_in_from_line(mail):
     assert mail.run("-f", "", "--", "mbox@example.com").code == 0
     assert read(mail.path("example.com/mbox")).startswith(b"From MAILER-DAEMON ")
