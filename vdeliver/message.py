@@ -40,6 +40,9 @@ def line_ending(first_chunk):
     return b"\r\n" if newline > 0 and first_chunk[newline - 1:newline] == b"\r" else b"\n"
 
 
+MAX_DELIVERED_TO = 4096  # bytes of one Delivered-To field kept for the loop check
+
+
 class HeaderScanner:
     """Watches the header block for a Delivered-To equal to the recipient."""
 
@@ -50,6 +53,7 @@ class HeaderScanner:
         self.pending = b""         # an incomplete line (at most MAX_HEADER_KEEP bytes)
         self.overlong = False      # the pending line was cut; skip to its newline
         self.delivered_to = None   # value parts of the current Delivered-To header
+        self.kept = 0              # bytes in delivered_to
 
     def feed(self, chunk):
         """Scan more bytes; False once the header block has ended. May raise MailLoop."""
@@ -85,6 +89,9 @@ class HeaderScanner:
         if line[:1] in (b" ", b"\t"):
             if self.delivered_to is not None:
                 self.delivered_to.append(line)
+                self.kept += len(line)
+                if self.kept > MAX_DELIVERED_TO:  # longer than any address: no loop of ours,
+                    self.delivered_to = None      # and millions of folded lines stay unheld
             return True
         self.end_header()
         colon = line.find(b":")
@@ -92,6 +99,7 @@ class HeaderScanner:
             return False  # empty line or body text: the header block is over
         if line[:colon].lower() == b"delivered-to":
             self.delivered_to = [line[colon + 1:]]
+            self.kept = len(line)
         return True
 
     def end_header(self):

@@ -2,7 +2,9 @@
 import fcntl
 import mailbox
 import os
+import resource
 import signal
+import subprocess
 import time
 
 import pytest
@@ -56,6 +58,19 @@ def test_mbox_leaves_out_the_fields_readers_take_as_the_mboxs_own(mail):
     headers = b"Return-Path: <s@x>\nDelivered-To: mbox@example.com\n"
     assert parsed == [headers + b"Subject: A\nX-Other: y\n\nbody A\nContent-Length: 3\nStatus: RO\n",
                       headers + b"Subject: B\n\nbody B\n"]
+
+
+def test_a_delivered_to_folded_over_millions_of_lines_stays_in_bounded_memory(mail):
+    """Every folded line of a Delivered-To field was kept for the loop check: 10 MB of
+    " a" lines made a 481 MB process (the LMTP daemon's threads, each that much)."""
+    message = b"Delivered-To: x@y\n" + b" a\n" * 3_500_000 + b"Subject: big\n\nbody\n"
+    proc = subprocess.run(mail.command("-f", "s@x", "--", "bob@example.com"), input=message,
+                          capture_output=True, user=mail.user.pw_uid, group=mail.user.pw_gid,
+                          extra_groups=[], cwd="/", env={"PATH": "/usr/bin:/bin"}, timeout=120)
+    assert proc.returncode == 0, proc
+    # the largest child this test process has waited for, in KB: it was 481 MB
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 100_000
+    assert len(mail.new_files("example.com/bob")) == 1
 
 
 def test_mbox_null_sender_is_mailer_daemon_in_from_line(mail):
